@@ -1,0 +1,22 @@
+// A process-wide registry of secret values (tokens, JWTs, keys). Everything the program prints
+// (logs, results, error messages written to status) passes through Redact(), so a secret that
+// slipped into a message is replaced before it leaves the process. Thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace bao {
+
+// Registers `secret` so that later Redact() calls hide it. Values shorter than 6 characters
+// are ignored (they would mask ordinary words). Safe to call many times with the same value.
+void RegisterSecret(std::string_view secret);
+
+// Returns `text` with every registered secret replaced by "[REDACTED]".
+std::string Redact(std::string_view text);
+
+// Returns `url` without its query string and user-info, which can carry credentials
+// (pre-signed URLs, SAS tokens). Used in every message that names a URL.
+std::string UrlForDisplay(std::string_view url);
+
+}  // namespace bao

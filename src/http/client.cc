@@ -1,0 +1,291 @@
+#include "http/client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "common/redact.h"
+
+namespace bao::http {
+namespace {
+
+constexpr size_t kMaxCollected = 16 << 20;
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+struct Transfer {
+  const Request* request;
+  Response* response;
+  CURL* curl;
+  Status callback_error;  // set when a callback aborted the transfer
+};
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::string_view line(data, size * n);
+  if (line.starts_with("HTTP/")) {
+    t->response->headers.clear();  // a new response (after 100 Continue or a redirect)
+    return size * n;
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    std::string value(line.substr(colon + 1));
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front()))) {
+      value.erase(value.begin());
+    }
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) {
+      value.pop_back();
+    }
+    t->response->headers[Lower(line.substr(0, colon))] = value;
+  }
+  return size * n;
+}
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * n;
+  long code = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+  if (t->request->on_body && code >= 200 && code < 300) {
+    Status s = t->request->on_body(std::string_view(data, len));
+    if (!s.ok()) {
+      t->callback_error = s;
+      return CURL_WRITEFUNC_ERROR;
+    }
+    return len;
+  }
+  std::string& body = t->response->body;
+  body.append(data, std::min(len, kMaxCollected - std::min(kMaxCollected, body.size())));
+  return len;
+}
+
+size_t OnRead(char* buf, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  Result<size_t> r = t->request->body_reader(buf, size * n);
+  if (!r.ok()) {
+    t->callback_error = r.status();
+    return CURL_READFUNC_ABORT;
+  }
+  return *r;
+}
+
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->request->cancel != nullptr && t->request->cancel->load()) {
+    t->callback_error = Aborted("cancelled");
+    return 1;
+  }
+  return 0;
+}
+
+Status MapCurlError(CURLcode rc, const Request& req, const char* errbuf) {
+  std::string what = req.method + " " + UrlForDisplay(req.url) + ": ";
+  std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+  switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+      if (detail.find("than") != std::string::npos) {  // low-speed limit: a stalled transfer
+        return Unavailable(what + "transfer stalled (" + detail + ")");
+      }
+      return DeadlineExceeded(what + "timed out (" + detail + ")");
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+      return FailedPrecondition(what + "TLS verification failed (" + detail + ")");
+    case CURLE_SSL_CONNECT_ERROR:
+      return Unavailable(what + "TLS handshake failed (" + detail + ")");
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return InvalidArgument(what + "bad URL (" + detail + ")");
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return Unavailable(what + "cannot resolve host (" + detail + ")");
+    case CURLE_COULDNT_CONNECT:
+      return Unavailable(what + "cannot connect (" + detail + ")");
+    default:
+      return Unavailable(what + detail);
+  }
+}
+
+}  // namespace
+
+std::string Response::Header(std::string_view name) const {
+  auto it = headers.find(Lower(name));
+  return it == headers.end() ? "" : it->second;
+}
+
+Client::Client() {
+  GlobalInit();
+  handle_ = curl_easy_init();
+}
+
+Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(handle_)); }
+
+Result<Response> Client::Do(const Request& req) {
+  CURL* curl = static_cast<CURL*>(handle_);
+  curl_easy_reset(curl);
+  Response response;
+  Transfer t{&req, &response, curl, Status()};
+  char errbuf[CURL_ERROR_SIZE] = {0};
+
+  curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, req.stall_bytes);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(req.stall_time.count()));
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, req.follow_redirects ? 1L : 0L);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
+
+  if (req.tls.insecure_skip_verify) {
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+  } else if (!req.tls.ca_pem.empty()) {
+    curl_blob blob{const_cast<char*>(req.tls.ca_pem.data()), req.tls.ca_pem.size(),
+                   CURL_BLOB_COPY};
+    curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
+  } else if (!req.tls.ca_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, req.tls.ca_file.c_str());
+  }
+
+  bool has_body = req.body_reader || !req.body.empty() || req.method == "POST" ||
+                  req.method == "PUT" || req.method == "PATCH";
+  if (req.method == "GET") {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  } else if (req.method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (has_body) {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    if (req.body_reader) {
+      curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(curl, CURLOPT_READFUNCTION, OnRead);
+      curl_easy_setopt(curl, CURLOPT_READDATA, &t);
+      if (req.body_length) {
+        curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
+                         static_cast<curl_off_t>(*req.body_length));
+      }
+    } else {
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body.data());
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(req.body.size()));
+    }
+  } else {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
+
+  curl_slist* headers = nullptr;
+  bool has_content_type = false;
+  for (const auto& [name, value] : req.headers) {
+    if (Lower(name) == "content-type") has_content_type = true;
+    std::string line = name + ": " + value;
+    headers = curl_slist_append(headers, line.c_str());
+  }
+  headers = curl_slist_append(headers, "Expect:");
+  if (has_body && !has_content_type) headers = curl_slist_append(headers, "Content-Type:");
+  if (req.body_reader && !req.body_length) {
+    headers = curl_slist_append(headers, "Transfer-Encoding: chunked");
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+
+  CURLcode rc = curl_easy_perform(curl);
+  curl_slist_free_all(headers);
+  if (!t.callback_error.ok()) return t.callback_error;
+  if (rc != CURLE_OK) return MapCurlError(rc, req, errbuf);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  char* effective = nullptr;
+  curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &effective);
+  if (effective != nullptr) response.effective_url = effective;
+  return response;
+}
+
+std::string UrlEncode(std::string_view text, bool keep_slash) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
+        (keep_slash && c == '/')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+namespace {
+std::string XmlElement(const std::string& body, const std::string& name) {
+  std::string open = "<" + name + ">", close = "</" + name + ">";
+  size_t a = body.find(open);
+  if (a == std::string::npos) return "";
+  a += open.size();
+  size_t b = body.find(close, a);
+  return b == std::string::npos ? "" : body.substr(a, b - a);
+}
+}  // namespace
+
+std::string ErrorSummary(const Response& response) {
+  const std::string& body = response.body;
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object()) {
+    if (j.contains("errors") && j["errors"].is_array()) {
+      std::string out;
+      for (const auto& e : j["errors"]) {
+        if (!e.is_string()) continue;
+        if (!out.empty()) out += "; ";
+        out += e.get<std::string>();
+      }
+      if (!out.empty()) return Redact(out);
+    }
+    if (j.contains("error_description") && j["error_description"].is_string()) {
+      return Redact(j["error_description"].get<std::string>());
+    }
+    if (j.contains("error")) {
+      const auto& e = j["error"];
+      if (e.is_object() && e.contains("message") && e["message"].is_string()) {
+        return Redact(e["message"].get<std::string>());
+      }
+      if (e.is_string()) return Redact(e.get<std::string>());
+    }
+    if (j.contains("message") && j["message"].is_string()) {
+      return Redact(j["message"].get<std::string>());
+    }
+  }
+  std::string code = XmlElement(body, "Code");
+  std::string message = XmlElement(body, "Message");
+  if (!code.empty() || !message.empty()) {
+    return Redact(code.empty() ? message : message.empty() ? code : code + ": " + message);
+  }
+  std::string text = body.substr(0, 200);
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  if (text.empty()) return "HTTP " + std::to_string(response.status) + " with an empty body";
+  return Redact(text);
+}
+
+}  // namespace bao::http

@@ -1,0 +1,296 @@
+#include "storage/file_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "common/files.h"
+#include "common/log.h"
+#include "crypto/crypto.h"
+
+namespace bao::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSumSuffix = ".sha256";
+constexpr const char* kPartialMarker = ".partial-";
+
+Status ErrnoStatus(const std::string& what, int err) {
+  std::string msg = what + ": " + std::strerror(err);
+  if (err == ENOENT) return NotFound(msg);
+  if (err == EACCES || err == EPERM || err == EROFS) return PermissionDenied(msg);
+  return Unavailable(msg);
+}
+
+bool IsInternalName(const std::string& name) {
+  return (name.starts_with(".") && name.find(kPartialMarker) != std::string::npos) ||
+         name.ends_with(kSumSuffix) || name.find(".tmp-") != std::string::npos;
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("cannot write " + path, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Status::Ok();
+}
+
+void FsyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+// Parses "<64 hex>  <name>" from a side file.
+std::string ParseSumFile(const std::string& text) {
+  std::string hex = text.substr(0, std::min<size_t>(64, text.size()));
+  return crypto::IsLowerHex(hex, 64) ? hex : "";
+}
+
+class FileWriter final : public ObjectWriter {
+ public:
+  FileWriter(std::string final_path, std::string temp_path, int fd)
+      : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(fd) {}
+  ~FileWriter() override { Abort(); }
+
+  Status Append(std::string_view data) override {
+    if (!error_.ok()) return error_;
+    if (fd_ < 0) return FailedPrecondition("writer for " + final_path_ + " is closed");
+    Status s = WriteAll(fd_, data, temp_path_);
+    if (!s.ok()) Fail(s);
+    written_ += data.size();
+    return s;
+  }
+
+  Result<ObjectInfo> Commit(const CommitInfo& info) override {
+    if (!error_.ok()) return error_;
+    if (fd_ < 0) return FailedPrecondition("writer for " + final_path_ + " is closed");
+    if (info.size != written_) {
+      Status s = Internal("commit of " + final_path_ + " claims " + std::to_string(info.size) +
+                          " bytes but " + std::to_string(written_) + " were written");
+      Fail(s);
+      return s;
+    }
+    if (fsync(fd_) != 0) {
+      Status s = ErrnoStatus("cannot fsync " + temp_path_, errno);
+      Fail(s);
+      return s;
+    }
+    close(fd_);
+    fd_ = -1;
+    std::string sum_path = final_path_ + kSumSuffix;
+    std::string sum_line =
+        info.sha256 + "  " + fs::path(final_path_).filename().string() + "\n";
+    Status s = WriteFileAtomic(sum_path, sum_line);
+    if (s.ok() && rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
+      s = ErrnoStatus("cannot rename " + temp_path_ + " to " + final_path_, errno);
+      unlink(sum_path.c_str());
+    }
+    if (!s.ok()) {
+      Fail(s);
+      return s;
+    }
+    committed_ = true;
+    FsyncDir(fs::path(final_path_).parent_path().string());
+
+    // Read back what is stored and compare.
+    struct stat st;
+    std::string stored_sum;
+    if (stat(final_path_.c_str(), &st) != 0) {
+      s = ErrnoStatus("cannot stat " + final_path_ + " after writing", errno);
+    } else if (static_cast<uint64_t>(st.st_size) != info.size) {
+      s = DataLoss(final_path_ + " holds " + std::to_string(st.st_size) + " bytes after writing " +
+                   std::to_string(info.size));
+    } else {
+      Result<std::string> sum = ReadFile(sum_path, 4096);
+      stored_sum = sum.ok() ? ParseSumFile(*sum) : "";
+      if (stored_sum != info.sha256) {
+        s = DataLoss("the checksum recorded for " + final_path_ + " does not read back");
+      }
+    }
+    if (!s.ok()) {
+      unlink(final_path_.c_str());
+      unlink(sum_path.c_str());
+      return s;
+    }
+    ObjectInfo out;
+    out.size = info.size;
+    out.sha256 = stored_sum;
+    out.modified = TimePoint(std::chrono::seconds(st.st_mtim.tv_sec));
+    return out;
+  }
+
+  void Abort() override {
+    if (committed_) return;
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+    if (!temp_path_.empty()) {
+      if (unlink(temp_path_.c_str()) != 0 && errno != ENOENT) {
+        log::Warn("could not remove temporary file", {{"path", temp_path_}});
+      }
+      temp_path_.clear();
+    }
+  }
+
+ private:
+  void Fail(const Status& s) {
+    error_ = s;
+    Abort();
+  }
+
+  std::string final_path_;
+  std::string temp_path_;
+  int fd_;
+  uint64_t written_ = 0;
+  bool committed_ = false;
+  Status error_;
+};
+
+class FileStore final : public Store {
+ public:
+  explicit FileStore(std::string root) : root_(std::move(root)) {}
+
+  std::string Describe() const override { return "file://" + root_; }
+
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(const std::string& key) override {
+    BAO_RETURN_IF_ERROR(ValidateKey(key));
+    fs::path final_path = fs::path(root_) / key;
+    std::error_code ec;
+    fs::create_directories(final_path.parent_path(), ec);
+    if (ec) {
+      return Unavailable("cannot create directory " + final_path.parent_path().string() + ": " +
+                         ec.message());
+    }
+    std::string temp = (final_path.parent_path() /
+                        ("." + final_path.filename().string() + kPartialMarker +
+                         crypto::RandomHex(8)))
+                           .string();
+    int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) return ErrnoStatus("cannot create " + temp, errno);
+    return std::unique_ptr<ObjectWriter>(new FileWriter(final_path.string(), temp, fd));
+  }
+
+  Status Read(const std::string& key, uint64_t offset, const ByteSink& sink) override {
+    BAO_RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = (fs::path(root_) / key).string();
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return NotFound("no object \"" + key + "\" in " + Describe());
+      return ErrnoStatus("cannot open " + path, errno);
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    std::vector<char> buf(1 << 20);
+    Status result;
+    off_t pos = static_cast<off_t>(offset);
+    while (true) {
+      ssize_t n = pread(fd, buf.data(), buf.size(), pos);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        result = ErrnoStatus("cannot read " + path, errno);
+        break;
+      }
+      if (n == 0) break;
+      pos += n;
+      result = sink(std::string_view(buf.data(), static_cast<size_t>(n)));
+      if (!result.ok()) break;
+    }
+    close(fd);
+    return result;
+  }
+
+  Result<ObjectInfo> Stat(const std::string& key) override {
+    BAO_RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = (fs::path(root_) / key).string();
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) return NotFound("no object \"" + key + "\" in " + Describe());
+      return ErrnoStatus("cannot stat " + path, errno);
+    }
+    if (!S_ISREG(st.st_mode)) return NotFound("\"" + key + "\" is not an object (a directory)");
+    ObjectInfo info;
+    info.key = key;
+    info.size = static_cast<uint64_t>(st.st_size);
+    info.modified = TimePoint(std::chrono::seconds(st.st_mtim.tv_sec));
+    Result<std::string> sum = ReadFile(path + kSumSuffix, 4096);
+    if (sum.ok()) info.sha256 = ParseSumFile(*sum);
+    return info;
+  }
+
+  Status List(const std::string& prefix,
+              const std::function<Status(const ObjectInfo&)>& fn) override {
+    // Walk the deepest directory the prefix names, then filter by the full prefix.
+    std::string dir_part = prefix.substr(0, prefix.rfind('/') == std::string::npos
+                                                ? 0
+                                                : prefix.rfind('/'));
+    fs::path start = dir_part.empty() ? fs::path(root_) : fs::path(root_) / dir_part;
+    std::error_code ec;
+    if (!fs::is_directory(start, ec)) return Status::Ok();
+    std::vector<std::string> keys;
+    fs::recursive_directory_iterator it(start, ec), end;
+    if (ec) return Unavailable("cannot list " + start.string() + ": " + ec.message());
+    for (; it != end; it.increment(ec)) {
+      if (ec) return Unavailable("cannot list " + start.string() + ": " + ec.message());
+      if (!it->is_regular_file(ec)) continue;
+      std::string name = it->path().filename().string();
+      if (IsInternalName(name)) continue;
+      std::string key = fs::relative(it->path(), root_, ec).generic_string();
+      if (ec || !key.starts_with(prefix)) continue;
+      keys.push_back(std::move(key));
+    }
+    std::sort(keys.begin(), keys.end());
+    for (const std::string& key : keys) {
+      Result<ObjectInfo> info = Stat(key);
+      if (!info.ok()) {
+        if (info.status().code() == Code::kNotFound) continue;  // deleted meanwhile
+        return info.status();
+      }
+      BAO_RETURN_IF_ERROR(fn(*info));
+    }
+    return Status::Ok();
+  }
+
+  Status Delete(const std::string& key) override {
+    BAO_RETURN_IF_ERROR(ValidateKey(key));
+    std::string path = (fs::path(root_) / key).string();
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus("cannot delete " + path, errno);
+    }
+    std::string sum = path + kSumSuffix;
+    if (unlink(sum.c_str()) != 0 && errno != ENOENT) {
+      return ErrnoStatus("cannot delete " + sum, errno);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string root_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenFileStore(const std::string& root) {
+  if (root.empty()) return InvalidArgument("the file provider needs a root directory (--bucket)");
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) return Unavailable("cannot create directory " + root + ": " + ec.message());
+  std::string abs = fs::absolute(root, ec).lexically_normal().string();
+  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+  return std::unique_ptr<Store>(new FileStore(abs));
+}
+
+}  // namespace bao::storage

@@ -1,0 +1,22 @@
+// The local-directory provider ("file"): objects are files under a root directory, the key
+// being the relative path. A checksum side file "<key>.sha256" (sha256sum format) records each
+// object's SHA-256, so `sha256sum -c` works on it too.
+//
+// Writes go to a hidden temporary file in the object's directory (".<name>.partial-<random>"),
+// are fsynced, and are renamed onto the final name only at Commit(); after any failure the
+// temporary file is removed and nothing exists under the final name.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "storage/store.h"
+
+namespace bao::storage {
+
+// Opens (creating if needed) the store rooted at `root`. kInvalidArgument for an empty root,
+// kPermissionDenied/kUnavailable when the directory cannot be created.
+Result<std::unique_ptr<Store>> OpenFileStore(const std::string& root);
+
+}  // namespace bao::storage

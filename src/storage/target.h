@@ -1,0 +1,60 @@
+// BackupTarget: where backups live, in the shape of the contract's BackupTarget (also used by
+// OpenBaoRestore.spec.source.target), plus the CLI's local-directory provider.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "storage/store.h"
+
+namespace bao::storage {
+
+constexpr uint64_t kDefaultPartSize = 10485760;
+constexpr uint64_t kMinPartSize = 5242880;
+constexpr int kDefaultConcurrency = 3;
+
+struct TargetConfig {
+  std::string provider = "s3";  // "file", "s3", "gcs", "azure"
+  std::string endpoint;
+  std::string bucket;       // bucket, Azure container, or the root directory for "file"
+  std::string path_prefix;  // without leading or trailing '/'
+  // Where the credential files are: a directory with files named after the Secret keys
+  // (accessKeyId, secretAccessKey, sessionToken, region, caCert, credentials.json, accountKey,
+  // connectionString). Empty: ambient identity.
+  std::string credentials_dir;
+  std::string credentials_secret;  // Kubernetes: credentialsSecretRef.name
+  uint64_t part_size = kDefaultPartSize;
+  int concurrency = kDefaultConcurrency;
+  std::string region;  // S3; empty means us-east-1 unless the credentials name one
+  std::string role_arn;
+  bool use_path_style = false;
+  std::string gcs_project;
+  std::string azure_storage_account;
+  std::string azure_container;
+  bool insecure_skip_verify = false;
+
+  // The prefix joined to a relative key ("" prefix: the key itself).
+  std::string FullKey(const std::string& relative) const;
+};
+
+// Parses a BackupTarget object. `path` names it in messages ("spec.backup.target").
+// Unknown fields are ignored. Wrong types are kInvalidArgument naming the field.
+Result<TargetConfig> ParseTarget(const nlohmann::json& j, const std::string& path,
+                                 const std::string& default_provider = "s3");
+
+// Checks the contract's rules (provider known, bucket set, endpoint required for S3,
+// storageAccount for Azure, partSize >= 5242880, concurrency 1..10). `path` as above.
+Status ValidateTarget(const TargetConfig& target, const std::string& path);
+
+// The BackupTarget as JSON (contract field names), for status and Job arguments.
+nlohmann::json TargetToJson(const TargetConfig& target);
+
+// Opens the store the target describes. Validates first. Providers read their credentials
+// from `credentials_dir` or the environment here, so a missing key fails now, by name.
+Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target);
+
+}  // namespace bao::storage

@@ -1,0 +1,231 @@
+#include "support/testing.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "http/client.h"
+
+extern char** environ;
+
+namespace bao::testing {
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+                     "/bao-test-XXXXXX";
+  char* made = mkdtemp(tmpl.data());
+  path_ = made != nullptr ? made : "";
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
+
+bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds deadline) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  auto interval = std::chrono::milliseconds(5);
+  while (true) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= until) return condition();
+    std::this_thread::sleep_for(interval);
+    interval = std::min(interval * 2, std::chrono::milliseconds(100));
+  }
+}
+
+bool WaitForHttp(const std::string& url, std::chrono::milliseconds deadline) {
+  http::Client client;
+  return WaitUntil(
+      [&] {
+        http::Request req;
+        req.url = url;
+        req.connect_timeout = std::chrono::milliseconds(500);
+        req.timeout = std::chrono::milliseconds(2000);
+        req.tls.insecure_skip_verify = true;
+        return client.Do(req).ok();
+      },
+      deadline);
+}
+
+Process::~Process() {
+  if (pid_ > 0 && status_ < 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (!out_path_.empty()) unlink(out_path_.c_str());
+  if (!err_path_.empty()) unlink(err_path_.c_str());
+}
+
+bool Process::Start(const std::vector<std::string>& argv,
+                    const std::map<std::string, std::string>& env, std::string* error) {
+  std::map<std::string, std::string> merged;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv(*e);
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : env) {
+    if (v.empty()) merged.erase(k);
+    else merged[k] = v;
+  }
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, args;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_copy = argv;
+  for (auto& s : argv_copy) args.push_back(s.data());
+  args.push_back(nullptr);
+
+  char out_tmpl[] = "/tmp/bao-proc-out-XXXXXX";
+  char err_tmpl[] = "/tmp/bao-proc-err-XXXXXX";
+  int out_fd = mkstemp(out_tmpl), err_fd = mkstemp(err_tmpl);
+  out_path_ = out_tmpl;
+  err_path_ = err_tmpl;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGINT);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  int rc = posix_spawnp(&pid_, args[0], &actions, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(out_fd);
+  close(err_fd);
+  status_ = -1;
+  if (rc != 0) {
+    pid_ = -1;
+    if (error != nullptr) *error = "cannot start " + argv[0] + ": " + std::strerror(rc);
+    return false;
+  }
+  return true;
+}
+
+bool Process::Running() {
+  if (pid_ <= 0 || status_ >= 0) return false;
+  int st;
+  pid_t r = waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return false;
+  }
+  return true;
+}
+
+void Process::Signal(int sig) {
+  if (pid_ > 0 && status_ < 0) kill(pid_, sig);
+}
+
+int Process::Wait(std::chrono::milliseconds deadline) {
+  if (pid_ <= 0) return status_;
+  WaitUntil([&] { return !Running(); }, deadline);
+  return status_;
+}
+
+int Process::Stop(std::chrono::milliseconds grace) {
+  if (!Running()) return status_;
+  Signal(SIGTERM);
+  if (Wait(grace) < 0) {
+    Signal(SIGKILL);
+    Wait(std::chrono::milliseconds(10000));
+  }
+  return status_;
+}
+
+std::string Process::Stdout() const { return ReadText(out_path_); }
+std::string Process::Stderr() const { return ReadText(err_path_); }
+
+RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+              std::chrono::milliseconds deadline) {
+  Process p;
+  RunResult r;
+  std::string error;
+  if (!p.Start(argv, env, &error)) {
+    r.err = error;
+    return r;
+  }
+  r.exit_code = p.Wait(deadline);
+  if (r.exit_code < 0) p.Stop(std::chrono::milliseconds(1000));
+  r.out = p.Stdout();
+  r.err = p.Stderr();
+  return r;
+}
+
+std::string BuildBinary(const std::string& name) {
+  for (const char* sub : {"/src/cli/", "/tests/bao_testserver/", "/tests/k8s_testserver/", "/"}) {
+    std::string p = std::string(BAO_BINARY_DIR) + sub + name;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return std::string(BAO_BINARY_DIR) + "/" + name;
+}
+
+std::string PeersDir() {
+  const char* dir = std::getenv("BAO_BACKUP_PEERS_DIR");
+  if (dir != nullptr && *dir != '\0') return dir;
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : "/root") + "/.cache/bao-backup/peers";
+}
+
+std::string PeerBinary(const std::string& name) { return PeersDir() + "/bin/" + name; }
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+std::string LastLine(const std::string& text) {
+  size_t end = text.find_last_not_of("\r\n");
+  if (end == std::string::npos) return "";
+  size_t start = text.rfind('\n', end);
+  return text.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1));
+}
+
+}  // namespace bao::testing
