@@ -1,0 +1,136 @@
+#include "storage/part_writer.h"
+
+#include <algorithm>
+
+namespace bao::storage {
+
+ParallelPartWriter::ParallelPartWriter(uint64_t part_size, int concurrency, UploadFn upload)
+    : part_size_(part_size), concurrency_(std::max(1, concurrency)), upload_(std::move(upload)) {
+  current_.reserve(part_size_);
+}
+
+ParallelPartWriter::~ParallelPartWriter() { Cancel(); }
+
+Status ParallelPartWriter::Append(std::string_view data) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_.ok()) return error_;
+    if (stopping_) return FailedPrecondition("the upload was already finished or cancelled");
+  }
+  appended_ += data.size();
+  while (!data.empty()) {
+    size_t room = part_size_ - current_.size();
+    size_t n = std::min(room, data.size());
+    current_.append(data.data(), n);
+    data.remove_prefix(n);
+    if (current_.size() == part_size_ && !data.empty()) {
+      // Only dispatch a full part once more data follows, so the last part is never empty.
+      Dispatch();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_.ok()) return error_;
+    }
+  }
+  return Status::Ok();
+}
+
+bool ParallelPartWriter::NothingDispatched() const { return next_number_ == 1; }
+
+std::string_view ParallelPartWriter::Buffered() const { return current_; }
+
+void ParallelPartWriter::Dispatch() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (workers_.empty()) {
+    for (int i = 0; i < concurrency_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  cv_.wait(lock, [&] { return in_flight_ < concurrency_ || !error_.ok(); });
+  if (!error_.ok()) return;
+  Part part{next_number_++, std::move(current_)};
+  ++in_flight_;
+  queue_.push_back(std::move(part));
+  if (!free_buffers_.empty()) {
+    current_ = std::move(free_buffers_.back());
+    free_buffers_.pop_back();
+  } else {
+    current_ = std::string();
+    current_.reserve(part_size_);
+  }
+  current_.clear();
+  cv_.notify_all();
+}
+
+void ParallelPartWriter::WorkerLoop() {
+  while (true) {
+    Part part;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;
+      part = std::move(queue_.front());
+      queue_.pop_front();
+      if (!error_.ok()) {  // an earlier part failed: do not upload more
+        --in_flight_;
+        cv_.notify_all();
+        continue;
+      }
+    }
+    Result<std::string> id = upload_(part.number, part.data);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (id.ok()) {
+      if (ids_.size() < static_cast<size_t>(part.number)) ids_.resize(part.number);
+      ids_[part.number - 1] = std::move(id).value();
+    } else if (error_.ok()) {
+      error_ = id.status();
+    }
+    part.data.clear();
+    free_buffers_.push_back(std::move(part.data));
+    --in_flight_;
+    cv_.notify_all();
+  }
+}
+
+Result<std::vector<std::string>> ParallelPartWriter::Finish() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_.ok()) return error_;
+    if (stopping_) return FailedPrecondition("the upload was already finished or cancelled");
+  }
+  Dispatch();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_ == 0; });
+  }
+  StopWorkers();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!error_.ok()) return error_;
+  return ids_;
+}
+
+void ParallelPartWriter::Cancel() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.ok() && !stopping_) error_ = Aborted("upload cancelled");
+    in_flight_ -= static_cast<int>(queue_.size());
+    queue_.clear();
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_ == 0; });
+  }
+  StopWorkers();
+  current_.clear();
+  current_.shrink_to_fit();
+}
+
+void ParallelPartWriter::StopWorkers() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  for (std::thread& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  workers_.clear();
+}
+
+}  // namespace bao::storage
