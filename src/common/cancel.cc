@@ -14,10 +14,18 @@ void OnSignal(int) {
 
 }  // namespace
 
-const std::atomic<bool>* CancelFlag() { return &g_cancel; }
-bool CancelRequested() { return g_cancel.load(); }
-void RequestCancel() { g_cancel = true; }
-void ResetCancel() { g_cancel = false; }
+const std::atomic<bool>* CancelFlag() {
+  return &g_cancel;
+}
+bool CancelRequested() {
+  return g_cancel.load();
+}
+void RequestCancel() {
+  g_cancel = true;
+}
+void ResetCancel() {
+  g_cancel = false;
+}
 
 void InstallCancelSignalHandlers() {
   struct sigaction sa = {};

@@ -37,8 +37,12 @@ void CloseProgressLocked() {
 
 }  // namespace
 
-void SetLevel(Level level) { g_level = level; }
-void SetFormat(Format format) { g_format = format; }
+void SetLevel(Level level) {
+  g_level = level;
+}
+void SetFormat(Format format) {
+  g_format = format;
+}
 
 bool ParseLevel(std::string_view text, Level* out) {
   for (Level l : {Level::kDebug, Level::kInfo, Level::kWarn, Level::kError}) {

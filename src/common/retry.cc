@@ -24,11 +24,10 @@ Status Retry(const RetryPolicy& policy, std::string_view what,
     if (n == policy.max_attempts) break;
     std::uniform_int_distribution<int64_t> dist(0, bound.count());
     auto wait = std::chrono::milliseconds(dist(rng));
-    log::Warn("transient failure, retrying",
-              {{"what", std::string(what)},
-               {"attempt", std::to_string(n)},
-               {"backoff", std::to_string(wait.count()) + "ms"},
-               {"error", last.message()}});
+    log::Warn("transient failure, retrying", {{"what", std::string(what)},
+                                              {"attempt", std::to_string(n)},
+                                              {"backoff", std::to_string(wait.count()) + "ms"},
+                                              {"error", last.message()}});
     auto until = std::chrono::steady_clock::now() + wait;
     while (std::chrono::steady_clock::now() < until) {
       if (cancel != nullptr && cancel->load()) return Aborted(std::string(what) + ": cancelled");

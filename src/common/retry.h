@@ -11,9 +11,9 @@
 namespace bao {
 
 struct RetryPolicy {
-  int max_attempts = 5;                              // including the first
-  std::chrono::milliseconds initial_backoff{200};    // before the second attempt (upper bound)
-  std::chrono::milliseconds max_backoff{10000};      // cap of the growing bound
+  int max_attempts = 5;                            // including the first
+  std::chrono::milliseconds initial_backoff{200};  // before the second attempt (upper bound)
+  std::chrono::milliseconds max_backoff{10000};    // cap of the growing bound
 };
 
 // Transient failures worth another try: kUnavailable and kDeadlineExceeded.

@@ -49,19 +49,39 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
-inline Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
-inline Status AlreadyExists(std::string m) { return {Code::kAlreadyExists, std::move(m)}; }
-inline Status PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
-inline Status Unauthenticated(std::string m) { return {Code::kUnauthenticated, std::move(m)}; }
-inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
-inline Status DataLoss(std::string m) { return {Code::kDataLoss, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {Code::kInvalidArgument, std::move(m)};
+}
+inline Status NotFound(std::string m) {
+  return {Code::kNotFound, std::move(m)};
+}
+inline Status AlreadyExists(std::string m) {
+  return {Code::kAlreadyExists, std::move(m)};
+}
+inline Status PermissionDenied(std::string m) {
+  return {Code::kPermissionDenied, std::move(m)};
+}
+inline Status Unauthenticated(std::string m) {
+  return {Code::kUnauthenticated, std::move(m)};
+}
+inline Status Unavailable(std::string m) {
+  return {Code::kUnavailable, std::move(m)};
+}
+inline Status DataLoss(std::string m) {
+  return {Code::kDataLoss, std::move(m)};
+}
 inline Status FailedPrecondition(std::string m) {
   return {Code::kFailedPrecondition, std::move(m)};
 }
-inline Status Aborted(std::string m) { return {Code::kAborted, std::move(m)}; }
-inline Status DeadlineExceeded(std::string m) { return {Code::kDeadlineExceeded, std::move(m)}; }
-inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+inline Status Aborted(std::string m) {
+  return {Code::kAborted, std::move(m)};
+}
+inline Status DeadlineExceeded(std::string m) {
+  return {Code::kDeadlineExceeded, std::move(m)};
+}
+inline Status Internal(std::string m) {
+  return {Code::kInternal, std::move(m)};
+}
 
 // Result<T> holds either a value or a non-ok Status.
 template <typename T>
@@ -94,10 +114,10 @@ class [[nodiscard]] Result {
 #define BAO_CONCAT(a, b) BAO_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function when `expr` (a Status) is not ok.
-#define BAO_RETURN_IF_ERROR(expr)                  \
-  do {                                             \
-    ::bao::Status bao_status_ = (expr);            \
-    if (!bao_status_.ok()) return bao_status_;     \
+#define BAO_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::bao::Status bao_status_ = (expr);        \
+    if (!bao_status_.ok()) return bao_status_; \
   } while (0)
 
 // `lhs = value of expr` (a Result<T>), or returns its Status from the enclosing function.

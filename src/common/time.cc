@@ -139,24 +139,32 @@ Result<Duration> ParseDuration(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t start = pos;
-    while (pos < text.size() && (std::isdigit(static_cast<unsigned char>(text[pos])) ||
-                                 text[pos] == '.')) {
+    while (pos < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[pos])) || text[pos] == '.')) {
       ++pos;
     }
-    if (pos == start) return bad("expected a number at \"" + std::string(text.substr(start)) + "\"");
+    if (pos == start)
+      return bad("expected a number at \"" + std::string(text.substr(start)) + "\"");
     std::string number(text.substr(start, pos - start));
     if (number.find('.') != number.rfind('.') || number == ".") return bad("malformed number");
     size_t unit_start = pos;
     while (pos < text.size() && std::isalpha(static_cast<unsigned char>(text[pos]))) ++pos;
     std::string_view unit = text.substr(unit_start, pos - unit_start);
     double scale;
-    if (unit == "ms") scale = 1;
-    else if (unit == "s") scale = 1000;
-    else if (unit == "m") scale = 60e3;
-    else if (unit == "h") scale = 3600e3;
-    else if (unit == "d") scale = 86400e3;
-    else if (unit.empty()) return bad("missing unit after " + number);
-    else return bad("unknown unit \"" + std::string(unit) + "\"");
+    if (unit == "ms")
+      scale = 1;
+    else if (unit == "s")
+      scale = 1000;
+    else if (unit == "m")
+      scale = 60e3;
+    else if (unit == "h")
+      scale = 3600e3;
+    else if (unit == "d")
+      scale = 86400e3;
+    else if (unit.empty())
+      return bad("missing unit after " + number);
+    else
+      return bad("unknown unit \"" + std::string(unit) + "\"");
     total_ms += std::stod(number) * scale;
   }
   if (total_ms > 1e15) return bad("too large");

@@ -10,11 +10,15 @@
 
 namespace bao::crypto {
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr);
+}
 Sha256::~Sha256() {
   if (ctx_ != nullptr) EVP_MD_CTX_free(ctx_);
 }
-Sha256::Sha256(Sha256&& other) noexcept : ctx_(other.ctx_) { other.ctx_ = nullptr; }
+Sha256::Sha256(Sha256&& other) noexcept : ctx_(other.ctx_) {
+  other.ctx_ = nullptr;
+}
 Sha256& Sha256::operator=(Sha256&& other) noexcept {
   if (this != &other) {
     if (ctx_ != nullptr) EVP_MD_CTX_free(ctx_);
@@ -24,7 +28,9 @@ Sha256& Sha256::operator=(Sha256&& other) noexcept {
   return *this;
 }
 
-void Sha256::Update(std::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
+void Sha256::Update(std::string_view data) {
+  EVP_DigestUpdate(ctx_, data.data(), data.size());
+}
 
 std::array<uint8_t, 32> Sha256::Finish() {
   std::array<uint8_t, 32> out{};
@@ -34,7 +40,9 @@ std::array<uint8_t, 32> Sha256::Finish() {
   return out;
 }
 
-std::string Sha256::FinishHex() { return HexEncode(Finish()); }
+std::string Sha256::FinishHex() {
+  return HexEncode(Finish());
+}
 
 std::array<uint8_t, 32> Sha256Digest(std::string_view data) {
   Sha256 h;
@@ -42,7 +50,9 @@ std::array<uint8_t, 32> Sha256Digest(std::string_view data) {
   return h.Finish();
 }
 
-std::string Sha256Hex(std::string_view data) { return HexEncode(Sha256Digest(data)); }
+std::string Sha256Hex(std::string_view data) {
+  return HexEncode(Sha256Digest(data));
+}
 
 std::string Md5Base64(std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -111,8 +121,10 @@ std::string Base64UrlEncode(std::string_view bytes) {
   std::string out = Base64Encode(bytes);
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (char& c : out) {
-    if (c == '+') c = '-';
-    else if (c == '/') c = '_';
+    if (c == '+')
+      c = '-';
+    else if (c == '/')
+      c = '_';
   }
   return out;
 }
@@ -121,10 +133,14 @@ Result<std::string> Base64Decode(std::string_view text) {
   std::string in;
   in.reserve(text.size() + 3);
   for (char c : text) {
-    if (c == '-') in.push_back('+');
-    else if (c == '_') in.push_back('/');
-    else if (c == '\n' || c == '\r' || c == ' ') continue;
-    else in.push_back(c);
+    if (c == '-')
+      in.push_back('+');
+    else if (c == '_')
+      in.push_back('/');
+    else if (c == '\n' || c == '\r' || c == ' ')
+      continue;
+    else
+      in.push_back(c);
   }
   while (!in.empty() && in.back() == '=') in.pop_back();
   size_t pad = (4 - in.size() % 4) % 4;
@@ -147,7 +163,9 @@ std::string RandomBytes(size_t n) {
   return out;
 }
 
-std::string RandomHex(size_t n) { return HexEncode(RandomBytes((n + 1) / 2)).substr(0, n); }
+std::string RandomHex(size_t n) {
+  return HexEncode(RandomBytes((n + 1) / 2)).substr(0, n);
+}
 
 uint32_t Crc32c(uint32_t crc, std::string_view data) {
   static const auto table = [] {
@@ -185,8 +203,8 @@ Result<std::string> RsaSha256Sign(std::string_view pem_private_key, std::string_
   std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
   size_t len = 0;
   if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &len,
-                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+      EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
     return InvalidArgument("the private key cannot sign with RS256");
   }
   std::string sig(len, '\0');

@@ -106,14 +106,11 @@ Status MapCurlError(CURLcode rc, const Request& req, const char* errbuf) {
     case CURLE_SSL_CONNECT_ERROR:
       return Unavailable(what + "TLS handshake failed (" + detail + ")");
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      return InvalidArgument(what + "bad URL (" + detail + ")");
+    case CURLE_UNSUPPORTED_PROTOCOL: return InvalidArgument(what + "bad URL (" + detail + ")");
     case CURLE_COULDNT_RESOLVE_HOST:
       return Unavailable(what + "cannot resolve host (" + detail + ")");
-    case CURLE_COULDNT_CONNECT:
-      return Unavailable(what + "cannot connect (" + detail + ")");
-    default:
-      return Unavailable(what + detail);
+    case CURLE_COULDNT_CONNECT: return Unavailable(what + "cannot connect (" + detail + ")");
+    default: return Unavailable(what + detail);
   }
 }
 
@@ -129,7 +126,9 @@ Client::Client() {
   handle_ = curl_easy_init();
 }
 
-Client::~Client() { curl_easy_cleanup(static_cast<CURL*>(handle_)); }
+Client::~Client() {
+  curl_easy_cleanup(static_cast<CURL*>(handle_));
+}
 
 Result<Response> Client::Do(const Request& req) {
   CURL* curl = static_cast<CURL*>(handle_);
@@ -162,8 +161,7 @@ Result<Response> Client::Do(const Request& req) {
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
   } else if (!req.tls.ca_pem.empty()) {
-    curl_blob blob{const_cast<char*>(req.tls.ca_pem.data()), req.tls.ca_pem.size(),
-                   CURL_BLOB_COPY};
+    curl_blob blob{const_cast<char*>(req.tls.ca_pem.data()), req.tls.ca_pem.size(), CURL_BLOB_COPY};
     curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &blob);
   } else if (!req.tls.ca_file.empty()) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, req.tls.ca_file.c_str());
@@ -182,13 +180,11 @@ Result<Response> Client::Do(const Request& req) {
       curl_easy_setopt(curl, CURLOPT_READFUNCTION, OnRead);
       curl_easy_setopt(curl, CURLOPT_READDATA, &t);
       if (req.body_length) {
-        curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
-                         static_cast<curl_off_t>(*req.body_length));
+        curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*req.body_length));
       }
     } else {
       curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req.body.data());
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
-                       static_cast<curl_off_t>(req.body.size()));
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
     }
   } else {
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req.method.c_str());

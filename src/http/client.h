@@ -21,8 +21,8 @@
 namespace bao::http {
 
 struct TlsOptions {
-  std::string ca_file;               // PEM bundle on disk; empty = system store
-  std::string ca_pem;                // PEM bundle in memory; wins over ca_file
+  std::string ca_file;                // PEM bundle on disk; empty = system store
+  std::string ca_pem;                 // PEM bundle in memory; wins over ca_file
   bool insecure_skip_verify = false;  // never the default
 };
 

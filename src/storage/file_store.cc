@@ -92,8 +92,7 @@ class FileWriter final : public ObjectWriter {
     close(fd_);
     fd_ = -1;
     std::string sum_path = final_path_ + kSumSuffix;
-    std::string sum_line =
-        info.sha256 + "  " + fs::path(final_path_).filename().string() + "\n";
+    std::string sum_line = info.sha256 + "  " + fs::path(final_path_).filename().string() + "\n";
     Status s = WriteFileAtomic(sum_path, sum_line);
     if (s.ok() && rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
       s = ErrnoStatus("cannot rename " + temp_path_ + " to " + final_path_, errno);
@@ -176,9 +175,8 @@ class FileStore final : public Store {
       return Unavailable("cannot create directory " + final_path.parent_path().string() + ": " +
                          ec.message());
     }
-    std::string temp = (final_path.parent_path() /
-                        ("." + final_path.filename().string() + kPartialMarker +
-                         crypto::RandomHex(8)))
+    std::string temp = (final_path.parent_path() / ("." + final_path.filename().string() +
+                                                    kPartialMarker + crypto::RandomHex(8)))
                            .string();
     int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (fd < 0) return ErrnoStatus("cannot create " + temp, errno);
@@ -234,9 +232,8 @@ class FileStore final : public Store {
   Status List(const std::string& prefix,
               const std::function<Status(const ObjectInfo&)>& fn) override {
     // Walk the deepest directory the prefix names, then filter by the full prefix.
-    std::string dir_part = prefix.substr(0, prefix.rfind('/') == std::string::npos
-                                                ? 0
-                                                : prefix.rfind('/'));
+    std::string dir_part =
+        prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/'));
     fs::path start = dir_part.empty() ? fs::path(root_) : fs::path(root_) / dir_part;
     std::error_code ec;
     if (!fs::is_directory(start, ec)) return Status::Ok();

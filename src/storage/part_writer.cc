@@ -9,7 +9,9 @@ ParallelPartWriter::ParallelPartWriter(uint64_t part_size, int concurrency, Uplo
   current_.reserve(part_size_);
 }
 
-ParallelPartWriter::~ParallelPartWriter() { Cancel(); }
+ParallelPartWriter::~ParallelPartWriter() {
+  Cancel();
+}
 
 Status ParallelPartWriter::Append(std::string_view data) {
   {
@@ -33,9 +35,13 @@ Status ParallelPartWriter::Append(std::string_view data) {
   return Status::Ok();
 }
 
-bool ParallelPartWriter::NothingDispatched() const { return next_number_ == 1; }
+bool ParallelPartWriter::NothingDispatched() const {
+  return next_number_ == 1;
+}
 
-std::string_view ParallelPartWriter::Buffered() const { return current_; }
+std::string_view ParallelPartWriter::Buffered() const {
+  return current_;
+}
 
 void ParallelPartWriter::Dispatch() {
   std::unique_lock<std::mutex> lock(mu_);

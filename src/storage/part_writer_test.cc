@@ -76,9 +76,8 @@ TEST(ParallelPartWriterTest, FirstErrorStopsTheUpload) {
 }
 
 TEST(ParallelPartWriterTest, CancelWaitsAndRejectsLaterAppends) {
-  ParallelPartWriter w(2, 2, [&](int, std::string_view) -> Result<std::string> {
-    return std::string("ok");
-  });
+  ParallelPartWriter w(
+      2, 2, [&](int, std::string_view) -> Result<std::string> { return std::string("ok"); });
   ASSERT_TRUE(w.Append("abcdef").ok());
   w.Cancel();
   EXPECT_FALSE(w.Append("x").ok());

@@ -93,8 +93,7 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
 }
 
 Status ValidateTarget(const TargetConfig& t, const std::string& path) {
-  if (t.provider != "file" && t.provider != "s3" && t.provider != "gcs" &&
-      t.provider != "azure") {
+  if (t.provider != "file" && t.provider != "s3" && t.provider != "gcs" && t.provider != "azure") {
     return InvalidArgument(path + ".provider: \"" + t.provider +
                            "\" is not one of s3, gcs, azure (or file for local directories)");
   }
@@ -111,8 +110,9 @@ Status ValidateTarget(const TargetConfig& t, const std::string& path) {
                            std::string(t.provider == "file" ? " (the root directory)" : ""));
   }
   if (t.provider == "s3" && t.endpoint.empty()) {
-    return InvalidArgument(path + ".endpoint: required for the s3 provider (e.g. "
-                                  "https://s3.amazonaws.com or a MinIO URL)");
+    return InvalidArgument(path +
+                           ".endpoint: required for the s3 provider (e.g. "
+                           "https://s3.amazonaws.com or a MinIO URL)");
   }
   if (t.part_size < kMinPartSize) {
     return InvalidArgument(path + ".partSize: " + std::to_string(t.part_size) +

@@ -40,8 +40,8 @@ int FreePort() {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                     "/bao-test-XXXXXX";
+  std::string tmpl =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/bao-test-XXXXXX";
   char* made = mkdtemp(tmpl.data());
   path_ = made != nullptr ? made : "";
 }
@@ -94,8 +94,10 @@ bool Process::Start(const std::vector<std::string>& argv,
     if (eq != std::string::npos) merged[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   for (const auto& [k, v] : env) {
-    if (v.empty()) merged.erase(k);
-    else merged[k] = v;
+    if (v.empty())
+      merged.erase(k);
+    else
+      merged[k] = v;
   }
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);
@@ -173,8 +175,12 @@ int Process::Stop(std::chrono::milliseconds grace) {
   return status_;
 }
 
-std::string Process::Stdout() const { return ReadText(out_path_); }
-std::string Process::Stderr() const { return ReadText(err_path_); }
+std::string Process::Stdout() const {
+  return ReadText(out_path_);
+}
+std::string Process::Stderr() const {
+  return ReadText(err_path_);
+}
 
 RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
               std::chrono::milliseconds deadline) {
@@ -207,7 +213,9 @@ std::string PeersDir() {
   return std::string(home != nullptr ? home : "/root") + "/.cache/bao-backup/peers";
 }
 
-std::string PeerBinary(const std::string& name) { return PeersDir() + "/bin/" + name; }
+std::string PeerBinary(const std::string& name) {
+  return PeersDir() + "/bin/" + name;
+}
 
 std::string ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -225,7 +233,8 @@ std::string LastLine(const std::string& text) {
   size_t end = text.find_last_not_of("\r\n");
   if (end == std::string::npos) return "";
   size_t start = text.rfind('\n', end);
-  return text.substr(start == std::string::npos ? 0 : start + 1, end + 1 - (start == std::string::npos ? 0 : start + 1));
+  return text.substr(start == std::string::npos ? 0 : start + 1,
+                     end + 1 - (start == std::string::npos ? 0 : start + 1));
 }
 
 }  // namespace bao::testing
