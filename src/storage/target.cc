@@ -1,6 +1,9 @@
 #include "storage/target.h"
 
+#include "storage/azure_store.h"
 #include "storage/file_store.h"
+#include "storage/gcs_store.h"
+#include "storage/s3_store.h"
 
 namespace bao::storage {
 namespace {
@@ -150,6 +153,9 @@ json TargetToJson(const TargetConfig& t) {
 Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target) {
   BAO_RETURN_IF_ERROR(ValidateTarget(target, "target"));
   if (target.provider == "file") return OpenFileStore(target.bucket);
+  if (target.provider == "gcs") return OpenGcsStore(target);
+  if (target.provider == "s3") return OpenS3Store(target);
+  if (target.provider == "azure") return OpenAzureStore(target);
   return FailedPrecondition("the " + target.provider +
                             " provider is not available in this build yet");
 }

@@ -1,0 +1,41 @@
+// Azure Blob Storage behind the Store interface (block blobs in one container).
+//
+// Writes: objects smaller than or equal to one part go up in a single Put Blob; larger ones as
+// Put Block requests of `part_size` bytes, up to `concurrency` in flight (ParallelPartWriter),
+// each carrying Content-MD5 that the service verifies, then one Put Block List. The SHA-256 is
+// stored as blob metadata (x-ms-meta-sha256) in that final request, so the blob appears
+// complete with its checksum or not at all; uncommitted blocks are invisible and expire on
+// their own. After the commit, Get Blob Properties confirms size and checksum (a mismatch
+// deletes the blob: kDataLoss).
+//
+// Keys are used as given (the caller applies pathPrefix via TargetConfig::FullKey, as for
+// every Store). Transient failures (connection errors, 408, 429, 5xx) are retried with
+// backoff per request. Errors: AuthenticationFailed -> kUnauthenticated, ContainerNotFound ->
+// kNotFound naming container and account, Authorization* -> kPermissionDenied; connection
+// failures name the endpoint. Credentials never appear in messages (see azure_auth.h).
+//
+// Thread-safe as the Store contract requires.
+#pragma once
+
+#include <memory>
+
+#include "common/retry.h"
+#include "common/status.h"
+#include "storage/store.h"
+#include "storage/target.h"
+
+namespace bao::storage {
+
+struct AzureOptions {
+  int list_page_size = 5000;  // maxresults of each List Blobs page (tests use small pages)
+  RetryPolicy retry;          // per request
+};
+
+// Opens the container the target names (azure.container, else bucket) in
+// azure.storageAccount. Resolves credentials and the endpoint now (azure_auth.h
+// ResolveCredentials); no request is sent until the first operation. Also reads
+// credentials_dir/caCert as an extra CA bundle when present.
+Result<std::unique_ptr<Store>> OpenAzureStore(const TargetConfig& target,
+                                              const AzureOptions& options = {});
+
+}  // namespace bao::storage
