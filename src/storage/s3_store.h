@@ -1,0 +1,65 @@
+// The S3 provider ("s3"): Amazon S3 and S3-compatible servers (MinIO, Ceph RGW), signed with
+// AWS Signature Version 4. See docs/storage-s3.md for the user-facing description.
+//
+// Upload: an object smaller than one part goes up with a single PutObject carrying its
+// SHA-256 as payload hash (the server verifies it) and as user metadata x-amz-meta-sha256.
+// Larger objects use a multipart upload driven by ParallelPartWriter (part_size bytes per part,
+// `concurrency` parts in flight; memory about part_size x (concurrency + 1)); each part is
+// signed with its own SHA-256 as payload hash, so the server rejects a part whose bytes changed
+// on the way. Since the object's SHA-256 is only known at Commit(), after
+// CompleteMultipartUpload the object is copied onto itself with x-amz-metadata-directive
+// REPLACE to record x-amz-meta-sha256 (a multipart UploadPartCopy for objects above 5 GiB,
+// CopyObject's limit). A HEAD then checks size and checksum; a mismatch deletes the object
+// (kDataLoss). Every request is retried on transient failures (5xx, 429/SlowDown, timeouts,
+// resets) with exponential backoff and full jitter, a bounded number of times. On failure,
+// Abort() or cancellation (bao::CancelFlag()), the multipart upload is aborted, so no object
+// and no unfinished upload remain.
+//
+// Read resumes a dropped GET with a ranged request pinned to the object's ETag (If-Match).
+// List uses ListObjectsV2 with continuation tokens (1000 keys per page).
+//
+// Thread safety: as Store (any thread); each thread uses its own HTTP connection.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/retry.h"
+#include "common/status.h"
+#include "storage/aws_credentials.h"
+#include "storage/store.h"
+#include "storage/target.h"
+
+namespace bao::storage {
+
+struct S3Options {
+  RetryPolicy retry;  // per request (and per part)
+  // Largest object whose metadata is set with one CopyObject; above, a multipart copy is used
+  // with `copy_part_size` ranges (S3 limits: 5 GiB for both).
+  uint64_t max_copy_object_size = uint64_t{5} << 30;
+  uint64_t copy_part_size = uint64_t{1} << 30;
+  // A transfer moving no byte for this long counts as a dropped connection (retried).
+  std::chrono::seconds stall_time{60};
+  EnvLookup env = ProcessEnv();
+};
+
+class S3Store : public Store {
+ public:
+  ~S3Store() override = default;
+  // Deletes `keys` with DeleteObjects, 1000 per request. Keys that do not exist count as
+  // deleted. Returns the first failure; kUnavailable lists keys S3 reported as not deleted.
+  virtual Status DeleteMany(const std::vector<std::string>& keys) = 0;
+};
+
+// Opens the store `target` describes (target.provider must be "s3"). Resolves the
+// credentials (aws_credentials.h) now, so missing or half-configured credentials fail here
+// (kInvalidArgument); web identity credentials are fetched now too (kUnauthenticated when STS
+// refuses). No request reaches the bucket until the first operation.
+Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& target,
+                                                        const S3Options& options);
+Result<std::unique_ptr<Store>> OpenS3Store(const TargetConfig& target);
+
+}  // namespace bao::storage

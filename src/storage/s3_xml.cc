@@ -1,0 +1,200 @@
+#include "storage/s3_xml.h"
+
+#include <ctime>
+#include <pugixml.hpp>
+
+#include "common/redact.h"
+
+namespace bao::storage::s3 {
+namespace {
+
+std::string XmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+bool Load(pugi::xml_document* doc, std::string_view body) {
+  return doc->load_buffer(body.data(), body.size()).status == pugi::status_ok;
+}
+
+std::string Where(const RequestContext& c) {
+  return " (bucket \"" + c.bucket + "\" at " + UrlForDisplay(c.endpoint) + ")";
+}
+
+}  // namespace
+
+ErrorBody ParseError(std::string_view body) {
+  ErrorBody out;
+  pugi::xml_document doc;
+  if (body.empty() || !Load(&doc, body)) return out;
+  pugi::xml_node error = doc.child("Error");
+  if (!error) return out;
+  out.found = true;
+  out.code = error.child_value("Code");
+  out.message = Redact(error.child_value("Message"));
+  return out;
+}
+
+Status MapError(long status, std::string_view body, const RequestContext& c) {
+  ErrorBody e = ParseError(body);
+  std::string detail = e.code.empty() ? "HTTP " + std::to_string(status)
+                                      : e.code + (e.message.empty() ? "" : ": " + e.message);
+  std::string prefix = c.what + ": ";
+  const std::string& code = e.code;
+  if (code == "SignatureDoesNotMatch" || code == "InvalidAccessKeyId" || code == "ExpiredToken" ||
+      code == "InvalidToken" || code == "TokenRefreshRequired" || code == "InvalidSecurity" ||
+      (code.empty() && status == 401)) {
+    return Unauthenticated(prefix + "S3 rejected the credentials (" + detail +
+                           "); check accessKeyId/secretAccessKey/sessionToken" + Where(c));
+  }
+  if (code == "NoSuchBucket") {
+    return NotFound(prefix + "S3 bucket \"" + c.bucket + "\" does not exist at " +
+                    UrlForDisplay(c.endpoint));
+  }
+  if (code == "AccessDenied" || code == "AllAccessDisabled" || code == "AccountProblem" ||
+      (code.empty() && status == 403)) {
+    return PermissionDenied(prefix + "S3 denied access (" + detail + ")" + Where(c));
+  }
+  if (code == "NoSuchKey" || code == "NoSuchUpload" || (code.empty() && status == 404)) {
+    return NotFound(prefix + "not found (" + detail + ")" + Where(c));
+  }
+  if (code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect" ||
+      code == "IllegalLocationConstraintException" || status == 301) {
+    return FailedPrecondition(prefix +
+                              "the bucket is in another region or needs another "
+                              "endpoint; set region/endpoint accordingly (" +
+                              detail + ")" + Where(c));
+  }
+  if (status >= 500 || status == 429 || code == "SlowDown" || code == "RequestTimeout" ||
+      code == "InternalError" || code == "ServiceUnavailable" ||
+      code == "XAmzContentSHA256Mismatch" || code == "BadDigest" ||
+      code == "RequestTimeTooSkewed" || code == "IncompleteBody") {
+    return Unavailable(prefix + "S3 answered " + detail + Where(c));
+  }
+  return FailedPrecondition(prefix + "S3 refused the request (" + detail + ")" + Where(c));
+}
+
+Result<ListPage> ParseListObjectsV2(std::string_view body) {
+  pugi::xml_document doc;
+  if (!Load(&doc, body)) return Internal("S3 returned an unreadable ListObjectsV2 answer");
+  pugi::xml_node root = doc.child("ListBucketResult");
+  if (!root) return Internal("S3 returned a ListObjectsV2 answer without ListBucketResult");
+  bool url_encoded = std::string_view(root.child_value("EncodingType")) == "url";
+  ListPage page;
+  page.truncated = std::string_view(root.child_value("IsTruncated")) == "true";
+  page.next_continuation_token = root.child_value("NextContinuationToken");
+  for (pugi::xml_node c = root.child("Contents"); c; c = c.next_sibling("Contents")) {
+    ObjectInfo info;
+    info.key = c.child_value("Key");
+    if (url_encoded) info.key = UrlDecode(info.key);
+    char* end = nullptr;
+    const char* size = c.child_value("Size");
+    info.size = std::strtoull(size, &end, 10);
+    if (end == size) return Internal("S3 listed \"" + info.key + "\" without a valid size");
+    auto modified = ParseRfc3339(c.child_value("LastModified"));
+    if (modified.ok()) info.modified = *modified;
+    page.objects.push_back(std::move(info));
+  }
+  if (page.truncated && page.next_continuation_token.empty()) {
+    return Internal("S3 returned a truncated listing without a continuation token");
+  }
+  return page;
+}
+
+Result<std::string> ParseInitiateMultipartUpload(std::string_view body) {
+  pugi::xml_document doc;
+  if (!Load(&doc, body)) return Internal("S3 returned an unreadable CreateMultipartUpload answer");
+  std::string id = doc.child("InitiateMultipartUploadResult").child_value("UploadId");
+  if (id.empty()) return Internal("S3 returned a CreateMultipartUpload answer without UploadId");
+  return id;
+}
+
+std::string CompleteMultipartUploadBody(const std::vector<std::string>& etags) {
+  std::string out = "<CompleteMultipartUpload>";
+  for (size_t i = 0; i < etags.size(); ++i) {
+    out += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
+           XmlEscape(etags[i]) + "</ETag></Part>";
+  }
+  out += "</CompleteMultipartUpload>";
+  return out;
+}
+
+Result<std::string> ParseCompleteOrCopyResult(std::string_view body, const RequestContext& c) {
+  pugi::xml_document doc;
+  if (!Load(&doc, body)) return Unavailable(c.what + ": S3 returned an unreadable answer");
+  if (doc.child("Error")) {
+    ErrorBody e = ParseError(body);
+    bool transient = e.code == "InternalError" || e.code == "SlowDown" ||
+                     e.code == "ServiceUnavailable" || e.code.empty();
+    return MapError(transient ? 500 : 400, body, c);
+  }
+  for (const char* name : {"CompleteMultipartUploadResult", "CopyObjectResult", "CopyPartResult"}) {
+    pugi::xml_node root = doc.child(name);
+    if (root) return std::string(root.child_value("ETag"));
+  }
+  return Internal(c.what + ": S3 returned an unexpected answer");
+}
+
+std::string DeleteObjectsBody(const std::vector<std::string>& keys) {
+  std::string out = "<Delete><Quiet>true</Quiet>";
+  for (const std::string& key : keys) out += "<Object><Key>" + XmlEscape(key) + "</Key></Object>";
+  out += "</Delete>";
+  return out;
+}
+
+Result<std::vector<std::string>> ParseDeleteObjectsErrors(std::string_view body) {
+  pugi::xml_document doc;
+  if (!Load(&doc, body)) return Internal("S3 returned an unreadable DeleteObjects answer");
+  pugi::xml_node root = doc.child("DeleteResult");
+  if (!root) return Internal("S3 returned a DeleteObjects answer without DeleteResult");
+  std::vector<std::string> failed;
+  for (pugi::xml_node e = root.child("Error"); e; e = e.next_sibling("Error")) {
+    failed.push_back(std::string(e.child_value("Key")) + ": " + e.child_value("Code") + " " +
+                     Redact(e.child_value("Message")));
+  }
+  return failed;
+}
+
+Result<TimePoint> ParseHttpDate(std::string_view text) {
+  std::tm tm{};
+  std::string s(text);
+  const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return InvalidArgument("not an HTTP date: \"" + s + "\"");
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string UrlDecode(std::string_view text) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out.push_back(' ');
+    } else if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 &&
+               hex(text[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace bao::storage::s3

@@ -1,0 +1,68 @@
+// The S3 REST API's XML bodies (ListObjectsV2, multipart upload, DeleteObjects, errors) and the
+// mapping of S3 error answers to Status codes. Pure functions, thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+#include "storage/store.h"
+
+namespace bao::storage::s3 {
+
+// An <Error> body: <Code>, <Message>. `found` is false when the body is not an S3 error.
+struct ErrorBody {
+  bool found = false;
+  std::string code;
+  std::string message;
+};
+ErrorBody ParseError(std::string_view body);
+
+// Where a request went, for messages: "PUT object \"a/b.snap\"", bucket and endpoint shown.
+struct RequestContext {
+  std::string what;
+  std::string bucket;
+  std::string endpoint;  // shown through UrlForDisplay
+};
+
+// Maps an S3 failure (HTTP status and error body; the body is empty for HEAD) to a Status:
+// bad credentials or signature -> kUnauthenticated ("S3 rejected the credentials (...)"),
+// AccessDenied -> kPermissionDenied, NoSuchBucket -> kNotFound naming bucket and endpoint,
+// NoSuchKey/NoSuchUpload/404 -> kNotFound, 5xx/429/SlowDown/RequestTimeout/corrupted payload ->
+// kUnavailable (retryable), wrong region -> kFailedPrecondition, other 4xx ->
+// kFailedPrecondition. Never includes header values or secrets.
+Status MapError(long http_status, std::string_view body, const RequestContext& context);
+
+// One page of ListObjectsV2. Keys are decoded when the listing used encoding-type=url.
+struct ListPage {
+  std::vector<ObjectInfo> objects;
+  bool truncated = false;
+  std::string next_continuation_token;
+};
+Result<ListPage> ParseListObjectsV2(std::string_view body);
+
+// <InitiateMultipartUploadResult><UploadId>: the upload id, or kInternal for other bodies.
+Result<std::string> ParseInitiateMultipartUpload(std::string_view body);
+
+// The CompleteMultipartUpload request body for parts 1..N with these ETags.
+std::string CompleteMultipartUploadBody(const std::vector<std::string>& etags);
+
+// A CompleteMultipartUpload / CopyObject / UploadPartCopy answer that came with HTTP 200: the
+// ETag of the result, or the error it carries (S3 may report failure inside a 200 body),
+// mapped as MapError(500-class for InternalError/SlowDown, else by code).
+Result<std::string> ParseCompleteOrCopyResult(std::string_view body, const RequestContext& context);
+
+// The DeleteObjects request body (quiet mode) for up to 1000 keys.
+std::string DeleteObjectsBody(const std::vector<std::string>& keys);
+// The keys a DeleteObjects answer reports as failed, as "key: Code message" lines.
+Result<std::vector<std::string>> ParseDeleteObjectsErrors(std::string_view body);
+
+// Parses an HTTP date ("Wed, 12 Oct 2009 17:50:00 GMT"); kInvalidArgument otherwise.
+Result<TimePoint> ParseHttpDate(std::string_view text);
+
+// Decodes S3's encoding-type=url form (percent-encoding, '+' for space).
+std::string UrlDecode(std::string_view text);
+
+}  // namespace bao::storage::s3
