@@ -1,0 +1,73 @@
+// The Google Cloud Storage provider ("gcs"), over the JSON API.
+//
+// Writes use one resumable upload session per object, opened by NewWriter() (so a missing
+// bucket or refused credentials fail there). Appended bytes are buffered into one chunk (a
+// multiple of 256 KiB derived from partSize) and each full chunk is PUT with
+// "Content-Range: bytes S-E/*" once more data follows; Commit() sends the last chunk with the
+// total size, which finalizes the object. After a failed chunk the writer asks the session for
+// the persisted offset ("Content-Range: bytes */*") and resends from there. Memory: one chunk.
+//
+// The SHA-256 is only known at Commit(): after finalization the object's custom metadata is
+// PATCHed with {"sha256": ...} (conditional on the generation just written). Size and CRC32C
+// reported by the server are compared with what was sent; a mismatch, or a failed PATCH,
+// deletes that generation again. Abort() cancels the session (DELETE), so a failed upload
+// leaves no object.
+//
+// Authentication, first match wins: <credentials_dir>/credentials.json (service-account key),
+// the key file named by GOOGLE_APPLICATION_CREDENTIALS, none when STORAGE_EMULATOR_HOST is set,
+// the metadata server at GCE_METADATA_HOST when that is set, none when `endpoint` is outside
+// googleapis.com (an emulator), else the metadata server at metadata.google.internal. See
+// docs/storage-gcs.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/retry.h"
+#include "common/status.h"
+#include "storage/store.h"
+#include "storage/target.h"
+
+namespace bao::storage {
+
+// Knobs tests turn; production uses the defaults.
+struct GcsOptions {
+  RetryPolicy retry;
+  // maxResults per listing page; 0 leaves it to the server (1000).
+  int list_page_size = 0;
+};
+
+// Opens the GCS store for `target` (provider "gcs"). Reads credentials now: a bad key file is
+// kInvalidArgument naming the file. Does not contact the server.
+Result<std::unique_ptr<Store>> OpenGcsStore(const TargetConfig& target,
+                                            const GcsOptions& options = {});
+
+namespace gcs_internal {
+
+constexpr uint64_t kChunkGranularity = 256 * 1024;
+
+// The upload chunk size for `part_size`: rounded down to a multiple of 256 KiB, at least
+// 256 KiB.
+uint64_t ChunkSize(uint64_t part_size);
+
+// "bytes S-E/T" for `length` bytes at `start` (length > 0), T = total or "*";
+// "bytes */T" when length is 0.
+std::string ContentRange(uint64_t start, uint64_t length, std::optional<uint64_t> total);
+
+// The offset after the bytes a session has persisted, from a 308 answer's Range header
+// ("bytes=0-N" -> N+1; absent -> 0). kInternal for anything else.
+Result<uint64_t> PersistedOffset(std::string_view range_header);
+
+// CRC32C as GCS reports it: base64 of the 4 big-endian bytes.
+std::string Crc32cBase64(uint32_t crc);
+
+// The API base from the configured endpoint and STORAGE_EMULATOR_HOST (`emulator_host`, may be
+// empty): "https://storage.googleapis.com" by default, a scheme added when missing, no
+// trailing '/'.
+std::string ResolveEndpoint(const std::string& endpoint, const std::string& emulator_host);
+
+}  // namespace gcs_internal
+}  // namespace bao::storage
