@@ -3,7 +3,6 @@
 #include "storage/azure_store.h"
 #include "storage/file_store.h"
 #include "storage/gcs_store.h"
-#include "storage/gcs_store.h"
 #include "storage/s3_store.h"
 
 namespace bao::storage {
@@ -154,7 +153,6 @@ json TargetToJson(const TargetConfig& t) {
 Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target) {
   BAO_RETURN_IF_ERROR(ValidateTarget(target, "target"));
   if (target.provider == "file") return OpenFileStore(target.bucket);
-  if (target.provider == "gcs") return OpenGcsStore(target);
   if (target.provider == "gcs") return OpenGcsStore(target);
   if (target.provider == "s3") return OpenS3Store(target);
   if (target.provider == "azure") return OpenAzureStore(target);
