@@ -7,7 +7,8 @@ endif()
 
 # bao_module(<name> [DEPS <targets>...] [TEST_DEPS <targets>...])
 #
-# Creates the static library bao_<name> from src/<name>/*.cc, leaving out *_test.cc, and the
+# Creates the static library bao_<name> from src/<name>/*.cc, leaving out *_test.cc and main.cc
+# (the module's program, if any), and the
 # unit-test executable <name>_test from src/<name>/*_test.cc. Headers are included as
 # "<name>/<file>.h" from src/.
 function(bao_module name)
@@ -17,6 +18,7 @@ function(bao_module name)
   if(tests)
     list(REMOVE_ITEM srcs ${tests})
   endif()
+  list(REMOVE_ITEM srcs ${CMAKE_CURRENT_SOURCE_DIR}/main.cc)  # a module's program, not its library
   add_library(bao_${name} STATIC ${srcs})
   target_include_directories(bao_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(bao_${name} PUBLIC ${ARG_DEPS})

@@ -1,0 +1,93 @@
+#include "backup/spec.h"
+
+namespace bao::backup {
+
+using nlohmann::json;
+
+namespace {
+
+Status GetString(const json& j, const char* name, const std::string& path, std::string* out) {
+  if (!j.contains(name) || j[name].is_null()) return Status::Ok();
+  if (!j[name].is_string()) return InvalidArgument(path + "." + name + ": must be a string");
+  *out = j[name].get<std::string>();
+  return Status::Ok();
+}
+
+Status GetRefName(const json& j, const char* name, const std::string& path, std::string* out) {
+  if (!j.contains(name) || j[name].is_null()) return Status::Ok();
+  std::string field = path + "." + name;
+  if (!j[name].is_object()) return InvalidArgument(field + ": must be an object with a name");
+  if (j[name].contains("namespace")) {
+    return InvalidArgument(field +
+                           ".namespace: cross-namespace Secret references are not "
+                           "allowed; the Secret must be in the resource's namespace");
+  }
+  return GetString(j[name], "name", field, out);
+}
+
+}  // namespace
+
+Result<RetentionPolicy> ParseRetention(const json& j, const std::string& path) {
+  RetentionPolicy p;
+  if (j.is_null()) return p;
+  if (!j.is_object()) return InvalidArgument(path + ": must be an object");
+  auto get_count = [&](const char* name, int64_t* out) -> Status {
+    if (!j.contains(name) || j[name].is_null()) return Status::Ok();
+    if (!j[name].is_number_integer() || j[name].get<int64_t>() < 0) {
+      return InvalidArgument(path + "." + name + ": must be a whole number >= 0");
+    }
+    *out = j[name].get<int64_t>();
+    return Status::Ok();
+  };
+  BAO_RETURN_IF_ERROR(get_count("maxCount", &p.max_count));
+  int64_t daily = 0, weekly = 0, monthly = 0;
+  BAO_RETURN_IF_ERROR(get_count("keepDaily", &daily));
+  BAO_RETURN_IF_ERROR(get_count("keepWeekly", &weekly));
+  BAO_RETURN_IF_ERROR(get_count("keepMonthly", &monthly));
+  p.keep_daily = static_cast<int>(std::min<int64_t>(daily, 100000));
+  p.keep_weekly = static_cast<int>(std::min<int64_t>(weekly, 100000));
+  p.keep_monthly = static_cast<int>(std::min<int64_t>(monthly, 100000));
+  std::string max_age;
+  BAO_RETURN_IF_ERROR(GetString(j, "maxAge", path, &max_age));
+  if (!max_age.empty()) {
+    Result<Duration> d = ParseDuration(max_age);
+    if (!d.ok()) return InvalidArgument(path + ".maxAge: " + d.status().message());
+    p.max_age = *d;
+  }
+  return p;
+}
+
+Result<BackupSpec> ParseBackupSpec(const json& j, const std::string& path, bool require_schedule,
+                                   bool validate_target, const std::string& default_provider) {
+  if (!j.is_object()) return InvalidArgument(path + ": must be an object");
+  BackupSpec spec;
+  BAO_RETURN_IF_ERROR(GetString(j, "schedule", path, &spec.schedule));
+  if (require_schedule && spec.schedule.empty()) {
+    return InvalidArgument(path + ".schedule: required (a cron expression such as \"0 3 * * *\")");
+  }
+  if (j.contains("target") && !j["target"].is_null()) {
+    BAO_ASSIGN_OR_RETURN(spec.target,
+                         storage::ParseTarget(j["target"], path + ".target", default_provider));
+  } else if (validate_target) {
+    return InvalidArgument(path + ".target: required");
+  } else {
+    spec.target.provider = default_provider;
+  }
+  if (validate_target) {
+    BAO_RETURN_IF_ERROR(storage::ValidateTarget(spec.target, path + ".target"));
+  }
+  BAO_RETURN_IF_ERROR(GetString(j, "jwtAuthRole", path, &spec.jwt_auth_role));
+  BAO_RETURN_IF_ERROR(GetRefName(j, "tokenSecretRef", path, &spec.token_secret_name));
+  BAO_RETURN_IF_ERROR(GetString(j, "image", path, &spec.image));
+  if (j.contains("retention")) {
+    BAO_ASSIGN_OR_RETURN(spec.retention, ParseRetention(j["retention"], path + ".retention"));
+  }
+  return spec;
+}
+
+std::string EffectiveJwtRole(const BackupSpec& spec, bool oidc_enabled) {
+  if (!spec.jwt_auth_role.empty()) return spec.jwt_auth_role;
+  return oidc_enabled ? kOidcBackupRole : "";
+}
+
+}  // namespace bao::backup

@@ -1,0 +1,37 @@
+// The contract's `spec.backup` (OpenBaoCluster), parsed from JSON (Kubernetes) or from YAML
+// converted to JSON (CLI --config, the standalone scheduler).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "backup/retention.h"
+#include "common/status.h"
+#include "storage/target.h"
+
+namespace bao::backup {
+
+constexpr const char* kOidcBackupRole = "openbao-operator-backup";
+
+struct BackupSpec {
+  std::string schedule;
+  storage::TargetConfig target;
+  std::string jwt_auth_role;
+  std::string token_secret_name;  // tokenSecretRef.name
+  RetentionPolicy retention;
+  std::string image;
+};
+
+// Parses `j` (the object at `path`, e.g. "spec.backup"). Checks types and the contract's
+// rules for each field it finds (retention.maxCount >= 0, retention.maxAge a duration, the
+// target's rules when `validate_target`); the schedule is required when `require_schedule`.
+// Errors are kInvalidArgument naming the field path.
+Result<BackupSpec> ParseBackupSpec(const nlohmann::json& j, const std::string& path,
+                                   bool require_schedule, bool validate_target,
+                                   const std::string& default_provider = "s3");
+
+// The JWT role that applies: the explicit one, else the OIDC-implied default when
+// `oidc_enabled`, else "".
+std::string EffectiveJwtRole(const BackupSpec& spec, bool oidc_enabled);
+
+}  // namespace bao::backup

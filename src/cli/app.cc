@@ -1,0 +1,142 @@
+#include "cli/app.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "backup/backup.h"
+#include "cli/commands.h"
+#include "cli/settings.h"
+#include "common/cancel.h"
+#include "common/log.h"
+
+namespace bao::cli {
+namespace {
+
+template <typename T>
+void Opt(CLI::App* app, const std::string& name, std::optional<T>* target,
+         const std::string& help) {
+  app->add_option_function<T>(
+      name, [target](const T& v) { *target = v; }, help);
+}
+
+void Flag(CLI::App* app, const std::string& name, std::optional<bool>* target,
+          const std::string& help) {
+  app->add_flag_function(
+      name, [target](int64_t n) { *target = n > 0; }, help);
+}
+
+void AddConnectionFlags(CLI::App* app, Flags* f) {
+  app->add_option("--bao-addr", f->bao_addr,
+                  "OpenBao node address(es) to ask for the leader; repeatable or comma-separated "
+                  "(env BAO_ADDR)")
+      ->group("OpenBao");
+  Opt(app, "--bao-cacert", &f->bao_cacert,
+      "CA bundle for OpenBao's TLS certificate (env BAO_CACERT)");
+  Flag(app, "--bao-skip-verify", &f->bao_skip_verify,
+       "do not verify OpenBao's TLS certificate (env BAO_SKIP_VERIFY; testing only)");
+  Opt(app, "--bao-token", &f->bao_token, "static OpenBao token (env BAO_TOKEN)");
+  Opt(app, "--bao-token-file", &f->bao_token_file, "file holding a static OpenBao token");
+  Opt(app, "--jwt-role", &f->jwt_role, "log in with JWT auth using this role");
+  Opt(app, "--jwt-token-file", &f->jwt_token_file,
+      std::string("the JWT (projected ServiceAccount token); default ") +
+          openbao::kDefaultJwtTokenFile);
+  Opt(app, "--jwt-mount", &f->jwt_mount,
+      std::string("JWT auth mount; default ") + openbao::kDefaultJwtMount);
+  Opt(app, "--leader-wait", &f->leader_wait,
+      "how long to wait for an active node, e.g. 60s (default 60s)");
+}
+
+void AddTargetFlags(CLI::App* app, Flags* f) {
+  Opt(app, "--config", &f->config_file_opt, "YAML file in the shape of spec.backup");
+  Opt(app, "--provider", &f->provider, "file (default without --config), s3, gcs or azure");
+  Opt(app, "--endpoint", &f->endpoint, "storage endpoint URL");
+  Opt(app, "--bucket", &f->bucket, "bucket, Azure container, or root directory for file");
+  Opt(app, "--path-prefix", &f->path_prefix, "key prefix");
+  Opt(app, "--credentials-dir", &f->credentials_dir,
+      "directory with credential files named after the Secret keys (accessKeyId, ...)");
+  Opt(app, "--part-size", &f->part_size, "bytes per multipart part (default 10485760)");
+  Opt(app, "--concurrency", &f->concurrency, "parts in flight, 1..10 (default 3)");
+  Opt(app, "--region", &f->region, "S3 region (default us-east-1)");
+  Opt(app, "--role-arn", &f->role_arn, "S3: assume this role with web identity");
+  Flag(app, "--use-path-style", &f->use_path_style, "S3: path-style addressing (MinIO, Ceph)");
+  Opt(app, "--gcs-project", &f->gcs_project, "GCS project");
+  Opt(app, "--storage-account", &f->storage_account, "Azure storage account");
+  Opt(app, "--container", &f->container, "Azure container (default: --bucket)");
+  Flag(app, "--insecure-skip-verify", &f->insecure_skip_verify,
+       "do not verify the storage endpoint's TLS certificate (emulators only)");
+  Opt(app, "--namespace", &f->ns, "namespace segment of backup names (default \"default\")");
+  Opt(app, "--cluster", &f->cluster, "cluster segment of backup names");
+}
+
+void AddRetentionFlags(CLI::App* app, Flags* f) {
+  Opt(app, "--max-count", &f->max_count, "keep the N newest backups (0 = unlimited)");
+  Opt(app, "--max-age", &f->max_age, "delete backups older than this (e.g. 168h, 7d)");
+  Opt(app, "--keep-daily", &f->keep_daily, "keep the newest backup of each of the last N days");
+  Opt(app, "--keep-weekly", &f->keep_weekly, "keep the newest backup of each of the last N weeks");
+  Opt(app, "--keep-monthly", &f->keep_monthly,
+      "keep the newest backup of each of the last N months");
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"bao-backup: backups and disaster recovery for OpenBao Raft clusters"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "bao-backup 0.1.0");
+  std::string log_format = "text", log_level = "info";
+  app.add_option("--log-format", log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+
+  Flags flags;
+  CommandOptions opts;
+
+  CLI::App* backup_cmd = app.add_subcommand("backup", "take one snapshot and store it");
+  AddConnectionFlags(backup_cmd, &flags);
+  AddTargetFlags(backup_cmd, &flags);
+  AddRetentionFlags(backup_cmd, &flags);
+  backup_cmd->add_option("--key", opts.key, "object key to write instead of the generated name");
+  backup_cmd->add_option("--file-prefix", opts.file_prefix,
+                         "file-name prefix before the timestamp, e.g. pre-upgrade-");
+  backup_cmd->add_option("--result-file", opts.result_file,
+                         "also write the result JSON here (e.g. /dev/termination-log)");
+
+  CLI::App* restore_cmd = app.add_subcommand("restore", "restore a backup into OpenBao");
+  CLI::App* verify_cmd = app.add_subcommand("verify", "check a stored backup");
+  CLI::App* list_cmd = app.add_subcommand("list", "list this cluster's backups");
+  CLI::App* prune_cmd = app.add_subcommand("prune", "apply retention to this cluster's backups");
+  CLI::App* schedule_cmd =
+      app.add_subcommand("schedule", "cron schedules and the standalone scheduler");
+  CLI::App* operator_cmd = app.add_subcommand("operator", "run the Kubernetes backup manager");
+  for (CLI::App* sub : {restore_cmd, verify_cmd, list_cmd, prune_cmd, schedule_cmd, operator_cmd}) {
+    sub->allow_extras();
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : static_cast<int>(backup::ExitCode::kConfig);
+  }
+  log::Level level = log::Level::kInfo;
+  log::ParseLevel(log_level, &level);
+  log::SetLevel(level);
+  log::SetFormat(log_format == "json" ? log::Format::kJson : log::Format::kText);
+  InstallCancelSignalHandlers();
+  if (flags.config_file_opt) flags.config_file = *flags.config_file_opt;
+
+  if (*backup_cmd) return RunBackupCommand(flags, opts);
+  for (CLI::App* sub : {restore_cmd, verify_cmd, list_cmd, prune_cmd, schedule_cmd, operator_cmd}) {
+    if (*sub) {
+      std::fprintf(stderr, "bao-backup %s: not available yet in this build\n",
+                   sub->get_name().c_str());
+      return static_cast<int>(backup::ExitCode::kConfig);
+    }
+  }
+  return static_cast<int>(backup::ExitCode::kConfig);
+}
+
+}  // namespace bao::cli

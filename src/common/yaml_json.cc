@@ -1,0 +1,72 @@
+#include "common/yaml_json.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <regex>
+
+#include "common/files.h"
+
+namespace bao {
+namespace {
+
+nlohmann::json ScalarToJson(const YAML::Node& node) {
+  const std::string& s = node.Scalar();
+  if (node.Tag() == "!") return s;  // quoted
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kFloat("[-+]?([0-9]+\\.[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?");
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  if (std::regex_match(s, kInt)) {
+    errno = 0;
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno == 0 && end != nullptr && *end == '\0') return v;
+    return s;
+  }
+  if (std::regex_match(s, kFloat)) return std::strtod(s.c_str(), nullptr);
+  return s;
+}
+
+nlohmann::json NodeToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: return nullptr;
+    case YAML::NodeType::Scalar: return ScalarToJson(node);
+    case YAML::NodeType::Sequence: {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& item : node) arr.push_back(NodeToJson(item));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json obj = nlohmann::json::object();
+      for (const auto& kv : node) obj[kv.first.as<std::string>()] = NodeToJson(kv.second);
+      return obj;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<nlohmann::json> YamlToJson(std::string_view text) {
+  try {
+    YAML::Node root = YAML::Load(std::string(text));
+    return NodeToJson(root);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("YAML syntax error at line " + std::to_string(e.mark.line + 1) +
+                           ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+Result<nlohmann::json> ReadYamlFile(const std::string& path) {
+  Result<std::string> text = ReadFile(path, 4 << 20);
+  if (!text.ok()) return InvalidArgument("cannot read config file: " + text.status().message());
+  Result<nlohmann::json> j = YamlToJson(*text);
+  if (!j.ok()) return j.status().WithContext(path);
+  return j;
+}
+
+}  // namespace bao

@@ -1,0 +1,85 @@
+// The slice of the OpenBao HTTP API bao-backup uses: leader discovery, token and JWT
+// authentication, the Raft snapshot stream, and restore. See docs/openbao.md.
+//
+// Not thread-safe: one Client per thread. Tokens and JWTs are registered with Redact() the
+// moment they are read or received, and no message names them.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "http/client.h"
+
+namespace bao::openbao {
+
+constexpr const char* kDefaultJwtTokenFile = "/var/run/secrets/tokens/openbao-token";
+constexpr const char* kDefaultJwtMount = "jwt-operator";
+
+struct ConnectionConfig {
+  std::vector<std::string> addresses;  // node API addresses to ask, e.g. https://bao-0...:8200
+  http::TlsOptions tls;
+  // How long to keep looking for an active node when none is found (sealed, election).
+  std::chrono::milliseconds leader_wait{60000};
+  std::chrono::milliseconds request_timeout{30000};  // for small API calls
+  // A snapshot stream that moves no byte for this long fails as stalled.
+  std::chrono::seconds stall_timeout{60};
+};
+
+struct AuthConfig {
+  std::string token;  // a static token; wins when set
+  std::string jwt_role;
+  std::string jwt_token_file = kDefaultJwtTokenFile;
+  std::string jwt_mount = kDefaultJwtMount;
+};
+
+class Client {
+ public:
+  explicit Client(ConnectionConfig config);
+
+  // Finds the active node: asks each address for /v1/sys/leader and confirms the announced
+  // leader with /v1/sys/health (falling back to any address whose health says "active"), and
+  // keeps trying with backoff for up to `leader_wait`. Returns the leader's API address.
+  // kFailedPrecondition when no active node appeared in time (the message lists what each
+  // address answered), kUnavailable when no address could be reached at all.
+  Result<std::string> FindLeader();
+
+  // Authenticates against `leader`. With a static token, only checks it is non-empty. With a
+  // JWT role, reads the JWT file and logs in at auth/<mount>/login. kInvalidArgument when
+  // neither is configured or the JWT file is missing/empty; kUnauthenticated when OpenBao
+  // refuses (its reason is in the message).
+  Status Login(const std::string& leader, const AuthConfig& auth);
+
+  // Streams GET /v1/sys/storage/raft/snapshot from `leader` into `sink`. Nothing is retried
+  // once bytes have flowed. kPermissionDenied (403: the token lacks `read` on the path),
+  // kUnauthenticated (no token), kFailedPrecondition (307/503: the node is not, or no longer,
+  // the active node), kUnavailable (connection failure, the stream broke off, stalled), or the
+  // sink's own error.
+  Status StreamSnapshot(const std::string& leader,
+                        const std::function<Status(std::string_view)>& sink);
+
+  // Streams `body_reader` into POST /v1/sys/storage/raft/snapshot (or snapshot-force) on
+  // `leader`. When `body_reader` fails, the request is aborted before it completes, so OpenBao
+  // never applies a partial archive, and that error is returned. OpenBao's refusal is
+  // kInvalidArgument (400) or kPermissionDenied (403) with its reason.
+  Status Restore(const std::string& leader, bool force,
+                 const std::function<Result<size_t>(char*, size_t)>& body_reader);
+
+  // After a failed stream: the current leader if it differs from `previous`, else "".
+  std::string LeaderChangedFrom(const std::string& previous);
+
+ private:
+  http::Request NewRequest(const std::string& method, const std::string& url) const;
+
+  ConnectionConfig config_;
+  http::Client http_;
+  std::string token_;
+};
+
+// Reads a token the way the CLI accepts it: the file's content, trimmed. kInvalidArgument when
+// missing or empty. The value is registered with Redact().
+Result<std::string> ReadSecretFile(const std::string& path, const std::string& what);
+
+}  // namespace bao::openbao
