@@ -1,11 +1,18 @@
 #include "cli/commands.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "backup/backup.h"
+#include "backup/catalog.h"
+#include "backup/prune.h"
+#include "backup/restore.h"
+#include "backup/verify.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/redact.h"
+#include "schedule/cron.h"
 
 namespace bao::cli {
 namespace {
@@ -83,7 +90,229 @@ int RunBackupCommand(const Flags& flags, const CommandOptions& opts) {
                                            {"size", std::to_string(result->size)},
                                            {"sha256", result->sha256},
                                            {"duration", FormatDuration(result->duration)}});
+  nlohmann::json out = result->ToJson();
+  if (!settings->spec.retention.empty() && !settings->cluster.empty()) {
+    backup::PruneResult pruned;
+    Status s = backup::Prune(store->get(), settings->spec.target.path_prefix, settings->ns,
+                             settings->cluster, settings->spec.retention, SystemClock().Now(),
+                             /*dry_run=*/false, &pruned);
+    out["pruned"] = pruned.deleted;
+    if (!s.ok()) {
+      // The backup itself succeeded; a retention failure is reported, not hidden.
+      log::Error("retention failed after a successful backup", {{"error", s.message()}});
+      out["retentionError"] = s.message();
+    }
+  }
+  EmitResult(out, opts.result_file);
+  return 0;
+}
+
+}  // namespace bao::cli
+
+namespace bao::cli {
+namespace {
+
+using backup::ExitCode;
+
+// Resolves settings and opens the store; on failure returns the exit code via `code`.
+struct Context {
+  Settings settings;
+  std::unique_ptr<storage::Store> store;
+};
+
+std::optional<Context> OpenContext(const Flags& flags, const std::string& result_file,
+                                   bool need_cluster, int* code) {
+  Result<Settings> settings = ResolveSettings(flags, ProcessEnv());
+  Status s = settings.ok() ? ValidateTargetSettings(*settings) : settings.status();
+  if (s.ok() && need_cluster && settings->cluster.empty()) {
+    s = InvalidArgument("--cluster is required to find this cluster's backups");
+  }
+  if (!s.ok()) {
+    *code = Finish(backup::Fail(ExitCode::kConfig, s), result_file);
+    return std::nullopt;
+  }
+  Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(settings->spec.target);
+  if (!store.ok()) {
+    ExitCode c = store.status().code() == Code::kInvalidArgument ||
+                         store.status().code() == Code::kFailedPrecondition
+                     ? ExitCode::kConfig
+                     : ExitCode::kStorage;
+    *code = Finish(backup::Fail(c, store.status()), result_file);
+    return std::nullopt;
+  }
+  return Context{std::move(*settings), std::move(store).value()};
+}
+
+Result<std::string> ChooseKey(Context& ctx, const CommandOptions& opts) {
+  backup::Selector sel;
+  sel.key = opts.key;
+  sel.latest = opts.latest;
+  if (!opts.before.empty()) {
+    Result<TimePoint> t = ParseRfc3339(opts.before);
+    if (!t.ok()) return InvalidArgument("--before: " + t.status().message());
+    sel.before = *t;
+  }
+  if (opts.key.empty() && ctx.settings.cluster.empty()) {
+    return InvalidArgument("--latest and --before need --cluster (and --namespace)");
+  }
+  return backup::SelectBackup(ctx.store.get(), ctx.settings.spec.target.path_prefix,
+                              ctx.settings.ns, ctx.settings.cluster, sel);
+}
+
+int KeyFailure(const Status& s, const std::string& result_file) {
+  ExitCode code = s.code() == Code::kInvalidArgument ? ExitCode::kConfig : ExitCode::kStorage;
+  return Finish(backup::Fail(code, s), result_file);
+}
+
+bool ConfirmOnTerminal(const std::string& question) {
+  if (!isatty(STDIN_FILENO)) return false;
+  std::fprintf(stderr, "%s\nType \"yes\" to continue: ", question.c_str());
+  std::fflush(stderr);
+  char answer[16] = {0};
+  if (std::fgets(answer, sizeof answer, stdin) == nullptr) return false;
+  return std::string(answer) == "yes\n";
+}
+
+}  // namespace
+
+int RunListCommand(const Flags& flags, const CommandOptions& opts) {
+  int code = 0;
+  std::optional<Context> ctx = OpenContext(flags, "", true, &code);
+  if (!ctx) return code;
+  Result<std::vector<backup::BackupEntry>> entries =
+      backup::ListBackups(ctx->store.get(), ctx->settings.spec.target.path_prefix, ctx->settings.ns,
+                          ctx->settings.cluster, true);
+  if (!entries.ok()) return Finish(backup::Fail(ExitCode::kStorage, entries.status()), "");
+  if (opts.output == "json") {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto& e : *entries) {
+      arr.push_back({{"key", e.name.key},
+                     {"time", FormatRfc3339(e.name.time)},
+                     {"size", e.info.size},
+                     {"sha256", e.info.sha256}});
+    }
+    std::printf("%s\n", arr.dump(2).c_str());
+    return 0;
+  }
+  if (entries->empty()) {
+    std::printf("no backups of %s/%s in %s\n", ctx->settings.ns.c_str(),
+                ctx->settings.cluster.c_str(), ctx->store->Describe().c_str());
+    return 0;
+  }
+  std::printf("%-20s  %10s  %-64s  %s\n", "TIME", "SIZE", "SHA256", "KEY");
+  for (const auto& e : *entries) {
+    std::printf("%-20s  %10s  %-64s  %s\n", FormatRfc3339(e.name.time).c_str(),
+                FormatBytes(e.info.size).c_str(),
+                e.info.sha256.empty() ? "(none recorded)" : e.info.sha256.c_str(),
+                e.name.key.c_str());
+  }
+  return 0;
+}
+
+int RunVerifyCommand(const Flags& flags, const CommandOptions& opts) {
+  int code = 0;
+  std::optional<Context> ctx = OpenContext(flags, opts.result_file, false, &code);
+  if (!ctx) return code;
+  Result<std::string> key = ChooseKey(*ctx, opts);
+  if (!key.ok()) return KeyFailure(key.status(), opts.result_file);
+  backup::Failure failure;
+  Result<backup::VerifyReport> report = backup::VerifyBackup(ctx->store.get(), *key, &failure);
+  if (!report.ok()) return Finish(failure, opts.result_file);
+  log::Info("backup verified", {{"key", *key}, {"sha256", report->sha256}});
+  for (const auto& check : report->ToJson()["checks"]) {
+    std::fprintf(stderr, "  ok  %s\n", check.get<std::string>().c_str());
+  }
+  EmitResult(report->ToJson(), opts.result_file);
+  return 0;
+}
+
+int RunRestoreCommand(const Flags& flags, const CommandOptions& opts) {
+  int code = 0;
+  std::optional<Context> ctx = OpenContext(flags, opts.result_file, false, &code);
+  if (!ctx) return code;
+  Result<std::string> key = ChooseKey(*ctx, opts);
+  if (!key.ok()) return KeyFailure(key.status(), opts.result_file);
+  if (!opts.yes) {
+    std::string question =
+        "Restoring " + *key + " replaces ALL data of the OpenBao cluster at " +
+        (ctx->settings.connection.addresses.empty() ? std::string("(no address)")
+                                                    : ctx->settings.connection.addresses.front()) +
+        (opts.force ? " (forced: also into a cluster with other keys)." : ".");
+    if (!isatty(STDIN_FILENO)) {
+      return Finish(backup::Fail(ExitCode::kConfig,
+                                 InvalidArgument("a restore replaces all data; pass --yes to "
+                                                 "confirm when not running on a terminal")),
+                    opts.result_file);
+    }
+    if (!ConfirmOnTerminal(question)) {
+      return Finish(backup::Fail(ExitCode::kConfig, Aborted("restore not confirmed")),
+                    opts.result_file);
+    }
+  }
+  backup::RestoreRequest req;
+  req.connection = ctx->settings.connection;
+  req.auth = ctx->settings.auth;
+  req.key = *key;
+  req.force = opts.force;
+  req.verify_first = opts.verify_first;
+  backup::Failure failure;
+  Result<backup::RestoreResult> result = backup::RunRestore(req, ctx->store.get(), &failure);
+  if (!result.ok()) return Finish(failure, opts.result_file);
+  log::Info("restore completed", {{"key", *key}, {"leader", result->leader}});
   EmitResult(result->ToJson(), opts.result_file);
+  return 0;
+}
+
+int RunPruneCommand(const Flags& flags, const CommandOptions& opts) {
+  int code = 0;
+  std::optional<Context> ctx = OpenContext(flags, opts.result_file, true, &code);
+  if (!ctx) return code;
+  if (ctx->settings.spec.retention.empty()) {
+    return Finish(backup::Fail(ExitCode::kConfig,
+                               InvalidArgument("no retention rule given: use --max-count, "
+                                               "--max-age or --keep-daily/weekly/monthly")),
+                  opts.result_file);
+  }
+  backup::PruneResult result;
+  Status s = backup::Prune(ctx->store.get(), ctx->settings.spec.target.path_prefix,
+                           ctx->settings.ns, ctx->settings.cluster, ctx->settings.spec.retention,
+                           SystemClock().Now(), opts.dry_run, &result);
+  for (const auto& d : result.plan) {
+    std::fprintf(stderr, "  %s  %s  (%s)\n",
+                 d.keep ? "keep  " : (opts.dry_run ? "would delete" : "delete"),
+                 d.backup.key.c_str(), d.reason.c_str());
+  }
+  EmitResult(result.ToJson(), opts.result_file);
+  if (!s.ok()) {
+    log::Error(s.message());
+    return static_cast<int>(ExitCode::kStorage);
+  }
+  return 0;
+}
+
+int RunScheduleNextCommand(const ScheduleOptions& opts) {
+  Result<CronSchedule> cron = CronSchedule::Parse(opts.next);
+  if (!cron.ok()) {
+    std::fprintf(stderr, "bao-backup: %s\n", cron.status().message().c_str());
+    return static_cast<int>(ExitCode::kConfig);
+  }
+  TimePoint after = SystemClock().Now();
+  if (!opts.after.empty()) {
+    Result<TimePoint> t = ParseRfc3339(opts.after);
+    if (!t.ok()) {
+      std::fprintf(stderr, "bao-backup: --after: %s\n", t.status().message().c_str());
+      return static_cast<int>(ExitCode::kConfig);
+    }
+    after = *t;
+  }
+  if (opts.count < 1 || opts.count > 10000) {
+    std::fprintf(stderr, "bao-backup: --count must be between 1 and 10000\n");
+    return static_cast<int>(ExitCode::kConfig);
+  }
+  for (TimePoint t : cron->NextN(after, opts.count)) {
+    if (t == CronSchedule::kNever) break;
+    std::printf("%s\n", FormatRfc3339(t).c_str());
+  }
   return 0;
 }
 

@@ -11,9 +11,32 @@ struct CommandOptions {
   std::string key;
   std::string file_prefix;
   std::string result_file;
+  bool latest = false;
+  std::string before;  // RFC 3339
+  bool force = false;
+  bool verify_first = false;
+  bool yes = false;
+  bool dry_run = false;
+  std::string output = "text";  // list: text or json
+};
+
+struct ScheduleOptions {
+  std::string next;   // cron expression
+  std::string after;  // RFC 3339; default now
+  int count = 1;
 };
 
 // `bao-backup backup`: one backup; prints the result JSON as the last stdout line.
 int RunBackupCommand(const Flags& flags, const CommandOptions& opts);
+// `bao-backup list`: this cluster's backups, newest first.
+int RunListCommand(const Flags& flags, const CommandOptions& opts);
+// `bao-backup verify`: checksum and archive checks of one stored backup.
+int RunVerifyCommand(const Flags& flags, const CommandOptions& opts);
+// `bao-backup restore`: stream one backup into OpenBao.
+int RunRestoreCommand(const Flags& flags, const CommandOptions& opts);
+// `bao-backup prune`: apply retention.
+int RunPruneCommand(const Flags& flags, const CommandOptions& opts);
+// `bao-backup schedule --next`: the next run times of a cron expression.
+int RunScheduleNextCommand(const ScheduleOptions& opts);
 
 }  // namespace bao::cli

@@ -1,0 +1,60 @@
+#include "backup/catalog.h"
+
+#include <algorithm>
+
+namespace bao::backup {
+
+Result<std::vector<BackupEntry>> ListBackups(storage::Store* store, const std::string& path_prefix,
+                                             const std::string& ns, const std::string& cluster,
+                                             bool with_checksums) {
+  std::vector<BackupEntry> out;
+  Status s = store->List(
+      ClusterPrefix(path_prefix, ns, cluster), [&](const storage::ObjectInfo& info) -> Status {
+        std::optional<ParsedKey> parsed = ParseBackupKey(info.key, path_prefix, ns, cluster);
+        if (parsed) out.push_back({*parsed, info});
+        return Status::Ok();
+      });
+  if (!s.ok()) return s.WithContext("listing backups in " + store->Describe());
+  std::sort(out.begin(), out.end(), [](const BackupEntry& a, const BackupEntry& b) {
+    return a.name.time != b.name.time ? a.name.time > b.name.time : a.name.key > b.name.key;
+  });
+  if (with_checksums) {
+    for (BackupEntry& e : out) {
+      if (!e.info.sha256.empty()) continue;
+      Result<storage::ObjectInfo> info = store->Stat(e.name.key);
+      if (info.ok())
+        e.info.sha256 = info->sha256;
+      else if (info.status().code() != Code::kNotFound)
+        return info.status();
+    }
+  }
+  return out;
+}
+
+Result<std::string> SelectBackup(storage::Store* store, const std::string& path_prefix,
+                                 const std::string& ns, const std::string& cluster,
+                                 const Selector& selector) {
+  int given = (!selector.key.empty()) + selector.latest + selector.before.has_value();
+  if (given != 1) {
+    return InvalidArgument("choose the backup with exactly one of --key, --latest or --before");
+  }
+  if (!selector.key.empty()) return selector.key;
+  BAO_ASSIGN_OR_RETURN(std::vector<BackupEntry> entries,
+                       ListBackups(store, path_prefix, ns, cluster, false));
+  std::string where = store->Describe() + "/" + ClusterPrefix(path_prefix, ns, cluster);
+  if (selector.latest) {
+    if (entries.empty())
+      return NotFound("no backups of cluster " + ns + "/" + cluster + " in " + where);
+    return entries.front().name.key;
+  }
+  for (const BackupEntry& e : entries) {
+    if (e.name.time < *selector.before) return e.name.key;
+  }
+  return NotFound("no backup of cluster " + ns + "/" + cluster + " older than " +
+                  FormatRfc3339(*selector.before) + " in " + where +
+                  (entries.empty()
+                       ? " (there are no backups at all)"
+                       : " (the oldest is from " + FormatRfc3339(entries.back().name.time) + ")"));
+}
+
+}  // namespace bao::backup

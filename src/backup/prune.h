@@ -1,0 +1,30 @@
+// Applying retention to one cluster's backups in a store.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "backup/retention.h"
+#include "common/status.h"
+#include "storage/store.h"
+
+namespace bao::backup {
+
+struct PruneResult {
+  std::vector<RetentionDecision> plan;  // newest first
+  std::vector<std::string> deleted;
+  std::vector<std::string> failed;  // "key: error" for deletes that failed
+  bool dry_run = false;
+  nlohmann::json ToJson() const;
+};
+
+// Lists this cluster's backups, plans with PlanRetention(policy, now) and, unless `dry_run`,
+// deletes what the plan drops. A failed delete is recorded and the rest continue; the Status
+// is an error only when listing fails or some delete failed (then the result is still filled,
+// see `failed`).
+Status Prune(storage::Store* store, const std::string& path_prefix, const std::string& ns,
+             const std::string& cluster, const RetentionPolicy& policy, TimePoint now, bool dry_run,
+             PruneResult* result);
+
+}  // namespace bao::backup

@@ -1,0 +1,211 @@
+#include "backup/retention.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "backup/prune.h"
+#include "storage/file_store.h"
+
+namespace bao::backup {
+namespace {
+
+using std::chrono::hours;
+
+TimePoint At(const std::string& rfc) {
+  return *ParseRfc3339(rfc);
+}
+
+ParsedKey Backup(const std::string& rfc, const std::string& id = "0000000a") {
+  ParsedKey k;
+  k.time = At(rfc);
+  k.id = id;
+  k.key = "ns/c/" + rfc + "-" + id + ".snap";
+  return k;
+}
+
+std::vector<std::string> Kept(const std::vector<RetentionDecision>& plan) {
+  std::vector<std::string> out;
+  for (const auto& d : plan) {
+    if (d.keep) out.push_back(FormatRfc3339(d.backup.time));
+  }
+  return out;
+}
+
+struct Case {
+  std::string name;
+  RetentionPolicy policy;
+  std::vector<std::string> backups;
+  std::vector<std::string> kept;  // newest first
+};
+
+TEST(RetentionTest, Table) {
+  const TimePoint now = At("2026-03-10T12:00:00Z");
+  auto policy = [](int64_t count, int64_t age_hours, int d = 0, int w = 0, int m = 0) {
+    RetentionPolicy p;
+    p.max_count = count;
+    p.max_age = hours(age_hours);
+    p.keep_daily = d;
+    p.keep_weekly = w;
+    p.keep_monthly = m;
+    return p;
+  };
+  std::vector<std::string> daily = {"2026-03-10T03:00:00Z", "2026-03-09T03:00:00Z",
+                                    "2026-03-08T03:00:00Z", "2026-03-07T03:00:00Z",
+                                    "2026-03-06T03:00:00Z"};
+  std::vector<Case> cases = {
+      {"empty policy keeps all", policy(0, 0), daily, daily},
+      {"no backups", policy(3, 0), {}, {}},
+      {"maxCount", policy(2, 0), daily, {daily[0], daily[1]}},
+      {"maxCount larger than set", policy(10, 0), daily, daily},
+      {"maxAge", policy(0, 60), daily, {daily[0], daily[1], daily[2]}},
+      {"maxAge and maxCount both apply", policy(2, 60), daily, {daily[0], daily[1]}},
+      {"maxAge tighter than maxCount", policy(4, 36), daily, {daily[0], daily[1]}},
+      {"newest survives maxAge",
+       policy(0, 1),
+       {"2026-01-01T00:00:00Z", "2025-12-01T00:00:00Z"},
+       {"2026-01-01T00:00:00Z"}},
+      {"keepDaily alone",
+       policy(0, 0, 2),
+       {"2026-03-10T09:00:00Z", "2026-03-10T03:00:00Z", "2026-03-09T23:00:00Z",
+        "2026-03-09T01:00:00Z", "2026-03-08T05:00:00Z"},
+       {"2026-03-10T09:00:00Z", "2026-03-09T23:00:00Z"}},
+      {"keepDaily counts days that have backups",
+       policy(0, 0, 2),
+       {"2026-03-10T03:00:00Z", "2026-03-01T03:00:00Z", "2026-02-01T03:00:00Z"},
+       {"2026-03-10T03:00:00Z", "2026-03-01T03:00:00Z"}},
+      {"keepWeekly uses ISO weeks (Monday start)",
+       policy(0, 0, 0, 2),
+       {"2026-03-09T01:00:00Z" /* Mon */, "2026-03-08T23:00:00Z" /* Sun */,
+        "2026-03-02T00:00:00Z" /* Mon */, "2026-03-01T00:00:00Z" /* Sun */},
+       {"2026-03-09T01:00:00Z", "2026-03-08T23:00:00Z"}},
+      {"keepMonthly",
+       policy(0, 0, 0, 0, 3),
+       {"2026-03-02T00:00:00Z", "2026-03-01T00:00:00Z", "2026-02-28T00:00:00Z",
+        "2026-01-31T00:00:00Z", "2025-12-31T00:00:00Z"},
+       {"2026-03-02T00:00:00Z", "2026-02-28T00:00:00Z", "2026-01-31T00:00:00Z"}},
+      {"calendar rule keeps beyond maxCount",
+       policy(1, 0, 0, 0, 2),
+       {"2026-03-05T00:00:00Z", "2026-03-04T00:00:00Z", "2026-02-10T00:00:00Z"},
+       {"2026-03-05T00:00:00Z", "2026-02-10T00:00:00Z"}},
+      {"count and calendar combine",
+       policy(2, 0, 1, 0, 0),
+       {"2026-03-10T05:00:00Z", "2026-03-10T04:00:00Z", "2026-03-10T03:00:00Z"},
+       {"2026-03-10T05:00:00Z", "2026-03-10T04:00:00Z"}},
+  };
+  for (const Case& c : cases) {
+    std::vector<ParsedKey> backups;
+    for (const std::string& t : c.backups) backups.push_back(Backup(t));
+    EXPECT_EQ(Kept(PlanRetention(backups, c.policy, now)), c.kept) << c.name;
+  }
+}
+
+TEST(RetentionTest, TiesAreBrokenByKeyDeterministically) {
+  std::vector<ParsedKey> backups = {Backup("2026-03-10T03:00:00Z", "0000000a"),
+                                    Backup("2026-03-10T03:00:00Z", "0000000b"),
+                                    Backup("2026-03-10T03:00:00Z", "0000000c")};
+  RetentionPolicy p;
+  p.max_count = 1;
+  for (int round = 0; round < 3; ++round) {
+    std::rotate(backups.begin(), backups.begin() + 1, backups.end());
+    auto plan = PlanRetention(backups, p, At("2026-03-11T00:00:00Z"));
+    ASSERT_EQ(plan.size(), 3u);
+    EXPECT_TRUE(plan[0].keep);
+    EXPECT_EQ(plan[0].backup.id, "0000000c");
+    EXPECT_FALSE(plan[1].keep);
+    EXPECT_FALSE(plan[2].keep);
+  }
+}
+
+class PruneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("bao-prune-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+             "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    store_ = std::move(storage::OpenFileStore(root_.string()).value());
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  void Put(const std::string& key) {
+    auto w = std::move(store_->NewWriter(key).value());
+    ASSERT_TRUE(w->Append("x").ok());
+    ASSERT_TRUE(w->Commit({1, std::string(64, 'a')}).ok());
+  }
+  bool Exists(const std::string& key) { return store_->Stat(key).ok(); }
+
+  std::filesystem::path root_;
+  std::unique_ptr<storage::Store> store_;
+};
+
+TEST_F(PruneTest, OnlyThisClustersBackupsAreCandidates) {
+  Put("p/ns/c/2026-03-01T00-00-00Z-00000001.snap");
+  Put("p/ns/c/2026-03-02T00-00-00Z-00000002.snap");
+  Put("p/ns/c/2026-03-03T00-00-00Z-00000003.snap");
+  Put("p/ns/c/notes.txt");
+  Put("p/ns/c/2020-01-01T00-00-00Z-zzzzzzzz.snap");
+  Put("p/ns/other/2020-01-01T00-00-00Z-00000004.snap");
+  Put("p/ns/c-2/2020-01-01T00-00-00Z-00000005.snap");
+  RetentionPolicy policy;
+  policy.max_count = 1;
+  PruneResult dry;
+  ASSERT_TRUE(
+      Prune(store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry).ok());
+  EXPECT_TRUE(dry.deleted.empty());
+  EXPECT_TRUE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
+  ASSERT_EQ(dry.plan.size(), 3u);
+
+  PruneResult real;
+  ASSERT_TRUE(
+      Prune(store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real).ok());
+  EXPECT_EQ(real.deleted.size(), 2u);
+  EXPECT_TRUE(Exists("p/ns/c/2026-03-03T00-00-00Z-00000003.snap"));
+  EXPECT_FALSE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
+  for (const char* foreign : {"p/ns/c/notes.txt", "p/ns/c/2020-01-01T00-00-00Z-zzzzzzzz.snap",
+                              "p/ns/other/2020-01-01T00-00-00Z-00000004.snap",
+                              "p/ns/c-2/2020-01-01T00-00-00Z-00000005.snap"}) {
+    EXPECT_TRUE(Exists(foreign)) << foreign;
+  }
+}
+
+TEST_F(PruneTest, EmptyPrefixAndNoBackups) {
+  RetentionPolicy policy;
+  policy.max_count = 1;
+  PruneResult r;
+  ASSERT_TRUE(
+      Prune(store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
+  EXPECT_TRUE(r.plan.empty());
+  Put("ns/c/2026-03-01T00-00-00Z-00000001.snap");
+  Put("ns/c/2026-03-02T00-00-00Z-00000002.snap");
+  ASSERT_TRUE(
+      Prune(store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
+  EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-01T00-00-00Z-00000001.snap"});
+}
+
+class FailingDeleteStore : public storage::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status Delete(const std::string& key) override {
+    if (key.find("00000001") != std::string::npos) return Unavailable("disk on fire");
+    return ForwardingStore::Delete(key);
+  }
+};
+
+TEST_F(PruneTest, AFailedDeleteIsReportedAndTheRestContinue) {
+  Put("ns/c/2026-03-01T00-00-00Z-00000001.snap");
+  Put("ns/c/2026-03-02T00-00-00Z-00000002.snap");
+  Put("ns/c/2026-03-03T00-00-00Z-00000003.snap");
+  FailingDeleteStore failing(store_.get());
+  RetentionPolicy policy;
+  policy.max_count = 1;
+  PruneResult r;
+  Status s = Prune(&failing, "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("disk on fire"), std::string::npos);
+  EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-02T00-00-00Z-00000002.snap"});
+  ASSERT_EQ(r.failed.size(), 1u);
+  EXPECT_TRUE(Exists("ns/c/2026-03-01T00-00-00Z-00000001.snap"));
+}
+
+}  // namespace
+}  // namespace bao::backup
