@@ -77,6 +77,11 @@ int Informer::ListCount() const {
   return lists_;
 }
 
+int Informer::ErrorCount() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return errors_;
+}
+
 bool Informer::Pause(std::chrono::milliseconds d) {
   std::unique_lock<std::mutex> lock(mu_);
   return !wake_.wait_for(lock, d, [this] { return stop_.load(); });
@@ -124,6 +129,10 @@ void Informer::Run() {
     if (need_list) {
       Status s = ListAndReplace();
       if (!s.ok()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ++errors_;
+        }
         log::Warn("informer list failed; retrying", {{"resource", what}, {"error", s.message()}});
         if (!Pause(backoff)) break;
         grow();
@@ -165,6 +174,10 @@ void Informer::Run() {
       log::Info("informer watch expired; listing again", {{"resource", what}});
       need_list = true;
       continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++errors_;
     }
     log::Warn("informer watch failed; resuming after a pause",
               {{"resource", what}, {"error", s.message()}});

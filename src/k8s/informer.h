@@ -58,6 +58,8 @@ class Informer {
   std::string ResourceVersion() const;
   // How many full lists were done (1 after the initial sync; more after 410 Gone).
   int ListCount() const;
+  // How many list or watch requests failed (other than 410 Gone); for metrics and tests.
+  int ErrorCount() const;
 
  private:
   void Run();
@@ -77,6 +79,7 @@ class Informer {
   std::string resource_version_;
   bool synced_ = false;
   int lists_ = 0;
+  int errors_ = 0;
 };
 
 }  // namespace bao::k8s
