@@ -162,9 +162,13 @@ class AzureStore final : public Store {
     std::string detail =
         " (HTTP " + std::to_string(r.status) + (code.empty() ? "" : ", " + code) + ")";
     std::string summary = r.body.empty() ? "" : ": " + http::ErrorSummary(r);
+    // Azurite reports a bad signature as AuthorizationFailure with the service's
+    // "failed to authenticate" message, where Azure says AuthenticationFailed.
+    bool bad_signature = code == "AuthorizationFailure" &&
+                         r.body.find("failed to authenticate") != std::string::npos;
     if (IsOneOf(code, {"AuthenticationFailed", "InvalidAuthenticationInfo",
                        "NoAuthenticationInformation"}) ||
-        (code.empty() && r.status == 401)) {
+        bad_signature || (code.empty() && r.status == 401)) {
       return Unauthenticated(what + ": " + where + " rejected the credentials (" + creds_.source +
                              ")" + detail + summary);
     }
@@ -261,7 +265,7 @@ class AzureStore final : public Store {
           http::Request req;
           req.method = "PUT";
           req.url = BlobUrl(key) + "?comp=block&blockid=" + http::UrlEncode(block_id);
-          req.headers = {{"Content-MD5", md5}};
+          req.headers = {{"Content-Type", "application/octet-stream"}, {"Content-MD5", md5}};
           auto pos = std::make_shared<size_t>(0);
           req.body_length = data.size();
           req.body_reader = [data, pos](char* buf, size_t len) -> Result<size_t> {
@@ -284,7 +288,8 @@ class AzureStore final : public Store {
           http::Request req;
           req.method = "PUT";
           req.url = BlobUrl(key);
-          req.headers = {{"Content-MD5", md5},
+          req.headers = {{"Content-Type", "application/octet-stream"},
+                         {"Content-MD5", md5},
                          {"x-ms-blob-type", "BlockBlob"},
                          {"x-ms-blob-content-type", "application/octet-stream"},
                          {"x-ms-meta-sha256", sha256}};
