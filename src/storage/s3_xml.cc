@@ -53,8 +53,8 @@ Status MapError(long status, std::string_view body, const RequestContext& c) {
   std::string prefix = c.what + ": ";
   const std::string& code = e.code;
   if (code == "SignatureDoesNotMatch" || code == "InvalidAccessKeyId" || code == "ExpiredToken" ||
-      code == "InvalidToken" || code == "TokenRefreshRequired" || code == "InvalidSecurity" ||
-      (code.empty() && status == 401)) {
+      code == "InvalidToken" || code == "InvalidTokenId" || code == "TokenRefreshRequired" ||
+      code == "InvalidSecurity" || (code.empty() && status == 401)) {
     return Unauthenticated(prefix + "S3 rejected the credentials (" + detail +
                            "); check accessKeyId/secretAccessKey/sessionToken" + Where(c));
   }

@@ -81,6 +81,7 @@ TEST(S3Xml, MapsErrorsToCodesInPlainWords) {
   EXPECT_EQ(sig.code(), Code::kUnauthenticated);
   EXPECT_NE(sig.message().find("S3 rejected the credentials"), std::string::npos);
   EXPECT_EQ(map(403, "InvalidAccessKeyId").code(), Code::kUnauthenticated);
+  EXPECT_EQ(map(403, "InvalidTokenId").code(), Code::kUnauthenticated);  // MinIO
   EXPECT_EQ(map(403, "AccessDenied").code(), Code::kPermissionDenied);
   Status bucket = map(404, "NoSuchBucket");
   EXPECT_EQ(bucket.code(), Code::kNotFound);

@@ -1,0 +1,90 @@
+// Test peers for the S3 provider: a real MinIO server started on a free loopback port, the AWS
+// CLI pointed at it as an independent client, and a small TCP proxy that can cut connections
+// in the middle of a request (to prove retries) and records what clients sent.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/testing.h"
+
+namespace bao::testing {
+
+class MinioServer {
+ public:
+  MinioServer() = default;
+  ~MinioServer() { Stop(); }
+
+  // Starts `minio server DIR --address 127.0.0.1:P --console-address 127.0.0.1:P2` and waits
+  // until /minio/health/live answers. False with `error` filled when it does not come up.
+  bool Start(std::string* error);
+  void Stop();
+
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  const std::string& access_key() const { return access_key_; }
+  const std::string& secret_key() const { return secret_key_; }
+
+  // The environment for the AWS CLI (root credentials, us-east-1, no instance metadata).
+  std::map<std::string, std::string> AwsEnv() const;
+  // Runs `aws --endpoint-url <endpoint> <args...>`.
+  RunResult Aws(const std::vector<std::string>& args) const;
+  // Creates a bucket with the AWS CLI; false (and the CLI's stderr in `error`) on failure.
+  bool CreateBucket(const std::string& bucket, std::string* error = nullptr) const;
+
+ private:
+  TempDir dir_;
+  Process process_;
+  int port_ = 0;
+  std::string access_key_ = "baotestadmin";
+  std::string secret_key_ = "baotestadmin-secret-key";
+};
+
+// Forwards TCP connections from 127.0.0.1:port() to 127.0.0.1:upstream_port. With CutAfter(),
+// once the client has sent `pattern` on a connection and then `bytes` more bytes have flowed
+// in either direction (request or response body), that connection is reset - at most `times`
+// times.
+class TcpProxy {
+ public:
+  explicit TcpProxy(int upstream_port);
+  ~TcpProxy();
+  TcpProxy(const TcpProxy&) = delete;
+  TcpProxy& operator=(const TcpProxy&) = delete;
+
+  int port() const { return port_; }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  void CutAfter(const std::string& pattern, size_t bytes, int times);
+  int cuts() const { return cuts_done_.load(); }
+  // Counts how often clients send `pattern` from now on (e.g. "?partNumber=" per UploadPart).
+  void Watch(const std::string& pattern);
+  int Seen() const { return seen_.load(); }
+  // The first 64 KiB each connection's client sent, concatenated.
+  std::string Captured() const;
+
+ private:
+  void AcceptLoop();
+  void Pump(int client_fd);
+
+  int upstream_port_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  mutable std::mutex mu_;
+  std::vector<std::thread> workers_;
+  std::vector<int> open_fds_;
+  std::string pattern_;
+  size_t cut_bytes_ = 0;
+  int cuts_left_ = 0;
+  std::atomic<int> cuts_done_{0};
+  std::string watch_;
+  std::atomic<int> seen_{0};
+  std::string captured_;
+};
+
+}  // namespace bao::testing
