@@ -3,7 +3,10 @@
 // proxy in front of moto's own S3, which accepts them).
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "crypto/crypto.h"
+#include "storage/aws_credentials.h"
 #include "storage/s3_store.h"
 #include "support/minio.h"
 #include "support/moto.h"
@@ -85,6 +88,51 @@ TEST(S3WebIdentity, SignsWithTemporaryCredentialsFromSts) {
   Result<ObjectInfo> stat = (*store)->Stat("ns/c/wi.snap");
   ASSERT_TRUE(stat.ok()) << stat.status().ToString();
   EXPECT_EQ(stat->sha256, crypto::Sha256Hex(data));
+}
+
+class SettableClock : public Clock {
+ public:
+  TimePoint Now() const override { return SystemClock().Now() + offset.load(); }
+  std::atomic<std::chrono::seconds> offset{std::chrono::seconds(0)};
+};
+
+// The temporary credentials are reused while fresh and renewed from STS once they expire
+// within five minutes.
+TEST(S3WebIdentity, RenewsTemporaryCredentialsBeforeTheyExpire) {
+  MotoServer moto;
+  std::string error;
+  ASSERT_TRUE(moto.Start(&error)) << error;
+  TempDir dir;
+  testing::WriteText(dir.File("token"), FakeJwt());
+  std::map<std::string, std::string> env = {{"AWS_WEB_IDENTITY_TOKEN_FILE", dir.File("token")},
+                                            {"AWS_ENDPOINT_URL_STS", moto.endpoint()}};
+  TargetConfig t;
+  t.provider = "s3";
+  t.endpoint = moto.endpoint();
+  t.bucket = "wi-backups";
+  t.role_arn = "arn:aws:iam::123456789012:role/openbao-backup";
+  SettableClock clock;
+  Result<AwsSetup> setup = ResolveAwsCredentials(
+      t,
+      [&](const std::string& name) -> std::optional<std::string> {
+        auto it = env.find(name);
+        if (it == env.end()) return std::nullopt;
+        return it->second;
+      },
+      clock);
+  ASSERT_TRUE(setup.ok()) << setup.status().ToString();
+  Result<AwsCredentials> first = setup->credentials->Get();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_GT(first->expiration, SystemClock().Now());
+  Result<AwsCredentials> again = setup->credentials->Get();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->access_key_id, first->access_key_id);  // still fresh: no STS call
+  clock.offset = std::chrono::duration_cast<std::chrono::seconds>(
+      first->expiration - SystemClock().Now() - std::chrono::minutes(4));
+  Result<AwsCredentials> renewed = setup->credentials->Get();
+  ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
+  EXPECT_NE(renewed->access_key_id, first->access_key_id);
+  EXPECT_NE(renewed->session_token, first->session_token);
 }
 
 TEST(S3WebIdentity, MissingTokenFileFailsAtOpenByName) {

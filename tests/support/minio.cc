@@ -11,12 +11,24 @@
 
 namespace bao::testing {
 
-bool MinioServer::Start(std::string* error) {
+bool MinioServer::Start(std::string* error, const std::string& certs_dir) {
   port_ = FreePort();
   int console = FreePort();
+  tls_ = !certs_dir.empty();
   std::string addr = "127.0.0.1:" + std::to_string(port_);
-  if (!process_.Start({PeerBinary("minio"), "server", dir_.File("data"), "--address", addr,
-                       "--console-address", "127.0.0.1:" + std::to_string(console), "--quiet"},
+  std::vector<std::string> argv = {PeerBinary("minio"),
+                                   "server",
+                                   dir_.File("data"),
+                                   "--address",
+                                   addr,
+                                   "--console-address",
+                                   "127.0.0.1:" + std::to_string(console),
+                                   "--quiet"};
+  if (tls_) {
+    argv.push_back("--certs-dir");
+    argv.push_back(certs_dir);
+  }
+  if (!process_.Start(argv,
                       {{"MINIO_ROOT_USER", access_key_},
                        {"MINIO_ROOT_PASSWORD", secret_key_},
                        {"MINIO_BROWSER", "off"},
@@ -48,6 +60,7 @@ std::map<std::string, std::string> MinioServer::AwsEnv() const {
 
 RunResult MinioServer::Aws(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {"aws", "--endpoint-url", endpoint()};
+  if (tls_) argv.push_back("--no-verify-ssl");  // the tests check TLS with their own client
   argv.insert(argv.end(), args.begin(), args.end());
   return Run(argv, AwsEnv(), std::chrono::minutes(2));
 }

@@ -22,10 +22,13 @@ class MinioServer {
 
   // Starts `minio server DIR --address 127.0.0.1:P --console-address 127.0.0.1:P2` and waits
   // until /minio/health/live answers. False with `error` filled when it does not come up.
-  bool Start(std::string* error);
+  // With `certs_dir` (holding public.crt and private.key) MinIO serves HTTPS.
+  bool Start(std::string* error, const std::string& certs_dir = "");
   void Stop();
 
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string endpoint() const {
+    return (tls_ ? "https" : "http") + std::string("://127.0.0.1:") + std::to_string(port_);
+  }
   int port() const { return port_; }
   const std::string& access_key() const { return access_key_; }
   const std::string& secret_key() const { return secret_key_; }
@@ -41,6 +44,7 @@ class MinioServer {
   TempDir dir_;
   Process process_;
   int port_ = 0;
+  bool tls_ = false;
   std::string access_key_ = "baotestadmin";
   std::string secret_key_ = "baotestadmin-secret-key";
 };
