@@ -7,6 +7,8 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -290,24 +292,38 @@ TEST_F(AzureStoreTest, AbandonedUploadBetweenBlocksLeavesNoBlob) {
   EXPECT_EQ(st.status().code(), Code::kNotFound);
 }
 
-// A proxy in front of Azurite that makes every Put Block after the first answer 503, so the
-// upload fails between blocks after its retries.
-TEST_F(AzureStoreTest, StorageFailureBetweenBlocksLeavesNoBlob) {
-  httplib::Server proxy;
-  std::atomic<int> blocks{0}, refused{0};
-  int upstream = azurite_->port();
-  auto forward = [&](const httplib::Request& req, httplib::Response& res) {
-    if (req.method == "PUT" && req.has_param("comp") && req.get_param_value("comp") == "block" &&
-        ++blocks > 1) {
-      ++refused;
-      res.status = 503;
-      res.set_header("x-ms-error-code", "ServerBusy");
-      res.set_content("<?xml version=\"1.0\"?><Error><Code>ServerBusy</Code></Error>",
-                      "application/xml");
-      return;
-    }
-    httplib::Client up("127.0.0.1", upstream);
-    httplib::Headers headers;
+// A proxy in front of Azurite (SharedKey signatures do not cover the host, so requests pass
+// through unchanged). `fault` may answer a request itself instead of forwarding it.
+class FaultProxy {
+ public:
+  using Fault = std::function<bool(const httplib::Request&, httplib::Response&)>;
+  FaultProxy(int upstream, Fault fault) : upstream_(upstream), fault_(std::move(fault)) {
+    auto forward = [this](const httplib::Request& req, httplib::Response& res) {
+      if (fault_(req, res)) return;
+      auto r = Forward(req);
+      if (!r) {
+        res.status = 502;
+        return;
+      }
+      Copy(*r, req.method == "HEAD", res);
+    };
+    server_.Get(".*", forward);
+    server_.Put(".*", forward);
+    server_.Delete(".*", forward);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~FaultProxy() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string endpoint() const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/devstoreaccount1";
+  }
+
+  httplib::Result Forward(const httplib::Request& req) {
+    httplib::Client up("127.0.0.1", upstream_);
+    httplib::Request out;
     for (const auto& [k, v] : req.headers) {
       std::string lower = k;
       for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -315,35 +331,53 @@ TEST_F(AzureStoreTest, StorageFailureBetweenBlocksLeavesNoBlob) {
           lower == "local_addr" || lower == "local_port") {
         continue;
       }
-      headers.emplace(k, v);
+      out.headers.emplace(k, v);
     }
-    httplib::Request out;
     out.method = req.method;
     out.path = req.target;
-    out.headers = headers;
     out.body = req.body;
-    auto r = up.send(out);
-    if (!r) {
-      fprintf(stderr, "proxy error %d for %s %s\n", static_cast<int>(r.error()), req.method.c_str(),
-              req.target.c_str());
-      res.status = 502;
-      return;
-    }
-    res.status = r->status;
-    for (const auto& [k, v] : r->headers) {
+    return up.send(out);
+  }
+
+  static void Copy(const httplib::Response& r, bool head, httplib::Response& res) {
+    res.status = r.status;
+    for (const auto& [k, v] : r.headers) {
       if (k != "Content-Length" && k != "Transfer-Encoding") res.set_header(k, v);
     }
-    res.set_content(r->body, r->get_header_value("Content-Type"));
-  };
-  proxy.Get(".*", forward);
-  proxy.Put(".*", forward);
-  proxy.Delete(".*", forward);
-  int port = proxy.bind_to_any_port("127.0.0.1");
-  ASSERT_GT(port, 0);
-  std::thread th([&] { proxy.listen_after_bind(); });
+    if (head) {  // the server derives Content-Length from the content it would send
+      std::string len = r.get_header_value("Content-Length");
+      res.set_content(std::string(len.empty() ? 0 : std::stoull(len), '\0'),
+                      r.get_header_value("Content-Type"));
+    } else {
+      res.set_content(r.body, r.get_header_value("Content-Type"));
+    }
+  }
 
+ private:
+  int upstream_;
+  Fault fault_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// Every Put Block after the first answers 503, so the upload fails between blocks after its
+// retries.
+TEST_F(AzureStoreTest, StorageFailureBetweenBlocksLeavesNoBlob) {
+  std::atomic<int> blocks{0}, refused{0};
+  FaultProxy proxy(azurite_->port(), [&](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "PUT" && req.get_param_value("comp") == "block" && ++blocks > 1) {
+      ++refused;
+      res.status = 503;
+      res.set_header("x-ms-error-code", "ServerBusy");
+      res.set_content("<?xml version=\"1.0\"?><Error><Code>ServerBusy</Code></Error>",
+                      "application/xml");
+      return true;
+    }
+    return false;
+  });
   auto t = Target(testing::kAzuriteKey);
-  t.endpoint = "http://127.0.0.1:" + std::to_string(port) + "/devstoreaccount1";
+  t.endpoint = proxy.endpoint();
   t.concurrency = 1;
   storage::AzureOptions o;
   o.retry.max_attempts = 3;
@@ -356,8 +390,6 @@ TEST_F(AzureStoreTest, StorageFailureBetweenBlocksLeavesNoBlob) {
   Result<ObjectInfo> committed =
       s.ok() ? (*writer)->Commit({data.size(), crypto::Sha256Hex(data)}) : Result<ObjectInfo>(s);
   writer->reset();
-  proxy.stop();
-  th.join();
   ASSERT_FALSE(committed.ok());
   EXPECT_EQ(committed.status().code(), Code::kUnavailable) << committed.status().ToString();
   EXPECT_NE(committed.status().message().find("3 attempts"), std::string::npos)
@@ -367,6 +399,55 @@ TEST_F(AzureStoreTest, StorageFailureBetweenBlocksLeavesNoBlob) {
   json list = CheckJson({"blocks", "backups", "failing/x.snap"});
   EXPECT_EQ(list["committed"], 0);
   EXPECT_EQ(list["uncommitted"], 1) << "the first block reached Azurite";
+}
+
+// The first download is cut after half the bytes; Read resumes with a range request and the
+// sink sees every byte exactly once.
+TEST_F(AzureStoreTest, ReadResumesAfterADroppedConnection) {
+  auto direct = Open(Target(testing::kAzuriteKey));
+  ASSERT_NE(direct, nullptr);
+  std::string data = Pattern(3 * 1024 * 1024 + 17, 7);
+  ASSERT_TRUE(Put(direct.get(), "resume/x.snap", data).ok());
+
+  std::atomic<int> downloads{0};
+  std::string ranges;
+  std::mutex mu;
+  FaultProxy* self = nullptr;
+  FaultProxy proxy(azurite_->port(), [&](const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "GET" || req.has_param("comp") || req.has_param("restype")) return false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ranges += "[" + req.get_header_value("x-ms-range") + "|" +
+                (req.get_header_value("If-Match").empty() ? "" : "etag") + "]";
+    }
+    if (++downloads > 1) return false;
+    auto r = self->Forward(req);
+    if (!r) return false;
+    auto body = std::make_shared<std::string>(r->body);
+    res.status = r->status;
+    res.set_content_provider(body->size(), "application/octet-stream",
+                             [body](size_t, size_t, httplib::DataSink& sink) {
+                               sink.write(body->data(), body->size() / 2);
+                               return false;  // drop the connection mid-body
+                             });
+    return true;
+  });
+  self = &proxy;
+  auto t = Target(testing::kAzuriteKey);
+  t.endpoint = proxy.endpoint();
+  auto store = Open(t);
+  ASSERT_NE(store, nullptr);
+  std::string got;
+  Status s = store->Read("resume/x.snap", 5, [&](std::string_view c) {
+    got.append(c);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(downloads.load(), 2);
+  EXPECT_TRUE(got == data.substr(5)) << got.size() << " bytes instead of " << data.size() - 5;
+  std::lock_guard<std::mutex> lock(mu);
+  size_t resumed = 5 + (data.size() - 5) / 2;
+  EXPECT_EQ(ranges, "[bytes=5-|etag][bytes=" + std::to_string(resumed) + "-|etag]");
 }
 
 TEST_F(AzureStoreTest, SasFromTheSdkWorksThroughAConnectionString) {
