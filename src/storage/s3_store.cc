@@ -20,6 +20,7 @@ constexpr const char* kEmptySha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 constexpr const char* kShaMeta = "x-amz-meta-sha256";
 constexpr size_t kDeleteBatch = 1000;
+constexpr int kMaxParts = 10000;  // S3's limit per multipart upload
 
 http::Client& ThreadClient() {
   thread_local http::Client client;
@@ -517,6 +518,11 @@ S3Writer::S3Writer(S3StoreImpl* store, std::string key, uint64_t part_size, int 
              [this](int number, std::string_view data) { return UploadPart(number, data); }) {}
 
 Result<std::string> S3Writer::UploadPart(int number, std::string_view data) {
+  if (number > kMaxParts) {
+    return FailedPrecondition("S3 object \"" + key_ + "\" needs more than " +
+                              std::to_string(kMaxParts) + " parts of " +
+                              std::to_string(part_size_) + " bytes (S3's limit); raise partSize");
+  }
   Call call;
   call.method = "PUT";
   call.key = key_;
