@@ -68,7 +68,9 @@ void Write(Level level, std::string_view message, std::initializer_list<Field> f
   } else {
     line = now + " " + LevelName(level) + " " + Redact(message);
     for (const auto& [k, v] : fields) {
-      line += " " + std::string(k) + "=";
+      line.push_back(' ');
+      line.append(k);
+      line.push_back('=');
       std::string value = Redact(v);
       bool quote = value.empty() || value.find_first_of(" \t\"") != std::string::npos;
       line += quote ? nlohmann::json(value).dump() : value;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what bao-backup needs to build and test, and nothing twice:
+#   scripts/setup.sh          Debian packages for building (and tzdata)
+#   scripts/setup.sh --peers  also the real test peers (MinIO, fake-gcs-server, Azurite, moto)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl tzdata
+  libcurl4-openssl-dev libssl-dev zlib1g-dev libarchive-dev
+  nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev clang-format
+)
+PEER_PACKAGES=(awscli python3-venv)
+
+want=("${PACKAGES[@]}")
+[[ "${1:-}" == "--peers" ]] && want+=("${PEER_PACKAGES[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--peers" ]]; then
+  for tool in go node npm python3; do
+    command -v "$tool" >/dev/null || { echo "setup: $tool is needed to install the test peers" >&2; exit 1; }
+  done
+  scripts/install-peers.sh
+fi
