@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/log.h"
 #include "common/time.h"
@@ -249,30 +250,62 @@ class Handler {
       Drain(req, reader);
       return SendJson(res, 404, json{{"errors", json::array()}});
     }
+    if (Refuse(node, req, res)) return Drain(req, reader);
+    Serve(req, res, reader);
+  }
+
+  // Called for requests with "Expect: 100-continue" before their body is sent: a request
+  // that will be refused anyway is answered at once (and logged), as OpenBao does, so that a
+  // client does not upload gigabytes to a sealed node or a redirecting standby. Returns the
+  // status to answer (100 = go on).
+  int EarlyAnswer(int node, const Request& req, Response& res) {
+    if (req.path.rfind("/v1/", 0) != 0 || req.path == "/v1/sys/health" ||
+        req.path == "/v1/sys/leader") {
+      return 100;
+    }
+    Response answer;
+    if (!Refuse(node, req, answer)) return 100;
+    cluster_.LogRequest(node, req.method, req.path);
+    res = answer;
+    res.set_header("Connection", "close");
+    return res.status;
+  }
+
+ private:
+  // Answers a /v1/ request that must not reach Serve(): sealed node, standby without an active
+  // node, standby in redirect mode, restore without the capability. False = serve it (a
+  // standby in forward mode serves exactly as the active node would).
+  bool Refuse(int node, const Request& req, Response& res) {
     Role role = cluster_.RoleOf(node);
     if (role == Role::kSealed) {
-      Drain(req, reader);
-      return SendError(res, 503, "Vault is sealed");
+      SendError(res, 503, "Vault is sealed");
+      return true;
     }
     if (role == Role::kStandby) {
       int active = cluster_.ActiveNode();
       if (active < 0) {
-        Drain(req, reader);
-        return SendError(res, 503, "local node not active but active cluster node not found");
+        SendError(res, 503, "local node not active but active cluster node not found");
+        return true;
       }
       if (cluster_.standby_mode() == StandbyMode::kRedirect) {
-        Drain(req, reader);
         res.status = 307;
         res.set_header("Location", cluster_.NodeUrl(active) + req.target);
         res.set_header("Cache-Control", "no-store");
-        return;
+        return true;
       }
-      // Forward mode: served here exactly as the active node would serve it.
     }
-    Serve(req, res, reader);
+    bool write = req.method == "POST" || req.method == "PUT";
+    bool force = req.path == kSnapshotForcePath;
+    if (write && (req.path == kSnapshotPath || force) &&
+        !cluster_.Allowed(TokenOf(req),
+                          force ? "sys/storage/raft/snapshot-force" : "sys/storage/raft/snapshot",
+                          kUpdate)) {
+      SendError(res, 403, "permission denied");
+      return true;
+    }
+    return false;
   }
 
- private:
   void Drain(const Request& req, const ContentReader* reader) {
     if (reader != nullptr) ReadBody(req, reader, nullptr);
   }
@@ -423,13 +456,8 @@ class Handler {
     });
   }
 
+  // The capability was checked by Refuse().
   void Restore(const Request& req, Response& res, const ContentReader* reader, bool force) {
-    std::string policy_path =
-        force ? "sys/storage/raft/snapshot-force" : "sys/storage/raft/snapshot";
-    if (!cluster_.Allowed(TokenOf(req), policy_path, kUpdate)) {
-      Drain(req, reader);
-      return SendError(res, 403, "permission denied");
-    }
     Faults faults = cluster_.TakeFaults();
     if (faults.fail_status != 0) {
       Drain(req, reader);
@@ -657,6 +685,9 @@ Status ClusterServer::Start() {
     server->set_keep_alive_timeout(2);
     server->set_keep_alive_max_count(1000);
     server->set_tcp_nodelay(true);
+    server->set_expect_100_continue_handler([handler, i](const Request& req, Response& res) {
+      return handler->EarlyAnswer(i, req, res);
+    });
     server->Get(".*", [handler, i](const Request& req, Response& res) {
       handler->Handle(i, req, res, nullptr);
     });

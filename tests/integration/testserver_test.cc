@@ -189,6 +189,14 @@ TEST(TestServer, StandbyRedirectsOrForwards) {
   auto redirected = Call(*server, "GET", server->Url(1) + kSnapshot + "?x=1", token);
   EXPECT_EQ(redirected.status, 307);
   EXPECT_EQ(redirected.location, server->Url(0) + kSnapshot + "?x=1");
+  // A restore sent to a redirecting standby is redirected too (and not applied there).
+  auto before = server->State();
+  ASSERT_TRUE(before.ok());
+  std::string archive = Call(*server, "GET", server->Url(0) + kSnapshot, token).body;
+  auto restore = Call(*server, "POST", server->Url(2) + kSnapshot, token, archive);
+  EXPECT_EQ(restore.status, 307);
+  EXPECT_EQ(restore.location, server->Url(0) + kSnapshot);
+  EXPECT_EQ((*server->State())["index"], (*before)["index"]);
 
   ASSERT_OK(server->SetStandbyMode("forward"));
   ASSERT_OK(server->ClearRequests());
