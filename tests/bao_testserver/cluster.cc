@@ -167,7 +167,6 @@ Status Cluster::SetSealed(int node, bool sealed) {
   }
   if (sealed_[node] != sealed) {
     sealed_[node] = sealed;
-    ++leader_epoch_;
     changed_.notify_all();
   }
   return Status::Ok();

@@ -106,7 +106,7 @@ class Cluster {
   // The active node: the leader unless it is sealed; -1 when there is none.
   int ActiveNode() const;
   int Leader() const;
-  // Counts leadership changes and seals; a snapshot stream that sees it move is cut.
+  // Counts leadership changes; a snapshot stream that sees it move is cut.
   uint64_t LeaderEpoch() const;
   std::chrono::system_clock::time_point ActiveSince() const;
   // kInvalidArgument when `node` is out of range.

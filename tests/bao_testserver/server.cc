@@ -123,9 +123,10 @@ bool PeerGone(int fd) {
 // faults by byte offset of the gzip stream.
 class SnapshotStream {
  public:
-  SnapshotStream(Cluster& cluster, const Request& req, Faults faults,
+  SnapshotStream(Cluster& cluster, int node, const Request& req, Faults faults,
                  std::unique_ptr<SnapshotWriter> writer)
       : cluster_(cluster),
+        node_(node),
         faults_(faults),
         writer_(std::move(writer)),
         epoch_(cluster.LeaderEpoch()),
@@ -134,12 +135,7 @@ class SnapshotStream {
         remote_port_(req.remote_port) {}
 
   bool Pump(DataSink& sink) {
-    if (cluster_.shutting_down()) return false;
-    if (cluster_.LeaderEpoch() != epoch_) {
-      log::Info("snapshot stream cut: leadership changed or a node was sealed",
-                {{"sent", std::to_string(sent_)}});
-      return false;
-    }
+    if (Interrupted()) return false;
     auto piece = writer_->Next();
     if (!piece.ok()) {
       log::Error("snapshot stream failed", {{"error", piece.status().ToString()}});
@@ -186,6 +182,23 @@ class SnapshotStream {
   }
 
  private:
+  // True (and logged) when the stream must end: the server stops, leadership changed, or the
+  // serving node or the active node was sealed, as a real node losing its role would do.
+  bool Interrupted() {
+    const char* why = nullptr;
+    if (cluster_.shutting_down()) {
+      why = "the server is stopping";
+    } else if (cluster_.LeaderEpoch() != epoch_) {
+      why = "leadership changed";
+    } else if (cluster_.RoleOf(node_) == Role::kSealed || cluster_.ActiveNode() < 0) {
+      why = "the node or the active node was sealed";
+    }
+    if (why != nullptr) {
+      log::Info(std::string("snapshot stream cut: ") + why, {{"sent", std::to_string(sent_)}});
+    }
+    return why != nullptr;
+  }
+
   // Sends nothing until the faults are changed (then resumes), or the client goes away, the
   // leader changes or the server stops (then false: the stream ends there).
   bool Stall() {
@@ -198,7 +211,7 @@ class SnapshotStream {
     int fd = FindConnectionFd(probe);
     while (true) {
       cluster_.WaitForChange(generation, epoch_, std::chrono::milliseconds(100));
-      if (cluster_.shutting_down() || cluster_.LeaderEpoch() != epoch_) return false;
+      if (Interrupted()) return false;
       if (cluster_.FaultGeneration() != generation) return true;
       if (PeerGone(fd)) {
         log::Info("stalled snapshot stream: the client went away");
@@ -217,6 +230,7 @@ class SnapshotStream {
   }
 
   Cluster& cluster_;
+  int node_;
   Faults faults_;
   std::unique_ptr<SnapshotWriter> writer_;
   uint64_t epoch_;
@@ -251,7 +265,7 @@ class Handler {
       return SendJson(res, 404, json{{"errors", json::array()}});
     }
     if (Refuse(node, req, res)) return Drain(req, reader);
-    Serve(req, res, reader);
+    Serve(node, req, res, reader);
   }
 
   // Called for requests with "Expect: 100-continue" before their body is sent: a request
@@ -310,12 +324,12 @@ class Handler {
     if (reader != nullptr) ReadBody(req, reader, nullptr);
   }
 
-  void Serve(const Request& req, Response& res, const ContentReader* reader) {
+  void Serve(int node, const Request& req, Response& res, const ContentReader* reader) {
     const std::string& path = req.path;
     bool write = req.method == "POST" || req.method == "PUT";
     std::string login_path = "/v1/auth/" + cluster_.config().jwt_mount + "/login";
     if (path == login_path && write) return Login(req, res, reader);
-    if (path == kSnapshotPath && req.method == "GET") return Snapshot(req, res);
+    if (path == kSnapshotPath && req.method == "GET") return Snapshot(node, req, res);
     if ((path == kSnapshotPath || path == kSnapshotForcePath) && write) {
       return Restore(req, res, reader, path == kSnapshotForcePath);
     }
@@ -434,7 +448,7 @@ class Handler {
                     {"orphan", true}}}});
   }
 
-  void Snapshot(const Request& req, Response& res) {
+  void Snapshot(int node, const Request& req, Response& res) {
     if (!cluster_.Allowed(TokenOf(req), "sys/storage/raft/snapshot", kRead)) {
       return SendError(res, 403, "permission denied");
     }
@@ -447,7 +461,7 @@ class Handler {
     auto writer =
         std::make_unique<SnapshotWriter>(view.state, cluster_.MetaForSnapshot(view),
                                          cluster_.config().seal_key, cluster_.config().gzip_level);
-    auto stream = std::make_shared<SnapshotStream>(cluster_, req, faults, std::move(writer));
+    auto stream = std::make_shared<SnapshotStream>(cluster_, node, req, faults, std::move(writer));
     res.status = 200;
     res.set_header("Cache-Control", "no-store");
     res.set_header("Transfer-Encoding", "chunked");

@@ -468,6 +468,36 @@ TEST(TestServer, StallFaultHoldsTheStreamUntilCleared) {
   EXPECT_TRUE(CheckSnapshot(resumed.body).ok());
 }
 
+TEST(TestServer, SealingTheServingNodeCutsAStream) {
+  auto server = StartServer();
+  ASSERT_NE(server, nullptr);
+  ASSERT_OK(server->SetFaults({{"stall_after_bytes", 5000}}));
+  std::atomic<size_t> received{0};
+  std::atomic<bool> done{false};
+  Status result;
+  std::thread reader([&] {
+    http::Client client;
+    http::Request req;
+    req.url = server->Url(0) + kSnapshot;
+    req.headers.emplace_back("X-Vault-Token", server->admin_token());
+    req.on_body = [&](std::string_view data) {
+      received += data.size();
+      return Status::Ok();
+    };
+    auto res = client.Do(req);
+    result = res.ok() ? Status::Ok() : res.status();
+    done = true;
+  });
+  ASSERT_TRUE(WaitUntil([&] { return received.load() == 5000; }, std::chrono::seconds(10)));
+  ASSERT_OK(server->Seal(2, true));  // an unrelated standby: the stream stays stalled
+  EXPECT_FALSE(WaitUntil([&] { return done.load(); }, std::chrono::milliseconds(500)));
+  ASSERT_OK(server->Seal(0, true));  // the serving, active node: the stream is cut
+  EXPECT_TRUE(WaitUntil([&] { return done.load(); }, std::chrono::seconds(10)));
+  reader.join();
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(received.load(), 5000u);
+}
+
 TEST(TestServer, LeaderChangeFaultCutsAndMovesLeadership) {
   auto server = StartServer();
   ASSERT_NE(server, nullptr);
