@@ -160,7 +160,10 @@ Result<std::string> ChooseKey(Context& ctx, const CommandOptions& opts) {
 }
 
 int KeyFailure(const Status& s, const std::string& result_file) {
-  ExitCode code = s.code() == Code::kInvalidArgument ? ExitCode::kConfig : ExitCode::kStorage;
+  // A selector that matches nothing is a usage problem, not a storage failure.
+  ExitCode code = s.code() == Code::kInvalidArgument || s.code() == Code::kNotFound
+                      ? ExitCode::kConfig
+                      : ExitCode::kStorage;
   return Finish(backup::Fail(code, s), result_file);
 }
 

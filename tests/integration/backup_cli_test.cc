@@ -1,0 +1,283 @@
+// `bao-backup backup` end to end: the real binary against the OpenBao test server, into a
+// local directory.
+#include <signal.h>
+
+#include <fstream>
+
+#include "cli_fixture.h"
+#include "support/test_pki.h"
+
+namespace bao::testing {
+namespace {
+
+constexpr const char* kSnapshotPath = "sys/storage/raft/snapshot";
+
+class BackupCliTest : public CliTest {
+ protected:
+  void StartServer(BaoTestServerOptions options = {}) {
+    server_ = std::make_unique<BaoTestServer>(options);
+    Status s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(server_->AddToken(reader_token_, {{kSnapshotPath, {"read"}}}).ok());
+  }
+
+  std::vector<std::string> BackupArgs(const std::string& addr) {
+    return {"backup",   "--bao-addr",    addr,          "--provider", "file",
+            "--bucket", store_.path(),   "--namespace", "ns1",        "--cluster",
+            "bao",      "--leader-wait", "2s"};
+  }
+
+  RunResult Backup(const std::string& addr, std::vector<std::string> extra = {},
+                   std::map<std::string, std::string> env = {}) {
+    std::vector<std::string> args = BackupArgs(addr);
+    args.insert(args.end(), extra.begin(), extra.end());
+    if (env.empty()) env = {{"BAO_TOKEN", reader_token_}};
+    return Cli(args, env);
+  }
+
+  void ExpectNothingStored() { EXPECT_EQ(Files(store_.path()), std::vector<std::string>{}); }
+
+  const std::string reader_token_ = "s.reader-token-for-tests-1234";
+  std::unique_ptr<BaoTestServer> server_;
+  TempDir store_;
+};
+
+TEST_F(BackupCliTest, BacksUpThroughAStandbyInBothStandbyModes) {
+  StartServer();
+  for (const char* mode : {"redirect", "forward"}) {
+    ASSERT_TRUE(server_->SetStandbyMode(mode).ok());
+    ASSERT_TRUE(server_->ClearRequests().ok());
+    RunResult r = Backup(server_->Url(1));
+    ASSERT_EQ(r.exit_code, 0) << mode << "\n" << Describe(r);
+    nlohmann::json j = LastJson(r);
+    ASSERT_TRUE(j.is_object()) << r.out;
+    std::string key = j["key"];
+    EXPECT_TRUE(key.starts_with("ns1/bao/")) << key;
+    EXPECT_EQ(j["leader"], server_->Url(0));
+    std::string path = store_.path() + "/" + key;
+    EXPECT_EQ(j["size"].get<uint64_t>(), std::filesystem::file_size(path));
+    EXPECT_EQ(j["sha256"], FileSha256(path));
+    EXPECT_GT(j["raftIndex"].get<uint64_t>(), 0u);
+    EXPECT_EQ(ReadText(path + ".sha256").substr(0, 64), j["sha256"]);
+    // The snapshot itself was streamed from the leader, never through the standby.
+    Result<nlohmann::json> requests = server_->Requests();
+    ASSERT_TRUE(requests.ok());
+    int snapshot_gets = 0;
+    for (const auto& req : *requests) {
+      if (req["path"] == "/v1/sys/storage/raft/snapshot") {
+        ++snapshot_gets;
+        EXPECT_EQ(req["node"], 0) << req.dump();
+      }
+    }
+    EXPECT_EQ(snapshot_gets, 1);
+    EXPECT_EQ(r.out.find(reader_token_), std::string::npos);
+    EXPECT_EQ(r.err.find(reader_token_), std::string::npos);
+  }
+}
+
+TEST_F(BackupCliTest, WritesTheResultFileAndHonoursAnExplicitKey) {
+  StartServer();
+  std::string result_file = store_.File("result.json");
+  RunResult r = Backup(server_->Url(0), {"--key", "custom/one.snap", "--result-file", result_file});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(LastJson(r), nlohmann::json::parse(ReadText(result_file)));
+  EXPECT_TRUE(std::filesystem::exists(store_.path() + "/custom/one.snap"));
+}
+
+TEST_F(BackupCliTest, JwtLoginGoodAndBad) {
+  TempDir keys;
+  Result<RsaKeyPair> pair = MakeRsaKeyPair();
+  ASSERT_TRUE(pair.ok());
+  WriteText(keys.File("jwt.pub"), pair->public_pem);
+  BaoTestServerOptions options;
+  options.jwt_public_key_file = keys.File("jwt.pub");
+  StartServer(options);
+  std::string subject = "system:serviceaccount:ns1:bao-backup-serviceaccount";
+  ASSERT_TRUE(server_
+                  ->AddJwtRole({{"name", "openbao-operator-backup"},
+                                {"bound_audiences", {"openbao-internal"}},
+                                {"bound_subject", subject},
+                                {"policies", {{kSnapshotPath, {"read"}}}},
+                                {"ttl", 600}})
+                  .ok());
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  auto jwt_run = [&](nlohmann::json claims) {
+    Result<std::string> jwt = MakeJwt(pair->private_pem, claims);
+    EXPECT_TRUE(jwt.ok());
+    WriteText(keys.File("token"), *jwt);
+    RunResult r =
+        Backup(server_->Url(1),
+               {"--jwt-role", "openbao-operator-backup", "--jwt-token-file", keys.File("token")},
+               {{"BAO_TOKEN", ""}});
+    EXPECT_EQ(r.out.find(*jwt), std::string::npos);
+    EXPECT_EQ(r.err.find(*jwt), std::string::npos);
+    return r;
+  };
+  nlohmann::json good = {{"iss", "https://kubernetes.default.svc"},
+                         {"sub", subject},
+                         {"aud", {"openbao-internal"}},
+                         {"iat", now},
+                         {"nbf", now},
+                         {"exp", now + 600}};
+  RunResult ok = jwt_run(good);
+  ASSERT_EQ(ok.exit_code, 0) << Describe(ok);
+  ASSERT_EQ(Files(store_.path()).size(), 2u);  // the object and its checksum file
+  std::filesystem::remove_all(store_.path() + "/ns1");
+
+  struct Bad {
+    const char* name;
+    nlohmann::json claims;
+    const char* expect;
+  };
+  nlohmann::json wrong_aud = good, wrong_sub = good, expired = good;
+  wrong_aud["aud"] = {"somebody-else"};
+  wrong_sub["sub"] = "system:serviceaccount:ns1:intruder";
+  expired["exp"] = now - 3600;
+  expired["iat"] = now - 7200;
+  expired["nbf"] = now - 7200;
+  for (const Bad& bad :
+       {Bad{"wrong audience", wrong_aud, "audience"}, Bad{"wrong subject", wrong_sub, "subject"},
+        Bad{"expired", expired, "expired"}}) {
+    RunResult r = jwt_run(bad.claims);
+    EXPECT_EQ(r.exit_code, 2) << bad.name << "\n" << Describe(r);
+    EXPECT_NE(LastJson(r).value("error", "").find(bad.expect), std::string::npos)
+        << bad.name << ": " << r.out;
+    EXPECT_EQ(LastJson(r).value("stage", ""), "auth");
+    ExpectNothingStored();
+  }
+}
+
+TEST_F(BackupCliTest, TokenWithoutReadFailsClearlyAndStoresNothing) {
+  StartServer();
+  const std::string weak = "s.no-snapshot-read-token";
+  ASSERT_TRUE(server_->AddToken(weak, {{"sys/health", {"read"}}}).ok());
+  RunResult r = Backup(server_->Url(0), {}, {{"BAO_TOKEN", weak}});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_NE(r.out.find("\\\"read\\\" capability on sys/storage/raft/snapshot"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find(weak), std::string::npos);
+  EXPECT_EQ(r.err.find(weak), std::string::npos);
+  ExpectNothingStored();
+}
+
+TEST_F(BackupCliTest, TruncatedAndCorruptStreamsStoreNothing) {
+  BaoTestServerOptions options;
+  options.state_size = 4 << 20;
+  StartServer(options);
+  ASSERT_TRUE(server_->SetFaults({{"cut_after_bytes", 1000000}}).ok());
+  RunResult cut = Backup(server_->Url(0));
+  EXPECT_EQ(cut.exit_code, 4) << Describe(cut);
+  ExpectNothingStored();
+
+  for (uint64_t at : {20ull, 600ull, 2000000ull}) {
+    ASSERT_TRUE(server_->SetFaults({{"corrupt_at_byte", at}}).ok());
+    RunResult bad = Backup(server_->Url(0));
+    EXPECT_EQ(bad.exit_code, 6) << "corrupt at " << at << "\n" << Describe(bad);
+    EXPECT_EQ(LastJson(bad).value("stage", ""), "verification");
+    ExpectNothingStored();
+  }
+  ASSERT_TRUE(server_->ClearFaults().ok());
+  EXPECT_EQ(Backup(server_->Url(0)).exit_code, 0);
+}
+
+TEST_F(BackupCliTest, LeaderChangeMidStreamFailsTheBackup) {
+  BaoTestServerOptions options;
+  options.state_size = 4 << 20;
+  StartServer(options);
+  ASSERT_TRUE(server_->SetFaults({{"leader_change_after_bytes", 1500000}, {"count", 1}}).ok());
+  RunResult r = Backup(server_->Url(0));
+  EXPECT_EQ(r.exit_code, 4) << Describe(r);
+  EXPECT_NE(LastJson(r).value("error", "").find("leader changed"), std::string::npos) << r.out;
+  ExpectNothingStored();
+  // The next run finds the new leader.
+  RunResult again = Backup(server_->Url(0));
+  ASSERT_EQ(again.exit_code, 0) << Describe(again);
+  EXPECT_EQ(LastJson(again)["leader"], server_->Url(1));
+}
+
+TEST_F(BackupCliTest, NoLeaderAndUnreachableNodesAreLeaderDiscoveryFailures) {
+  StartServer();
+  ASSERT_TRUE(server_->Seal(0, true).ok());
+  RunResult sealed = Backup(server_->Url(1));
+  EXPECT_EQ(sealed.exit_code, 3) << Describe(sealed);
+  EXPECT_NE(sealed.out.find("no active OpenBao node"), std::string::npos) << sealed.out;
+
+  int dead_port = FreePort();
+  RunResult dead = Backup("http://127.0.0.1:" + std::to_string(dead_port));
+  EXPECT_EQ(dead.exit_code, 3) << Describe(dead);
+  EXPECT_NE(dead.out.find("127.0.0.1:" + std::to_string(dead_port)), std::string::npos);
+  ExpectNothingStored();
+}
+
+TEST_F(BackupCliTest, BadConfigurationIsExitOne) {
+  StartServer();
+  RunResult no_bucket = Cli({"backup", "--bao-addr", server_->Url(0), "--cluster", "bao"},
+                            {{"BAO_TOKEN", reader_token_}});
+  EXPECT_EQ(no_bucket.exit_code, 1);
+  EXPECT_NE(no_bucket.out.find("target.bucket: required"), std::string::npos) << no_bucket.out;
+  RunResult no_creds = Backup(server_->Url(0), {}, {{"BAO_TOKEN", ""}});
+  EXPECT_EQ(no_creds.exit_code, 1) << Describe(no_creds);
+  RunResult bad_part = Backup(server_->Url(0), {"--part-size", "100"});
+  EXPECT_EQ(bad_part.exit_code, 1);
+  RunResult bad_name = Backup(server_->Url(0), {"--cluster", "Not_Valid"});
+  EXPECT_EQ(bad_name.exit_code, 1);
+  ExpectNothingStored();
+}
+
+TEST_F(BackupCliTest, VerifiesOpenBaoTlsWithTheGivenCa) {
+  BaoTestServerOptions options;
+  options.tls = true;
+  StartServer(options);
+  RunResult no_ca = Backup(server_->Url(1));
+  EXPECT_EQ(no_ca.exit_code, 3) << Describe(no_ca);
+  EXPECT_NE(no_ca.out.find("TLS"), std::string::npos) << no_ca.out;
+  RunResult with_ca = Backup(server_->Url(1), {"--bao-cacert", server_->ca_file()});
+  EXPECT_EQ(with_ca.exit_code, 0) << Describe(with_ca);
+}
+
+TEST_F(BackupCliTest, SigtermDuringTheStreamLeavesNothing) {
+  BaoTestServerOptions options;
+  options.state_size = 8 << 20;
+  StartServer(options);
+  ASSERT_TRUE(server_->SetFaults({{"stall_after_bytes", 3000000}}).ok());
+  Process p;
+  std::vector<std::string> args = BackupArgs(server_->Url(0));
+  args.insert(args.begin(), BuildBinary("bao-backup"));
+  ASSERT_TRUE(p.Start(args, {{"BAO_TOKEN", reader_token_}}));
+  // Wait until the partial file is being written, then interrupt.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (const std::string& f : Files(store_.path())) {
+          if (f.find(".partial-") != std::string::npos &&
+              std::filesystem::file_size(store_.path() + "/" + f) > 0) {
+            return true;
+          }
+        }
+        return false;
+      },
+      std::chrono::seconds(30)));
+  p.Signal(SIGTERM);
+  int code = p.Wait(std::chrono::seconds(30));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(code, -1);
+  ExpectNothingStored();
+}
+
+TEST_F(BackupCliTest, OneGibSnapshot) {
+  BaoTestServerOptions options;
+  options.state_size = 1ull << 30;
+  StartServer(options);
+  RunResult r = Backup(server_->Url(1));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  nlohmann::json j = LastJson(r);
+  EXPECT_GT(j["size"].get<uint64_t>(), 1ull << 30);
+  std::string path = store_.path() + "/" + j["key"].get<std::string>();
+  EXPECT_EQ(FileSha256(path), j["sha256"]);
+  RunResult verify = Cli({"verify", "--bucket", store_.path(), "--key", j["key"]});
+  EXPECT_EQ(verify.exit_code, 0) << Describe(verify);
+}
+
+}  // namespace
+}  // namespace bao::testing
