@@ -1,6 +1,7 @@
 #include "backup/backup.h"
 
 #include "backup/naming.h"
+#include "common/async_sink.h"
 #include "common/cancel.h"
 #include "common/log.h"
 #include "common/redact.h"
@@ -95,7 +96,11 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
                 writer.status().WithContext("opening " + result.key + " in " + result.store));
   }
 
+  // The archive checker (inflate, tar, member hashes) runs on its own thread; this thread
+  // hashes the object and writes it to the store.
   snapshot::ArchiveChecker checker;
+  AsyncSink checking([&checker](std::string_view chunk) { return checker.Update(chunk); }, 1 << 20,
+                     4);
   crypto::Sha256 object_hash;
   uint64_t bytes = 0;
   uint64_t next_progress = 64ull << 20;
@@ -107,7 +112,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
       return sink_failure.status;
     }
     object_hash.Update(chunk);
-    if (Status s = checker.Update(chunk); !s.ok()) {
+    if (Status s = checking.Push(chunk); !s.ok()) {
       sink_failure =
           Fail(ExitCode::kVerification, s.WithContext("the snapshot archive is damaged"));
       return sink_failure.status;
@@ -144,7 +149,9 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
       }
     }
   }
-  Result<snapshot::ArchiveReport> report = checker.Finish();
+  Status checked = checking.Finish();
+  Result<snapshot::ArchiveReport> report =
+      checked.ok() ? checker.Finish() : Result<snapshot::ArchiveReport>(checked);
   if (!report.ok()) {
     (*writer)->Abort();
     return fail(ExitCode::kVerification,
