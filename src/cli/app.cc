@@ -147,6 +147,10 @@ int RunCli(int argc, char** argv) {
                            "print the next run times of this cron expression and exit");
   schedule_cmd->add_option("--after", sched.after, "with --next: start after this RFC 3339 time");
   schedule_cmd->add_option("--count", sched.count, "with --next: how many run times (default 1)");
+  schedule_cmd->add_option("--config", sched.config,
+                           "run the standalone scheduler with this YAML file (docs/scheduler.md)");
+  schedule_cmd->add_flag("--status", sched.status,
+                         "with --config: print each cluster's persisted status and exit");
   CLI::App* operator_cmd = app.add_subcommand("operator", "run the Kubernetes backup manager");
   operator_cmd->allow_extras();
 
@@ -170,9 +174,8 @@ int RunCli(int argc, char** argv) {
   if (*prune_cmd) return RunPruneCommand(flags, opts);
   if (*schedule_cmd) {
     if (!sched.next.empty()) return RunScheduleNextCommand(sched);
-    std::fprintf(stderr,
-                 "bao-backup schedule: the standalone scheduler (--config) is not "
-                 "available yet in this build; --next works\n");
+    if (!sched.config.empty()) return RunScheduleCommand(sched);
+    std::fprintf(stderr, "bao-backup schedule: give --next EXPR or --config FILE\n");
     return static_cast<int>(backup::ExitCode::kConfig);
   }
   if (*operator_cmd) {

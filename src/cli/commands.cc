@@ -1,18 +1,25 @@
 #include "cli/commands.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
 
 #include "backup/backup.h"
 #include "backup/catalog.h"
 #include "backup/prune.h"
 #include "backup/restore.h"
 #include "backup/verify.h"
+#include "common/cancel.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/redact.h"
 #include "schedule/cron.h"
+#include "schedule/metrics.h"
+#include "schedule/scheduler.h"
 
 namespace bao::cli {
 namespace {
@@ -316,6 +323,84 @@ int RunScheduleNextCommand(const ScheduleOptions& opts) {
     if (t == CronSchedule::kNever) break;
     std::printf("%s\n", FormatRfc3339(t).c_str());
   }
+  return 0;
+}
+
+int RunScheduleCommand(const ScheduleOptions& opts) {
+  Result<schedule::SchedulerConfig> cfg = schedule::LoadSchedulerConfig(opts.config);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "bao-backup: %s\n", cfg.status().message().c_str());
+    return static_cast<int>(ExitCode::kConfig);
+  }
+  if (opts.status) {
+    Result<schedule::SchedulerState> state = schedule::LoadState(cfg->state_file);
+    if (!state.ok()) {
+      std::fprintf(stderr, "bao-backup: %s\n", state.status().message().c_str());
+      return static_cast<int>(ExitCode::kConfig);
+    }
+    nlohmann::json out = {{"stateFile", cfg->state_file}, {"clusters", nlohmann::json::array()}};
+    if (!state->metrics_address.empty()) out["metricsAddress"] = state->metrics_address;
+    for (const schedule::ClusterConfig& c : cfg->clusters) {
+      auto it = state->clusters.find(c.Key());
+      out["clusters"].push_back({{"namespace", c.ns},
+                                 {"name", c.name},
+                                 {"schedule", c.schedule.ToString()},
+                                 {"status", it == state->clusters.end() ? nlohmann::json::object()
+                                                                        : it->second.ToJson()}});
+    }
+    std::printf("%s\n", Redact(out.dump(2)).c_str());
+    return 0;
+  }
+
+  // Signals are taken by a dedicated thread (blocked everywhere else, including in the threads
+  // started below), so the first one can grant running uploads their grace period instead of
+  // cancelling them at once. A second signal cancels at once.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  schedule::Scheduler scheduler(*cfg, &SystemClock(), schedule::DefaultHooks(&SystemClock()));
+  if (Status s = scheduler.Start(); !s.ok()) {
+    std::fprintf(stderr, "bao-backup: %s\n", s.message().c_str());
+    return static_cast<int>(ExitCode::kConfig);
+  }
+  schedule::MetricsServer metrics([&scheduler] { return scheduler.Snapshot(); });
+  if (!cfg->metrics_address.empty()) {
+    Result<std::string> bound = metrics.Start(cfg->metrics_address);
+    if (!bound.ok()) {
+      std::fprintf(stderr, "bao-backup: %s\n", bound.status().message().c_str());
+      return static_cast<int>(ExitCode::kConfig);
+    }
+    scheduler.SetMetricsAddress(*bound);
+  }
+  log::Info("scheduler running",
+            {{"clusters", std::to_string(cfg->clusters.size())}, {"stateFile", cfg->state_file}});
+
+  std::atomic<bool> done{false};
+  std::thread shutdown_thread;
+  std::thread signal_thread([&] {
+    int received = 0;
+    timespec poll = {0, 200 * 1000 * 1000};
+    while (!done) {
+      int sig = sigtimedwait(&signals, nullptr, &poll);
+      if (sig < 0) continue;
+      if (++received == 1) {
+        log::Info("signal received: stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        shutdown_thread = std::thread([&scheduler] { scheduler.Shutdown(); });
+      } else {
+        log::Warn("second signal: cancelling running backups now");
+        RequestCancel();
+      }
+    }
+  });
+  scheduler.Run();
+  done = true;
+  signal_thread.join();
+  if (shutdown_thread.joinable()) shutdown_thread.join();
+  metrics.Stop();
+  log::Info("scheduler stopped");
   return 0;
 }
 

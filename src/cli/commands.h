@@ -24,6 +24,8 @@ struct ScheduleOptions {
   std::string next;   // cron expression
   std::string after;  // RFC 3339; default now
   int count = 1;
+  std::string config;   // the standalone scheduler's YAML configuration
+  bool status = false;  // with config: print the persisted status and exit
 };
 
 // `bao-backup backup`: one backup; prints the result JSON as the last stdout line.
@@ -38,5 +40,8 @@ int RunRestoreCommand(const Flags& flags, const CommandOptions& opts);
 int RunPruneCommand(const Flags& flags, const CommandOptions& opts);
 // `bao-backup schedule --next`: the next run times of a cron expression.
 int RunScheduleNextCommand(const ScheduleOptions& opts);
+// `bao-backup schedule --config FILE [--status]`: the standalone scheduler (docs/scheduler.md)
+// until SIGTERM/SIGINT, or with --status the persisted status of every configured cluster.
+int RunScheduleCommand(const ScheduleOptions& opts);
 
 }  // namespace bao::cli
