@@ -1,0 +1,545 @@
+// The backup manager end to end: the API test server holds the OpenBaoClusters, Secrets and
+// Jobs; the test drives reconciles with a fake clock and plays the kubelet and the Job
+// controller. To "run" a Job it:
+//   - writes every Secret the Pod mounts into <root>/<mountPath>/<key> (base64-decoded),
+//   - rewrites the arguments: the in-cluster OpenBao addresses
+//     https://<cluster>-<i>.<cluster>.<ns>.svc:8200 become the OpenBao test server's node i,
+//     mount paths (/etc/bao/..., /var/run/secrets/...) and /dev/termination-log move under
+//     <root>, the command becomes the bao-backup binary of this build,
+//   - runs the real executor (TLS to the OpenBao test server with the CA from the
+//     <cluster>-tls-ca Secret, token from the token Secret, MinIO as S3 with the credentials
+//     Secret), then creates the Pod with the terminated state (message = the result file) and
+//     sets the Job's Complete/Failed condition.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <mutex>
+
+#include "crypto/crypto.h"
+#include "k8s/client.h"
+#include "k8s/events.h"
+#include "k8s/leader.h"
+#include "operator/backup_manager.h"
+#include "operator/job_builder.h"
+#include "support/bao_testserver.h"
+#include "support/k8s_testserver.h"
+#include "support/minio.h"
+#include "support/testing.h"
+
+namespace bao::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+class FakeClock : public Clock {
+ public:
+  explicit FakeClock(TimePoint t) : now_(t) {}
+  TimePoint Now() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return now_;
+  }
+  void Set(TimePoint t) {
+    std::lock_guard<std::mutex> lock(mu_);
+    now_ = t;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  TimePoint now_;
+};
+
+TimePoint At(const char* rfc3339) {
+  return *ParseRfc3339(rfc3339);
+}
+
+constexpr const char* kNs = "ns1";
+constexpr const char* kToken = "s.backup-token-for-operator-tests";
+
+class OperatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(k8s_.Start({}, &error)) << error;
+    k8s::Config config;
+    config.server = k8s_.url();
+    config.default_namespace = kNs;
+    client_ = std::make_unique<k8s::Client>(config);
+    events_ = std::make_unique<k8s::EventRecorder>(client_.get(), "bao-backup-operator", &clock_);
+  }
+
+  // A fresh manager: every reconcile in these tests may use a new one ("restart").
+  std::unique_ptr<op::BackupManager> NewManager() {
+    op::ManagerOptions o;
+    o.clock = &clock_;
+    o.job.default_image = "bao-backup:test";
+    return std::make_unique<op::BackupManager>(client_.get(), events_.get(), o);
+  }
+
+  op::ReconcileResult Reconcile(const std::string& name) {
+    Result<op::ReconcileResult> r = NewManager()->Reconcile(kNs, name);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : op::ReconcileResult{};
+  }
+
+  void StartBackends() {
+    BaoTestServerOptions o;
+    o.tls = true;
+    bao_ = std::make_unique<BaoTestServer>(o);
+    Status s = bao_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(bao_->AddToken(kToken, {{"sys/storage/raft/snapshot", {"read"}}}).ok());
+    std::string error;
+    ASSERT_TRUE(minio_.Start(&error)) << error;
+    ASSERT_TRUE(minio_.CreateBucket("backups", &error)) << error;
+    CreateSecret("s3-creds",
+                 {{"accessKeyId", minio_.access_key()}, {"secretAccessKey", minio_.secret_key()}});
+    CreateSecret("bao-token", {{"token", kToken}});
+  }
+
+  void CreateSecret(const std::string& name, const std::map<std::string, std::string>& data) {
+    json d = json::object();
+    for (const auto& [k, v] : data) d[k] = crypto::Base64Encode(v);
+    json secret = {{"apiVersion", "v1"},
+                   {"kind", "Secret"},
+                   {"metadata", {{"name", name}, {"namespace", kNs}}},
+                   {"data", d}};
+    ASSERT_TRUE(client_->Create(k8s::kSecrets, kNs, secret).ok());
+  }
+
+  json BackupSpec() {
+    return {{"schedule", "* * * * *"},
+            {"target",
+             {{"provider", "s3"},
+              {"endpoint", minio_.port() ? minio_.endpoint() : "http://127.0.0.1:1"},
+              {"bucket", "backups"},
+              {"pathPrefix", "prod"},
+              {"usePathStyle", true},
+              {"credentialsSecretRef", {{"name", "s3-creds"}}}}},
+            {"tokenSecretRef", {{"name", "bao-token"}}},
+            {"retention", {{"maxCount", 1}}}};
+  }
+
+  // Creates a Running cluster (status set through the subresource) and its CA Secret.
+  void CreateCluster(const std::string& name, const json& backup, json extra_spec = {}) {
+    json spec = {{"version", "2.1.0"},
+                 {"replicas", 3},
+                 {"backup", backup},
+                 {"unknownVendorField", {{"keep", "me"}}}};
+    if (extra_spec.is_object()) spec.update(extra_spec);
+    json cluster = {{"apiVersion", "openbao.org/v1alpha1"},
+                    {"kind", "OpenBaoCluster"},
+                    {"metadata", {{"name", name}, {"namespace", kNs}}},
+                    {"spec", spec}};
+    Result<json> c = client_->Create(k8s::kOpenBaoClusters, kNs, cluster);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    SetStatus(name, {{"phase", "Running"}, {"currentVersion", "2.1.0"}});
+    if (bao_) CreateSecret(name + "-tls-ca", {{"ca.crt", ReadText(bao_->ca_file())}});
+  }
+
+  void SetStatus(const std::string& name, const json& status) {
+    Result<json> r = client_->PatchStatus(k8s::kOpenBaoClusters, kNs, name, {{"status", status}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+
+  json Cluster(const std::string& name) {
+    Result<json> c = client_->Get(k8s::kOpenBaoClusters, kNs, name);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? *c : json::object();
+  }
+  json BackupStatus(const std::string& name) {
+    json c = Cluster(name);
+    return c.contains("status") && c["status"].contains("backup") ? c["status"]["backup"]
+                                                                  : json::object();
+  }
+
+  std::vector<json> Jobs() {
+    Result<k8s::ObjectList> l = client_->List(k8s::kJobs, kNs);
+    EXPECT_TRUE(l.ok());
+    return l.ok() ? l->items : std::vector<json>{};
+  }
+
+  bool HasEvent(const std::string& reason, const std::string& involved) {
+    Result<k8s::ObjectList> l = client_->List(k8s::kEvents, kNs);
+    if (!l.ok()) return false;
+    for (const json& e : l->items) {
+      if (e.value("reason", "") == reason && e["involvedObject"].value("name", "") == involved) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  json Condition(const std::string& name) {
+    json c = Cluster(name);
+    if (!c.contains("status") || !c["status"].contains("conditions")) return nullptr;
+    for (const json& cond : c["status"]["conditions"]) {
+      if (cond["type"] == op::kConditionBackupConfigured) return cond;
+    }
+    return nullptr;
+  }
+
+  // Plays kubelet + Job controller for `job` (see the file comment). Returns the exit code.
+  int RunJob(const json& job) {
+    TempDir root;
+    const json& pod = job["spec"]["template"]["spec"];
+    const json& container = pod["containers"][0];
+    std::map<std::string, std::string> volume_secret;
+    for (const json& v : pod["volumes"]) {
+      if (v.contains("secret")) volume_secret[v["name"]] = v["secret"]["secretName"];
+    }
+    for (const json& m : container["volumeMounts"]) {
+      auto it = volume_secret.find(m["name"]);
+      if (it == volume_secret.end()) continue;
+      Result<json> secret = client_->Get(k8s::kSecrets, kNs, it->second);
+      EXPECT_TRUE(secret.ok()) << it->second;
+      if (!secret.ok()) return -1;
+      std::string dir = root.path() + m["mountPath"].get<std::string>();
+      std::filesystem::create_directories(dir);
+      for (const auto& [key, value] : (*secret)["data"].items()) {
+        WriteText(dir + "/" + key, *crypto::Base64Decode(value.get<std::string>()));
+      }
+    }
+    const std::string name = job["metadata"]["labels"][op::kLabelCluster];
+    std::vector<std::string> argv = {BuildBinary("bao-backup")};
+    for (const json& a : container["args"]) {
+      std::string arg = a;
+      std::string prefix = "https://" + name + "-";
+      if (arg.rfind(prefix, 0) == 0) {
+        int i = std::stoi(arg.substr(prefix.size()));
+        arg = bao_->Url(i % static_cast<int>(bao_->NodeUrls().size()));
+      } else if (arg.rfind("/etc/bao/", 0) == 0 || arg.rfind("/var/run/secrets/", 0) == 0) {
+        arg = root.path() + arg;
+      } else if (arg == op::kResultFile) {
+        arg = root.File("termination-log");
+      }
+      argv.push_back(arg);
+    }
+    RunResult r = testing::Run(argv, {}, 60s);
+    last_run_ = r;
+    std::string message = ReadText(root.File("termination-log"));
+    std::string job_name = job["metadata"]["name"];
+    json pod_obj = {{"apiVersion", "v1"},
+                    {"kind", "Pod"},
+                    {"metadata",
+                     {{"name", job_name + "-" + crypto::RandomHex(5)},
+                      {"namespace", kNs},
+                      {"labels", {{"job-name", job_name}}}}},
+                    {"spec", pod}};
+    Result<json> created = client_->Create(k8s::kPods, kNs, pod_obj);
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    json terminated = {{"exitCode", r.exit_code},
+                       {"message", message},
+                       {"finishedAt", FormatRfc3339(clock_.Now())}};
+    EXPECT_TRUE(client_
+                    ->PatchStatus(k8s::kPods, kNs, (*created)["metadata"]["name"],
+                                  {{"status",
+                                    {{"phase", r.exit_code == 0 ? "Succeeded" : "Failed"},
+                                     {"containerStatuses",
+                                      json::array({{{"name", "backup"},
+                                                    {"state", {{"terminated", terminated}}}}})}}}})
+                    .ok());
+    bool ok = r.exit_code == 0;
+    json cond = {{"type", ok ? "Complete" : "Failed"}, {"status", "True"}};
+    if (!ok) cond["reason"] = "BackoffLimitExceeded";
+    EXPECT_TRUE(client_
+                    ->PatchStatus(
+                        k8s::kJobs, kNs, job_name,
+                        {{"status",
+                          {{ok ? "succeeded" : "failed", 1}, {"conditions", json::array({cond})}}}})
+                    .ok());
+    return r.exit_code;
+  }
+
+  int CountObjects() {
+    RunResult r = minio_.Aws({"s3", "ls", "--recursive", "s3://backups/"});
+    int n = 0;
+    size_t pos = 0;
+    while ((pos = r.out.find(".snap\n", pos)) != std::string::npos) {
+      ++n;
+      ++pos;
+    }
+    return n;
+  }
+
+  FakeClock clock_{At("2025-01-15T03:00:30Z")};
+  K8sTestServer k8s_;
+  std::unique_ptr<k8s::Client> client_;
+  std::unique_ptr<k8s::EventRecorder> events_;
+  std::unique_ptr<BaoTestServer> bao_;
+  MinioServer minio_;
+  RunResult last_run_;
+};
+
+TEST_F(OperatorTest, ScheduledBackupEndToEndWithRestartsFailureAndRetention) {
+  StartBackends();
+  CreateCluster("bao", BackupSpec());
+
+  // First look: no slot has passed since the controller saw the cluster.
+  EXPECT_EQ(Reconcile("bao").outcome, "idle");
+  EXPECT_TRUE(Jobs().empty());
+  EXPECT_EQ(BackupStatus("bao")["nextScheduledBackup"], "2025-01-15T03:01:00Z");
+  ASSERT_TRUE(client_->Get(k8s::kServiceAccounts, kNs, "bao-backup-serviceaccount").ok());
+
+  // The slot 03:01 passes; a restarted controller reconciles twice: one Job.
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  std::vector<json> jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  const json& job = jobs[0];
+  EXPECT_EQ(job["metadata"]["name"], "backup-bao-20250115-030100");
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["kind"], "OpenBaoCluster");
+  const json& pod = job["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["serviceAccountName"], "bao-backup-serviceaccount");
+  const json& c = pod["containers"][0];
+  EXPECT_EQ(c["image"], "bao-backup:test");
+  EXPECT_EQ(c["securityContext"]["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(c["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+  EXPECT_EQ(c["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  std::string args = c["args"].dump();
+  EXPECT_NE(args.find("\"https://bao-2.bao.ns1.svc:8200\""), std::string::npos) << args;
+  EXPECT_NE(args.find("\"--result-file\",\"/dev/termination-log\""), std::string::npos);
+  EXPECT_NE(args.find("\"--bao-token-file\",\"/etc/bao/backup/token/token\""), std::string::npos);
+  EXPECT_NE(args.find("\"--max-count\",\"1\""), std::string::npos);
+  EXPECT_EQ(job["spec"]["backoffLimit"], 0);
+  EXPECT_TRUE(job["spec"].contains("activeDeadlineSeconds"));
+  EXPECT_TRUE(job["spec"].contains("ttlSecondsAfterFinished"));
+  json lock = Cluster("bao")["status"]["operationLock"];
+  EXPECT_EQ(lock["operation"], "Backup");
+
+  // The executor runs; the status fills in; the lock is released.
+  ASSERT_EQ(RunJob(job), 0) << last_run_.err;
+  clock_.Set(At("2025-01-15T03:01:40Z"));
+  Reconcile("bao");
+  Reconcile("bao");  // repeated: nothing counted twice
+  json b = BackupStatus("bao");
+  EXPECT_TRUE(b["lastBackupName"].get<std::string>().starts_with("prod/ns1/bao/")) << b;
+  EXPECT_GT(b["lastBackupSize"].get<int64_t>(), 0);
+  EXPECT_FALSE(b["lastBackupDuration"].get<std::string>().empty());
+  EXPECT_EQ(b["consecutiveFailures"], 0);
+  EXPECT_EQ(b["lastAttemptScheduledTime"], "2025-01-15T03:01:00Z");
+  EXPECT_FALSE(Cluster("bao")["status"].contains("operationLock"));
+  EXPECT_EQ(Cluster("bao")["spec"]["unknownVendorField"]["keep"], "me");
+  EXPECT_TRUE(HasEvent("BackupSucceeded", "bao"));
+  EXPECT_EQ(CountObjects(), 1);
+
+  // 03:02: OpenBao fails; the failure is counted once.
+  ASSERT_TRUE(bao_->SetFaults({{"fail_status", 500}, {"count", 100}}).ok());
+  clock_.Set(At("2025-01-15T03:02:01Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 2u);
+  json failing = jobs[0]["metadata"]["name"] == "backup-bao-20250115-030200" ? jobs[0] : jobs[1];
+  EXPECT_NE(RunJob(failing), 0);
+  Reconcile("bao");
+  Reconcile("bao");
+  b = BackupStatus("bao");
+  EXPECT_EQ(b["consecutiveFailures"], 1) << b;
+  EXPECT_FALSE(b["lastFailureReason"].get<std::string>().empty());
+  EXPECT_TRUE(HasEvent("BackupFailed", "bao"));
+
+  // 03:03: success again resets the count; retention (maxCount 1) pruned the older object.
+  ASSERT_TRUE(bao_->ClearFaults().ok());
+  clock_.Set(At("2025-01-15T03:03:02Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  for (const json& j : Jobs()) {
+    if (j["metadata"]["name"] == "backup-bao-20250115-030300") {
+      ASSERT_EQ(RunJob(j), 0) << last_run_.err;
+    }
+  }
+  Reconcile("bao");
+  b = BackupStatus("bao");
+  EXPECT_EQ(b["consecutiveFailures"], 0) << b;
+  EXPECT_EQ(CountObjects(), 1);
+  EXPECT_EQ(Jobs().size(), 3u);
+}
+
+TEST_F(OperatorTest, InterruptedAfterTakingTheLockResumesTheSameJob) {
+  StartBackends();
+  CreateCluster("bao", BackupSpec());
+  Reconcile("bao");
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  // Pretend the controller died between the lock and the Job creation.
+  ASSERT_TRUE(client_->Delete(k8s::kJobs, kNs, "backup-bao-20250115-030100").ok());
+  clock_.Set(At("2025-01-15T03:01:20Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "resumed");
+  std::vector<json> jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0]["metadata"]["name"], "backup-bao-20250115-030100");
+  ASSERT_EQ(RunJob(jobs[0]), 0) << last_run_.err;
+  Reconcile("bao");
+  EXPECT_EQ(BackupStatus("bao")["consecutiveFailures"], 0);
+  EXPECT_FALSE(Cluster("bao")["status"].contains("operationLock"));
+}
+
+TEST_F(OperatorTest, PreconditionsSkipTheSlotWithAReason) {
+  CreateSecret("s3-creds", {{"accessKeyId", "a"}, {"secretAccessKey", "b"}});
+  CreateSecret("bao-token", {{"token", kToken}});
+  struct Case {
+    std::string name, reason;
+    json status;
+    json spec;
+  };
+  std::vector<Case> cases = {
+      {"notrunning", "ClusterNotRunning", {{"phase", "Initializing"}}, {}},
+      {"upgrading", "UpgradeInProgress", {{"upgrade", {{"targetVersion", "2.2.0"}}}}, {}},
+      {"pending", "UpgradePending", {}, {{"version", "2.2.0"}}},
+      {"restoring", "RestoreInProgress", {}, {}},
+      {"locked",
+       "OperationLocked",
+       {{"operationLock", {{"operation", "Upgrade"}, {"holder", "x"}}}},
+       {}},
+  };
+  for (const Case& c : cases) {
+    CreateCluster(c.name, BackupSpec(), c.spec);
+    if (!c.status.empty()) SetStatus(c.name, c.status);
+    Reconcile(c.name);
+  }
+  json restore = {{"apiVersion", "openbao.org/v1alpha1"},
+                  {"kind", "OpenBaoRestore"},
+                  {"metadata", {{"name", "r1"}, {"namespace", kNs}}},
+                  {"spec", {{"cluster", "restoring"}}}};
+  ASSERT_TRUE(client_->Create(k8s::kOpenBaoRestores, kNs, restore).ok());
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  for (const Case& c : cases) {
+    op::ReconcileResult r = Reconcile(c.name);
+    EXPECT_EQ(r.outcome, "skipped:" + c.reason) << c.name;
+    json b = BackupStatus(c.name);
+    EXPECT_EQ(b["lastSkippedScheduledTime"], "2025-01-15T03:01:00Z") << c.name;
+    EXPECT_TRUE(b["lastSkipReason"].get<std::string>().starts_with(c.reason)) << b;
+    EXPECT_TRUE(HasEvent("BackupSkipped", c.name)) << c.name;
+    // The slot is consumed: no retry within it.
+    EXPECT_EQ(Reconcile(c.name).outcome, "idle") << c.name;
+  }
+  EXPECT_TRUE(Jobs().empty());
+}
+
+TEST_F(OperatorTest, BackupRunningSkipsTheNextSlotAndTriggerIsOneShot) {
+  StartBackends();
+  CreateCluster("bao", BackupSpec());
+  Reconcile("bao");
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  clock_.Set(At("2025-01-15T03:02:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "skipped:BackupRunning");
+  EXPECT_EQ(Jobs().size(), 1u);
+  ASSERT_EQ(RunJob(Jobs()[0]), 0) << last_run_.err;
+  Reconcile("bao");
+
+  // Manual trigger: one Job now, the annotation removed, no second Job on the next reconcile.
+  ASSERT_TRUE(client_
+                  ->MergePatch(k8s::kOpenBaoClusters, kNs, "bao",
+                               {{"metadata", {{"annotations", {{op::kAnnotationTrigger, "now"}}}}}})
+                  .ok());
+  clock_.Set(At("2025-01-15T03:02:30Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  EXPECT_FALSE(Cluster("bao")["metadata"]
+                   .value("annotations", json::object())
+                   .contains(op::kAnnotationTrigger));
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  EXPECT_EQ(Jobs().size(), 2u);
+  bool found = false;
+  for (const json& j : Jobs()) found |= j["metadata"]["name"] == "backup-bao-20250115-030230";
+  EXPECT_TRUE(found);
+}
+
+TEST_F(OperatorTest, BadInputsBecomeConditionsAndEventsAndOthersAreStillServed) {
+  CreateSecret("s3-creds", {{"accessKeyId", "a"}, {"secretAccessKey", "b"}});
+  CreateSecret("bao-token", {{"token", kToken}});
+  json cron = BackupSpec();
+  cron["schedule"] = "61 * * * *";
+  json missing = BackupSpec();
+  missing["target"]["credentialsSecretRef"]["name"] = "nope";
+  json cross = BackupSpec();
+  cross["tokenSecretRef"]["namespace"] = "other";
+  json none = BackupSpec();
+  none.erase("tokenSecretRef");
+  json bad_part = BackupSpec();
+  bad_part["target"]["partSize"] = 1024;
+  struct Case {
+    std::string name, reason, field;
+    json spec;
+  };
+  std::vector<Case> cases = {
+      {"badcron", "InvalidSchedule", "spec.backup.schedule", cron},
+      {"missing", "SecretNotFound", "spec.backup.target.credentialsSecretRef.name", missing},
+      {"cross", "CrossNamespaceReference", "spec.backup.tokenSecretRef.namespace", cross},
+      {"none", "NoBackupToken", "tokenSecretRef", none},
+      {"badpart", "InvalidSpec", "spec.backup.target.partSize", bad_part},
+  };
+  for (const Case& c : cases) CreateCluster(c.name, c.spec);
+  CreateCluster("good", BackupSpec());
+  // OIDC implies the JWT role: no token needed.
+  json oidc = BackupSpec();
+  oidc.erase("tokenSecretRef");
+  CreateCluster("oidc", oidc, {{"selfInit", {{"oidc", {{"enabled", true}}}}}});
+  for (int round = 0; round < 2; ++round) {
+    for (const Case& c : cases) EXPECT_EQ(Reconcile(c.name).outcome, "invalid") << c.name;
+    Reconcile("good");
+    Reconcile("oidc");
+    clock_.Set(At("2025-01-15T03:01:05Z"));
+  }
+  for (const Case& c : cases) {
+    json cond = Condition(c.name);
+    ASSERT_TRUE(cond.is_object()) << c.name;
+    EXPECT_EQ(cond["status"], "False") << c.name;
+    EXPECT_EQ(cond["reason"], c.reason) << c.name << cond;
+    EXPECT_NE(cond["message"].get<std::string>().find(c.field), std::string::npos) << cond;
+    EXPECT_TRUE(HasEvent(c.reason, c.name)) << c.name;
+  }
+  std::vector<std::string> names;
+  for (const json& j : Jobs()) names.push_back(j["metadata"]["name"]);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"backup-good-20250115-030100",
+                                             "backup-oidc-20250115-030100"}));
+  EXPECT_EQ(Condition("good")["status"], "True");
+  // The OIDC cluster's Job logs in with the implied role and the projected token.
+  for (const json& j : Jobs()) {
+    if (j["metadata"]["name"] != "backup-oidc-20250115-030100") continue;
+    std::string args = j["spec"]["template"]["spec"]["containers"][0]["args"].dump();
+    EXPECT_NE(args.find("\"--jwt-role\",\"openbao-operator-backup\""), std::string::npos);
+    std::string volumes = j["spec"]["template"]["spec"]["volumes"].dump();
+    EXPECT_NE(volumes.find("\"audience\":\"openbao-internal\""), std::string::npos) << volumes;
+  }
+}
+
+TEST_F(OperatorTest, OnlyTheLeaseHolderActs) {
+  CreateSecret("s3-creds", {{"accessKeyId", "a"}, {"secretAccessKey", "b"}});
+  CreateSecret("bao-token", {{"token", kToken}});
+  CreateCluster("bao", BackupSpec());
+  auto elector = [&](const std::string& id) {
+    k8s::LeaderElectionConfig c;
+    c.ns = kNs;
+    c.name = "bao-backup-operator";
+    c.identity = id;
+    c.clock = &clock_;
+    return std::make_unique<k8s::LeaderElector>(client_.get(), c);
+  };
+  auto a = elector("replica-a");
+  auto b = elector("replica-b");
+  ASSERT_TRUE(*a->TryAcquireOrRenew());
+  ASSERT_FALSE(*b->TryAcquireOrRenew());
+  // Each replica runs the controller loop body: reconcile only while leading.
+  int acted_a = 0, acted_b = 0;
+  auto replica = [&](k8s::LeaderElector* e, int* acted) {
+    if (!e->IsLeader()) return;
+    Reconcile("bao");
+    ++*acted;
+  };
+  for (const char* t : {"2025-01-15T03:00:31Z", "2025-01-15T03:01:05Z", "2025-01-15T03:01:06Z"}) {
+    clock_.Set(At(t));
+    ASSERT_TRUE(*a->TryAcquireOrRenew());
+    ASSERT_FALSE(*b->TryAcquireOrRenew());
+    replica(a.get(), &acted_a);
+    replica(b.get(), &acted_b);
+  }
+  EXPECT_EQ(acted_a, 3);
+  EXPECT_EQ(acted_b, 0);
+  EXPECT_EQ(Jobs().size(), 1u);
+}
+
+}  // namespace
+}  // namespace bao::testing
