@@ -541,5 +541,39 @@ TEST_F(OperatorTest, OnlyTheLeaseHolderActs) {
   EXPECT_EQ(Jobs().size(), 1u);
 }
 
+TEST_F(OperatorTest, OperatorProcessServesProbesAndReconciles) {
+  CreateSecret("s3-creds", {{"accessKeyId", "a"}, {"secretAccessKey", "b"}});
+  CreateSecret("bao-token", {{"token", kToken}});
+  CreateCluster("bao", BackupSpec());
+  TempDir dir;
+  WriteText(dir.File("kubeconfig"),
+            "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n"
+            "  cluster:\n    server: " +
+                k8s_.url() +
+                "\nusers:\n- name: u\n  user:\n    token: x\ncontexts:\n- name: t\n"
+                "  context:\n    cluster: t\n    user: u\n    namespace: ns1\n");
+  int port = FreePort();
+  Process p;
+  std::string error;
+  ASSERT_TRUE(p.Start({BuildBinary("bao-backup"), "--log-format", "json", "operator",
+                       "--kubeconfig", dir.File("kubeconfig"), "--metrics-port",
+                       std::to_string(port), "--image", "bao-backup:test"},
+                      {}, &error))
+      << error;
+  std::string base = "http://127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(WaitForHttp(base + "/healthz", 10s)) << p.Stderr();
+  // The real clock: the cluster gets its nextScheduledBackup and its ServiceAccount.
+  EXPECT_TRUE(WaitUntil([&] { return BackupStatus("bao").contains("nextScheduledBackup"); }, 15s))
+      << p.Stderr();
+  EXPECT_TRUE(client_->Get(k8s::kServiceAccounts, kNs, "bao-backup-serviceaccount").ok());
+  RunResult metrics = testing::Run({"curl", "-s", base + "/metrics"}, {}, 10s);
+  EXPECT_NE(metrics.out.find("bao_operator_reconcile_total"), std::string::npos) << metrics.out;
+  EXPECT_NE(metrics.out.find("bao_operator_leader 1"), std::string::npos) << metrics.out;
+  RunResult ready = testing::Run(
+      {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", base + "/readyz"}, {}, 10s);
+  EXPECT_EQ(ready.out, "200");
+  EXPECT_EQ(p.Stop(), 0) << p.Stderr();
+}
+
 }  // namespace
 }  // namespace bao::testing
