@@ -302,12 +302,14 @@ TEST_F(SchedulerTest, ShutdownAbortsARunningAttemptAfterTheGracePeriod) {
 }
 
 TEST(SchedulerConfigTest, RejectsBadConfigsNamingTheField) {
-  nlohmann::json base = {{"clusters",
-                          {{{"name", "a"},
-                            {"openbao", {{"addresses", {"http://x"}}, {"tokenFile", "/t"}}},
-                            {"backup",
-                             {{"schedule", "61 * * * *"},
-                              {"target", {{"provider", "file"}, {"bucket", "/tmp/x"}}}}}}}}};
+  nlohmann::json base = {
+      {"clusters",
+       {{{"name", "a"},
+         {"openbao", {{"addresses", {"http://x"}}, {"tokenFile", "/t"}}},
+         {"backup",
+          {{"schedule", "61 * * * *"},
+           {"target",
+            {{"provider", "file"}, {"bucket", "/tmp/x"}, {"credentialsDir", "/etc/creds"}}}}}}}}};
   Result<SchedulerConfig> r = ParseSchedulerConfig(base, "c.yaml");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("clusters[0].backup.schedule"), std::string::npos)
@@ -322,6 +324,7 @@ TEST(SchedulerConfigTest, RejectsBadConfigsNamingTheField) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->state_file, "c.yaml.state.json");
   EXPECT_EQ(r->clusters[0].auth.jwt_role, "backup");
+  EXPECT_EQ(r->clusters[0].backup.target.credentials_dir, "/etc/creds");
   base["clusters"].push_back(base["clusters"][0]);
   r = ParseSchedulerConfig(base, "c.yaml");
   ASSERT_FALSE(r.ok());
