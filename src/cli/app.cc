@@ -152,7 +152,18 @@ int RunCli(int argc, char** argv) {
   schedule_cmd->add_flag("--status", sched.status,
                          "with --config: print each cluster's persisted status and exit");
   CLI::App* operator_cmd = app.add_subcommand("operator", "run the Kubernetes backup manager");
-  operator_cmd->allow_extras();
+  OperatorOptions op_opts;
+  operator_cmd->add_option("--watch-namespace", op_opts.watch_namespace,
+                           "only this namespace's OpenBaoClusters (default: all)");
+  operator_cmd->add_option("--lease-namespace", op_opts.lease_namespace,
+                           "namespace of the leader-election Lease (default $POD_NAMESPACE)");
+  operator_cmd->add_option("--lease-name", op_opts.lease_name, "leader-election Lease name");
+  operator_cmd->add_option("--metrics-port", op_opts.listen_port,
+                           "port of /metrics, /healthz and /readyz (0 = none; default 8080)");
+  operator_cmd->add_option("--image", op_opts.image,
+                           "default executor image for backup Jobs (env BAO_BACKUP_IMAGE)");
+  operator_cmd->add_option("--kubeconfig", op_opts.kubeconfig,
+                           "kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)");
 
   try {
     app.parse(argc, argv);
@@ -178,9 +189,7 @@ int RunCli(int argc, char** argv) {
     std::fprintf(stderr, "bao-backup schedule: give --next EXPR or --config FILE\n");
     return static_cast<int>(backup::ExitCode::kConfig);
   }
-  if (*operator_cmd) {
-    std::fprintf(stderr, "bao-backup operator: not available yet in this build\n");
-  }
+  if (*operator_cmd) return RunOperatorCommand(op_opts);
   return static_cast<int>(backup::ExitCode::kConfig);
 }
 

@@ -45,3 +45,19 @@ int RunScheduleNextCommand(const ScheduleOptions& opts);
 int RunScheduleCommand(const ScheduleOptions& opts);
 
 }  // namespace bao::cli
+
+namespace bao::cli {
+
+struct OperatorOptions {
+  std::string watch_namespace;  // "" = all namespaces
+  std::string lease_namespace;  // default $POD_NAMESPACE, else the config's namespace
+  std::string lease_name = "bao-backup-operator";
+  int listen_port = 8080;
+  std::string image;       // default executor image; default $BAO_BACKUP_IMAGE
+  std::string kubeconfig;  // "" = in-cluster, $KUBECONFIG or ~/.kube/config
+};
+
+// `bao-backup operator`: the backup manager until SIGTERM/SIGINT (cli/operator_command.cc).
+int RunOperatorCommand(const OperatorOptions& opts);
+
+}  // namespace bao::cli
