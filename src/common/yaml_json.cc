@@ -4,29 +4,56 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <regex>
 
 #include "common/files.h"
 
 namespace bao {
 namespace {
 
+// YAML 1.2 core schema: [-+]?[0-9]+
+bool IsInteger(const std::string& s) {
+  size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  if (i == s.size()) return false;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
+// YAML 1.2 core schema: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsFloat(const std::string& s) {
+  size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  size_t digits = 0, dots = 0;
+  for (; i < s.size() && s[i] != 'e' && s[i] != 'E'; ++i) {
+    if (s[i] == '.') ++dots;
+    else if (s[i] >= '0' && s[i] <= '9') ++digits;
+    else return false;
+  }
+  if (digits == 0 || dots > 1) return false;
+  if (i == s.size()) return true;
+  ++i;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  if (i == s.size()) return false;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
 nlohmann::json ScalarToJson(const YAML::Node& node) {
   const std::string& s = node.Scalar();
   if (node.Tag() == "!") return s;  // quoted
-  static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kFloat("[-+]?([0-9]+\\.[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?");
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-  if (std::regex_match(s, kInt)) {
+  if (IsInteger(s)) {
     errno = 0;
     char* end = nullptr;
     long long v = std::strtoll(s.c_str(), &end, 10);
     if (errno == 0 && end != nullptr && *end == '\0') return v;
     return s;
   }
-  if (std::regex_match(s, kFloat)) return std::strtod(s.c_str(), nullptr);
+  if (IsFloat(s)) return std::strtod(s.c_str(), nullptr);
   return s;
 }
 
