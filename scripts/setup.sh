@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl tzdata
-  libcurl4-openssl-dev libssl-dev zlib1g-dev libarchive-dev
+  libcurl4-openssl-dev libssl-dev zlib1g-dev libarchive-dev libisal-dev
   nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev clang-format
 )

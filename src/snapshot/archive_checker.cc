@@ -1,5 +1,7 @@
 #include "snapshot/archive_checker.h"
 
+#include <isa-l/igzip_lib.h>
+
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -62,15 +64,13 @@ bool ParseNumber(const char* p, size_t n, uint64_t* out) {
 
 }  // namespace
 
-ArchiveChecker::ArchiveChecker() {
+ArchiveChecker::ArchiveChecker() : inflate_(std::make_unique<inflate_state>()) {
   out_buf_.resize(kOutChunk);
-  zs_ready_ = inflateInit2(&zs_, 15 + 16) == Z_OK;  // gzip wrapper only; checks CRC and size
-  if (!zs_ready_) error_ = Internal("cannot initialise zlib");
+  isal_inflate_init(inflate_.get());
+  inflate_->crc_flag = ISAL_GZIP;  // parse the gzip header; verify the trailer's CRC-32 and size
 }
 
-ArchiveChecker::~ArchiveChecker() {
-  if (zs_ready_) inflateEnd(&zs_);
-}
+ArchiveChecker::~ArchiveChecker() = default;
 
 Status ArchiveChecker::Fail(Status s) {
   if (error_.ok()) error_ = std::move(s);
@@ -86,33 +86,36 @@ Status ArchiveChecker::Update(std::string_view compressed) {
     return Fail(DataLoss("unexpected data after the end of the gzip stream at byte " +
                          std::to_string(base)));
   }
-  zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()));
-  zs_.avail_in = static_cast<uInt>(compressed.size());
+  inflate_state* st = inflate_.get();
+  st->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(compressed.data()));
+  st->avail_in = static_cast<uint32_t>(compressed.size());
   while (true) {
-    zs_.next_out = reinterpret_cast<Bytef*>(out_buf_.data());
-    zs_.avail_out = static_cast<uInt>(out_buf_.size());
-    int ret = inflate(&zs_, Z_NO_FLUSH);
-    size_t produced = out_buf_.size() - zs_.avail_out;
+    st->next_out = reinterpret_cast<uint8_t*>(out_buf_.data());
+    st->avail_out = static_cast<uint32_t>(out_buf_.size());
+    int ret = isal_inflate(st);
+    size_t produced = out_buf_.size() - st->avail_out;
     if (produced > 0) {
       report_.uncompressed_bytes += produced;
       BAO_RETURN_IF_ERROR(FeedTar(std::string_view(out_buf_.data(), produced)));
     }
-    uint64_t at = base + (compressed.size() - zs_.avail_in);
-    if (ret == Z_STREAM_END) {
+    uint64_t at = base + (compressed.size() - st->avail_in);
+    if (ret != ISAL_DECOMP_OK) {
+      std::string why = ret == ISAL_INCORRECT_CHECKSUM ? "checksum mismatch"
+                        : ret == ISAL_INVALID_WRAPPER
+                            ? "not a gzip stream"
+                            : "invalid deflate data (" + std::to_string(ret) + ")";
+      return Fail(DataLoss("the gzip stream is corrupt near byte " + std::to_string(at) + " (" +
+                           why + ")"));
+    }
+    if (st->block_state == ISAL_BLOCK_FINISH) {
       gzip_done_ = true;
-      if (zs_.avail_in > 0) {
+      if (st->avail_in > 0) {
         return Fail(DataLoss("unexpected data after the end of the gzip stream at byte " +
                              std::to_string(at)));
       }
       break;
     }
-    if (ret == Z_BUF_ERROR) break;  // needs more input
-    if (ret != Z_OK) {
-      std::string why = zs_.msg != nullptr ? zs_.msg : "error " + std::to_string(ret);
-      return Fail(DataLoss("the gzip stream is corrupt near byte " + std::to_string(at) + " (" +
-                           why + ")"));
-    }
-    if (zs_.avail_in == 0 && zs_.avail_out != 0) break;
+    if (st->avail_in == 0 && st->avail_out != 0) break;  // needs more input
   }
   return Status::Ok();
 }

@@ -12,8 +12,6 @@
 // names it (offset, member, expected and actual values). Not thread-safe.
 #pragma once
 
-#include <zlib.h>
-
 #include <array>
 #include <cstdint>
 #include <map>
@@ -23,6 +21,8 @@
 
 #include "common/status.h"
 #include "crypto/crypto.h"
+
+struct inflate_state;  // ISA-L
 
 namespace bao::snapshot {
 
@@ -74,8 +74,7 @@ class ArchiveChecker {
   Status OnMemberEnd();
   Status CheckSums();
 
-  z_stream zs_{};
-  bool zs_ready_ = false;
+  std::unique_ptr<inflate_state> inflate_;  // ISA-L: gzip with CRC-32 and length checked
   bool gzip_done_ = false;
   Status error_;
   ArchiveReport report_;
