@@ -30,6 +30,21 @@ const Clock& SystemClock() {
   return clock;
 }
 
+TimePoint ManualClock::Now() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return now_;
+}
+
+void ManualClock::Set(TimePoint t) {
+  std::lock_guard<std::mutex> lock(mu_);
+  now_ = t;
+}
+
+void ManualClock::Advance(Duration d) {
+  std::lock_guard<std::mutex> lock(mu_);
+  now_ += d;
+}
+
 // Howard Hinnant's civil-date algorithms.
 int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
   y -= m <= 2;

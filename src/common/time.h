@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,19 @@ class Clock {
 
 // The real clock. Never null, lives forever.
 const Clock& SystemClock();
+
+// A clock that moves only when told to, for tests and simulations. Thread-safe.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(TimePoint start) : now_(start) {}
+  TimePoint Now() const override;
+  void Set(TimePoint t);
+  void Advance(Duration d);
+
+ private:
+  mutable std::mutex mu_;
+  TimePoint now_;
+};
 
 // "2025-01-15T03:00:00Z" (UTC), with ".123" before the Z when `millis` is true.
 std::string FormatRfc3339(TimePoint t, bool millis = false);

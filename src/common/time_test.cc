@@ -62,5 +62,14 @@ TEST(TimeTest, FormatsDurationsLikeGo) {
   EXPECT_EQ(FormatDuration(milliseconds(850)), "850ms");
 }
 
+TEST(TimeTest, ManualClockMovesOnlyWhenTold) {
+  ManualClock clock(TimePoint(seconds(100)));
+  EXPECT_EQ(clock.Now(), TimePoint(seconds(100)));
+  clock.Advance(seconds(5));
+  EXPECT_EQ(clock.Now(), TimePoint(seconds(105)));
+  clock.Set(TimePoint(seconds(7)));
+  EXPECT_EQ(clock.Now(), TimePoint(seconds(7)));
+}
+
 }  // namespace
 }  // namespace bao

@@ -18,23 +18,6 @@ namespace {
 using std::chrono::minutes;
 using std::chrono::seconds;
 
-class FakeClock : public Clock {
- public:
-  explicit FakeClock(TimePoint t) : now_(t) {}
-  TimePoint Now() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return now_;
-  }
-  void Set(TimePoint t) {
-    std::lock_guard<std::mutex> lock(mu_);
-    now_ = t;
-  }
-
- private:
-  mutable std::mutex mu_;
-  TimePoint now_;
-};
-
 TimePoint T(const char* rfc3339) {
   return *ParseRfc3339(rfc3339);
 }
@@ -121,7 +104,7 @@ class SchedulerTest : public ::testing::Test {
 };
 
 TEST_F(SchedulerTest, RunsEachSlotAtMostOnce) {
-  FakeClock clock(T("2026-01-31T02:59:30Z"));
+  ManualClock clock(T("2026-01-31T02:59:30Z"));
   Scheduler s(Config("0 3 * * *"), &clock, fake_.Hooks());
   ASSERT_TRUE(s.Start().ok());
   s.Tick(clock.Now());
@@ -146,7 +129,7 @@ TEST_F(SchedulerTest, RunsEachSlotAtMostOnce) {
 }
 
 TEST_F(SchedulerTest, DoesNotRunSlotsFromBeforeTheFirstStart) {
-  FakeClock clock(T("2026-01-31T03:01:00Z"));
+  ManualClock clock(T("2026-01-31T03:01:00Z"));
   Scheduler s(Config("0 3 * * *"), &clock, fake_.Hooks());
   ASSERT_TRUE(s.Start().ok());
   s.Tick(clock.Now());
@@ -156,7 +139,7 @@ TEST_F(SchedulerTest, DoesNotRunSlotsFromBeforeTheFirstStart) {
 }
 
 TEST_F(SchedulerTest, CatchesUpAfterDowntimeWithinTheDeadlineAndMissesBeyond) {
-  FakeClock clock(T("2026-01-31T02:50:00Z"));
+  ManualClock clock(T("2026-01-31T02:50:00Z"));
   {
     Scheduler s(Config("0 3 * * *"), &clock, fake_.Hooks());
     ASSERT_TRUE(s.Start().ok());
@@ -188,7 +171,7 @@ TEST_F(SchedulerTest, CatchesUpAfterDowntimeWithinTheDeadlineAndMissesBeyond) {
 }
 
 TEST_F(SchedulerTest, NoOverlapForOneCluster) {
-  FakeClock clock(T("2026-01-31T02:59:59Z"));
+  ManualClock clock(T("2026-01-31T02:59:59Z"));
   Scheduler s(Config("* * * * *"), &clock, fake_.Hooks());
   ASSERT_TRUE(s.Start().ok());
   fake_.block = true;
@@ -216,7 +199,7 @@ TEST_F(SchedulerTest, NoOverlapForOneCluster) {
 }
 
 TEST_F(SchedulerTest, StatusIsPersistedAndReloaded) {
-  FakeClock clock(T("2026-01-31T02:59:59Z"));
+  ManualClock clock(T("2026-01-31T02:59:59Z"));
   {
     Scheduler s(Config("0 3 * * *"), &clock, fake_.Hooks());
     ASSERT_TRUE(s.Start().ok());
@@ -242,7 +225,7 @@ TEST_F(SchedulerTest, StatusIsPersistedAndReloaded) {
 }
 
 TEST_F(SchedulerTest, FailuresCountUntilASuccessAndRetentionOnlyAfterSuccess) {
-  FakeClock clock(T("2026-01-31T02:59:59Z"));
+  ManualClock clock(T("2026-01-31T02:59:59Z"));
   Scheduler s(Config("* * * * *", /*max_count=*/3), &clock, fake_.Hooks());
   ASSERT_TRUE(s.Start().ok());
   fake_.fail = true;
@@ -274,7 +257,7 @@ TEST_F(SchedulerTest, FailuresCountUntilASuccessAndRetentionOnlyAfterSuccess) {
 }
 
 TEST_F(SchedulerTest, ShutdownAbortsARunningAttemptAfterTheGracePeriod) {
-  FakeClock clock(T("2026-01-31T02:59:59Z"));
+  ManualClock clock(T("2026-01-31T02:59:59Z"));
   AttemptHooks hooks;
   std::atomic<bool> started{false};
   hooks.backup = [&](const ClusterConfig&, backup::Failure* f) -> Result<backup::BackupResult> {

@@ -52,7 +52,10 @@ struct Tzif {
       b.push_back(0);
     }
     b.append("ABC", 4);
-    for (int i = 0; i < leapcnt; ++i) PutInt(&b, 0, time_bytes + 4);
+    for (int i = 0; i < leapcnt; ++i) {  // a leap record: occurrence time, then correction
+      PutInt(&b, 0, time_bytes);
+      PutInt(&b, 0, 4);
+    }
     return b;
   }
   std::string Bytes() const {

@@ -19,22 +19,6 @@ using bao::testing::K8sTestServerOptions;
 using bao::testing::WaitUntil;
 using namespace std::chrono_literals;
 
-class FakeClock : public Clock {
- public:
-  TimePoint Now() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return now_;
-  }
-  void Advance(Duration d) {
-    std::lock_guard<std::mutex> lock(mu_);
-    now_ += d;
-  }
-
- private:
-  mutable std::mutex mu_;
-  TimePoint now_ = std::chrono::system_clock::now();
-};
-
 class K8sInformerTest : public ::testing::Test {
  protected:
   void Start(const std::vector<std::string>& tokens = {}) {
@@ -157,7 +141,7 @@ LeaderElectionConfig Election(const std::string& identity, const Clock* clock) {
 TEST_F(K8sInformerTest, LeaderElectionSteppedWithFakeClock) {
   Start();
   auto client = NewClient();
-  FakeClock clock;
+  ManualClock clock(std::chrono::system_clock::now());
   LeaderElector a(client.get(), Election("a", &clock));
   LeaderElector b(client.get(), Election("b", &clock));
 

@@ -32,23 +32,6 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-class FakeClock : public Clock {
- public:
-  explicit FakeClock(TimePoint t) : now_(t) {}
-  TimePoint Now() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return now_;
-  }
-  void Set(TimePoint t) {
-    std::lock_guard<std::mutex> lock(mu_);
-    now_ = t;
-  }
-
- private:
-  mutable std::mutex mu_;
-  TimePoint now_;
-};
-
 TimePoint At(const char* rfc3339) {
   return *ParseRfc3339(rfc3339);
 }
@@ -262,7 +245,7 @@ class OperatorTest : public ::testing::Test {
     return n;
   }
 
-  FakeClock clock_{At("2025-01-15T03:00:30Z")};
+  ManualClock clock_{At("2025-01-15T03:00:30Z")};
   K8sTestServer k8s_;
   std::unique_ptr<k8s::Client> client_;
   std::unique_ptr<k8s::EventRecorder> events_;

@@ -37,23 +37,6 @@ Status StatusOf(const Result<T>& r) {
     ASSERT_TRUE(status_.ok()) << status_.ToString(); \
   } while (0)
 
-class FakeClock : public Clock {
- public:
-  explicit FakeClock(TimePoint t) : now_(t) {}
-  TimePoint Now() const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    return now_;
-  }
-  void Set(TimePoint t) {
-    std::lock_guard<std::mutex> lock(mu_);
-    now_ = t;
-  }
-
- private:
-  mutable std::mutex mu_;
-  TimePoint now_;
-};
-
 TimePoint T(const char* text) {
   return *ParseRfc3339(text);
 }
@@ -129,7 +112,7 @@ class SchedulerIntegrationTest : public ::testing::Test {
 };
 
 TEST_F(SchedulerIntegrationTest, TwoSlotsTwoBackupsThenRetention) {
-  FakeClock clock(T("2026-03-01T11:59:30Z"));
+  ManualClock clock(T("2026-03-01T11:59:30Z"));
   Scheduler s(Config(/*max_count=*/2), &clock, DefaultHooks(&clock));
   ASSERT_OK(s.Start());
   MetricsServer metrics([&s] { return s.Snapshot(); });
@@ -183,7 +166,7 @@ TEST_F(SchedulerIntegrationTest, TwoSlotsTwoBackupsThenRetention) {
 }
 
 TEST_F(SchedulerIntegrationTest, FailuresCountAndASuccessResetsThem) {
-  FakeClock clock(T("2026-03-01T11:59:30Z"));
+  ManualClock clock(T("2026-03-01T11:59:30Z"));
   Scheduler s(Config(0), &clock, DefaultHooks(&clock));
   ASSERT_OK(s.Start());
   ASSERT_OK(server_->SetFaults({{"fail_status", 503}, {"count", 100}}));
@@ -208,7 +191,7 @@ TEST_F(SchedulerIntegrationTest, FailuresCountAndASuccessResetsThem) {
 }
 
 TEST_F(SchedulerIntegrationTest, ShutdownMidUploadLeavesNoObject) {
-  FakeClock clock(T("2026-03-01T11:59:30Z"));
+  ManualClock clock(T("2026-03-01T11:59:30Z"));
   Scheduler s(Config(0), &clock, DefaultHooks(&clock));
   ASSERT_OK(s.Start());
   ASSERT_OK(server_->SetFaults({{"stall_after_bytes", 20000}}));
