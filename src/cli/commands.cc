@@ -229,10 +229,11 @@ int RunVerifyCommand(const Flags& flags, const CommandOptions& opts) {
   Result<backup::VerifyReport> report = backup::VerifyBackup(ctx->store.get(), *key, &failure);
   if (!report.ok()) return Finish(failure, opts.result_file);
   log::Info("backup verified", {{"key", *key}, {"sha256", report->sha256}});
-  for (const auto& check : report->ToJson()["checks"]) {
+  nlohmann::json out = report->ToJson();
+  for (const auto& check : out["checks"]) {
     std::fprintf(stderr, "  ok  %s\n", check.get<std::string>().c_str());
   }
-  EmitResult(report->ToJson(), opts.result_file);
+  EmitResult(out, opts.result_file);
   return 0;
 }
 
