@@ -96,12 +96,16 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
                 writer.status().WithContext("opening " + result.key + " in " + result.store));
   }
 
-  // The archive checker (inflate, tar, member hashes) runs on its own thread; this thread
-  // hashes the object and writes it to the store.
+  // Hashing the object and checking the archive (inflate, tar, member hashes) run on a
+  // second thread; this one receives the stream and writes it to the store.
   snapshot::ArchiveChecker checker;
-  AsyncSink checking([&checker](std::string_view chunk) { return checker.Update(chunk); }, 1 << 20,
-                     4);
   crypto::Sha256 object_hash;
+  AsyncSink checking(
+      [&checker, &object_hash](std::string_view chunk) {
+        object_hash.Update(chunk);
+        return checker.Update(chunk);
+      },
+      1 << 20, 4);
   uint64_t bytes = 0;
   uint64_t next_progress = 64ull << 20;
   Failure sink_failure;
@@ -111,7 +115,6 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
       sink_failure = Fail(ExitCode::kSnapshotRead, Aborted("cancelled by signal"));
       return sink_failure.status;
     }
-    object_hash.Update(chunk);
     if (Status s = checking.Push(chunk); !s.ok()) {
       sink_failure =
           Fail(ExitCode::kVerification, s.WithContext("the snapshot archive is damaged"));
