@@ -120,7 +120,7 @@ bench_gcs() {
   for _ in $(seq 1 "$RUNS"); do
     measure "$work/base" bash -c "curl -sS -H 'X-Vault-Token: $token' \
       '$leader/v1/sys/storage/raft/snapshot' | curl -sS -X POST -H 'Content-Type: application/octet-stream' \
-      --data-binary @- 'http://127.0.0.1:$port/upload/storage/v1/b/bench/o?uploadType=media&name=baseline.snap'"
+      -T - 'http://127.0.0.1:$port/upload/storage/v1/b/bench/o?uploadType=media&name=baseline.snap'"
     bytes=$(curl -s "http://127.0.0.1:$port/storage/v1/b/bench/o/baseline.snap" | python3 -c 'import json,sys;print(json.load(sys.stdin)["size"])')
     measure "$work/ours" env BAO_TOKEN=$token STORAGE_EMULATOR_HOST="127.0.0.1:$port" "$bao" backup \
       --bao-addr "$standby" --provider gcs --endpoint "http://127.0.0.1:$port" --bucket bench \
