@@ -1,0 +1,42 @@
+#include "crypto/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace bao::crypto {
+namespace {
+
+TEST(CryptoTest, Sha256KnownAnswers) {
+  EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(CryptoTest, Crc32cKnownAnswerAndIncremental) {
+  EXPECT_EQ(Crc32c(0, "123456789"), 0xE3069283u);  // the standard check value
+  EXPECT_EQ(Crc32c(0, ""), 0u);
+  std::mt19937 rng(3);
+  std::string data(100003, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  uint32_t whole = Crc32c(0, data);
+  // Split at every kind of alignment: the result must not depend on chunking.
+  for (size_t cut : {1u, 7u, 8u, 9u, 4096u, 99999u}) {
+    uint32_t parts = Crc32c(Crc32c(0, std::string_view(data).substr(0, cut)),
+                            std::string_view(data).substr(cut));
+    EXPECT_EQ(parts, whole) << cut;
+  }
+  // 32 bytes of zeros: the iSCSI (RFC 3720) test vector.
+  EXPECT_EQ(Crc32c(0, std::string(32, '\0')), 0x8A9136AAu);
+}
+
+TEST(CryptoTest, HexAndBase64RoundTrip) {
+  std::string bytes = "\x00\x01\xfe\xff hello";
+  EXPECT_EQ(*HexDecode(HexEncode(bytes)), bytes);
+  EXPECT_EQ(*Base64Decode(Base64Encode(bytes)), bytes);
+  EXPECT_EQ(*Base64Decode(Base64UrlEncode(bytes)), bytes);
+  EXPECT_FALSE(HexDecode("abc").ok());
+  EXPECT_FALSE(HexDecode("zz").ok());
+}
+
+}  // namespace
+}  // namespace bao::crypto
