@@ -16,6 +16,7 @@
 #include "http/client.h"
 #include "storage/azure_auth.h"
 #include "storage/part_writer.h"
+#include "storage/resumable_read.h"
 
 namespace bao::storage {
 namespace {
@@ -329,43 +330,37 @@ class AzureStore final : public Store {
       return InvalidArgument("read of \"" + key + "\" from offset " + std::to_string(offset) +
                              " beyond its size " + std::to_string(info.size));
     }
-    uint64_t pos = offset;
-    std::optional<Status> sink_error;
+    ResumableRead progress(sink, offset);
     std::string what = "downloading \"" + key + "\" from " + Describe();
     Status s = Retry(
         options_.retry, what,
         [&]() -> Status {
-          if (pos == info.size) return Status::Ok();
+          if (progress.position() == info.size) return Status::Ok();
           http::Request req;
           req.url = BlobUrl(key);
-          if (pos > 0) req.headers.emplace_back("x-ms-range", "bytes=" + std::to_string(pos) + "-");
+          if (progress.position() > 0) req.headers.emplace_back("x-ms-range", progress.Range());
           if (!props.etag.empty()) req.headers.emplace_back("If-Match", props.etag);
-          req.on_body = [&](std::string_view chunk) -> Status {
-            Status st = sink(chunk);
-            if (!st.ok()) {
-              sink_error = st;
-              return Aborted("stopped by the consumer");
-            }
-            pos += chunk.size();
-            return Status::Ok();
-          };
+          req.on_body = [&](std::string_view chunk) { return progress.Deliver(chunk); };
           Result<http::Response> r = Send(std::move(req));
-          if (sink_error) return *sink_error;  // not retried (see below)
+          // The reader's own refusal is final, whatever its code: never retried.
+          if (progress.reader_failed()) return Aborted("stopped by the reader");
           if (!r.ok()) {
-            if (pos > offset)
+            if (progress.position() > offset) {
               log::Info("download dropped, resuming",
-                        {{"key", key}, {"offset", std::to_string(pos)}});
+                        {{"key", key}, {"offset", std::to_string(progress.position())}});
+            }
             return r.status();
           }
           if (!r->ok()) return ErrorFor(*r, what, key);
-          if (pos != info.size) {
-            return Unavailable(what + ": the transfer ended at byte " + std::to_string(pos) +
-                               " of " + std::to_string(info.size));
+          if (progress.position() != info.size) {
+            return Unavailable(what + ": the transfer ended at byte " +
+                               std::to_string(progress.position()) + " of " +
+                               std::to_string(info.size));
           }
           return Status::Ok();
         },
         CancelFlag());
-    if (sink_error) return *sink_error;
+    if (progress.reader_failed()) return progress.reader_error();
     return s;
   }
 

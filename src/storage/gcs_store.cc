@@ -13,6 +13,7 @@
 #include "crypto/crypto.h"
 #include "http/client.h"
 #include "storage/google_auth.h"
+#include "storage/resumable_read.h"
 
 namespace bao::storage {
 namespace {
@@ -461,28 +462,19 @@ class GcsStore : public Store {
     BAO_RETURN_IF_ERROR(ValidateKey(key));
     const std::string what = "download of " + ctx_->ObjectName(key);
     http::Client client;
-    uint64_t pos = offset;
+    ResumableRead progress(sink, offset);
     std::string generation;
-    Status sink_error;
     bool past_end = false;
     Status st = Retry(ctx_->options.retry, "GCS download", [&]() -> Status {
       http::Request req;
       req.url = ctx_->ObjectUrl(key) + "?alt=media";
       if (!generation.empty()) req.url += "&generation=" + generation;
-      if (pos > 0) req.headers.emplace_back("Range", "bytes=" + std::to_string(pos) + "-");
+      const uint64_t asked = progress.position();
+      if (asked > 0) req.headers.emplace_back("Range", progress.Range());
       req.stall_time = std::chrono::seconds(60);
-      const uint64_t asked = pos;
-      req.on_body = [&](std::string_view chunk) -> Status {
-        Status s = sink(chunk);
-        if (!s.ok()) {
-          sink_error = s;
-          return Aborted("stopped by the reader");
-        }
-        pos += chunk.size();
-        return Status::Ok();
-      };
+      req.on_body = [&](std::string_view chunk) { return progress.Deliver(chunk); };
       auto resp = ctx_->Do(client, req);
-      if (!sink_error.ok()) return Aborted("stopped by the reader");
+      if (progress.reader_failed()) return Aborted("stopped by the reader");
       if (!resp.ok()) return resp.status();
       if (resp->status == 416) {
         past_end = true;
@@ -501,12 +493,12 @@ class GcsStore : public Store {
       if (generation.empty()) generation = resp->Header("x-goog-generation");
       return Status::Ok();
     });
-    if (!sink_error.ok()) return sink_error;
+    if (progress.reader_failed()) return progress.reader_error();
     BAO_RETURN_IF_ERROR(st);
     if (past_end) {
       BAO_ASSIGN_OR_RETURN(ObjectInfo info, Stat(key));
-      if (pos != info.size) {
-        return InvalidArgument(what + ": offset " + std::to_string(pos) +
+      if (progress.position() != info.size) {
+        return InvalidArgument(what + ": offset " + std::to_string(progress.position()) +
                                " is beyond the object's " + std::to_string(info.size) + " bytes");
       }
     }

@@ -10,6 +10,7 @@
 #include "crypto/crypto.h"
 #include "http/client.h"
 #include "storage/part_writer.h"
+#include "storage/resumable_read.h"
 #include "storage/s3_xml.h"
 #include "storage/sigv4.h"
 
@@ -263,8 +264,7 @@ Status S3StoreImpl::Read(const std::string& key, uint64_t offset, const ByteSink
   BAO_RETURN_IF_ERROR(ValidateKey(key));
   // The ETag pins every (resumed) GET to the same object version.
   BAO_ASSIGN_OR_RETURN(std::string etag, ETag(key));
-  uint64_t pos = offset;
-  Status sink_error;
+  ResumableRead progress(sink, offset);
   std::string what = "reading S3 object " + Quoted(key);
   Status st = Retry(
       options_.retry, what,
@@ -272,25 +272,17 @@ Status S3StoreImpl::Read(const std::string& key, uint64_t offset, const ByteSink
         Call call;
         call.key = key;
         call.cancel = CancelFlag();
-        if (pos > 0) call.headers.emplace_back("Range", "bytes=" + std::to_string(pos) + "-");
+        if (progress.position() > 0) call.headers.emplace_back("Range", progress.Range());
         if (!etag.empty()) call.headers.emplace_back("If-Match", etag);
-        call.on_body = [&](std::string_view chunk) -> Status {
-          Status s = sink(chunk);
-          if (!s.ok()) {
-            sink_error = s;
-            return Aborted("stopped by the reader");
-          }
-          pos += chunk.size();
-          return Status::Ok();
-        };
+        call.on_body = [&](std::string_view chunk) { return progress.Deliver(chunk); };
         Result<http::Response> r = SendOnce(call, what);
-        if (!sink_error.ok()) return Aborted("stopped by the reader");
+        if (progress.reader_failed()) return Aborted("stopped by the reader");
         if (!r.ok()) return r.status();
         if (r->status == 416) {
-          // Nothing at or after `pos`: fine when pos is the end of the object.
+          // Nothing at or after the position: fine when it is the end of the object.
           BAO_ASSIGN_OR_RETURN(ObjectInfo info, Stat(key));
-          if (info.size == pos) return Status::Ok();
-          return InvalidArgument(what + ": offset " + std::to_string(pos) +
+          if (info.size == progress.position()) return Status::Ok();
+          return InvalidArgument(what + ": offset " + std::to_string(progress.position()) +
                                  " is beyond the object's size " + std::to_string(info.size));
         }
         if (r->status == 412) {
@@ -300,7 +292,7 @@ Status S3StoreImpl::Read(const std::string& key, uint64_t offset, const ByteSink
         return Status::Ok();
       },
       CancelFlag());
-  if (!sink_error.ok()) return sink_error;
+  if (progress.reader_failed()) return progress.reader_error();
   return st;
 }
 
