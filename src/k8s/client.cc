@@ -223,48 +223,40 @@ Result<std::string> NameOf(const json& object, const std::string& what) {
 }
 }  // namespace
 
+Result<json> Client::Send(const char* method, const char* content_type, const Resource& r,
+                          const std::string& ns, const std::string& name, const char* subresource,
+                          const json& body, const std::string& what) {
+  http::Request req;
+  req.method = method;
+  req.url = Url(r, ns, name, subresource);
+  req.headers.emplace_back("Content-Type", content_type);
+  req.body = body.dump();
+  return Call(what + " " + Describe(r, ns, name), std::move(req));
+}
+
 Result<json> Client::Update(const Resource& r, const std::string& ns, const json& object) {
   std::string n = ns.empty() ? config_.default_namespace : ns;
   BAO_ASSIGN_OR_RETURN(std::string name, NameOf(object, "update " + r.plural));
-  http::Request req;
-  req.method = "PUT";
-  req.url = Url(r, n, name, "");
-  req.headers.emplace_back("Content-Type", "application/json");
-  req.body = object.dump();
-  return Call("update " + Describe(r, n, name), std::move(req));
+  return Send("PUT", "application/json", r, n, name, "", object, "update");
 }
 
 Result<json> Client::UpdateStatus(const Resource& r, const std::string& ns, const json& object) {
   std::string n = ns.empty() ? config_.default_namespace : ns;
   BAO_ASSIGN_OR_RETURN(std::string name, NameOf(object, "update status of " + r.plural));
-  http::Request req;
-  req.method = "PUT";
-  req.url = Url(r, n, name, "status");
-  req.headers.emplace_back("Content-Type", "application/json");
-  req.body = object.dump();
-  return Call("update status of " + Describe(r, n, name), std::move(req));
+  return Send("PUT", "application/json", r, n, name, "status", object, "update status of");
 }
 
 Result<json> Client::MergePatch(const Resource& r, const std::string& ns, const std::string& name,
                                 const json& patch) {
   std::string n = ns.empty() ? config_.default_namespace : ns;
-  http::Request req;
-  req.method = "PATCH";
-  req.url = Url(r, n, name, "");
-  req.headers.emplace_back("Content-Type", "application/merge-patch+json");
-  req.body = patch.dump();
-  return Call("patch " + Describe(r, n, name), std::move(req));
+  return Send("PATCH", "application/merge-patch+json", r, n, name, "", patch, "patch");
 }
 
 Result<json> Client::PatchStatus(const Resource& r, const std::string& ns, const std::string& name,
                                  const json& patch) {
   std::string n = ns.empty() ? config_.default_namespace : ns;
-  http::Request req;
-  req.method = "PATCH";
-  req.url = Url(r, n, name, "status");
-  req.headers.emplace_back("Content-Type", "application/merge-patch+json");
-  req.body = patch.dump();
-  return Call("patch status of " + Describe(r, n, name), std::move(req));
+  return Send("PATCH", "application/merge-patch+json", r, n, name, "status", patch,
+              "patch status of");
 }
 
 Status Client::Delete(const Resource& r, const std::string& ns, const std::string& name,

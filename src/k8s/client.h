@@ -130,6 +130,10 @@ class Client {
                   const std::string& subresource) const;
   Result<http::Response> Do(http::Request request);
   Result<json> Call(const std::string& what, http::Request request);
+  // PUT or PATCH `body` to object `name` (or its `subresource`); `what` names the call.
+  Result<json> Send(const char* method, const char* content_type, const Resource& r,
+                    const std::string& ns, const std::string& name, const char* subresource,
+                    const json& body, const std::string& what);
 
   Config config_;
   TokenSource tokens_;
