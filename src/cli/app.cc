@@ -49,7 +49,7 @@ void AddConnectionFlags(CLI::App* app, Flags* f) {
 }
 
 void AddTargetFlags(CLI::App* app, Flags* f) {
-  Opt(app, "--config", &f->config_file_opt, "YAML file in the shape of spec.backup");
+  app->add_option("--config", f->config_file, "YAML file in the shape of spec.backup");
   Opt(app, "--provider", &f->provider, "file (default without --config), s3, gcs or azure");
   Opt(app, "--endpoint", &f->endpoint, "storage endpoint URL");
   Opt(app, "--bucket", &f->bucket, "bucket, Azure container, or root directory for file");
@@ -176,7 +176,6 @@ int RunCli(int argc, char** argv) {
   log::SetLevel(level);
   log::SetFormat(log_format == "json" ? log::Format::kJson : log::Format::kText);
   InstallCancelSignalHandlers();
-  if (flags.config_file_opt) flags.config_file = *flags.config_file_opt;
 
   if (*backup_cmd) return RunBackupCommand(flags, opts);
   if (*restore_cmd) return RunRestoreCommand(flags, opts);

@@ -17,7 +17,6 @@ namespace bao::cli {
 // Values as given on the command line; nullopt/empty = not given.
 struct Flags {
   std::string config_file;
-  std::optional<std::string> config_file_opt;  // as parsed; copied into config_file
   // OpenBao connection and authentication.
   std::vector<std::string> bao_addr;
   std::optional<std::string> bao_cacert;
