@@ -41,5 +41,24 @@ TEST(AsyncSinkTest, ReportsTheFirstErrorAndStopsConsuming) {
   EXPECT_LE(calls, 4);
 }
 
+TEST(AsyncSinkTest, BlocksAreAlignedAndFullUntilTheLast) {
+  std::vector<size_t> sizes;
+  bool aligned = true;
+  AsyncSink sink(
+      [&](std::string_view block) {
+        sizes.push_back(block.size());
+        aligned = aligned && reinterpret_cast<uintptr_t>(block.data()) %
+                                     AsyncSink::kBlockAlignment ==
+                                 0;
+        return Status::Ok();
+      },
+      8192, 2);
+  std::string chunk(3000, 'a');
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(sink.Push(chunk).ok());  // 21000 bytes
+  ASSERT_TRUE(sink.Finish().ok());
+  EXPECT_TRUE(aligned);
+  EXPECT_EQ(sizes, (std::vector<size_t>{8192, 8192, 4616}));
+}
+
 }  // namespace
 }  // namespace bao
