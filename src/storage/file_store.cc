@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "common/async_sink.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
@@ -60,16 +61,28 @@ std::string ParseSumFile(const std::string& text) {
   return crypto::IsLowerHex(hex, 64) ? hex : "";
 }
 
+// Object bytes are gathered into aligned blocks and written by a writer thread, with O_DIRECT
+// where the file system allows it: a multi-GiB backup then neither evicts the host's page cache
+// nor leaves gigabytes of dirty pages for a long fsync at Commit, and costs little CPU. Where
+// O_DIRECT is refused (tmpfs, some network file systems) the writes are ordinary buffered ones.
 class FileWriter final : public ObjectWriter {
  public:
+  static constexpr size_t kBlockSize = 1 << 20;  // a multiple of the direct I/O alignment
+  static constexpr size_t kQueuedBlocks = 4;
+
   FileWriter(std::string final_path, std::string temp_path, int fd)
-      : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(fd) {}
+      : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(fd) {
+    int flags = fcntl(fd_, F_GETFL);
+    direct_ = flags >= 0 && fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
+    sink_ = std::make_unique<AsyncSink>([this](std::string_view block) { return Write(block); },
+                                        kBlockSize, kQueuedBlocks);
+  }
   ~FileWriter() override { Abort(); }
 
   Status Append(std::string_view data) override {
     if (!error_.ok()) return error_;
     if (fd_ < 0) return FailedPrecondition("writer for " + final_path_ + " is closed");
-    Status s = WriteAll(fd_, data, temp_path_);
+    Status s = sink_->Push(data);
     if (!s.ok()) Fail(s);
     written_ += data.size();
     return s;
@@ -78,6 +91,10 @@ class FileWriter final : public ObjectWriter {
   Result<ObjectInfo> Commit(const CommitInfo& info) override {
     if (!error_.ok()) return error_;
     if (fd_ < 0) return FailedPrecondition("writer for " + final_path_ + " is closed");
+    if (Status s = sink_->Finish(); !s.ok()) {
+      Fail(s);
+      return s;
+    }
     if (info.size != written_) {
       Status s = Internal("commit of " + final_path_ + " claims " + std::to_string(info.size) +
                           " bytes but " + std::to_string(written_) + " were written");
@@ -134,6 +151,7 @@ class FileWriter final : public ObjectWriter {
 
   void Abort() override {
     if (committed_) return;
+    sink_.reset();  // stops the writer thread before the file goes
     if (fd_ >= 0) {
       close(fd_);
       fd_ = -1;
@@ -147,17 +165,52 @@ class FileWriter final : public ObjectWriter {
   }
 
  private:
+  // Runs on the writer thread: writes one block, the aligned part directly while allowed.
+  Status Write(std::string_view block) {
+    if (direct_) {
+      std::string_view head = block.substr(0, block.size() / kDirectAlignment * kDirectAlignment);
+      while (!head.empty() && direct_) {
+        ssize_t n = write(fd_, head.data(), head.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINVAL) {
+          // The device wants a coarser alignment than ours: write buffered from here on.
+          BAO_RETURN_IF_ERROR(StopDirect());
+          break;
+        }
+        if (n < 0) return ErrnoStatus("cannot write " + temp_path_, errno);
+        head.remove_prefix(static_cast<size_t>(n));
+        block.remove_prefix(static_cast<size_t>(n));
+      }
+      // An unaligned tail (the object's last bytes) is written buffered.
+      if (!block.empty() && direct_) BAO_RETURN_IF_ERROR(StopDirect());
+    }
+    return WriteAll(fd_, block, temp_path_);
+  }
+
+  Status StopDirect() {
+    direct_ = false;
+    int flags = fcntl(fd_, F_GETFL);
+    if (flags < 0 || fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0) {
+      return ErrnoStatus("cannot switch " + temp_path_ + " to buffered writes", errno);
+    }
+    return Status::Ok();
+  }
+
   void Fail(const Status& s) {
     error_ = s;
     Abort();
   }
 
+  static constexpr size_t kDirectAlignment = AsyncSink::kBlockAlignment;
+
   std::string final_path_;
   std::string temp_path_;
   int fd_;
+  bool direct_ = false;  // owned by the writer thread once sink_ exists
   uint64_t written_ = 0;
   bool committed_ = false;
   Status error_;
+  std::unique_ptr<AsyncSink> sink_;  // last: destroyed (thread joined) first
 };
 
 class FileStore final : public Store {
