@@ -96,16 +96,14 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
                 writer.status().WithContext("opening " + result.key + " in " + result.store));
   }
 
-  // Hashing the object and checking the archive (inflate, tar, member hashes) run on a
-  // second thread; this one receives the stream and writes it to the store.
+  // Checking the archive (inflate, tar, member hashes) runs on a second thread; this one
+  // receives the stream, hashes it and hands it to the store (which may write on a thread of
+  // its own). The two SHA-256 passes, over the object and over the archive's members, thus use
+  // two cores.
   snapshot::ArchiveChecker checker;
   crypto::Sha256 object_hash;
-  AsyncSink checking(
-      [&checker, &object_hash](std::string_view chunk) {
-        object_hash.Update(chunk);
-        return checker.Update(chunk);
-      },
-      1 << 20, 4);
+  AsyncSink checking([&checker](std::string_view chunk) { return checker.Update(chunk); }, 1 << 20,
+                     4);
   uint64_t bytes = 0;
   uint64_t next_progress = 64ull << 20;
   Failure sink_failure;
@@ -115,6 +113,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
       sink_failure = Fail(ExitCode::kSnapshotRead, Aborted("cancelled by signal"));
       return sink_failure.status;
     }
+    object_hash.Update(chunk);
     if (Status s = checking.Push(chunk); !s.ok()) {
       sink_failure =
           Fail(ExitCode::kVerification, s.WithContext("the snapshot archive is damaged"));
