@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <mutex>
+#include <optional>
 
 #include "common/cancel.h"
 #include "common/log.h"
 #include "common/redact.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
+#include "storage/gcs_store.h"
 #include "storage/part_writer.h"
 #include "storage/resumable_read.h"
 #include "storage/s3_xml.h"
@@ -19,7 +22,9 @@ namespace {
 
 constexpr const char* kEmptySha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+constexpr const char* kUnsignedPayload = "UNSIGNED-PAYLOAD";
 constexpr const char* kShaMeta = "x-amz-meta-sha256";
+constexpr const char* kCrcHeader = "x-amz-checksum-crc32c";
 constexpr size_t kDeleteBatch = 1000;
 constexpr int kMaxParts = 10000;  // S3's limit per multipart upload
 
@@ -90,6 +95,8 @@ class S3Writer : public ObjectWriter {
     return st;
   }
   Result<std::string> UploadPart(int number, std::string_view data);
+  // The CRC-32C of the whole object from the parts' CRCs (parts 1..n, all uploaded).
+  uint32_t ObjectCrc32c() const;
 
   S3StoreImpl* store_;
   const std::string key_;
@@ -98,7 +105,13 @@ class S3Writer : public ObjectWriter {
   std::string upload_id_;
   Status error_;
   bool finished_ = false;  // committed or aborted
-  ParallelPartWriter parts_;
+  struct PartCrc {
+    uint32_t crc = 0;
+    uint64_t size = 0;
+  };
+  mutable std::mutex crc_mu_;
+  std::vector<PartCrc> part_crcs_;  // index = part number - 1; written by the upload workers
+  ParallelPartWriter parts_;        // last: its workers stop before the members above go
 };
 
 class S3StoreImpl : public S3Store {
@@ -144,7 +157,10 @@ class S3StoreImpl : public S3Store {
   std::string CopySource(const std::string& key) const {
     return "/" + target_.bucket + "/" + http::UrlEncode(key, /*keep_slash=*/true);
   }
-  Status VerifyAfterWrite(const std::string& key, const CommitInfo& info, ObjectInfo* out);
+  // HEADs `key` and checks size, recorded SHA-256 and, when `crc32c` is set and the server
+  // reports a full-object CRC-32C, that checksum too. A mismatch deletes the object.
+  Status VerifyAfterWrite(const std::string& key, const CommitInfo& info,
+                          std::optional<uint32_t> crc32c, ObjectInfo* out);
   Status RecordSha256(const std::string& key, uint64_t size, const std::string& sha256);
   void AbortUpload(const std::string& key, const std::string& upload_id);
   const S3Options& options() const { return options_; }
@@ -456,20 +472,30 @@ Status S3StoreImpl::RecordSha256(const std::string& key, uint64_t size, const st
 }
 
 Status S3StoreImpl::VerifyAfterWrite(const std::string& key, const CommitInfo& info,
-                                     ObjectInfo* out) {
+                                     std::optional<uint32_t> crc32c, ObjectInfo* out) {
   Call call;
   call.method = "HEAD";
   call.key = key;
+  if (crc32c) call.headers = {{"x-amz-checksum-mode", "ENABLED"}};
   std::string what = "checking the uploaded S3 object " + Quoted(key);
   BAO_ASSIGN_OR_RETURN(http::Response r, Send(call, what, nullptr, nullptr));
   std::string length = r.Header("content-length");
   std::string sha = r.Header(kShaMeta);
+  // Only a checksum the server declares full-object is comparable: a composite one (a CRC of
+  // the part CRCs) is not, and servers without checksum support send none. (moto's CopyObject
+  // keeps a composite value but drops its type.) Those cases leave the size and SHA-256 checks.
+  std::string stored_crc =
+      r.Header("x-amz-checksum-type") == "FULL_OBJECT" ? r.Header(kCrcHeader) : "";
+  std::string want_crc = crc32c ? gcs_internal::Crc32cBase64(*crc32c) : "";
   std::string problem;
   if (length != std::to_string(info.size)) {
     problem = "S3 holds " + (length.empty() ? std::string("an unknown number of") : length) +
               " bytes, " + std::to_string(info.size) + " were written";
   } else if (sha != info.sha256) {
     problem = "its recorded SHA-256 is \"" + sha + "\", expected " + info.sha256;
+  } else if (crc32c && !stored_crc.empty() && stored_crc != want_crc) {
+    problem = "S3 computed the CRC-32C " + stored_crc + " over the stored bytes, " + want_crc +
+              " was sent";
   }
   if (!problem.empty()) {
     Status del = Delete(key);
@@ -521,14 +547,29 @@ Result<std::string> S3Writer::UploadPart(int number, std::string_view data) {
   call.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id_}};
   call.body_view = data;
   call.use_body_view = true;
-  call.payload_hash = crypto::Sha256Hex(data);
+  // The server verifies the (signed) CRC-32C header against the body; see s3_store.h for why
+  // the body itself is not hashed into the signature by default.
+  uint32_t crc = crypto::Crc32c(0, data);
+  call.headers = {{kCrcHeader, gcs_internal::Crc32cBase64(crc)}};
+  call.payload_hash =
+      store_->options().sign_part_payloads ? crypto::Sha256Hex(data) : kUnsignedPayload;
   call.cancel = CancelFlag();
   call.stop = &stop_;
   std::string what = "uploading part " + std::to_string(number) + " of S3 object \"" + key_ + "\"";
   BAO_ASSIGN_OR_RETURN(http::Response r, store_->Send(call, what));
   std::string etag = r.Header("etag");
   if (etag.empty()) return Internal(what + ": S3 answered without an ETag");
+  std::lock_guard<std::mutex> lock(crc_mu_);
+  if (part_crcs_.size() < static_cast<size_t>(number)) part_crcs_.resize(number);
+  part_crcs_[number - 1] = PartCrc{crc, data.size()};
   return etag;
+}
+
+uint32_t S3Writer::ObjectCrc32c() const {
+  std::lock_guard<std::mutex> lock(crc_mu_);
+  uint32_t crc = 0;
+  for (const PartCrc& p : part_crcs_) crc = s3_internal::Crc32cCombine(crc, p.crc, p.size);
+  return crc;
 }
 
 Status S3Writer::Append(std::string_view data) {
@@ -541,7 +582,9 @@ Status S3Writer::Append(std::string_view data) {
     call.method = "POST";
     call.key = key_;
     call.query = {{"uploads", ""}};
-    call.headers = {{"Content-Type", "application/octet-stream"}};
+    call.headers = {{"Content-Type", "application/octet-stream"},
+                    {"x-amz-checksum-algorithm", "CRC32C"},
+                    {"x-amz-checksum-type", "FULL_OBJECT"}};
     call.cancel = CancelFlag();
     Result<http::Response> r =
         store_->Send(call, "starting the multipart upload of S3 object \"" + key_ + "\"");
@@ -564,6 +607,7 @@ Result<ObjectInfo> S3Writer::Commit(const CommitInfo& info) {
                                 std::to_string(parts_.bytes_appended()) + " were appended"));
   }
   if (CancelRequested()) return Fail(Aborted("upload of S3 object \"" + key_ + "\" cancelled"));
+  std::optional<uint32_t> object_crc;
   if (upload_id_.empty()) {
     std::string_view body = parts_.Buffered();
     if (crypto::Sha256Hex(body) != info.sha256) {
@@ -585,13 +629,21 @@ Result<ObjectInfo> S3Writer::Commit(const CommitInfo& info) {
     Result<std::vector<std::string>> etags = parts_.Finish();
     if (!etags.ok()) return Fail(etags.status());
     std::string what = "completing the multipart upload of S3 object \"" + key_ + "\"";
+    std::vector<std::string> crcs;
+    {
+      std::lock_guard<std::mutex> lock(crc_mu_);
+      for (const PartCrc& p : part_crcs_) crcs.push_back(gcs_internal::Crc32cBase64(p.crc));
+    }
+    object_crc = ObjectCrc32c();
     Call call;
     call.method = "POST";
     call.key = key_;
     call.query = {{"uploadId", upload_id_}};
-    call.body = s3::CompleteMultipartUploadBody(*etags);
+    call.body = s3::CompleteMultipartUploadBody(*etags, crcs);
     call.payload_hash = crypto::Sha256Hex(call.body);
-    call.headers = {{"Content-Type", "application/xml"}};
+    call.headers = {{"Content-Type", "application/xml"},
+                    {kCrcHeader, gcs_internal::Crc32cBase64(*object_crc)},
+                    {"x-amz-checksum-type", "FULL_OBJECT"}};
     int attempt = 0;
     Result<std::string> done = Unavailable(what + ": not attempted");
     Status st = Retry(
@@ -623,7 +675,7 @@ Result<ObjectInfo> S3Writer::Commit(const CommitInfo& info) {
     }
   }
   ObjectInfo out;
-  Status st = store_->VerifyAfterWrite(key_, info, &out);
+  Status st = store_->VerifyAfterWrite(key_, info, object_crc, &out);
   if (!st.ok()) return Fail(st);
   finished_ = true;
   return out;
@@ -642,6 +694,42 @@ void S3Writer::Abort() {
 }
 
 }  // namespace
+
+namespace s3_internal {
+namespace {
+
+constexpr uint32_t kCrc32cPoly = 0x82F63B78u;  // reflected
+
+// a(x) * b(x) modulo the CRC-32C polynomial, bit-reflected as the CRC is.
+uint32_t MultModP(uint32_t a, uint32_t b) {
+  uint32_t m = 1u << 31;
+  uint32_t p = 0;
+  while (m != 0) {
+    if (a & m) p ^= b;
+    m >>= 1;
+    b = (b & 1) ? (b >> 1) ^ kCrc32cPoly : b >> 1;
+  }
+  return p;
+}
+
+// x^(8 * n) modulo the polynomial: what appending n zero bytes multiplies a CRC by.
+uint32_t XPow8N(uint64_t n) {
+  uint32_t p = 1u << 31;   // x^0 (bit 31 holds x^0, bit 30 x^1, ...)
+  uint32_t sq = 1u << 23;  // x^8, squared at every step: x^(8 * 2^k)
+  for (; n != 0; n >>= 1) {
+    if (n & 1) p = MultModP(sq, p);
+    sq = MultModP(sq, sq);
+  }
+  return p;
+}
+
+}  // namespace
+
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
+  return MultModP(XPow8N(length_b), crc_a) ^ crc_b;
+}
+
+}  // namespace s3_internal
 
 Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& target,
                                                         const S3Options& options) {

@@ -4,16 +4,24 @@
 // Upload: an object smaller than one part goes up with a single PutObject carrying its
 // SHA-256 as payload hash (the server verifies it) and as user metadata x-amz-meta-sha256.
 // Larger objects use a multipart upload driven by ParallelPartWriter (part_size bytes per part,
-// `concurrency` parts in flight; memory about part_size x (concurrency + 1)); each part is
-// signed with its own SHA-256 as payload hash, so the server rejects a part whose bytes changed
-// on the way. Since the object's SHA-256 is only known at Commit(), after
-// CompleteMultipartUpload the object is copied onto itself with x-amz-metadata-directive
-// REPLACE to record x-amz-meta-sha256 (a multipart UploadPartCopy for objects above 5 GiB,
-// CopyObject's limit). A HEAD then checks size and checksum; a mismatch deletes the object
-// (kDataLoss). Every request is retried on transient failures (5xx, 429/SlowDown, timeouts,
-// resets) with exponential backoff and full jitter, a bounded number of times. On failure,
-// Abort() or cancellation (bao::CancelFlag()), the multipart upload is aborted, so no object
-// and no unfinished upload remain.
+// `concurrency` parts in flight; memory about part_size x (concurrency + 1)), created with
+// x-amz-checksum-algorithm CRC32C and x-amz-checksum-type FULL_OBJECT. Each part carries its
+// CRC-32C in x-amz-checksum-crc32c, a signed header the server checks against the body, so a
+// part whose bytes changed on the way is rejected (and retried). The part body itself is sent
+// as UNSIGNED-PAYLOAD unless S3Options::sign_part_payloads: SigV4 still authenticates the
+// request and its checksum header, CRC-32C catches accidental corruption, and a SHA-256 per
+// part would be a third SHA-256 pass on the client (and another on the server) over every
+// byte. CompleteMultipartUpload lists the part CRCs and sends the full-object CRC-32C (combined
+// from the parts' CRCs), which the server checks against what it assembled. Since the object's
+// SHA-256 is only known at Commit(), the object is then copied onto itself with
+// x-amz-metadata-directive REPLACE to record x-amz-meta-sha256 (a multipart UploadPartCopy for
+// objects above 5 GiB, CopyObject's limit); because the object has a full-object checksum, MinIO
+// does this by rewriting metadata only. A HEAD (with x-amz-checksum-mode ENABLED) then checks
+// size, SHA-256 record and, where the server reports one, the full-object CRC-32C; a mismatch
+// deletes the object (kDataLoss). Every request is retried on transient failures (5xx,
+// 429/SlowDown, timeouts, resets, checksum mismatches) with exponential backoff and full
+// jitter, a bounded number of times. On failure, Abort() or cancellation (bao::CancelFlag()),
+// the multipart upload is aborted, so no object and no unfinished upload remain.
 //
 // Read resumes a dropped GET with a ranged request pinned to the object's ETag (If-Match).
 // List uses ListObjectsV2 with continuation tokens (1000 keys per page).
@@ -43,6 +51,10 @@ struct S3Options {
   uint64_t copy_part_size = uint64_t{1} << 30;
   // A transfer moving no byte for this long counts as a dropped connection (retried).
   std::chrono::seconds stall_time{60};
+  // Also sign each part's SHA-256 as its payload hash (x-amz-content-sha256), on top of the
+  // CRC-32C header: end-to-end protection of part bodies against deliberate tampering on a
+  // plain-HTTP path, for one more SHA-256 pass per byte on the client and on the server.
+  bool sign_part_payloads = false;
   EnvLookup env = ProcessEnv();
 };
 
@@ -61,5 +73,11 @@ class S3Store : public Store {
 Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& target,
                                                         const S3Options& options);
 Result<std::unique_ptr<Store>> OpenS3Store(const TargetConfig& target);
+
+namespace s3_internal {
+// The CRC-32C of A followed by B from crc(A), crc(B) and B's length (as zlib's crc32_combine):
+// how the full-object checksum of a multipart upload is formed from its parts' CRCs.
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b);
+}  // namespace s3_internal
 
 }  // namespace bao::storage

@@ -79,7 +79,8 @@ Status MapError(long status, std::string_view body, const RequestContext& c) {
   if (status >= 500 || status == 429 || code == "SlowDown" || code == "RequestTimeout" ||
       code == "InternalError" || code == "ServiceUnavailable" ||
       code == "XAmzContentSHA256Mismatch" || code == "BadDigest" ||
-      code == "RequestTimeTooSkewed" || code == "IncompleteBody") {
+      code == "XAmzContentChecksumMismatch" || code == "RequestTimeTooSkewed" ||
+      code == "IncompleteBody") {
     return Unavailable(prefix + "S3 answered " + detail + Where(c));
   }
   return FailedPrecondition(prefix + "S3 refused the request (" + detail + ")" + Where(c));
@@ -120,11 +121,14 @@ Result<std::string> ParseInitiateMultipartUpload(std::string_view body) {
   return id;
 }
 
-std::string CompleteMultipartUploadBody(const std::vector<std::string>& etags) {
+std::string CompleteMultipartUploadBody(const std::vector<std::string>& etags,
+                                        const std::vector<std::string>& crc32c) {
   std::string out = "<CompleteMultipartUpload>";
   for (size_t i = 0; i < etags.size(); ++i) {
     out += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
-           XmlEscape(etags[i]) + "</ETag></Part>";
+           XmlEscape(etags[i]) + "</ETag>";
+    if (i < crc32c.size()) out += "<ChecksumCRC32C>" + XmlEscape(crc32c[i]) + "</ChecksumCRC32C>";
+    out += "</Part>";
   }
   out += "</CompleteMultipartUpload>";
   return out;

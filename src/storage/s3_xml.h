@@ -30,7 +30,8 @@ struct RequestContext {
 // Maps an S3 failure (HTTP status and error body; the body is empty for HEAD) to a Status:
 // bad credentials or signature -> kUnauthenticated ("S3 rejected the credentials (...)"),
 // AccessDenied -> kPermissionDenied, NoSuchBucket -> kNotFound naming bucket and endpoint,
-// NoSuchKey/NoSuchUpload/404 -> kNotFound, 5xx/429/SlowDown/RequestTimeout/corrupted payload ->
+// NoSuchKey/NoSuchUpload/404 -> kNotFound, 5xx/429/SlowDown/RequestTimeout/corrupted payload
+// (SHA-256, Content-MD5 or x-amz-checksum-* mismatch) ->
 // kUnavailable (retryable), wrong region -> kFailedPrecondition, other 4xx ->
 // kFailedPrecondition. Never includes header values or secrets.
 Status MapError(long http_status, std::string_view body, const RequestContext& context);
@@ -46,8 +47,10 @@ Result<ListPage> ParseListObjectsV2(std::string_view body);
 // <InitiateMultipartUploadResult><UploadId>: the upload id, or kInternal for other bodies.
 Result<std::string> ParseInitiateMultipartUpload(std::string_view body);
 
-// The CompleteMultipartUpload request body for parts 1..N with these ETags.
-std::string CompleteMultipartUploadBody(const std::vector<std::string>& etags);
+// The CompleteMultipartUpload request body for parts 1..N with these ETags and, when
+// `crc32c` is not empty (then it has one entry per part), each part's base64 CRC-32C.
+std::string CompleteMultipartUploadBody(const std::vector<std::string>& etags,
+                                        const std::vector<std::string>& crc32c = {});
 
 // A CompleteMultipartUpload / CopyObject / UploadPartCopy answer that came with HTTP 200: the
 // ETag of the result, or the error it carries (S3 may report failure inside a 200 body),

@@ -53,6 +53,9 @@ TEST(S3Xml, ParsesInitiateAndBuildsComplete) {
             "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&quot;e1&quot;"
             "</ETag></Part><Part><PartNumber>2</PartNumber><ETag>&quot;e2&quot;</ETag></Part>"
             "</CompleteMultipartUpload>");
+  EXPECT_EQ(CompleteMultipartUploadBody({"e1"}, {"yZRlqg=="}),
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>e1</ETag>"
+            "<ChecksumCRC32C>yZRlqg==</ChecksumCRC32C></Part></CompleteMultipartUpload>");
 }
 
 TEST(S3Xml, CompleteWithErrorInside200IsAnError) {
@@ -93,6 +96,8 @@ TEST(S3Xml, MapsErrorsToCodesInPlainWords) {
   EXPECT_EQ(map(500, "InternalError").code(), Code::kUnavailable);
   EXPECT_EQ(map(400, "RequestTimeout").code(), Code::kUnavailable);
   EXPECT_EQ(map(400, "XAmzContentSHA256Mismatch").code(), Code::kUnavailable);
+  EXPECT_EQ(map(400, "XAmzContentChecksumMismatch").code(), Code::kUnavailable);  // MinIO
+  EXPECT_EQ(map(400, "BadDigest").code(), Code::kUnavailable);  // AWS, CRC or MD5 mismatch
   EXPECT_EQ(map(400, "AuthorizationHeaderMalformed").code(), Code::kFailedPrecondition);
   EXPECT_EQ(MapError(429, "", kCtx).code(), Code::kUnavailable);
   EXPECT_EQ(MapError(404, "", kCtx).code(), Code::kNotFound);  // HEAD: no body

@@ -129,6 +129,29 @@ class S3StoreTest : public ::testing::Test {
     EXPECT_TRUE(got == data) << "bytes differ";
   }
 
+  // `key` has the full-object CRC-32C of `data` as MinIO computed it, and is still the
+  // multipart object of `parts` parts (its ETag ends in "-<parts>"): recording the SHA-256
+  // by a self-copy rewrote only metadata, not the bytes.
+  void ExpectFullObjectCrc32cAndPartsKept(const std::string& key, const std::string& data,
+                                          int parts) {
+    RunResult head = Aws(
+        {"s3api", "head-object", "--checksum-mode", "ENABLED", "--bucket", bucket_, "--key", key});
+    ASSERT_EQ(head.exit_code, 0) << head.err;
+    auto meta = nlohmann::json::parse(head.out, nullptr, false);
+    ASSERT_TRUE(meta.is_object()) << head.out;
+    uint32_t crc = crypto::Crc32c(0, data);
+    const char be[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16),
+                        static_cast<char>(crc >> 8), static_cast<char>(crc)};
+    EXPECT_EQ(meta.value("ChecksumCRC32C", ""), crypto::Base64Encode(std::string_view(be, 4)))
+        << head.out;
+    EXPECT_EQ(meta.value("ChecksumType", ""), "FULL_OBJECT") << head.out;
+    std::string etag = meta.value("ETag", "");
+    std::string suffix = "-" + std::to_string(parts) + "\"";
+    EXPECT_TRUE(etag.size() > suffix.size() &&
+                etag.compare(etag.size() - suffix.size(), suffix.size(), suffix) == 0)
+        << "ETag " << etag << ": the object was rewritten";
+  }
+
   static MinioServer* minio_;
   static std::string* start_error_;
   std::string bucket_;
@@ -153,6 +176,12 @@ TEST_F(S3StoreTest, MultipartUploadOf9PartsAtConcurrency10ReadsBackByteIdentical
   EXPECT_EQ(info->sha256, crypto::Sha256Hex(data));
   ExpectStoredByCli("ns/c/2025-01-15T03-00-00Z-abcd1234.snap", data);
   EXPECT_EQ(proxy.Seen(), 9);  // nine UploadPart requests
+  ExpectFullObjectCrc32cAndPartsKept("ns/c/2025-01-15T03-00-00Z-abcd1234.snap", data, 9);
+  // Part bodies go unsigned; their CRC-32C header is what the server checks.
+  std::string sent = proxy.Captured();
+  EXPECT_NE(sent.find("x-amz-content-sha256: UNSIGNED-PAYLOAD"), std::string::npos);
+  EXPECT_NE(sent.find("x-amz-checksum-crc32c: "), std::string::npos);
+  EXPECT_NE(sent.find("x-amz-checksum-mode: ENABLED"), std::string::npos);  // the final HEAD
   Result<std::string> back = ReadAll(store->get(), "ns/c/2025-01-15T03-00-00Z-abcd1234.snap");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(*back == data);
@@ -279,6 +308,54 @@ TEST_F(S3StoreTest, ConnectionCutInTheMiddleOfAPartIsRetried) {
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_EQ(proxy.cuts(), 1);
   ExpectStoredByCli("cut.snap", data);
+}
+
+TEST_F(S3StoreTest, CorruptedPartBodyIsRejectedByItsCrc32cAndResent) {
+  TcpProxy proxy(minio_->port());
+  proxy.CorruptAfter("partNumber=2&", 1 << 20, 1);  // one bit, 1 MiB into part 2's body
+  proxy.Watch("partNumber=2&");
+  auto store = Open(Target(proxy.endpoint()));
+  ASSERT_NE(store, nullptr);
+  std::string data = RandomData(3 * kPart + 100, 13);
+  Result<ObjectInfo> info = Upload(store.get(), "corrupt.snap", data);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(proxy.cuts(), 1);
+  EXPECT_EQ(proxy.Seen(), 2);  // MinIO refused the damaged part; it was sent again
+  ExpectStoredByCli("corrupt.snap", data);
+  ExpectFullObjectCrc32cAndPartsKept("corrupt.snap", data, 4);
+}
+
+TEST_F(S3StoreTest, PersistentCorruptionFailsAndLeavesNothing) {
+  TcpProxy proxy(minio_->port());
+  proxy.CorruptAfter("partNumber=2&", 1 << 20, 1000);
+  auto store = Open(Target(proxy.endpoint()), FastRetries(3));
+  ASSERT_NE(store, nullptr);
+  Result<ObjectInfo> info = Upload(store.get(), "corrupt2.snap", RandomData(3 * kPart, 14));
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), Code::kUnavailable) << info.status().ToString();
+  EXPECT_NE(info.status().message().find("part 2"), std::string::npos) << info.status().message();
+  EXPECT_NE(info.status().message().find("ChecksumMismatch"), std::string::npos)
+      << info.status().message();
+  EXPECT_EQ(proxy.cuts(), 3);
+  ExpectNothingLeft("corrupt2.snap");
+}
+
+TEST_F(S3StoreTest, SignedPartPayloadsAreAnOption) {
+  S3Options o = FastRetries();
+  o.sign_part_payloads = true;
+  TcpProxy proxy(minio_->port());
+  proxy.CorruptAfter("partNumber=1&", 1 << 20, 1);
+  auto store = Open(Target(proxy.endpoint()), o);
+  ASSERT_NE(store, nullptr);
+  std::string data = RandomData(2 * kPart + 1, 15);
+  Result<ObjectInfo> info = Upload(store.get(), "signed.snap", data);
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(proxy.cuts(), 1);
+  std::string sent = proxy.Captured();
+  EXPECT_EQ(sent.find("UNSIGNED-PAYLOAD"), std::string::npos);
+  EXPECT_NE(sent.find("x-amz-checksum-crc32c: "), std::string::npos);
+  ExpectStoredByCli("signed.snap", data);
+  ExpectFullObjectCrc32cAndPartsKept("signed.snap", data, 3);
 }
 
 TEST_F(S3StoreTest, ReadResumesAfterADroppedConnection) {

@@ -104,6 +104,13 @@ void TcpProxy::CutAfter(const std::string& pattern, size_t bytes, int times) {
   pattern_ = pattern;
   cut_bytes_ = bytes;
   cuts_left_ = times;
+  corrupt_ = false;
+}
+
+void TcpProxy::CorruptAfter(const std::string& pattern, size_t bytes, int times) {
+  CutAfter(pattern, bytes, times);
+  std::lock_guard<std::mutex> lock(mu_);
+  corrupt_ = true;
 }
 
 void TcpProxy::Watch(const std::string& pattern) {
@@ -189,10 +196,16 @@ void TcpProxy::Pump(int client) {
             } else if (window.size() > pattern_.size()) {
               window.erase(0, window.size() - pattern_.size());
             }
-          } else if (after_pattern >= 0) {
+          } else if (after_pattern >= 0 && (i == 0 || !corrupt_)) {
             after_pattern += n;  // request body or response body, whichever flows
           }
-          if (after_pattern >= static_cast<long>(cut_bytes_)) {
+          if (after_pattern >= static_cast<long>(cut_bytes_) && corrupt_ && i == 0) {
+            --cuts_left_;
+            ++cuts_done_;
+            buf[send_n - 1] ^= 0x01;  // at or after `bytes` into the body
+            after_pattern = -1;       // a later request on this connection may match again
+            window.clear();
+          } else if (after_pattern >= static_cast<long>(cut_bytes_) && !corrupt_) {
             --cuts_left_;
             ++cuts_done_;
             cut = true;

@@ -64,6 +64,10 @@ class TcpProxy {
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
   void CutAfter(const std::string& pattern, size_t bytes, int times);
   int cuts() const { return cuts_done_.load(); }
+  // As CutAfter(), but instead of resetting the connection, flips one bit of the client's
+  // bytes once `bytes` more of them followed `pattern` (so it lands in the request body), and
+  // keeps forwarding. At most `times` times; cuts() counts them.
+  void CorruptAfter(const std::string& pattern, size_t bytes, int times);
   // Counts how often clients send `pattern` from now on (e.g. "?partNumber=" per UploadPart).
   void Watch(const std::string& pattern);
   int Seen() const { return seen_.load(); }
@@ -85,6 +89,7 @@ class TcpProxy {
   std::string pattern_;
   size_t cut_bytes_ = 0;
   int cuts_left_ = 0;
+  bool corrupt_ = false;  // CorruptAfter() rather than CutAfter()
   std::atomic<int> cuts_done_{0};
   std::string watch_;
   std::atomic<int> seen_{0};
