@@ -170,12 +170,14 @@ std::string RandomHex(size_t n) {
 
 namespace {
 
+constexpr uint32_t kCrc32cPolynomial = 0x82F63B78u;  // reflected
+
 uint32_t Crc32cTable(uint32_t crc, std::string_view data) {
   static const auto table = [] {
     std::array<uint32_t, 256> t{};
     for (uint32_t i = 0; i < 256; ++i) {
       uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ kCrc32cPolynomial : c >> 1;
       t[i] = c;
     }
     return t;
@@ -209,6 +211,43 @@ uint32_t Crc32c(uint32_t crc, std::string_view data) {
   if (hardware) return ~Crc32cSse42(~crc, data);
 #endif
   return ~Crc32cTable(~crc, data);
+}
+
+namespace {
+
+// a(x) * b(x) modulo the CRC-32C polynomial, bit-reflected as the CRC is.
+uint32_t MultModP(uint32_t a, uint32_t b) {
+  uint32_t m = 1u << 31;
+  uint32_t p = 0;
+  while (m != 0) {
+    if (a & m) p ^= b;
+    m >>= 1;
+    b = (b & 1) ? (b >> 1) ^ kCrc32cPolynomial : b >> 1;
+  }
+  return p;
+}
+
+// x^(8 * n) modulo the polynomial: what appending n zero bytes multiplies a CRC by.
+uint32_t XPow8N(uint64_t n) {
+  uint32_t p = 1u << 31;   // x^0 (bit 31 holds x^0, bit 30 x^1, ...)
+  uint32_t sq = 1u << 23;  // x^8, squared at every step: x^(8 * 2^k)
+  for (; n != 0; n >>= 1) {
+    if (n & 1) p = MultModP(sq, p);
+    sq = MultModP(sq, sq);
+  }
+  return p;
+}
+
+}  // namespace
+
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
+  return MultModP(XPow8N(length_b), crc_a) ^ crc_b;
+}
+
+std::string Crc32cBase64(uint32_t crc) {
+  const char be[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16),
+                      static_cast<char>(crc >> 8), static_cast<char>(crc)};
+  return Base64Encode(std::string_view(be, 4));
 }
 
 namespace {

@@ -58,6 +58,11 @@ std::string RandomHex(size_t n);
 
 // CRC-32C (Castagnoli), incremental: pass the previous value (0 to start).
 uint32_t Crc32c(uint32_t crc, std::string_view data);
+// The CRC-32C of A followed by B, from crc(A), crc(B) and B's length, without the bytes
+// (O(log length_b)): how per-part checksums make a whole-object one.
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b);
+// A CRC-32C as the storage APIs (GCS, S3) write it: base64 of its 4 big-endian bytes.
+std::string Crc32cBase64(uint32_t crc);
 
 // Signs `data` with RSASSA-PKCS1-v1_5 SHA-256 using a PEM private key (PKCS#8 or PKCS#1).
 // kInvalidArgument when the key cannot be parsed (the key itself is never in the message).

@@ -29,6 +29,31 @@ TEST(CryptoTest, Crc32cKnownAnswerAndIncremental) {
   EXPECT_EQ(Crc32c(0, std::string(32, '\0')), 0x8A9136AAu);
 }
 
+TEST(CryptoTest, Crc32cCombineEqualsTheCrcOfTheConcatenation) {
+  std::mt19937 rng(5);
+  std::string data(100003, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  uint32_t whole = Crc32c(0, data);
+  for (size_t split : {size_t{0}, size_t{1}, size_t{7}, size_t{4096}, size_t{65537}, data.size()}) {
+    std::string_view a = std::string_view(data).substr(0, split);
+    std::string_view b = std::string_view(data).substr(split);
+    EXPECT_EQ(Crc32cCombine(Crc32c(0, a), Crc32c(0, b), b.size()), whole) << split;
+  }
+  // Folding many parts in order, as a multipart upload does.
+  uint32_t folded = 0;
+  for (size_t off = 0; off < data.size(); off += 5000) {
+    std::string_view part = std::string_view(data).substr(off, 5000);
+    folded = Crc32cCombine(folded, Crc32c(0, part), part.size());
+  }
+  EXPECT_EQ(folded, whole);
+  EXPECT_EQ(Crc32cCombine(Crc32c(0, "1234"), Crc32c(0, "56789"), 5), 0xE3069283u);
+}
+
+TEST(CryptoTest, Crc32cBase64IsBigEndian) {
+  EXPECT_EQ(Crc32cBase64(0xE3069283u), Base64Encode(std::string("\xE3\x06\x92\x83", 4)));
+  EXPECT_EQ(Crc32cBase64(0), "AAAAAA==");
+}
+
 TEST(CryptoTest, HexAndBase64RoundTrip) {
   std::string bytes = "\x00\x01\xfe\xff hello";
   EXPECT_EQ(*HexDecode(HexEncode(bytes)), bytes);

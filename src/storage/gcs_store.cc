@@ -204,7 +204,7 @@ class GcsWriter : public ObjectWriter {
       DeleteGeneration(*ctx_, client_, key_, generation);
       return Fail(stored.status());
     }
-    const std::string want_crc = gcs_internal::Crc32cBase64(crc_);
+    const std::string want_crc = crypto::Crc32cBase64(crc_);
     const std::string got_crc = StringField(obj, "crc32c");
     if (stored->size != total || (!got_crc.empty() && got_crc != want_crc)) {
       DeleteGeneration(*ctx_, client_, key_, generation);
@@ -634,12 +634,6 @@ Result<uint64_t> PersistedOffset(std::string_view range) {
     last = last * 10 + static_cast<uint64_t>(c - '0');
   }
   return last + 1;
-}
-
-std::string Crc32cBase64(uint32_t crc) {
-  const char be[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16),
-                      static_cast<char>(crc >> 8), static_cast<char>(crc)};
-  return crypto::Base64Encode(std::string_view(be, 4));
 }
 
 std::string ResolveEndpoint(const std::string& endpoint, const std::string& emulator_host) {

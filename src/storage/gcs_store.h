@@ -61,9 +61,6 @@ std::string ContentRange(uint64_t start, uint64_t length, std::optional<uint64_t
 // ("bytes=0-N" -> N+1; absent -> 0). kInternal for anything else.
 Result<uint64_t> PersistedOffset(std::string_view range_header);
 
-// CRC32C as GCS reports it: base64 of the 4 big-endian bytes.
-std::string Crc32cBase64(uint32_t crc);
-
 // The API base from the configured endpoint and STORAGE_EMULATOR_HOST (`emulator_host`, may be
 // empty): "https://storage.googleapis.com" by default, a scheme added when missing, no
 // trailing '/'.

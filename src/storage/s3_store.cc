@@ -11,7 +11,6 @@
 #include "common/redact.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
-#include "storage/gcs_store.h"
 #include "storage/part_writer.h"
 #include "storage/resumable_read.h"
 #include "storage/s3_xml.h"
@@ -486,7 +485,7 @@ Status S3StoreImpl::VerifyAfterWrite(const std::string& key, const CommitInfo& i
   // keeps a composite value but drops its type.) Those cases leave the size and SHA-256 checks.
   std::string stored_crc =
       r.Header("x-amz-checksum-type") == "FULL_OBJECT" ? r.Header(kCrcHeader) : "";
-  std::string want_crc = crc32c ? gcs_internal::Crc32cBase64(*crc32c) : "";
+  std::string want_crc = crc32c ? crypto::Crc32cBase64(*crc32c) : "";
   std::string problem;
   if (length != std::to_string(info.size)) {
     problem = "S3 holds " + (length.empty() ? std::string("an unknown number of") : length) +
@@ -550,7 +549,7 @@ Result<std::string> S3Writer::UploadPart(int number, std::string_view data) {
   // The server verifies the (signed) CRC-32C header against the body; see s3_store.h for why
   // the body itself is not hashed into the signature by default.
   uint32_t crc = crypto::Crc32c(0, data);
-  call.headers = {{kCrcHeader, gcs_internal::Crc32cBase64(crc)}};
+  call.headers = {{kCrcHeader, crypto::Crc32cBase64(crc)}};
   call.payload_hash =
       store_->options().sign_part_payloads ? crypto::Sha256Hex(data) : kUnsignedPayload;
   call.cancel = CancelFlag();
@@ -568,7 +567,7 @@ Result<std::string> S3Writer::UploadPart(int number, std::string_view data) {
 uint32_t S3Writer::ObjectCrc32c() const {
   std::lock_guard<std::mutex> lock(crc_mu_);
   uint32_t crc = 0;
-  for (const PartCrc& p : part_crcs_) crc = s3_internal::Crc32cCombine(crc, p.crc, p.size);
+  for (const PartCrc& p : part_crcs_) crc = crypto::Crc32cCombine(crc, p.crc, p.size);
   return crc;
 }
 
@@ -632,7 +631,7 @@ Result<ObjectInfo> S3Writer::Commit(const CommitInfo& info) {
     std::vector<std::string> crcs;
     {
       std::lock_guard<std::mutex> lock(crc_mu_);
-      for (const PartCrc& p : part_crcs_) crcs.push_back(gcs_internal::Crc32cBase64(p.crc));
+      for (const PartCrc& p : part_crcs_) crcs.push_back(crypto::Crc32cBase64(p.crc));
     }
     object_crc = ObjectCrc32c();
     Call call;
@@ -642,7 +641,7 @@ Result<ObjectInfo> S3Writer::Commit(const CommitInfo& info) {
     call.body = s3::CompleteMultipartUploadBody(*etags, crcs);
     call.payload_hash = crypto::Sha256Hex(call.body);
     call.headers = {{"Content-Type", "application/xml"},
-                    {kCrcHeader, gcs_internal::Crc32cBase64(*object_crc)},
+                    {kCrcHeader, crypto::Crc32cBase64(*object_crc)},
                     {"x-amz-checksum-type", "FULL_OBJECT"}};
     int attempt = 0;
     Result<std::string> done = Unavailable(what + ": not attempted");
@@ -694,42 +693,6 @@ void S3Writer::Abort() {
 }
 
 }  // namespace
-
-namespace s3_internal {
-namespace {
-
-constexpr uint32_t kCrc32cPoly = 0x82F63B78u;  // reflected
-
-// a(x) * b(x) modulo the CRC-32C polynomial, bit-reflected as the CRC is.
-uint32_t MultModP(uint32_t a, uint32_t b) {
-  uint32_t m = 1u << 31;
-  uint32_t p = 0;
-  while (m != 0) {
-    if (a & m) p ^= b;
-    m >>= 1;
-    b = (b & 1) ? (b >> 1) ^ kCrc32cPoly : b >> 1;
-  }
-  return p;
-}
-
-// x^(8 * n) modulo the polynomial: what appending n zero bytes multiplies a CRC by.
-uint32_t XPow8N(uint64_t n) {
-  uint32_t p = 1u << 31;   // x^0 (bit 31 holds x^0, bit 30 x^1, ...)
-  uint32_t sq = 1u << 23;  // x^8, squared at every step: x^(8 * 2^k)
-  for (; n != 0; n >>= 1) {
-    if (n & 1) p = MultModP(sq, p);
-    sq = MultModP(sq, sq);
-  }
-  return p;
-}
-
-}  // namespace
-
-uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
-  return MultModP(XPow8N(length_b), crc_a) ^ crc_b;
-}
-
-}  // namespace s3_internal
 
 Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& target,
                                                         const S3Options& options) {

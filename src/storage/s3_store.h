@@ -74,10 +74,4 @@ Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& targ
                                                         const S3Options& options);
 Result<std::unique_ptr<Store>> OpenS3Store(const TargetConfig& target);
 
-namespace s3_internal {
-// The CRC-32C of A followed by B from crc(A), crc(B) and B's length (as zlib's crc32_combine):
-// how the full-object checksum of a multipart upload is formed from its parts' CRCs.
-uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b);
-}  // namespace s3_internal
-
 }  // namespace bao::storage
