@@ -1,11 +1,5 @@
 #include "support/fake_gcs.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 
 #include "http/client.h"
@@ -50,29 +44,11 @@ bool FakeGcsServer::CreateBucket(const std::string& name, std::string* error) {
   return true;
 }
 
-FaultProxy::FaultProxy(int upstream_port) : upstream_port_(upstream_port) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
-  listen(listen_fd_, 64);
-  acceptor_ = std::thread([this] { AcceptLoop(); });
-}
-
-FaultProxy::~FaultProxy() {
-  stop_ = true;
-  shutdown(listen_fd_, SHUT_RDWR);
-  close(listen_fd_);
-  acceptor_.join();
-  for (auto& t : pumps_) t.join();
-}
+FaultProxy::FaultProxy(int upstream_port)
+    : forwarder_(upstream_port, [this] {
+        return
+            [this](TcpForwarder::Direction d, char* buf, size_t* n) { return OnRead(d, buf, n); };
+      }) {}
 
 void FaultProxy::CutUpstreamAfter(uint64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -84,89 +60,29 @@ void FaultProxy::CutDownstreamAfter(uint64_t n) {
   down_budget_ = static_cast<int64_t>(n);
 }
 
-void FaultProxy::SetDown(bool down) {
-  down_ = down;
-}
-
 std::string FaultProxy::ClientBytes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return client_bytes_;
 }
 
-void FaultProxy::AcceptLoop() {
-  while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0) continue;
-    int fd = accept(listen_fd_, nullptr, nullptr);
-    if (fd < 0) continue;
-    if (down_) {
-      close(fd);
-      continue;
-    }
-    pumps_.emplace_back([this, fd] { Pump(fd); });
-  }
-}
-
-void FaultProxy::Pump(int client_fd) {
-  int up = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
-  if (connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(up);
-    close(client_fd);
-    return;
-  }
-  char buf[64 * 1024];
-  bool open = true;
-  while (open && !stop_ && !down_) {
-    pollfd p[2] = {{client_fd, POLLIN, 0}, {up, POLLIN, 0}};
-    if (poll(p, 2, 50) <= 0) continue;
-    for (int i = 0; i < 2 && open; ++i) {
-      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      int from = i == 0 ? client_fd : up;
-      int to = i == 0 ? up : client_fd;
-      ssize_t n = read(from, buf, sizeof buf);
-      if (n <= 0) {
-        open = false;
-        break;
-      }
-      size_t forward = static_cast<size_t>(n);
-      bool cut = false;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        int64_t& budget = i == 0 ? up_budget_ : down_budget_;
-        if (budget >= 0) {
-          if (static_cast<int64_t>(forward) >= budget) {
-            forward = static_cast<size_t>(budget);
-            budget = -1;
-            cut = true;
-          } else {
-            budget -= static_cast<int64_t>(forward);
-          }
-        }
-        if (i == 0 && client_bytes_.size() < (32u << 20)) client_bytes_.append(buf, forward);
-      }
-      size_t off = 0;
-      while (off < forward) {
-        ssize_t w = write(to, buf + off, forward - off);
-        if (w <= 0) {
-          open = false;
-          break;
-        }
-        off += static_cast<size_t>(w);
-      }
-      if (cut) {
-        ++cuts_;
-        open = false;
-      }
+TcpForwarder::Verdict FaultProxy::OnRead(TcpForwarder::Direction direction, const char* buf,
+                                         size_t* n) {
+  const bool from_client = direction == TcpForwarder::Direction::kToServer;
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t& budget = from_client ? up_budget_ : down_budget_;
+  bool cut = false;
+  if (budget >= 0) {
+    if (static_cast<int64_t>(*n) >= budget) {
+      *n = static_cast<size_t>(budget);
+      budget = -1;
+      cut = true;
+      ++cuts_;
+    } else {
+      budget -= static_cast<int64_t>(*n);
     }
   }
-  shutdown(client_fd, SHUT_RDWR);
-  shutdown(up, SHUT_RDWR);
-  close(client_fd);
-  close(up);
+  if (from_client && client_bytes_.size() < (32u << 20)) client_bytes_.append(buf, *n);
+  return cut ? TcpForwarder::Verdict::kClose : TcpForwarder::Verdict::kForward;
 }
 
 }  // namespace bao::testing

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/tcp_forwarder.h"
 #include "support/testing.h"
 
 namespace bao::testing {
@@ -39,12 +40,11 @@ class FakeGcsServer {
 class FaultProxy {
  public:
   explicit FaultProxy(int upstream_port);
-  ~FaultProxy();
   FaultProxy(const FaultProxy&) = delete;
   FaultProxy& operator=(const FaultProxy&) = delete;
 
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return forwarder_.port(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
 
   // One-shot: once `n` more client-to-server bytes have been forwarded, the connection carrying
   // them is closed on both sides (the server sees a truncated request).
@@ -53,28 +53,21 @@ class FaultProxy {
   // closed on both sides (the client sees a truncated response).
   void CutDownstreamAfter(uint64_t n);
   // While down, open connections are closed and new ones are closed at once.
-  void SetDown(bool down);
+  void SetDown(bool down) { forwarder_.SetDown(down); }
   // How many cuts have happened.
   int cuts() const { return cuts_.load(); }
   // Everything clients sent through the proxy so far (the first 32 MiB).
   std::string ClientBytes() const;
 
  private:
-  void AcceptLoop();
-  void Pump(int client_fd);
+  TcpForwarder::Verdict OnRead(TcpForwarder::Direction direction, const char* buf, size_t* n);
 
-  int upstream_port_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> down_{false};
   std::atomic<int> cuts_{0};
   mutable std::mutex mu_;
   int64_t up_budget_ = -1;    // bytes until the upstream cut; -1 = none armed
   int64_t down_budget_ = -1;  // bytes until the downstream cut
   std::string client_bytes_;
-  std::thread acceptor_;
-  std::vector<std::thread> pumps_;
+  TcpForwarder forwarder_;  // last: its threads end before the state above goes
 };
 
 }  // namespace bao::testing

@@ -1,11 +1,5 @@
 #include "support/minio.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -71,33 +65,7 @@ bool MinioServer::CreateBucket(const std::string& bucket, std::string* error) co
   return r.exit_code == 0;
 }
 
-TcpProxy::TcpProxy(int upstream_port) : upstream_port_(upstream_port) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      listen(listen_fd_, 64) == 0) {
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  acceptor_ = std::thread([this] { AcceptLoop(); });
-}
-
-TcpProxy::~TcpProxy() {
-  stop_ = true;
-  shutdown(listen_fd_, SHUT_RDWR);
-  close(listen_fd_);
-  acceptor_.join();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);
-  }
-  for (std::thread& t : workers_) t.join();
-}
+TcpProxy::TcpProxy(int upstream_port) : forwarder_(upstream_port, [this] { return NewTap(); }) {}
 
 void TcpProxy::CutAfter(const std::string& pattern, size_t bytes, int times) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -124,120 +92,57 @@ std::string TcpProxy::Captured() const {
   return captured_;
 }
 
-void TcpProxy::AcceptLoop() {
-  while (!stop_) {
-    int fd = accept(listen_fd_, nullptr, nullptr);
-    if (fd < 0) {
-      if (stop_) return;
-      continue;
+TcpForwarder::Tap TcpProxy::NewTap() {
+  struct Connection {
+    std::string window;      // recent client bytes, to find the pattern across reads
+    std::string watch_tail;  // the same for the watched pattern
+    size_t captured = 0;
+    long after_pattern = -1;  // bytes since the pattern was seen, -1 = not seen
+  };
+  auto conn = std::make_shared<Connection>();
+  return [this, conn](TcpForwarder::Direction direction, char* buf, size_t* n) {
+    const bool from_client = direction == TcpForwarder::Direction::kToServer;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (from_client && conn->captured < 65536) {
+      size_t take = std::min<size_t>(*n, 65536 - conn->captured);
+      captured_.append(buf, take);
+      conn->captured += take;
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    workers_.emplace_back([this, fd] { Pump(fd); });
-  }
-}
-
-void TcpProxy::Pump(int client) {
-  int upstream = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
-  if (connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(upstream);
-    close(client);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_fds_.push_back(client);
-    open_fds_.push_back(upstream);
-  }
-  std::string window;      // recent client bytes, to find the pattern across reads
-  std::string watch_tail;  // the same for the watched pattern
-  size_t captured_here = 0;
-  long after_pattern = -1;  // bytes sent since the pattern was seen, -1 = not seen
-  char buf[64 * 1024];
-  bool cut = false;
-  while (!stop_ && !cut) {
-    pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
-    if (poll(fds, 2, 200) <= 0) continue;
-    bool closed = false;
-    for (int i = 0; i < 2 && !closed && !cut; ++i) {
-      if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      int from = i == 0 ? client : upstream, to = i == 0 ? upstream : client;
-      ssize_t n = read(from, buf, sizeof buf);
-      if (n <= 0) {
-        closed = true;
-        break;
+    if (from_client && !watch_.empty()) {
+      std::string scan = conn->watch_tail + std::string(buf, *n);
+      for (size_t at = scan.find(watch_); at != std::string::npos; at = scan.find(watch_, at + 1)) {
+        ++seen_;
       }
-      size_t send_n = static_cast<size_t>(n);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (i == 0 && captured_here < 65536) {
-          size_t take = std::min<size_t>(send_n, 65536 - captured_here);
-          captured_.append(buf, take);
-          captured_here += take;
-        }
-        if (i == 0 && !watch_.empty()) {
-          std::string scan = watch_tail + std::string(buf, send_n);
-          for (size_t at = scan.find(watch_); at != std::string::npos;
-               at = scan.find(watch_, at + 1)) {
-            ++seen_;
-          }
-          size_t keep = std::min(scan.size(), watch_.size() - 1);
-          watch_tail = scan.substr(scan.size() - keep);
-        }
-        if (cuts_left_ > 0 && !pattern_.empty()) {
-          if (after_pattern < 0 && i == 0) {
-            window.append(buf, send_n);
-            size_t at = window.find(pattern_);
-            if (at != std::string::npos) {
-              after_pattern = static_cast<long>(window.size() - at - pattern_.size());
-            } else if (window.size() > pattern_.size()) {
-              window.erase(0, window.size() - pattern_.size());
-            }
-          } else if (after_pattern >= 0 && (i == 0 || !corrupt_)) {
-            after_pattern += n;  // request body or response body, whichever flows
-          }
-          if (after_pattern >= static_cast<long>(cut_bytes_) && corrupt_ && i == 0) {
-            --cuts_left_;
-            ++cuts_done_;
-            buf[send_n - 1] ^= 0x01;  // at or after `bytes` into the body
-            after_pattern = -1;       // a later request on this connection may match again
-            window.clear();
-          } else if (after_pattern >= static_cast<long>(cut_bytes_) && !corrupt_) {
-            --cuts_left_;
-            ++cuts_done_;
-            cut = true;
-            // Forward only part of this read, then drop the connection.
-            send_n = static_cast<size_t>(n) / 2;
-          }
-        }
-      }
-      size_t off = 0;
-      while (off < send_n) {
-        ssize_t w = write(to, buf + off, send_n - off);
-        if (w <= 0) {
-          closed = true;
-          break;
-        }
-        off += static_cast<size_t>(w);
-      }
+      size_t keep = std::min(scan.size(), watch_.size() - 1);
+      conn->watch_tail = scan.substr(scan.size() - keep);
     }
-    if (closed) break;
-  }
-  if (cut) {
-    linger lg{1, 0};  // RST, like a crashed middlebox
-    setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    setsockopt(upstream, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), client), open_fds_.end());
-    open_fds_.erase(std::remove(open_fds_.begin(), open_fds_.end(), upstream), open_fds_.end());
-  }
-  close(client);
-  close(upstream);
+    if (cuts_left_ <= 0 || pattern_.empty()) return TcpForwarder::Verdict::kForward;
+    if (conn->after_pattern < 0 && from_client) {
+      conn->window.append(buf, *n);
+      size_t at = conn->window.find(pattern_);
+      if (at != std::string::npos) {
+        conn->after_pattern = static_cast<long>(conn->window.size() - at - pattern_.size());
+      } else if (conn->window.size() > pattern_.size()) {
+        conn->window.erase(0, conn->window.size() - pattern_.size());
+      }
+    } else if (conn->after_pattern >= 0 && (from_client || !corrupt_)) {
+      conn->after_pattern += static_cast<long>(*n);  // request or response body
+    }
+    if (conn->after_pattern < static_cast<long>(cut_bytes_)) return TcpForwarder::Verdict::kForward;
+    if (corrupt_) {
+      if (!from_client) return TcpForwarder::Verdict::kForward;
+      --cuts_left_;
+      ++cuts_done_;
+      buf[*n - 1] ^= 0x01;       // at or after `bytes` into the body
+      conn->after_pattern = -1;  // a later request on this connection may match again
+      conn->window.clear();
+      return TcpForwarder::Verdict::kForward;
+    }
+    --cuts_left_;
+    ++cuts_done_;
+    *n /= 2;  // forward only part of this read, then drop the connection
+    return TcpForwarder::Verdict::kReset;
+  };
 }
 
 }  // namespace bao::testing

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/tcp_forwarder.h"
 #include "support/testing.h"
 
 namespace bao::testing {
@@ -56,12 +57,11 @@ class MinioServer {
 class TcpProxy {
  public:
   explicit TcpProxy(int upstream_port);
-  ~TcpProxy();
   TcpProxy(const TcpProxy&) = delete;
   TcpProxy& operator=(const TcpProxy&) = delete;
 
-  int port() const { return port_; }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return forwarder_.port(); }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port()); }
   void CutAfter(const std::string& pattern, size_t bytes, int times);
   int cuts() const { return cuts_done_.load(); }
   // As CutAfter(), but instead of resetting the connection, flips one bit of the client's
@@ -75,17 +75,9 @@ class TcpProxy {
   std::string Captured() const;
 
  private:
-  void AcceptLoop();
-  void Pump(int client_fd);
+  TcpForwarder::Tap NewTap();
 
-  int upstream_port_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread acceptor_;
   mutable std::mutex mu_;
-  std::vector<std::thread> workers_;
-  std::vector<int> open_fds_;
   std::string pattern_;
   size_t cut_bytes_ = 0;
   int cuts_left_ = 0;
@@ -94,6 +86,7 @@ class TcpProxy {
   std::string watch_;
   std::atomic<int> seen_{0};
   std::string captured_;
+  TcpForwarder forwarder_;  // last: its threads end before the state above goes
 };
 
 }  // namespace bao::testing
