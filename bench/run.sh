@@ -2,11 +2,13 @@
 # Benchmarks (`make bench`): bao-backup backing up snapshots from the OpenBao test server, each
 # next to a baseline measured in the same run on the same loopback.
 #
-#   bench/run.sh BUILD [file|s3|gcs|azure ...]     (default: all)
+#   bench/run.sh BUILD [file|s3|gcs|azure|operator ...]     (default: all)
 #
 # file:  1 GiB and 4 GiB into a local directory vs curl fetching the same snapshot into a file
 # s3:    1 GiB into MinIO vs `curl ... | aws s3 cp - s3://...` into the same MinIO
 # gcs:   1 GiB into fake-gcs-server;  azure: 1 GiB into Azurite
+# operator: 1,000 OpenBaoClusters on the Kubernetes API test server, the real `bao-backup
+#        operator`: convergence, reconcile latency and counts, controller peak RSS (< 64 MiB)
 #
 # Each measurement is the best of RUNS (default 2) runs; CPU seconds are user + system of the
 # measured process(es); peak RSS is the bao-backup process's maximum resident set.
@@ -15,7 +17,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 shift || true
 what=("$@")
-((${#what[@]})) || what=(file s3 gcs azure)
+((${#what[@]})) || what=(file s3 gcs azure operator)
 RUNS=${RUNS:-2}
 bao="$PWD/$build/src/cli/bao-backup"
 server_bin="$PWD/$build/tests/bao_testserver/bao-testserver"
@@ -159,6 +161,10 @@ bench_azure() {
   row "azure (Azurite), 1 GiB" "$bytes" "$(best "$work/base")" "$(best "$work/ours")"
   echo "  (Azure baseline: @azure/storage-blob uploading the same bytes from a file)"
   stop_bao
+}
+
+bench_operator() {  # bench/operator_scale.cc prints its own report
+  "$PWD/$build/bench/operator_scale" ${OPERATOR_CLUSTERS:+--clusters "$OPERATOR_CLUSTERS"}
 }
 
 echo "bao-backup benchmarks ($(nproc) cores; best of $RUNS runs)"

@@ -7,6 +7,7 @@
 
 #include "backup/spec.h"
 #include "common/log.h"
+#include "operator/backup_logic.h"
 #include "schedule/cron.h"
 
 namespace bao::op {
@@ -34,75 +35,14 @@ struct BackupManager::View {
     json b = Backup();
     return b.contains(field) && b[field].is_string() ? b[field].get<std::string>() : "";
   }
-  std::optional<TimePoint> BackupTime(const char* field) const {
-    auto t = ParseRfc3339(BackupString(field));
-    if (!t.ok()) return std::nullopt;
-    return *t;
-  }
 };
 
 namespace {
-
-std::string Str(const json& j, const char* field) {
-  return j.is_object() && j.contains(field) && j[field].is_string() ? j[field].get<std::string>()
-                                                                    : "";
-}
-
-const json& At(const json& j, std::initializer_list<const char*> path) {
-  static const json kNull;
-  const json* cur = &j;
-  for (const char* p : path) {
-    if (!cur->is_object() || !cur->contains(p)) return kNull;
-    cur = &(*cur)[p];
-  }
-  return *cur;
-}
-
-// "Complete"/"Failed" when the Job has that condition True, else "".
-std::string JobFinished(const json& job) {
-  const json& conds = At(job, {"status", "conditions"});
-  if (!conds.is_array()) return "";
-  for (const json& c : conds) {
-    std::string type = Str(c, "type");
-    if ((type == "Complete" || type == "Failed") && Str(c, "status") == "True") return type;
-  }
-  return "";
-}
-
-std::string JobFailureMessage(const json& job) {
-  const json& conds = At(job, {"status", "conditions"});
-  if (conds.is_array()) {
-    for (const json& c : conds) {
-      if (Str(c, "type") == "Failed") {
-        return "Job failed: " + Str(c, "reason") + (Str(c, "message").empty() ? "" : ": ") +
-               Str(c, "message");
-      }
-    }
-  }
-  return "Job failed without a result";
-}
-
-// The executor's result JSON (last non-empty line of the termination message), or null.
-json ParseResult(const std::string& message) {
-  std::string last;
-  std::istringstream in(message);
-  for (std::string line; std::getline(in, line);) {
-    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
-  }
-  json j = json::parse(last, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return nullptr;
-  return j;
-}
 
 std::string Reason(const Status& s) {
   const std::string& m = s.message();
   if (m.find("cross-namespace") != std::string::npos) return "CrossNamespaceReference";
   return "InvalidSpec";
-}
-
-bool IsOurLock(const json& lock) {
-  return lock.is_object() && Str(lock, "operation") == "Backup" &&
-         Str(lock, "holder").rfind(kLockHolderPrefix, 0) == 0;
 }
 
 }  // namespace
@@ -199,71 +139,17 @@ Status BackupManager::EnsureServiceAccount(const View& v) {
 
 Status BackupManager::RecordResult(View& v, const json& job, bool succeeded) {
   const std::string job_name = job["metadata"].value("name", "");
-  // The result: the newest Pod's termination message.
   k8s::ListOptions lo;
   lo.label_selector = "job-name=" + job_name;
   BAO_ASSIGN_OR_RETURN(k8s::ObjectList pods, client_->List(k8s::kPods, v.ns, lo));
-  json result;
-  std::string newest;
-  for (const json& pod : pods.items) {
-    const json& statuses = At(pod, {"status", "containerStatuses"});
-    if (!statuses.is_array()) continue;
-    for (const json& cs : statuses) {
-      const json& term = At(cs, {"state", "terminated"});
-      if (!term.is_object()) continue;
-      std::string finished = Str(term, "finishedAt");
-      json parsed = ParseResult(Str(term, "message"));
-      if (!parsed.is_null() && (result.is_null() || finished >= newest)) {
-        result = parsed;
-        newest = finished;
-      }
-    }
-  }
-  bool ok = succeeded && result.is_object() && result.contains("key") && result["key"].is_string();
-  json b = v.Backup();
-  int64_t failures =
-      b.contains("consecutiveFailures") && b["consecutiveFailures"].is_number_integer()
-          ? b["consecutiveFailures"].get<int64_t>()
-          : 0;
-  json patch_backup = {{"lastRecordedJob", job_name}};
-  std::string message;
-  if (ok) {
-    patch_backup["lastBackupTime"] =
-        result.contains("finishedAt") && result["finishedAt"].is_string()
-            ? result["finishedAt"]
-            : json(FormatRfc3339(v.now));
-    patch_backup["lastBackupName"] = result["key"];
-    int64_t size = result.contains("size") && result["size"].is_number_integer()
-                       ? result["size"].get<int64_t>()
-                       : 0;
-    patch_backup["lastBackupSize"] = size;
-    std::string duration = Str(result, "duration");
-    if (duration.empty() && result.contains("durationSeconds") &&
-        result["durationSeconds"].is_number()) {
-      duration = FormatDuration(
-          Duration(static_cast<int64_t>(result["durationSeconds"].get<double>() * 1000)));
-    }
-    patch_backup["lastBackupDuration"] = duration;
-    patch_backup["consecutiveFailures"] = 0;
-    failures = 0;
-    message = "backup " + Str(result, "key") + " stored (" + std::to_string(size) + " bytes, " +
-              duration + ") by Job " + job_name;
-  } else {
-    std::string reason;
-    if (result.is_object() && result.contains("error")) {
-      reason = Str(result, "stage").empty() ? Str(result, "error")
-                                            : Str(result, "stage") + ": " + Str(result, "error");
-    } else {
-      reason = JobFailureMessage(job);
-    }
-    patch_backup["consecutiveFailures"] = ++failures;
-    patch_backup["lastFailureReason"] = reason;
-    message = "backup Job " + job_name + " failed: " + reason;
-  }
+  JobOutcome outcome = EvaluateFinishedJob(job, succeeded, pods.items, v.Backup(), v.now);
+  const bool ok = outcome.succeeded;
+  const json& patch_backup = outcome.backup_patch;
+  const std::string& message = outcome.message;
+  const int64_t failures = outcome.consecutive_failures;
   json patch = {{"metadata", {{"resourceVersion", v.cluster["metadata"]["resourceVersion"]}}},
                 {"status", {{"backup", patch_backup}}}};
-  const json& lock = At(v.cluster, {"status", "operationLock"});
-  if (IsOurLock(lock) && Str(lock, "holder") == kLockHolderPrefix + job_name) {
+  if (LockJobName(At(v.cluster, {"status", "operationLock"})) == job_name) {
     patch["status"]["operationLock"] = nullptr;
   }
   BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name, patch));
@@ -354,44 +240,47 @@ Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
     return v.result;
   }
   // 1. Validate.
+  auto invalid = [&](const std::string& reason, const std::string& message) -> Status {
+    BAO_RETURN_IF_ERROR(SetConfigured(v, false, reason, message));
+    v.result.outcome = "invalid";
+    return Status::Ok();
+  };
   Result<backup::BackupSpec> spec = backup::ParseBackupSpec(backup_spec, "spec.backup", true, true);
   if (!spec.ok()) {
-    BAO_RETURN_IF_ERROR(SetConfigured(v, false, Reason(spec.status()), spec.status().message()));
-    v.result.outcome = "invalid";
+    BAO_RETURN_IF_ERROR(invalid(Reason(spec.status()), spec.status().message()));
     return v.result;
   }
   v.spec = *spec;
   Result<CronSchedule> cron = CronSchedule::Parse(v.spec.schedule);
   if (!cron.ok()) {
-    BAO_RETURN_IF_ERROR(SetConfigured(v, false, "InvalidSchedule",
-                                      "spec.backup.schedule: " + cron.status().message()));
-    v.result.outcome = "invalid";
+    BAO_RETURN_IF_ERROR(
+        invalid("InvalidSchedule", "spec.backup.schedule: " + cron.status().message()));
     return v.result;
   }
   v.jwt_role = backup::EffectiveJwtRole(
       v.spec, At(v.cluster, {"spec", "selfInit", "oidc", "enabled"}) == json(true));
   if (v.jwt_role.empty() && v.spec.token_secret_name.empty()) {
-    BAO_RETURN_IF_ERROR(SetConfigured(
-        v, false, "NoBackupToken",
+    BAO_RETURN_IF_ERROR(invalid(
+        "NoBackupToken",
         "spec.backup: neither jwtAuthRole (nor spec.selfInit.oidc.enabled) nor "
         "tokenSecretRef.name is set; backups need one of them (root tokens are never used)"));
-    v.result.outcome = "invalid";
     return v.result;
   }
-  auto check_secret = [&](const std::string& secret, const std::string& field,
-                          const char* key) -> Result<bool> {
+  // A Secret the Job mounts: missing (or without `key`) means a Job that can only fail, so the
+  // cluster gets a condition instead. Returns false when it set one.
+  auto check_secret = [&](const std::string& secret, const std::string& what, const char* key,
+                          const std::string& reason_prefix) -> Result<bool> {
     Result<json> s = client_->Get(k8s::kSecrets, v.ns, secret);
     if (!s.ok()) {
       if (!k8s::IsNotFound(s.status())) return s.status();
-      BAO_RETURN_IF_ERROR(SetConfigured(
-          v, false, "SecretNotFound",
-          field + ": Secret \"" + secret + "\" not found in namespace \"" + v.ns + "\""));
+      BAO_RETURN_IF_ERROR(
+          invalid(reason_prefix + "SecretNotFound",
+                  what + ": Secret \"" + secret + "\" not found in namespace \"" + v.ns + "\""));
       return false;
     }
     if (key && !At(*s, {"data"}).contains(key) && !At(*s, {"stringData"}).contains(key)) {
-      BAO_RETURN_IF_ERROR(
-          SetConfigured(v, false, "SecretKeyMissing",
-                        field + ": Secret \"" + secret + "\" has no key \"" + key + "\""));
+      BAO_RETURN_IF_ERROR(invalid(reason_prefix + "SecretKeyMissing",
+                                  what + ": Secret \"" + secret + "\" has no key \"" + key + "\""));
       return false;
     }
     return true;
@@ -399,20 +288,22 @@ Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
   if (!v.spec.target.credentials_secret.empty()) {
     BAO_ASSIGN_OR_RETURN(bool found,
                          check_secret(v.spec.target.credentials_secret,
-                                      "spec.backup.target.credentialsSecretRef.name", nullptr));
-    if (!found) {
-      v.result.outcome = "invalid";
-      return v.result;
-    }
+                                      "spec.backup.target.credentialsSecretRef.name", nullptr, ""));
+    if (!found) return v.result;
   }
   if (v.jwt_role.empty()) {
     BAO_ASSIGN_OR_RETURN(bool found, check_secret(v.spec.token_secret_name,
-                                                  "spec.backup.tokenSecretRef.name", "token"));
-    if (!found) {
-      v.result.outcome = "invalid";
-      return v.result;
-    }
+                                                  "spec.backup.tokenSecretRef.name", "token", ""));
+    if (!found) return v.result;
   }
+  // OpenBao's API is always TLS (contract: "API on port 8200 over TLS"); the Job verifies it
+  // with the CA the cluster keeps in <cluster>-tls-ca, key ca.crt.
+  BAO_ASSIGN_OR_RETURN(bool ca_found,
+                       check_secret(TlsCaSecretName(v.name),
+                                    "the cluster's TLS CA (mounted at " + std::string(kTlsDir) +
+                                        "/ to verify OpenBao's certificate)",
+                                    kTlsCaKey, "TlsCa"));
+  if (!ca_found) return v.result;
   BAO_RETURN_IF_ERROR(
       SetConfigured(v, true, "Configured", "backups run on schedule \"" + cron->ToString() + "\""));
   BAO_RETURN_IF_ERROR(EnsureServiceAccount(v));
@@ -424,15 +315,16 @@ Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
   BAO_ASSIGN_OR_RETURN(k8s::ObjectList jobs, client_->List(k8s::kJobs, v.ns, lo));
   v.jobs = std::move(jobs.items);
   BAO_RETURN_IF_ERROR(RecordFinishedJobs(v));
-  bool job_running = false;
+  std::string running_job;
   for (const json& job : v.jobs) {
-    if (JobFinished(job).empty()) job_running = true;
+    if (JobFinished(job).empty()) running_job = Str(At(job, {"metadata"}), "name");
   }
+  const bool job_running = !running_job.empty();
 
-  // 3. The lock: resume a Job whose creation was interrupted, or drop a lost one.
+  // 3. The lock: resume a Job whose creation was interrupted, or drop a lost one; renew the
+  // lock of a running Job.
   const json lock = At(v.cluster, {"status", "operationLock"});
-  if (IsOurLock(lock)) {
-    std::string job_name = Str(lock, "holder").substr(std::string(kLockHolderPrefix).size());
+  if (std::string job_name = LockJobName(lock); !job_name.empty()) {
     bool exists = std::any_of(v.jobs.begin(), v.jobs.end(), [&](const json& j) {
       return j["metadata"].value("name", "") == job_name;
     });
@@ -445,8 +337,11 @@ Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
         Result<json> created = client_->Create(k8s::kJobs, v.ns, job);
         if (!created.ok() && !k8s::IsAlreadyExists(created.status())) return created.status();
         BAO_RETURN_IF_ERROR(RemoveTrigger(v));
+        Status e = events_->Normal(v.cluster, "BackupStarted",
+                                   "created backup Job " + job_name + " (resumed after a restart)");
+        if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
         v.result.outcome = "resumed";
-        v.result.requeue_at = v.now + std::chrono::seconds(10);
+        v.result.requeue_at = v.now + kLockRenewInterval;
         return v.result;
       }
       BAO_ASSIGN_OR_RETURN(
@@ -464,84 +359,48 @@ Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
       Status e = events_->Warning(v.cluster, "BackupFailed",
                                   "backup Job " + job_name + " was lost; lock released");
       if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
+    } else if (job_name == running_job && LockNeedsRenewal(lock, v.now)) {
+      // The resourceVersion precondition keeps a lock released meanwhile from coming back as
+      // a bare {renewedAt}; on a conflict the change that caused it brings another reconcile.
+      Result<json> renewed = client_->PatchStatus(
+          k8s::kOpenBaoClusters, v.ns, v.name,
+          {{"metadata", {{"resourceVersion", v.cluster["metadata"]["resourceVersion"]}}},
+           {"status", {{"operationLock", {{"renewedAt", FormatRfc3339(v.now)}}}}}});
+      if (renewed.ok()) {
+        v.cluster = std::move(*renewed);
+      } else if (!k8s::IsConflict(renewed.status())) {
+        return renewed.status();
+      }
     }
   }
 
   // 4. The slot.
-  std::optional<TimePoint> prev = cron->Previous(v.now);
-  TimePoint next = cron->Next(v.now);
-  std::optional<TimePoint> last_attempt = v.BackupTime("lastAttemptScheduledTime");
-  std::optional<TimePoint> last_skip = v.BackupTime("lastSkippedScheduledTime");
-  std::optional<TimePoint> next_recorded = v.BackupTime("nextScheduledBackup");
-  std::optional<TimePoint> consumed = last_attempt;
-  if (last_skip && (!consumed || *last_skip > *consumed)) consumed = last_skip;
-  bool due = false;
-  if (prev) {
-    if (consumed) {
-      due = *prev > *consumed;
-    } else {
-      due = next_recorded && *prev >= *next_recorded;
-    }
-  }
+  SlotDecision slot_state = DecideSlot(*cron, v.now, v.Backup());
   bool triggered = At(v.cluster, {"metadata", "annotations"}).contains(kAnnotationTrigger);
-  if (!next_recorded || *next_recorded != next) {
+  if (slot_state.next_changed) {
     BAO_ASSIGN_OR_RETURN(
-        v.cluster, client_->PatchStatus(
-                       k8s::kOpenBaoClusters, v.ns, v.name,
-                       {{"status", {{"backup", {{"nextScheduledBackup", FormatRfc3339(next)}}}}}}));
+        v.cluster,
+        client_->PatchStatus(
+            k8s::kOpenBaoClusters, v.ns, v.name,
+            {{"status", {{"backup", {{"nextScheduledBackup", FormatRfc3339(slot_state.next)}}}}}}));
   }
+  const TimePoint next = slot_state.next;
   v.result.requeue_at = next;
-  if (job_running) v.result.requeue_at = std::min(next, v.now + std::chrono::seconds(10));
-  if (!due && !triggered) {
+  if (job_running) v.result.requeue_at = std::min(next, v.now + kLockRenewInterval);
+  if (!slot_state.due && !triggered) {
     if (v.result.outcome.empty()) v.result.outcome = job_running ? "running" : "idle";
     return v.result;
   }
-  TimePoint slot = triggered ? v.now : *prev;
-  // A triggered backup under way already took the annotation's request.
-  const json cur_lock = At(v.cluster, {"status", "operationLock"});
+  TimePoint slot = triggered ? v.now : *slot_state.previous;
 
   // 5. Preconditions.
-  std::string phase = Str(At(v.cluster, {"status"}), "phase");
-  const json& spec_version = At(v.cluster, {"spec", "version"});
-  const json& cur_version = At(v.cluster, {"status", "currentVersion"});
-  const json& upgrade = At(v.cluster, {"status", "upgrade"});
-  if (phase != "Running") {
-    BAO_RETURN_IF_ERROR(Skip(v, slot, triggered, "ClusterNotRunning",
-                             "status.phase is \"" + phase + "\", not \"Running\""));
-    return v.result;
+  std::vector<json> restores;
+  if (At(v.cluster, {"status", "phase"}) == json("Running")) {
+    BAO_ASSIGN_OR_RETURN(k8s::ObjectList list, client_->List(k8s::kOpenBaoRestores, v.ns));
+    restores = std::move(list.items);
   }
-  if (!upgrade.is_null() && !(upgrade.is_object() && upgrade.empty())) {
-    BAO_RETURN_IF_ERROR(Skip(v, slot, triggered, "UpgradeInProgress",
-                             "an upgrade is in progress (status.upgrade is set)"));
-    return v.result;
-  }
-  if (spec_version.is_string() && cur_version.is_string() && spec_version != cur_version) {
-    BAO_RETURN_IF_ERROR(Skip(v, slot, triggered, "UpgradePending",
-                             "spec.version " + spec_version.get<std::string>() +
-                                 " differs from status.currentVersion " +
-                                 cur_version.get<std::string>()));
-    return v.result;
-  }
-  BAO_ASSIGN_OR_RETURN(k8s::ObjectList restores, client_->List(k8s::kOpenBaoRestores, v.ns));
-  for (const json& r : restores.items) {
-    if (Str(At(r, {"spec"}), "cluster") != v.name) continue;
-    std::string rphase = Str(At(r, {"status"}), "phase");
-    if (rphase != "Completed" && rphase != "Failed") {
-      BAO_RETURN_IF_ERROR(Skip(v, slot, triggered, "RestoreInProgress",
-                               "OpenBaoRestore \"" + r["metadata"].value("name", "") + "\" is " +
-                                   (rphase.empty() ? "Pending" : rphase)));
-      return v.result;
-    }
-  }
-  if (job_running) {
-    BAO_RETURN_IF_ERROR(
-        Skip(v, slot, triggered, "BackupRunning", "another backup Job of this cluster is running"));
-    return v.result;
-  }
-  if (cur_lock.is_object() && !cur_lock.empty()) {
-    BAO_RETURN_IF_ERROR(Skip(v, slot, triggered, "OperationLocked",
-                             "status.operationLock is held for " + Str(cur_lock, "operation") +
-                                 " by " + Str(cur_lock, "holder")));
+  if (std::optional<SkipReason> skip = CheckPreconditions(v.cluster, restores, job_running)) {
+    BAO_RETURN_IF_ERROR(Skip(v, slot, triggered, skip->reason, skip->message));
     return v.result;
   }
 
@@ -569,7 +428,7 @@ Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
   if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
   log::Info("backup Job created", {{"cluster", v.ns + "/" + v.name}, {"job", job_name}});
   v.result.outcome = "created";
-  v.result.requeue_at = std::min(next, v.now + std::chrono::seconds(10));
+  v.result.requeue_at = std::min(next, v.now + kLockRenewInterval);
   return v.result;
 }
 

@@ -24,13 +24,13 @@
 #include "common/time.h"
 #include "k8s/client.h"
 #include "k8s/events.h"
+#include "operator/backup_logic.h"
 #include "operator/job_builder.h"
 
 namespace bao::op {
 
 constexpr const char* kConditionBackupConfigured = "BackupConfigured";
 constexpr const char* kAnnotationRecorded = "openbao.org/result-recorded";
-constexpr const char* kLockHolderPrefix = "bao-backup-operator/job/";
 constexpr std::chrono::minutes kResumeWindow{10};
 
 struct ManagerOptions {

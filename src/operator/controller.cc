@@ -27,10 +27,11 @@ class WorkQueue {
     if (it == due_.end() || due < it->second) due_[key] = due;
     cv_.notify_one();
   }
-  // The key of a due item, or "" after about a second without one.
+  // The key of a due item, or "" after about a second without one. Wakes when an item is
+  // added or the earliest one falls due, whichever comes first.
   std::string Pop() {
     std::unique_lock<std::mutex> l(mu_);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    const TimePoint deadline = std::chrono::system_clock::now() + std::chrono::seconds(1);
     while (true) {
       TimePoint now = std::chrono::system_clock::now();
       auto best = due_.end();
@@ -42,7 +43,8 @@ class WorkQueue {
         due_.erase(best);
         return key;
       }
-      if (cv_.wait_until(l, deadline) == std::cv_status::timeout) return "";
+      if (now >= deadline) return "";
+      cv_.wait_until(l, best == due_.end() ? deadline : std::min(deadline, best->second));
     }
   }
 
@@ -51,6 +53,17 @@ class WorkQueue {
   std::condition_variable cv_;
   std::map<std::string, TimePoint> due_;
 };
+
+// What about a cluster is worth a reconcile at once: its identity, its spec (generation) and the
+// trigger annotation. Status changes (mostly the controller's own writes) wait for the next slot,
+// a Job event or the periodic resync, so a status write does not cause a second reconcile.
+std::string Fingerprint(const json& obj) {
+  const json& meta = obj.value("metadata", json::object());
+  const json& annotations = meta.value("annotations", json::object());
+  return meta.value("uid", "") + "|" + meta.value("generation", json(0)).dump() + "|" +
+         annotations.value(kAnnotationTrigger, json(nullptr)).dump() + "|" +
+         meta.value("deletionTimestamp", "");
+}
 
 }  // namespace
 
@@ -65,8 +78,19 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
   k8s::InformerOptions cluster_opts;
   cluster_opts.resource = k8s::kOpenBaoClusters;
   cluster_opts.ns = options.watch_namespace;
-  k8s::Informer clusters(client, cluster_opts,
-                         [&](k8s::EventType, const json& obj) { enqueue_cluster(obj); });
+  std::map<std::string, std::string> fingerprints;  // only touched on the informer's thread
+  k8s::Informer clusters(client, cluster_opts, [&](k8s::EventType type, const json& obj) {
+    std::string key = k8s::ObjectKey(obj);
+    if (type == k8s::EventType::kDeleted) {
+      fingerprints.erase(key);
+    } else {
+      std::string fp = Fingerprint(obj);
+      auto [it, added] = fingerprints.try_emplace(key, fp);
+      if (!added && it->second == fp) return;
+      it->second = fp;
+    }
+    queue.Add(key, now());
+  });
   k8s::InformerOptions job_opts;
   job_opts.resource = k8s::kJobs;
   job_opts.ns = options.watch_namespace;

@@ -37,6 +37,10 @@ std::string BackupJobName(const std::string& cluster, TimePoint slot) {
   return "backup-" + part + "-" + SlotStamp(slot);
 }
 
+std::string TlsCaSecretName(const std::string& cluster) {
+  return cluster + "-tls-ca";
+}
+
 std::string BackupServiceAccountName(const std::string& cluster) {
   return cluster + "-backup-serviceaccount";
 }
@@ -56,7 +60,7 @@ json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::
                    ".svc:8200");
   }
   args.push_back("--bao-cacert");
-  args.push_back(std::string(kTlsDir) + "/ca.crt");
+  args.push_back(std::string(kTlsDir) + "/" + kTlsCaKey);
   if (!jwt_role.empty()) {
     for (const char* a : {"--jwt-role", jwt_role.c_str(), "--jwt-token-file", kJwtTokenPath,
                           "--jwt-mount", openbao::kDefaultJwtMount}) {
@@ -113,7 +117,7 @@ json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
                  {"app.kubernetes.io/name", "bao-backup"}};
   json mounts = json::array({{{"name", "tls-ca"}, {"mountPath", kTlsDir}, {"readOnly", true}},
                              {{"name", "tmp"}, {"mountPath", "/tmp"}}});
-  json volumes = json::array({SecretVolume("tls-ca", name + "-tls-ca"),
+  json volumes = json::array({SecretVolume("tls-ca", TlsCaSecretName(name)),
                               {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", "64Mi"}}}}});
   if (!jwt_role.empty()) {
     mounts.push_back(

@@ -40,6 +40,10 @@ struct JobSettings {
 // a hash suffix keeping names distinct) so the name stays a DNS-1123 label of <= 63 characters.
 std::string BackupJobName(const std::string& cluster, TimePoint slot);
 
+// "<cluster>-tls-ca": the Secret with the CA of the cluster's TLS certificates, key kTlsCaKey.
+std::string TlsCaSecretName(const std::string& cluster);
+constexpr const char* kTlsCaKey = "ca.crt";
+
 // "<cluster>-backup-serviceaccount".
 std::string BackupServiceAccountName(const std::string& cluster);
 

@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "crypto/crypto.h"
+#include "http/client.h"
 #include "k8s/client.h"
 #include "k8s/events.h"
 #include "k8s/leader.h"
@@ -117,7 +118,7 @@ class OperatorTest : public ::testing::Test {
     Result<json> c = client_->Create(k8s::kOpenBaoClusters, kNs, cluster);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     SetStatus(name, {{"phase", "Running"}, {"currentVersion", "2.1.0"}});
-    if (bao_) CreateSecret(name + "-tls-ca", {{"ca.crt", ReadText(bao_->ca_file())}});
+    CreateSecret(name + "-tls-ca", {{"ca.crt", bao_ ? ReadText(bao_->ca_file()) : "test CA"}});
   }
 
   void SetStatus(const std::string& name, const json& status) {
@@ -160,6 +161,69 @@ class OperatorTest : public ::testing::Test {
       if (cond["type"] == op::kConditionBackupConfigured) return cond;
     }
     return nullptr;
+  }
+
+  // The next API request with `method` whose path ends with `suffix` fails with HTTP 500 and
+  // changes nothing: the manager is cut off there, as by a crash.
+  void FailNext(const std::string& method, const std::string& suffix) {
+    http::Client c;
+    http::Request r;
+    r.method = "POST";
+    r.url = k8s_.url() + "/_test/faults";
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = json{{"faults", json::array({{{"method", method}, {"pathSuffix", suffix}}})}}.dump();
+    Result<http::Response> res = c.Do(r);
+    ASSERT_TRUE(res.ok() && res->ok());
+  }
+
+  // Plays the Job controller without running anything: a Pod terminated with `message`, and
+  // the Job's Complete (exit 0) or Failed condition.
+  void FinishJob(const std::string& job_name, int exit_code, const std::string& message) {
+    json pod_obj = {{"apiVersion", "v1"},
+                    {"kind", "Pod"},
+                    {"metadata",
+                     {{"name", job_name + "-" + crypto::RandomHex(5)},
+                      {"namespace", kNs},
+                      {"labels", {{"job-name", job_name}}}}},
+                    {"spec", json::object()}};
+    Result<json> created = client_->Create(k8s::kPods, kNs, pod_obj);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    json terminated = {
+        {"exitCode", exit_code}, {"message", message}, {"finishedAt", FormatRfc3339(clock_.Now())}};
+    ASSERT_TRUE(client_
+                    ->PatchStatus(k8s::kPods, kNs, (*created)["metadata"]["name"],
+                                  {{"status",
+                                    {{"phase", exit_code == 0 ? "Succeeded" : "Failed"},
+                                     {"containerStatuses",
+                                      json::array({{{"name", "backup"},
+                                                    {"state", {{"terminated", terminated}}}}})}}}})
+                    .ok());
+    bool ok = exit_code == 0;
+    json cond = {{"type", ok ? "Complete" : "Failed"}, {"status", "True"}};
+    if (!ok) cond["reason"] = "BackoffLimitExceeded";
+    ASSERT_TRUE(client_
+                    ->PatchStatus(
+                        k8s::kJobs, kNs, job_name,
+                        {{"status",
+                          {{ok ? "succeeded" : "failed", 1}, {"conditions", json::array({cond})}}}})
+                    .ok());
+  }
+
+  // How often Event `reason` was recorded about `involved` (Events repeat through `count`).
+  int EventCount(const std::string& reason, const std::string& involved) {
+    Result<k8s::ObjectList> l = client_->List(k8s::kEvents, kNs);
+    int n = 0;
+    for (const json& e : l.ok() ? l->items : std::vector<json>{}) {
+      if (e.value("reason", "") == reason && e["involvedObject"].value("name", "") == involved) {
+        n += e.value("count", 1);
+      }
+    }
+    return n;
+  }
+
+  void CreateTokenSecrets() {
+    CreateSecret("s3-creds", {{"accessKeyId", "a"}, {"secretAccessKey", "b"}});
+    CreateSecret("bao-token", {{"token", kToken}});
   }
 
   // Plays kubelet + Job controller for `job` (see the file comment). Returns the exit code.
@@ -487,6 +551,159 @@ TEST_F(OperatorTest, BadInputsBecomeConditionsAndEventsAndOthersAreStillServed) 
     std::string volumes = j["spec"]["template"]["spec"]["volumes"].dump();
     EXPECT_NE(volumes.find("\"audience\":\"openbao-internal\""), std::string::npos) << volumes;
   }
+}
+
+TEST_F(OperatorTest, CrashAfterTheLockBeforeTheJobResumesExactlyOneJob) {
+  CreateTokenSecrets();
+  CreateCluster("bao", BackupSpec());
+  Reconcile("bao");
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  FailNext("POST", "/namespaces/ns1/jobs");
+  EXPECT_FALSE(NewManager()->Reconcile(kNs, "bao").ok());  // lock taken, Job creation cut off
+  json lock = Cluster("bao")["status"]["operationLock"];
+  EXPECT_EQ(lock["holder"], "bao-backup-operator/job/backup-bao-20250115-030100");
+  EXPECT_TRUE(Jobs().empty());
+  clock_.Set(At("2025-01-15T03:01:30Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "resumed");
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  clock_.Set(At("2025-01-15T03:02:10Z"));  // the next slot finds the Job still running
+  EXPECT_EQ(Reconcile("bao").outcome, "skipped:BackupRunning");
+  std::vector<json> jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0]["metadata"]["name"], "backup-bao-20250115-030100");
+  FinishJob("backup-bao-20250115-030100", 0, R"({"key":"prod/ns1/bao/a.snap","size":7})");
+  Reconcile("bao");
+  EXPECT_EQ(BackupStatus("bao")["lastBackupName"], "prod/ns1/bao/a.snap");
+  EXPECT_FALSE(Cluster("bao")["status"].contains("operationLock"));
+  EXPECT_EQ(Jobs().size(), 1u);
+}
+
+TEST_F(OperatorTest, CrashBeforeRemovingTheTriggerResumesOneManualJob) {
+  CreateTokenSecrets();
+  CreateCluster("bao", BackupSpec());
+  Reconcile("bao");
+  ASSERT_TRUE(client_
+                  ->MergePatch(k8s::kOpenBaoClusters, kNs, "bao",
+                               {{"metadata", {{"annotations", {{op::kAnnotationTrigger, "now"}}}}}})
+                  .ok());
+  clock_.Set(At("2025-01-15T03:00:40Z"));
+  FailNext("PATCH", "/namespaces/ns1/openbaoclusters/bao");  // removing the annotation
+  EXPECT_FALSE(NewManager()->Reconcile(kNs, "bao").ok());
+  EXPECT_TRUE(Cluster("bao")["status"].contains("operationLock"));
+  EXPECT_TRUE(Jobs().empty());
+  clock_.Set(At("2025-01-15T03:00:50Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "resumed");
+  EXPECT_FALSE(Cluster("bao")["metadata"]
+                   .value("annotations", json::object())
+                   .contains(op::kAnnotationTrigger));
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  std::vector<json> jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0]["metadata"]["name"], "backup-bao-20250115-030040");  // the trigger's time
+  EXPECT_EQ(jobs[0]["metadata"]["annotations"][op::kAnnotationTrigger], "true");
+}
+
+TEST_F(OperatorTest, CrashAfterTheJobEndedIsRecordedExactlyOnce) {
+  CreateTokenSecrets();
+  CreateCluster("bao", BackupSpec());
+  Reconcile("bao");
+  // 03:01 succeeds; the status write is cut off, then the restarted manager records it.
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  FinishJob("backup-bao-20250115-030100", 0,
+            R"({"key":"prod/ns1/bao/one.snap","size":11,"duration":"2s"})");
+  clock_.Set(At("2025-01-15T03:01:30Z"));
+  FailNext("PATCH", "/namespaces/ns1/openbaoclusters/bao/status");
+  EXPECT_FALSE(NewManager()->Reconcile(kNs, "bao").ok());
+  EXPECT_FALSE(BackupStatus("bao").contains("lastBackupName"));
+  EXPECT_TRUE(Cluster("bao")["status"].contains("operationLock"));
+  Reconcile("bao");
+  Reconcile("bao");
+  json b = BackupStatus("bao");
+  EXPECT_EQ(b["lastBackupName"], "prod/ns1/bao/one.snap");
+  EXPECT_EQ(b["lastBackupSize"], 11);
+  EXPECT_EQ(b["consecutiveFailures"], 0);
+  EXPECT_FALSE(Cluster("bao")["status"].contains("operationLock"));
+  EXPECT_EQ(EventCount("BackupSucceeded", "bao"), 1);
+
+  // 03:02 fails; the crash falls between the status write and marking the Job.
+  clock_.Set(At("2025-01-15T03:02:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  FinishJob("backup-bao-20250115-030200", 6, R"({"error":"checksum mismatch","stage":"verify"})");
+  FailNext("PATCH", "/namespaces/ns1/jobs/backup-bao-20250115-030200");
+  EXPECT_FALSE(NewManager()->Reconcile(kNs, "bao").ok());
+  EXPECT_EQ(BackupStatus("bao")["consecutiveFailures"], 1);
+  Reconcile("bao");
+  Reconcile("bao");
+  b = BackupStatus("bao");
+  EXPECT_EQ(b["consecutiveFailures"], 1) << b;
+  EXPECT_EQ(b["lastFailureReason"], "verify: checksum mismatch");
+  EXPECT_EQ(EventCount("BackupFailed", "bao"), 1);
+  for (const json& j : Jobs()) {
+    EXPECT_EQ(j["metadata"]["annotations"].value(op::kAnnotationRecorded, ""), "true")
+        << j["metadata"]["name"];
+  }
+  EXPECT_EQ(Jobs().size(), 2u);
+}
+
+TEST_F(OperatorTest, MissingTlsCaSecretIsAConditionNotAFailingJob) {
+  CreateTokenSecrets();
+  CreateCluster("bao", BackupSpec());
+  ASSERT_TRUE(client_->Delete(k8s::kSecrets, kNs, "bao-tls-ca").ok());
+  EXPECT_EQ(Reconcile("bao").outcome, "invalid");
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "invalid");
+  json cond = Condition("bao");
+  ASSERT_TRUE(cond.is_object());
+  EXPECT_EQ(cond["status"], "False");
+  EXPECT_EQ(cond["reason"], "TlsCaSecretNotFound");
+  EXPECT_NE(cond["message"].get<std::string>().find("\"bao-tls-ca\""), std::string::npos) << cond;
+  EXPECT_TRUE(HasEvent("TlsCaSecretNotFound", "bao"));
+  EXPECT_TRUE(Jobs().empty());
+
+  CreateSecret("bao-tls-ca", {{"tls.crt", "not the CA"}});
+  EXPECT_EQ(Reconcile("bao").outcome, "invalid");
+  cond = Condition("bao");
+  EXPECT_EQ(cond["reason"], "TlsCaSecretKeyMissing");
+  EXPECT_NE(cond["message"].get<std::string>().find("\"ca.crt\""), std::string::npos) << cond;
+  EXPECT_TRUE(Jobs().empty());
+
+  ASSERT_TRUE(client_->Delete(k8s::kSecrets, kNs, "bao-tls-ca").ok());
+  CreateSecret("bao-tls-ca", {{"ca.crt", "test CA"}});
+  // Fixed: configured, and (seen valid for the first time) backed up from the next slot on.
+  clock_.Set(At("2025-01-15T03:02:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "idle");
+  EXPECT_EQ(Condition("bao")["status"], "True");
+  clock_.Set(At("2025-01-15T03:03:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+}
+
+TEST_F(OperatorTest, RunningBackupRenewsItsLockThrottled) {
+  CreateTokenSecrets();
+  CreateCluster("bao", BackupSpec());
+  Reconcile("bao");
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  json lock = Cluster("bao")["status"]["operationLock"];
+  EXPECT_EQ(lock["acquiredAt"], "2025-01-15T03:01:05Z");
+  EXPECT_EQ(lock["renewedAt"], "2025-01-15T03:01:05Z");
+  clock_.Set(At("2025-01-15T03:01:20Z"));
+  op::ReconcileResult r = Reconcile("bao");
+  EXPECT_EQ(r.outcome, "running");
+  EXPECT_LE(r.requeue_at, clock_.Now() + op::kLockRenewInterval);
+  EXPECT_EQ(Cluster("bao")["status"]["operationLock"]["renewedAt"], "2025-01-15T03:01:05Z");
+  clock_.Set(At("2025-01-15T03:01:40Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  lock = Cluster("bao")["status"]["operationLock"];
+  EXPECT_EQ(lock["renewedAt"], "2025-01-15T03:01:40Z");
+  EXPECT_EQ(lock["acquiredAt"], "2025-01-15T03:01:05Z");
+  EXPECT_EQ(lock["holder"], "bao-backup-operator/job/backup-bao-20250115-030100");
+  // Once the Job ended the lock goes, and is not brought back by a renewal.
+  FinishJob("backup-bao-20250115-030100", 0, R"({"key":"prod/ns1/bao/a.snap","size":7})");
+  clock_.Set(At("2025-01-15T03:01:59Z"));
+  Reconcile("bao");
+  Reconcile("bao");
+  EXPECT_FALSE(Cluster("bao")["status"].contains("operationLock"));
 }
 
 TEST_F(OperatorTest, OnlyTheLeaseHolderActs) {

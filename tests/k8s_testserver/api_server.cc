@@ -303,6 +303,26 @@ void ApiServer::StartDelete(const std::string& key, const std::string& policy) {
   Emit(type, "MODIFIED", obj, previous);
 }
 
+bool ApiServer::HasLiveOwner(const json& obj) {
+  const json& meta = MetaOf(obj);
+  const std::string ns = StrField(meta, "namespace");
+  for (const json& ref : meta.value("ownerReferences", json::array())) {
+    for (size_t type = 0; type < Types().size(); ++type) {
+      const ResourceType& rt = Types()[type];
+      if (rt.kind != StrField(ref, "kind") || rt.ApiVersion() != StrField(ref, "apiVersion")) {
+        continue;
+      }
+      const json* owner =
+          Find(static_cast<int>(type), rt.namespaced ? ns : "", StrField(ref, "name"));
+      if (owner != nullptr && StrField(MetaOf(*owner), "uid") == StrField(ref, "uid") &&
+          !MetaOf(*owner).contains("deletionTimestamp")) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 void ApiServer::CollectGarbage() {
   for (bool changed = true; changed;) {
     changed = false;
@@ -463,7 +483,7 @@ Reply ApiServer::Create(const Target& t, const std::string& body) {
   obj = WithTypeMeta(t.type, std::move(obj));
   objects_[Key(t.type, t.ns, name)] = {t.type, obj};
   Emit(t.type, "ADDED", obj);
-  if (MetaOf(obj).contains("ownerReferences")) CollectGarbage();
+  if (MetaOf(obj).contains("ownerReferences") && !HasLiveOwner(obj)) CollectGarbage();
   return {201, obj};
 }
 
@@ -529,7 +549,7 @@ Reply ApiServer::Store(int type, const json& old, json incoming, bool status_onl
   if (meta.contains("deletionTimestamp") && Finalizers(next).empty()) {
     Remove(key);
     CollectGarbage();
-  } else if (meta.contains("ownerReferences") || old_meta.contains("ownerReferences") ||
+  } else if (meta.value("ownerReferences", json()) != old_meta.value("ownerReferences", json()) ||
              meta.contains("deletionTimestamp")) {
     CollectGarbage();
   }
@@ -804,6 +824,16 @@ void ApiServer::HandleApi(const httplib::Request& req, httplib::Response& res) {
   }
   bool collection = t.name.empty();
   const std::string& m = req.method;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = faults_.begin(); it != faults_.end(); ++it) {
+      if (it->method != m || !req.path.ends_with(it->path_suffix)) continue;
+      int code = it->code;
+      if (--it->count <= 0) faults_.erase(it);
+      return reply(Error(code, code == 500 ? "InternalError" : "ServiceUnavailable",
+                         "injected fault (/_test/faults) for " + m + " " + req.path));
+    }
+  }
   if (collection && m == "GET") {
     std::string w = req.get_param_value("watch");
     if (w == "true" || w == "1") return HandleWatch(t, req, res);
@@ -863,6 +893,33 @@ void ApiServer::Install(httplib::Server* server) {
     for (const auto& t : body["tokens"]) {
       if (t.is_string()) options_.tokens.push_back(t.get<std::string>());
     }
+    res.set_content("{}", "application/json");
+  });
+  server->Post("/_test/faults", [this](const httplib::Request& req, httplib::Response& res) {
+    json body = json::parse(req.body, nullptr, false);
+    bool valid = body.is_object() && body.contains("faults") && body["faults"].is_array();
+    std::vector<Fault> faults;
+    for (const json& f : valid ? body["faults"] : json::array()) {
+      if (!f.is_object() || !f.contains("method") || !f["method"].is_string() ||
+          !f.contains("pathSuffix") || !f["pathSuffix"].is_string()) {
+        valid = false;
+        break;
+      }
+      Fault fault{f["method"].get<std::string>(), f["pathSuffix"].get<std::string>()};
+      if (f.contains("code") && f["code"].is_number_integer()) fault.code = f["code"].get<int>();
+      if (f.contains("count") && f["count"].is_number_integer()) fault.count = f["count"];
+      faults.push_back(fault);
+    }
+    if (!valid) {
+      res.status = 400;
+      res.set_content(
+          "expected {\"faults\": [{\"method\": \"POST\", \"pathSuffix\": \"/jobs\", "
+          "\"code\": 500, \"count\": 1}]}",
+          "text/plain");
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    faults_ = std::move(faults);
     res.set_content("{}", "application/json");
   });
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {

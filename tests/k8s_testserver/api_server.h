@@ -77,6 +77,10 @@ class ApiServer {
   // Starts deletion of the object at `key`: marks it (finalizers) or removes it.
   void StartDelete(const std::string& key, const std::string& policy);
   void CollectGarbage();
+  // True when one of `obj`'s owner references (if any) names a live object in its namespace (or
+  // a cluster-scoped one) by kind, name and uid: then creating `obj` cannot make garbage, and
+  // the full scan of CollectGarbage() is skipped.
+  bool HasLiveOwner(const nlohmann::json& obj);
   void EnsureNamespace(const std::string& ns);
   nlohmann::json WithTypeMeta(int type, nlohmann::json object) const;
 
@@ -91,6 +95,14 @@ class ApiServer {
   uint64_t compacted_ = 0;  // watches from a resourceVersion below this get 410 Gone
   std::map<std::string, std::pair<int, nlohmann::json>> objects_;  // key -> (type, object)
   std::deque<Event> history_;
+  // Injected failures (POST /_test/faults): the next `count` API requests with this method
+  // whose path ends with `path_suffix` fail with `code` and change nothing.
+  struct Fault {
+    std::string method, path_suffix;
+    int code = 500;
+    int count = 1;
+  };
+  std::vector<Fault> faults_;
 };
 
 }  // namespace k8stest

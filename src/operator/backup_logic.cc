@@ -1,0 +1,194 @@
+#include "operator/backup_logic.h"
+
+#include <sstream>
+
+namespace bao::op {
+
+using nlohmann::json;
+
+std::string Str(const json& j, const char* field) {
+  return j.is_object() && j.contains(field) && j[field].is_string() ? j[field].get<std::string>()
+                                                                    : "";
+}
+
+const json& At(const json& j, std::initializer_list<const char*> path) {
+  static const json kNull;
+  const json* cur = &j;
+  for (const char* p : path) {
+    if (!cur->is_object() || !cur->contains(p)) return kNull;
+    cur = &(*cur)[p];
+  }
+  return *cur;
+}
+
+std::string JobFinished(const json& job) {
+  const json& conds = At(job, {"status", "conditions"});
+  if (!conds.is_array()) return "";
+  for (const json& c : conds) {
+    std::string type = Str(c, "type");
+    if ((type == "Complete" || type == "Failed") && Str(c, "status") == "True") return type;
+  }
+  return "";
+}
+
+std::string JobFailureMessage(const json& job) {
+  const json& conds = At(job, {"status", "conditions"});
+  if (conds.is_array()) {
+    for (const json& c : conds) {
+      if (Str(c, "type") == "Failed") {
+        return "Job failed: " + Str(c, "reason") + (Str(c, "message").empty() ? "" : ": ") +
+               Str(c, "message");
+      }
+    }
+  }
+  return "Job failed without a result";
+}
+
+json ParseResult(const std::string& message) {
+  std::string last;
+  std::istringstream in(message);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+  }
+  json j = json::parse(last, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return nullptr;
+  return j;
+}
+
+bool IsOurLock(const json& lock) {
+  return lock.is_object() && Str(lock, "operation") == "Backup" &&
+         Str(lock, "holder").rfind(kLockHolderPrefix, 0) == 0;
+}
+
+std::string LockJobName(const json& lock) {
+  return IsOurLock(lock) ? Str(lock, "holder").substr(std::string(kLockHolderPrefix).size()) : "";
+}
+
+bool LockNeedsRenewal(const json& lock, TimePoint now) {
+  if (!IsOurLock(lock)) return false;
+  auto renewed = ParseRfc3339(Str(lock, "renewedAt"));
+  return !renewed.ok() || now - *renewed >= kLockRenewInterval;
+}
+
+SlotDecision DecideSlot(const CronSchedule& cron, TimePoint now, const json& backup_status) {
+  auto time_of = [&](const char* field) -> std::optional<TimePoint> {
+    auto t = ParseRfc3339(Str(backup_status, field));
+    if (!t.ok()) return std::nullopt;
+    return *t;
+  };
+  SlotDecision d;
+  d.previous = cron.Previous(now);
+  d.next = cron.Next(now);
+  std::optional<TimePoint> consumed = time_of("lastAttemptScheduledTime");
+  std::optional<TimePoint> last_skip = time_of("lastSkippedScheduledTime");
+  std::optional<TimePoint> next_recorded = time_of("nextScheduledBackup");
+  if (last_skip && (!consumed || *last_skip > *consumed)) consumed = last_skip;
+  if (d.previous) {
+    d.due = consumed ? *d.previous > *consumed
+                     : next_recorded.has_value() && *d.previous >= *next_recorded;
+  }
+  d.next_changed = !next_recorded || *next_recorded != d.next;
+  return d;
+}
+
+std::optional<SkipReason> CheckPreconditions(const json& cluster, const std::vector<json>& restores,
+                                             bool job_running) {
+  const std::string name = Str(At(cluster, {"metadata"}), "name");
+  const std::string phase = Str(At(cluster, {"status"}), "phase");
+  const json& spec_version = At(cluster, {"spec", "version"});
+  const json& cur_version = At(cluster, {"status", "currentVersion"});
+  const json& upgrade = At(cluster, {"status", "upgrade"});
+  if (phase != "Running") {
+    return SkipReason{"ClusterNotRunning", "status.phase is \"" + phase + "\", not \"Running\""};
+  }
+  if (!upgrade.is_null() && !(upgrade.is_object() && upgrade.empty())) {
+    return SkipReason{"UpgradeInProgress", "an upgrade is in progress (status.upgrade is set)"};
+  }
+  if (spec_version.is_string() && cur_version.is_string() && spec_version != cur_version) {
+    return SkipReason{"UpgradePending", "spec.version " + spec_version.get<std::string>() +
+                                            " differs from status.currentVersion " +
+                                            cur_version.get<std::string>()};
+  }
+  for (const json& r : restores) {
+    if (Str(At(r, {"spec"}), "cluster") != name) continue;
+    std::string rphase = Str(At(r, {"status"}), "phase");
+    if (rphase != "Completed" && rphase != "Failed") {
+      return SkipReason{"RestoreInProgress", "OpenBaoRestore \"" +
+                                                 Str(At(r, {"metadata"}), "name") + "\" is " +
+                                                 (rphase.empty() ? "Pending" : rphase)};
+    }
+  }
+  if (job_running) {
+    return SkipReason{"BackupRunning", "another backup Job of this cluster is running"};
+  }
+  const json& lock = At(cluster, {"status", "operationLock"});
+  if (lock.is_object() && !lock.empty()) {
+    return SkipReason{"OperationLocked", "status.operationLock is held for " +
+                                             Str(lock, "operation") + " by " + Str(lock, "holder")};
+  }
+  return std::nullopt;
+}
+
+JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector<json>& pods,
+                               const json& backup_status, TimePoint now) {
+  const std::string job_name = Str(At(job, {"metadata"}), "name");
+  // The result: the newest terminated container's message.
+  json result;
+  std::string newest;
+  for (const json& pod : pods) {
+    const json& statuses = At(pod, {"status", "containerStatuses"});
+    if (!statuses.is_array()) continue;
+    for (const json& cs : statuses) {
+      const json& term = At(cs, {"state", "terminated"});
+      if (!term.is_object()) continue;
+      std::string finished = Str(term, "finishedAt");
+      json parsed = ParseResult(Str(term, "message"));
+      if (!parsed.is_null() && (result.is_null() || finished >= newest)) {
+        result = parsed;
+        newest = finished;
+      }
+    }
+  }
+  JobOutcome out;
+  out.succeeded = complete && result.is_object() && !Str(result, "key").empty();
+  const json& failures = At(backup_status, {"consecutiveFailures"});
+  out.consecutive_failures = failures.is_number_integer() ? failures.get<int64_t>() : 0;
+  json& b = out.backup_patch;
+  b["lastRecordedJob"] = job_name;
+  if (out.succeeded) {
+    std::string finished_at = Str(result, "finishedAt");
+    b["lastBackupTime"] = finished_at.empty() ? FormatRfc3339(now) : finished_at;
+    b["lastBackupName"] = result["key"];
+    int64_t size = result.contains("size") && result["size"].is_number_integer()
+                       ? result["size"].get<int64_t>()
+                       : 0;
+    b["lastBackupSize"] = size;
+    std::string duration = Str(result, "duration");
+    if (duration.empty() && result.contains("durationSeconds") &&
+        result["durationSeconds"].is_number()) {
+      duration = FormatDuration(
+          Duration(static_cast<int64_t>(result["durationSeconds"].get<double>() * 1000)));
+    }
+    b["lastBackupDuration"] = duration;
+    b["consecutiveFailures"] = 0;
+    out.consecutive_failures = 0;
+    out.message = "backup " + Str(result, "key") + " stored (" + std::to_string(size) + " bytes, " +
+                  duration + ") by Job " + job_name;
+  } else {
+    std::string reason;
+    if (result.is_object() && result.contains("error")) {
+      reason = Str(result, "stage").empty() ? Str(result, "error")
+                                            : Str(result, "stage") + ": " + Str(result, "error");
+    } else if (complete) {
+      reason = "Job completed without a result naming the stored object";
+    } else {
+      reason = JobFailureMessage(job);
+    }
+    b["consecutiveFailures"] = ++out.consecutive_failures;
+    b["lastFailureReason"] = reason;
+    out.message = "backup Job " + job_name + " failed: " + reason;
+  }
+  return out;
+}
+
+}  // namespace bao::op

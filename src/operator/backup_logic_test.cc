@@ -1,0 +1,214 @@
+#include "operator/backup_logic.h"
+
+#include <gtest/gtest.h>
+
+namespace bao::op {
+namespace {
+
+using nlohmann::json;
+
+TimePoint At(const char* rfc3339) {
+  return *ParseRfc3339(rfc3339);
+}
+
+CronSchedule Cron(const char* expr) {
+  return *CronSchedule::Parse(expr);
+}
+
+TEST(DecideSlotTest, AClusterNeverSeenStartsAtItsFirstRecordedNextSlot) {
+  CronSchedule cron = Cron("0 3 * * *");
+  SlotDecision d = DecideSlot(cron, At("2025-01-15T10:00:00Z"), nullptr);
+  EXPECT_FALSE(d.due);  // 03:00 passed before the operator saw the cluster
+  EXPECT_TRUE(d.next_changed);
+  EXPECT_EQ(FormatRfc3339(d.next), "2025-01-16T03:00:00Z");
+  ASSERT_TRUE(d.previous.has_value());
+  EXPECT_EQ(FormatRfc3339(*d.previous), "2025-01-15T03:00:00Z");
+
+  json status = {{"nextScheduledBackup", "2025-01-16T03:00:00Z"}};
+  d = DecideSlot(cron, At("2025-01-15T23:00:00Z"), status);
+  EXPECT_FALSE(d.due);
+  EXPECT_FALSE(d.next_changed);
+  d = DecideSlot(cron, At("2025-01-16T03:00:05Z"), status);
+  EXPECT_TRUE(d.due);
+  EXPECT_EQ(FormatRfc3339(*d.previous), "2025-01-16T03:00:00Z");
+  EXPECT_TRUE(d.next_changed);
+}
+
+TEST(DecideSlotTest, AConsumedSlotIsNotDueAgainAndMissedSlotsCoalesce) {
+  CronSchedule cron = Cron("*/15 * * * *");
+  json status = {{"lastAttemptScheduledTime", "2025-01-15T03:00:00Z"},
+                 {"nextScheduledBackup", "2025-01-15T03:15:00Z"}};
+  EXPECT_FALSE(DecideSlot(cron, At("2025-01-15T03:14:59Z"), status).due);
+  // Skipped slots count as consumed too.
+  json skipped = {{"lastAttemptScheduledTime", "2025-01-15T02:00:00Z"},
+                  {"lastSkippedScheduledTime", "2025-01-15T03:00:00Z"}};
+  EXPECT_FALSE(DecideSlot(cron, At("2025-01-15T03:10:00Z"), skipped).due);
+  // The operator was down for an hour: one backup for the latest slot, not four.
+  SlotDecision d = DecideSlot(cron, At("2025-01-15T04:05:00Z"), status);
+  EXPECT_TRUE(d.due);
+  EXPECT_EQ(FormatRfc3339(*d.previous), "2025-01-15T04:00:00Z");
+  // Garbage in status is ignored, not fatal.
+  json bad = {{"lastAttemptScheduledTime", 5}, {"nextScheduledBackup", "yesterday"}};
+  d = DecideSlot(cron, At("2025-01-15T04:05:00Z"), bad);
+  EXPECT_FALSE(d.due);
+  EXPECT_TRUE(d.next_changed);
+}
+
+json RunningCluster() {
+  return {{"metadata", {{"name", "bao"}}},
+          {"spec", {{"version", "2.1.0"}}},
+          {"status", {{"phase", "Running"}, {"currentVersion", "2.1.0"}}}};
+}
+
+TEST(PreconditionsTest, EachReasonInOrder) {
+  EXPECT_FALSE(CheckPreconditions(RunningCluster(), {}, false).has_value());
+
+  json c = RunningCluster();
+  c["status"]["phase"] = "Initializing";
+  c["status"]["upgrade"] = {{"targetVersion", "2.2.0"}};  // ClusterNotRunning comes first
+  auto skip = CheckPreconditions(c, {}, true);
+  ASSERT_TRUE(skip.has_value());
+  EXPECT_EQ(skip->reason, "ClusterNotRunning");
+  EXPECT_NE(skip->message.find("\"Initializing\""), std::string::npos) << skip->message;
+
+  c = RunningCluster();
+  c["status"]["upgrade"] = {{"targetVersion", "2.2.0"}};
+  EXPECT_EQ(CheckPreconditions(c, {}, false)->reason, "UpgradeInProgress");
+  c["status"]["upgrade"] = json::object();  // an empty object is no upgrade
+  EXPECT_FALSE(CheckPreconditions(c, {}, false).has_value());
+
+  c = RunningCluster();
+  c["spec"]["version"] = "2.2.0";
+  skip = CheckPreconditions(c, {}, false);
+  ASSERT_TRUE(skip.has_value());
+  EXPECT_EQ(skip->reason, "UpgradePending");
+  EXPECT_NE(skip->message.find("2.2.0"), std::string::npos);
+
+  json other = {{"metadata", {{"name", "r0"}}}, {"spec", {{"cluster", "other"}}}};
+  json done = {{"metadata", {{"name", "r1"}}},
+               {"spec", {{"cluster", "bao"}}},
+               {"status", {{"phase", "Completed"}}}};
+  json failed = {{"metadata", {{"name", "r2"}}},
+                 {"spec", {{"cluster", "bao"}}},
+                 {"status", {{"phase", "Failed"}}}};
+  EXPECT_FALSE(CheckPreconditions(RunningCluster(), {other, done, failed}, false).has_value());
+  json pending = {{"metadata", {{"name", "r3"}}}, {"spec", {{"cluster", "bao"}}}};
+  skip = CheckPreconditions(RunningCluster(), {other, done, pending}, false);
+  ASSERT_TRUE(skip.has_value());
+  EXPECT_EQ(skip->reason, "RestoreInProgress");
+  EXPECT_EQ(skip->message, "OpenBaoRestore \"r3\" is Pending");
+
+  EXPECT_EQ(CheckPreconditions(RunningCluster(), {}, true)->reason, "BackupRunning");
+
+  c = RunningCluster();
+  c["status"]["operationLock"] = {{"operation", "Restore"}, {"holder", "restore/r9"}};
+  skip = CheckPreconditions(c, {}, false);
+  ASSERT_TRUE(skip.has_value());
+  EXPECT_EQ(skip->reason, "OperationLocked");
+  EXPECT_NE(skip->message.find("Restore by restore/r9"), std::string::npos) << skip->message;
+}
+
+json FinishedJob(const char* name, const char* condition) {
+  return {
+      {"metadata", {{"name", name}}},
+      {"status",
+       {{"conditions", json::array({{{"type", condition},
+                                     {"status", "True"},
+                                     {"reason", "BackoffLimitExceeded"},
+                                     {"message", "Job has reached the specified backoff"}}})}}}};
+}
+
+json Pod(const std::string& message, const char* finished_at) {
+  return {{"status",
+           {{"containerStatuses",
+             json::array(
+                 {{{"state",
+                    {{"terminated", {{"message", message}, {"finishedAt", finished_at}}}}}}})}}}};
+}
+
+TEST(EvaluateFinishedJobTest, SuccessRecordsTheResultAndResetsFailures) {
+  json job = FinishedJob("backup-bao-20250115-030000", "Complete");
+  std::string result =
+      R"({"key":"p/ns/bao/2025-01-15T03-00-00Z-0123abcd.snap","size":1234,"duration":"12s",)"
+      R"("finishedAt":"2025-01-15T03:00:12Z"})";
+  // Log lines before the result and an older Pod's result are ignored.
+  std::vector<json> pods = {Pod("starting\n" + result + "\n\n", "2025-01-15T03:00:12Z"),
+                            Pod(R"({"key":"old","size":1})", "2025-01-15T02:00:00Z")};
+  JobOutcome o = EvaluateFinishedJob(job, true, pods, {{"consecutiveFailures", 4}},
+                                     At("2025-01-15T03:01:00Z"));
+  EXPECT_TRUE(o.succeeded);
+  EXPECT_EQ(o.consecutive_failures, 0);
+  const json& b = o.backup_patch;
+  EXPECT_EQ(b["lastRecordedJob"], "backup-bao-20250115-030000");
+  EXPECT_EQ(b["lastBackupName"], "p/ns/bao/2025-01-15T03-00-00Z-0123abcd.snap");
+  EXPECT_EQ(b["lastBackupSize"], 1234);
+  EXPECT_EQ(b["lastBackupDuration"], "12s");
+  EXPECT_EQ(b["lastBackupTime"], "2025-01-15T03:00:12Z");
+  EXPECT_EQ(b["consecutiveFailures"], 0);
+  EXPECT_FALSE(b.contains("lastFailureReason"));
+  EXPECT_NE(o.message.find("1234 bytes"), std::string::npos) << o.message;
+}
+
+TEST(EvaluateFinishedJobTest, FailuresCountUpWithTheExecutorsReason) {
+  json job = FinishedJob("backup-bao-20250115-030000", "Failed");
+  std::vector<json> pods = {
+      Pod(R"({"error":"permission denied on sys/storage/raft/snapshot","stage":"snapshot"})",
+          "2025-01-15T03:00:12Z")};
+  JobOutcome o = EvaluateFinishedJob(job, false, pods, {{"consecutiveFailures", 2}},
+                                     At("2025-01-15T03:01:00Z"));
+  EXPECT_FALSE(o.succeeded);
+  EXPECT_EQ(o.consecutive_failures, 3);
+  EXPECT_EQ(o.backup_patch["consecutiveFailures"], 3);
+  EXPECT_EQ(o.backup_patch["lastFailureReason"],
+            "snapshot: permission denied on sys/storage/raft/snapshot");
+  EXPECT_FALSE(o.backup_patch.contains("lastBackupName"));
+
+  // No result at all (Pod never started): the Job's Failed condition; first failure counts 1.
+  o = EvaluateFinishedJob(job, false, {}, nullptr, At("2025-01-15T03:01:00Z"));
+  EXPECT_EQ(o.consecutive_failures, 1);
+  EXPECT_EQ(o.backup_patch["lastFailureReason"],
+            "Job failed: BackoffLimitExceeded: Job has reached the specified backoff");
+
+  // A Job that completed without naming its object is a failure, not a success.
+  o = EvaluateFinishedJob(FinishedJob("j", "Complete"), true, {Pod("not json", "x")},
+                          {{"consecutiveFailures", 0}}, At("2025-01-15T03:01:00Z"));
+  EXPECT_FALSE(o.succeeded);
+  EXPECT_EQ(o.consecutive_failures, 1);
+}
+
+TEST(JobStateTest, FinishedAndResultParsing) {
+  EXPECT_EQ(JobFinished(FinishedJob("j", "Complete")), "Complete");
+  EXPECT_EQ(JobFinished(FinishedJob("j", "Failed")), "Failed");
+  json running = {{"status", {{"active", 1}}}};
+  EXPECT_EQ(JobFinished(running), "");
+  json suspended = {
+      {"status", {{"conditions", json::array({{{"type", "Failed"}, {"status", "False"}}})}}}};
+  EXPECT_EQ(JobFinished(suspended), "");
+  EXPECT_TRUE(ParseResult("").is_null());
+  EXPECT_TRUE(ParseResult("[1,2]").is_null());
+  EXPECT_EQ(ParseResult("log\n{\"key\":\"k\"}\n  \n")["key"], "k");
+}
+
+TEST(LockTest, OnlyOurBackupLockIsRecognizedAndRenewedWhenStale) {
+  json ours = {{"operation", "Backup"},
+               {"holder", std::string(kLockHolderPrefix) + "backup-bao-20250115-030000"},
+               {"renewedAt", "2025-01-15T03:00:00Z"}};
+  EXPECT_TRUE(IsOurLock(ours));
+  EXPECT_EQ(LockJobName(ours), "backup-bao-20250115-030000");
+  EXPECT_FALSE(LockNeedsRenewal(ours, At("2025-01-15T03:00:29Z")));
+  EXPECT_TRUE(LockNeedsRenewal(ours, At("2025-01-15T03:00:30Z")));
+  json no_renewed = ours;
+  no_renewed.erase("renewedAt");
+  EXPECT_TRUE(LockNeedsRenewal(no_renewed, At("2025-01-15T03:00:01Z")));
+
+  json upgrade = {{"operation", "Upgrade"}, {"holder", "upgrade-manager"}};
+  EXPECT_FALSE(IsOurLock(upgrade));
+  EXPECT_EQ(LockJobName(upgrade), "");
+  EXPECT_FALSE(LockNeedsRenewal(upgrade, At("2030-01-01T00:00:00Z")));
+  json foreign_backup = {{"operation", "Backup"}, {"holder", "someone-else"}};
+  EXPECT_FALSE(IsOurLock(foreign_backup));
+  EXPECT_FALSE(IsOurLock(nullptr));
+}
+
+}  // namespace
+}  // namespace bao::op

@@ -1,0 +1,227 @@
+#include "operator/job_builder.h"
+
+#include <gtest/gtest.h>
+
+#include "backup/spec.h"
+
+namespace bao::op {
+namespace {
+
+using nlohmann::json;
+
+TimePoint At(const char* rfc3339) {
+  return *ParseRfc3339(rfc3339);
+}
+
+json Cluster(const std::string& name = "bao") {
+  return {{"apiVersion", "openbao.org/v1alpha1"},
+          {"kind", "OpenBaoCluster"},
+          {"metadata", {{"name", name}, {"namespace", "prod"}, {"uid", "uid-1"}}},
+          {"spec", {{"replicas", 2}}}};
+}
+
+backup::BackupSpec Spec(json backup) {
+  Result<backup::BackupSpec> s = backup::ParseBackupSpec(backup, "spec.backup", true, true);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? *s : backup::BackupSpec{};
+}
+
+json TokenBackup() {
+  return {{"schedule", "0 3 * * *"},
+          {"target",
+           {{"provider", "s3"},
+            {"endpoint", "https://s3.example.com"},
+            {"bucket", "b"},
+            {"pathPrefix", "p"},
+            {"usePathStyle", true},
+            {"credentialsSecretRef", {{"name", "s3-creds"}}}}},
+          {"tokenSecretRef", {{"name", "bao-token"}}},
+          {"retention", {{"maxCount", 3}, {"maxAge", "168h"}}}};
+}
+
+// The argument following `flag` in `args`, or "" (absent or last).
+std::string ArgAfter(const json& args, const std::string& flag) {
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == flag) return args[i + 1];
+  }
+  return "";
+}
+
+bool HasArg(const json& args, const std::string& flag) {
+  for (const json& a : args) {
+    if (a == flag) return true;
+  }
+  return false;
+}
+
+json Find(const json& list, const std::string& name) {
+  for (const json& x : list) {
+    if (x.value("name", "") == name) return x;
+  }
+  return nullptr;
+}
+
+TEST(JobBuilderTest, NameDerivesFromTheSlotAndStaysADnsLabel) {
+  EXPECT_EQ(BackupJobName("bao", At("2025-01-15T03:00:00Z")), "backup-bao-20250115-030000");
+  EXPECT_EQ(BackupJobName("bao", At("2025-01-15T03:00:00Z")),
+            BackupJobName("bao", At("2025-01-15T03:00:00Z")));
+  EXPECT_NE(BackupJobName("bao", At("2025-01-15T03:00:00Z")),
+            BackupJobName("bao", At("2025-01-15T03:01:00Z")));
+  std::string a(60, 'a'), b = std::string(59, 'a') + "b";
+  std::string na = BackupJobName(a, At("2025-01-15T03:00:00Z"));
+  std::string nb = BackupJobName(b, At("2025-01-15T03:00:00Z"));
+  EXPECT_LE(na.size(), 63u);
+  EXPECT_LE(nb.size(), 63u);
+  EXPECT_NE(na, nb);  // shortened with a hash, still distinct
+  EXPECT_TRUE(na.ends_with("-20250115-030000")) << na;
+  EXPECT_EQ(BackupServiceAccountName("bao"), "bao-backup-serviceaccount");
+  EXPECT_EQ(TlsCaSecretName("bao"), "bao-tls-ca");
+}
+
+TEST(JobBuilderTest, TokenJobHasTheContractShape) {
+  JobSettings settings;
+  settings.default_image = "ghcr.io/x/bao-backup:1";
+  json job = BuildBackupJob(Cluster(), Spec(TokenBackup()), "", At("2025-01-15T03:00:00Z"), false,
+                            settings);
+  EXPECT_EQ(job["metadata"]["name"], "backup-bao-20250115-030000");
+  EXPECT_EQ(job["metadata"]["namespace"], "prod");
+  EXPECT_EQ(job["metadata"]["labels"][kLabelCluster], "bao");
+  EXPECT_EQ(job["metadata"]["labels"][kLabelComponent], "backup");
+  EXPECT_EQ(job["metadata"]["labels"][kLabelManagedBy], "bao-backup-operator");
+  EXPECT_EQ(job["metadata"]["annotations"][kAnnotationSlot], "2025-01-15T03:00:00Z");
+  EXPECT_EQ(job["metadata"]["annotations"][kAnnotationTrigger], "false");
+  const json& owner = job["metadata"]["ownerReferences"][0];
+  EXPECT_EQ(owner["kind"], "OpenBaoCluster");
+  EXPECT_EQ(owner["uid"], "uid-1");
+  EXPECT_EQ(owner["controller"], true);
+
+  EXPECT_EQ(job["spec"]["backoffLimit"], 0);
+  EXPECT_EQ(job["spec"]["activeDeadlineSeconds"], 3600);
+  EXPECT_EQ(job["spec"]["ttlSecondsAfterFinished"], 86400);
+  const json& pod = job["spec"]["template"]["spec"];
+  EXPECT_EQ(job["spec"]["template"]["metadata"]["labels"][kLabelCluster], "bao");
+  EXPECT_EQ(pod["serviceAccountName"], "bao-backup-serviceaccount");
+  EXPECT_EQ(pod["automountServiceAccountToken"], false);
+  EXPECT_EQ(pod["restartPolicy"], "Never");
+  EXPECT_EQ(pod["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+
+  ASSERT_EQ(pod["containers"].size(), 1u);
+  const json& c = pod["containers"][0];
+  EXPECT_EQ(c["image"], "ghcr.io/x/bao-backup:1");
+  EXPECT_EQ(c["terminationMessagePath"], "/dev/termination-log");
+  const json& sc = c["securityContext"];
+  EXPECT_EQ(sc["runAsNonRoot"], true);
+  EXPECT_EQ(sc["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(sc["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(sc["capabilities"]["drop"], json::array({"ALL"}));
+  EXPECT_EQ(sc["seccompProfile"]["type"], "RuntimeDefault");
+
+  // Mounts: the CA, the token Secret, the credentials Secret; no projected token.
+  const json& mounts = c["volumeMounts"];
+  const json& volumes = pod["volumes"];
+  EXPECT_EQ(Find(mounts, "tls-ca")["mountPath"], "/etc/bao/tls");
+  EXPECT_EQ(Find(volumes, "tls-ca")["secret"]["secretName"], "bao-tls-ca");
+  EXPECT_EQ(Find(mounts, "bao-token")["mountPath"], "/etc/bao/backup/token");
+  EXPECT_EQ(Find(volumes, "bao-token")["secret"]["secretName"], "bao-token");
+  EXPECT_EQ(Find(mounts, "storage-credentials")["mountPath"], "/etc/bao/backup/credentials");
+  EXPECT_EQ(Find(volumes, "storage-credentials")["secret"]["secretName"], "s3-creds");
+  EXPECT_TRUE(Find(volumes, "openbao-token").is_null());
+  for (const json& m : mounts) {
+    if (m["name"] != "tmp") {
+      EXPECT_EQ(m.value("readOnly", false), true) << m;
+    }
+  }
+
+  // Flags from the spec.
+  const json& args = c["args"];
+  EXPECT_EQ(args[0], "--log-format");
+  EXPECT_EQ(args[2], "backup");
+  std::string joined = args.dump();
+  EXPECT_NE(joined.find("\"--bao-addr\",\"https://bao-0.bao.prod.svc:8200\""), std::string::npos);
+  EXPECT_NE(joined.find("\"--bao-addr\",\"https://bao-1.bao.prod.svc:8200\""), std::string::npos);
+  EXPECT_EQ(joined.find("bao-2."), std::string::npos);  // replicas: 2
+  EXPECT_EQ(ArgAfter(args, "--bao-cacert"), "/etc/bao/tls/ca.crt");
+  EXPECT_EQ(ArgAfter(args, "--bao-token-file"), "/etc/bao/backup/token/token");
+  EXPECT_FALSE(HasArg(args, "--jwt-role"));
+  EXPECT_EQ(ArgAfter(args, "--provider"), "s3");
+  EXPECT_EQ(ArgAfter(args, "--endpoint"), "https://s3.example.com");
+  EXPECT_EQ(ArgAfter(args, "--bucket"), "b");
+  EXPECT_EQ(ArgAfter(args, "--path-prefix"), "p");
+  EXPECT_TRUE(HasArg(args, "--use-path-style"));
+  EXPECT_FALSE(HasArg(args, "--insecure-skip-verify"));
+  EXPECT_EQ(ArgAfter(args, "--credentials-dir"), "/etc/bao/backup/credentials");
+  EXPECT_EQ(ArgAfter(args, "--part-size"), "10485760");
+  EXPECT_EQ(ArgAfter(args, "--concurrency"), "3");
+  EXPECT_EQ(ArgAfter(args, "--namespace"), "prod");
+  EXPECT_EQ(ArgAfter(args, "--cluster"), "bao");
+  EXPECT_EQ(ArgAfter(args, "--max-count"), "3");
+  EXPECT_FALSE(ArgAfter(args, "--max-age").empty());
+  EXPECT_EQ(ArgAfter(args, "--result-file"), "/dev/termination-log");
+}
+
+TEST(JobBuilderTest, JwtJobUsesAProjectedTokenWithTheConfiguredAudience) {
+  json backup = TokenBackup();
+  backup.erase("tokenSecretRef");
+  backup["jwtAuthRole"] = "backup-role";
+  backup["image"] = "own/image:2";
+  backup["target"].erase("credentialsSecretRef");
+  JobSettings settings;
+  settings.default_image = "default:1";
+  json job = BuildBackupJob(Cluster(), Spec(backup), "backup-role", At("2025-01-15T03:00:00Z"),
+                            true, settings);
+  const json& pod = job["spec"]["template"]["spec"];
+  const json& c = pod["containers"][0];
+  EXPECT_EQ(c["image"], "own/image:2");  // spec.backup.image wins over the default
+  EXPECT_EQ(job["metadata"]["annotations"][kAnnotationTrigger], "true");
+  json projected = Find(pod["volumes"], "openbao-token")["projected"]["sources"][0];
+  EXPECT_EQ(projected["serviceAccountToken"]["audience"], "openbao-internal");  // the default
+  EXPECT_EQ(projected["serviceAccountToken"]["path"], "openbao-token");
+  EXPECT_EQ(Find(c["volumeMounts"], "openbao-token")["mountPath"], "/var/run/secrets/tokens");
+  EXPECT_TRUE(Find(pod["volumes"], "bao-token").is_null());
+  EXPECT_TRUE(Find(pod["volumes"], "storage-credentials").is_null());
+  const json& args = c["args"];
+  EXPECT_EQ(ArgAfter(args, "--jwt-role"), "backup-role");
+  EXPECT_EQ(ArgAfter(args, "--jwt-token-file"), "/var/run/secrets/tokens/openbao-token");
+  EXPECT_EQ(ArgAfter(args, "--jwt-mount"), "jwt-operator");
+  EXPECT_FALSE(HasArg(args, "--bao-token-file"));
+  EXPECT_FALSE(HasArg(args, "--credentials-dir"));  // ambient identity
+
+  // OPENBAO_JWT_AUDIENCE (JobSettings::jwt_audience) overrides the audience; the limits too.
+  settings.jwt_audience = "https://bao.example.com";
+  settings.backoff_limit = 2;
+  settings.active_deadline_seconds = 600;
+  settings.ttl_seconds_after_finished = 120;
+  job = BuildBackupJob(Cluster(), Spec(backup), "backup-role", At("2025-01-15T03:00:00Z"), false,
+                       settings);
+  EXPECT_EQ(Find(job["spec"]["template"]["spec"]["volumes"],
+                 "openbao-token")["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+            "https://bao.example.com");
+  EXPECT_EQ(job["spec"]["backoffLimit"], 2);
+  EXPECT_EQ(job["spec"]["activeDeadlineSeconds"], 600);
+  EXPECT_EQ(job["spec"]["ttlSecondsAfterFinished"], 120);
+}
+
+TEST(JobBuilderTest, TargetFlagsOfOtherProviders) {
+  json backup = TokenBackup();
+  backup["target"] = {
+      {"provider", "azure"},        {"bucket", "c"},
+      {"insecureSkipVerify", true}, {"partSize", 5242880},
+      {"concurrency", 10},          {"azure", {{"storageAccount", "acct"}, {"container", "cont"}}}};
+  json cluster = Cluster();
+  cluster["spec"].erase("replicas");  // defaults to one address
+  json args = BackupArgs(cluster, Spec(backup), "");
+  EXPECT_EQ(ArgAfter(args, "--provider"), "azure");
+  EXPECT_EQ(ArgAfter(args, "--storage-account"), "acct");
+  EXPECT_EQ(ArgAfter(args, "--container"), "cont");
+  EXPECT_EQ(ArgAfter(args, "--part-size"), "5242880");
+  EXPECT_EQ(ArgAfter(args, "--concurrency"), "10");
+  EXPECT_TRUE(HasArg(args, "--insecure-skip-verify"));
+  EXPECT_FALSE(HasArg(args, "--use-path-style"));
+  int addrs = 0;
+  for (const json& a : args) addrs += a == "--bao-addr";
+  EXPECT_EQ(addrs, 1);
+}
+
+}  // namespace
+}  // namespace bao::op
