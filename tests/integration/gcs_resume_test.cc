@@ -80,7 +80,7 @@ class ProtocolSession {
               {"bucket", "bkt"},
               {"generation", "1"},
               {"size", std::to_string(data_.size())},
-              {"crc32c", gcs_internal::Crc32cBase64(crypto::Crc32c(0, data_))},
+              {"crc32c", crypto::Crc32cBase64(crypto::Crc32c(0, data_))},
               {"updated", "2026-01-01T00:00:00Z"}};
     if (!metadata_.is_null()) r["metadata"] = metadata_;
     return r;
