@@ -96,14 +96,25 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
                 writer.status().WithContext("opening " + result.key + " in " + result.store));
   }
 
-  // Checking the archive (inflate, tar, member hashes) runs on a second thread; this one
-  // receives the stream, hashes it and hands it to the store (which may write on a thread of
-  // its own). The two SHA-256 passes, over the object and over the archive's members, thus use
-  // two cores.
+  // Three threads: this one receives the stream and hashes it (SHA-256 of the object), and
+  // copies it once into blocks that two more threads consume, each at its own pace: one checks
+  // the archive (inflate, tar, SHA-256 of the members), one appends to the store.
   snapshot::ArchiveChecker checker;
   crypto::Sha256 object_hash;
-  AsyncSink checking([&checker](std::string_view chunk) { return checker.Update(chunk); }, 1 << 20,
-                     4);
+  storage::ObjectWriter* out = writer->get();
+  constexpr size_t kCheckerStage = 0;
+  AsyncSink stages({[&checker](std::string_view block) { return checker.Update(block); },
+                    [out](std::string_view block) { return out->Append(block); }},
+                   1 << 20, 4);
+  auto stage_failure = [&](const Status& s) {
+    return stages.failed_consumer() == kCheckerStage
+               ? Fail(ExitCode::kVerification, s.WithContext("the snapshot archive is damaged"))
+               : Fail(StorageStage(s), s.WithContext("writing " + result.key));
+  };
+  auto abandon = [&] {
+    stages.Stop();  // no Append() runs any more
+    out->Abort();
+  };
   uint64_t bytes = 0;
   uint64_t next_progress = 64ull << 20;
   Failure sink_failure;
@@ -114,13 +125,8 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
       return sink_failure.status;
     }
     object_hash.Update(chunk);
-    if (Status s = checking.Push(chunk); !s.ok()) {
-      sink_failure =
-          Fail(ExitCode::kVerification, s.WithContext("the snapshot archive is damaged"));
-      return sink_failure.status;
-    }
-    if (Status s = (*writer)->Append(chunk); !s.ok()) {
-      sink_failure = Fail(StorageStage(s), s.WithContext("writing " + result.key));
+    if (Status s = stages.Push(chunk); !s.ok()) {
+      sink_failure = stage_failure(s);
       return sink_failure.status;
     }
     bytes += chunk.size();
@@ -131,7 +137,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
     return Status::Ok();
   });
   if (!stream.ok()) {
-    (*writer)->Abort();
+    abandon();
     if (sink_failure.code != ExitCode::kOk) {
       *failure = sink_failure;
       return sink_failure.status;
@@ -151,11 +157,14 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
       }
     }
   }
-  Status checked = checking.Finish();
-  Result<snapshot::ArchiveReport> report =
-      checked.ok() ? checker.Finish() : Result<snapshot::ArchiveReport>(checked);
+  if (Status s = stages.Finish(); !s.ok()) {
+    abandon();
+    *failure = stage_failure(s);
+    return failure->status;
+  }
+  Result<snapshot::ArchiveReport> report = checker.Finish();
   if (!report.ok()) {
-    (*writer)->Abort();
+    out->Abort();
     return fail(ExitCode::kVerification,
                 report.status().WithContext("the snapshot archive is damaged"));
   }

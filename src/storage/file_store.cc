@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "common/async_sink.h"
+#include "common/aligned_buffer.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
@@ -61,50 +61,61 @@ std::string ParseSumFile(const std::string& text) {
   return crypto::IsLowerHex(hex, 64) ? hex : "";
 }
 
-// Object bytes are gathered into aligned blocks and written by a writer thread, with O_DIRECT
-// where the file system allows it: a multi-GiB backup then neither evicts the host's page cache
-// nor leaves gigabytes of dirty pages for a long fsync at Commit, and costs little CPU. Where
-// O_DIRECT is refused (tmpfs, some network file systems) the writes are ordinary buffered ones.
+// Object bytes are written with O_DIRECT where the file system allows it: a multi-GiB backup
+// then neither evicts the host's page cache nor leaves gigabytes of dirty pages for a long
+// fsync at Commit, and costs little CPU. Aligned input (as the backup pipeline's blocks are) is
+// written straight from the caller's buffer; anything else is gathered into an aligned 1 MiB
+// buffer first. Where O_DIRECT is refused (tmpfs on older kernels, some network file systems)
+// the writes are ordinary buffered ones. Append() returns once its bytes are written (or
+// gathered), so a caller that streams should call it from a thread of its own.
 class FileWriter final : public ObjectWriter {
  public:
   static constexpr size_t kBlockSize = 1 << 20;  // a multiple of the direct I/O alignment
-  static constexpr size_t kQueuedBlocks = 4;
 
   FileWriter(std::string final_path, std::string temp_path, int fd)
-      : final_path_(std::move(final_path)), temp_path_(std::move(temp_path)), fd_(fd) {
+      : final_path_(std::move(final_path)),
+        temp_path_(std::move(temp_path)),
+        fd_(fd),
+        pending_(kBlockSize) {
     int flags = fcntl(fd_, F_GETFL);
     direct_ = flags >= 0 && fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
-    sink_ = std::make_unique<AsyncSink>([this](std::string_view block) { return Write(block); },
-                                        kBlockSize, kQueuedBlocks);
   }
   ~FileWriter() override { Abort(); }
 
   Status Append(std::string_view data) override {
     if (!error_.ok()) return error_;
     if (fd_ < 0) return FailedPrecondition("writer for " + final_path_ + " is closed");
-    Status s = sink_->Push(data);
-    if (!s.ok()) Fail(s);
     written_ += data.size();
-    return s;
+    while (!data.empty()) {
+      if (pending_size_ == 0 && direct_ && data.size() >= kDirectAlignment &&
+          reinterpret_cast<uintptr_t>(data.data()) % kDirectAlignment == 0) {
+        size_t n = data.size() / kDirectAlignment * kDirectAlignment;
+        if (Status s = Write(data.substr(0, n)); !s.ok()) return Fail(s);
+        data.remove_prefix(n);
+        continue;
+      }
+      size_t n = std::min(data.size(), kBlockSize - pending_size_);
+      std::memcpy(pending_.data() + pending_size_, data.data(), n);
+      pending_size_ += n;
+      data.remove_prefix(n);
+      if (pending_size_ == kBlockSize) {
+        if (Status s = WritePending(); !s.ok()) return Fail(s);
+      }
+    }
+    return Status::Ok();
   }
 
   Result<ObjectInfo> Commit(const CommitInfo& info) override {
     if (!error_.ok()) return error_;
     if (fd_ < 0) return FailedPrecondition("writer for " + final_path_ + " is closed");
-    if (Status s = sink_->Finish(); !s.ok()) {
-      Fail(s);
-      return s;
-    }
+    if (Status s = WritePending(); !s.ok()) return Fail(s);
     if (info.size != written_) {
       Status s = Internal("commit of " + final_path_ + " claims " + std::to_string(info.size) +
                           " bytes but " + std::to_string(written_) + " were written");
-      Fail(s);
-      return s;
+      return Fail(s);
     }
     if (fsync(fd_) != 0) {
-      Status s = ErrnoStatus("cannot fsync " + temp_path_, errno);
-      Fail(s);
-      return s;
+      return Fail(ErrnoStatus("cannot fsync " + temp_path_, errno));
     }
     close(fd_);
     fd_ = -1;
@@ -115,10 +126,7 @@ class FileWriter final : public ObjectWriter {
       s = ErrnoStatus("cannot rename " + temp_path_ + " to " + final_path_, errno);
       unlink(sum_path.c_str());
     }
-    if (!s.ok()) {
-      Fail(s);
-      return s;
-    }
+    if (!s.ok()) return Fail(s);
     committed_ = true;
     FsyncDir(fs::path(final_path_).parent_path().string());
 
@@ -151,7 +159,6 @@ class FileWriter final : public ObjectWriter {
 
   void Abort() override {
     if (committed_) return;
-    sink_.reset();  // stops the writer thread before the file goes
     if (fd_ >= 0) {
       close(fd_);
       fd_ = -1;
@@ -165,7 +172,14 @@ class FileWriter final : public ObjectWriter {
   }
 
  private:
-  // Runs on the writer thread: writes one block, the aligned part directly while allowed.
+  Status WritePending() {
+    Status s = Write(std::string_view(pending_.data(), pending_size_));
+    pending_size_ = 0;
+    return s;
+  }
+
+  // Writes `block` at the end of the file: its aligned part directly while that is allowed,
+  // an unaligned tail (the object's last bytes) buffered.
   Status Write(std::string_view block) {
     if (direct_) {
       std::string_view head = block.substr(0, block.size() / kDirectAlignment * kDirectAlignment);
@@ -181,7 +195,6 @@ class FileWriter final : public ObjectWriter {
         head.remove_prefix(static_cast<size_t>(n));
         block.remove_prefix(static_cast<size_t>(n));
       }
-      // An unaligned tail (the object's last bytes) is written buffered.
       if (!block.empty() && direct_) BAO_RETURN_IF_ERROR(StopDirect());
     }
     return WriteAll(fd_, block, temp_path_);
@@ -196,21 +209,23 @@ class FileWriter final : public ObjectWriter {
     return Status::Ok();
   }
 
-  void Fail(const Status& s) {
+  Status Fail(const Status& s) {
     error_ = s;
     Abort();
+    return s;
   }
 
-  static constexpr size_t kDirectAlignment = AsyncSink::kBlockAlignment;
+  static constexpr size_t kDirectAlignment = AlignedBuffer::kAlignment;
 
   std::string final_path_;
   std::string temp_path_;
   int fd_;
-  bool direct_ = false;  // owned by the writer thread once sink_ exists
+  bool direct_ = false;
+  AlignedBuffer pending_;  // bytes not yet written, fewer than kBlockSize
+  size_t pending_size_ = 0;
   uint64_t written_ = 0;
   bool committed_ = false;
   Status error_;
-  std::unique_ptr<AsyncSink> sink_;  // last: destroyed (thread joined) first
 };
 
 class FileStore final : public Store {
