@@ -3,7 +3,8 @@
 // object's SHA-256, so `sha256sum -c` works on it too.
 //
 // Writes go to a hidden temporary file in the object's directory (".<name>.partial-<random>"),
-// from a writer thread with O_DIRECT where the file system allows it, are fsynced, and are
+// with O_DIRECT where the file system allows it (aligned input straight from the caller's
+// buffer, other input gathered into an aligned block first), are fsynced, and are
 // renamed onto the final name only at Commit(); after any failure the temporary file is
 // removed and nothing exists under the final name.
 #pragma once
