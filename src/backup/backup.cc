@@ -5,7 +5,6 @@
 #include "common/cancel.h"
 #include "common/log.h"
 #include "common/redact.h"
-#include "crypto/crypto.h"
 #include "snapshot/archive_checker.h"
 
 namespace bao::backup {
@@ -96,11 +95,11 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
                 writer.status().WithContext("opening " + result.key + " in " + result.store));
   }
 
-  // Three threads: this one receives the stream and hashes it (SHA-256 of the object), and
-  // copies it once into blocks that two more threads consume, each at its own pace: one checks
-  // the archive (inflate, tar, SHA-256 of the members), one appends to the store.
+  // Three threads: this one receives the stream and copies it once into blocks that two more
+  // threads consume, each at its own pace: one checks the archive (inflate, tar, and the
+  // SHA-256 of the archive itself and of its members, the two large ones computed together),
+  // one appends to the store.
   snapshot::ArchiveChecker checker;
-  crypto::Sha256 object_hash;
   storage::ObjectWriter* out = writer->get();
   constexpr size_t kCheckerStage = 0;
   AsyncSink stages({[&checker](std::string_view block) { return checker.Update(block); },
@@ -124,7 +123,6 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
       sink_failure = Fail(ExitCode::kSnapshotRead, Aborted("cancelled by signal"));
       return sink_failure.status;
     }
-    object_hash.Update(chunk);
     if (Status s = stages.Push(chunk); !s.ok()) {
       sink_failure = stage_failure(s);
       return sink_failure.status;
@@ -169,7 +167,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
                 report.status().WithContext("the snapshot archive is damaged"));
   }
   result.size = bytes;
-  result.sha256 = object_hash.FinishHex();
+  result.sha256 = report->sha256;
   result.raft_index = report->meta.index;
   result.raft_term = report->meta.term;
 

@@ -7,7 +7,6 @@ StreamVerifier::StreamVerifier(std::string key, std::string recorded_sha256, uin
 
 Status StreamVerifier::Update(std::string_view chunk) {
   bytes_ += chunk.size();
-  hash_.Update(chunk);
   Status s = checker_.Update(chunk);
   if (!s.ok()) return s.WithContext(key_ + " is not an intact snapshot archive");
   return s;
@@ -16,7 +15,7 @@ Status StreamVerifier::Update(std::string_view chunk) {
 Result<snapshot::ArchiveReport> StreamVerifier::Finish() {
   Result<snapshot::ArchiveReport> report = checker_.Finish();
   if (!report.ok()) return report.status().WithContext(key_ + " is not an intact snapshot archive");
-  computed_ = hash_.FinishHex();
+  computed_ = report->sha256;
   if (bytes_ != recorded_size_) {
     return DataLoss(key_ + " has " + std::to_string(bytes_) + " bytes but the store reported " +
                     std::to_string(recorded_size_));

@@ -8,7 +8,6 @@
 
 #include "backup/exit_code.h"
 #include "common/status.h"
-#include "crypto/crypto.h"
 #include "snapshot/archive_checker.h"
 #include "storage/store.h"
 
@@ -29,7 +28,6 @@ class StreamVerifier {
   std::string key_, recorded_, computed_;
   uint64_t recorded_size_;
   uint64_t bytes_ = 0;
-  crypto::Sha256 hash_;
   snapshot::ArchiveChecker checker_;
 };
 

@@ -92,12 +92,17 @@ Status ArchiveChecker::Update(std::string_view compressed) {
   while (true) {
     st->next_out = reinterpret_cast<uint8_t*>(out_buf_.data());
     st->avail_out = static_cast<uint32_t>(out_buf_.size());
+    const uint32_t avail_before = st->avail_in;
     int ret = isal_inflate(st);
+    pending_archive_ =
+        compressed.substr(compressed.size() - avail_before, avail_before - st->avail_in);
     size_t produced = out_buf_.size() - st->avail_out;
     if (produced > 0) {
       report_.uncompressed_bytes += produced;
       BAO_RETURN_IF_ERROR(FeedTar(std::string_view(out_buf_.data(), produced)));
     }
+    hashes_.Update(pending_archive_, {});  // what no state.bin bytes came with
+    pending_archive_ = {};
     uint64_t at = base + (compressed.size() - st->avail_in);
     if (ret != ISAL_DECOMP_OK) {
       std::string why = ret == ISAL_INCORRECT_CHECKSUM ? "checksum mismatch"
@@ -141,7 +146,12 @@ Status ArchiveChecker::FeedTar(std::string_view data) {
         std::string_view chunk = data.substr(0, n);
         data.remove_prefix(n);
         if (member_) {
-          member_->sha.Update(chunk);
+          if (member_->paired) {
+            hashes_.Update(pending_archive_, chunk);
+            pending_archive_ = {};
+          } else {
+            member_->sha.Update(chunk);
+          }
           if (member_->keep) member_->content.append(chunk);
           member_->seen += n;
           if (member_->seen == member_->size) BAO_RETURN_IF_ERROR(OnMemberEnd());
@@ -240,6 +250,8 @@ Status ArchiveChecker::OnHeader() {
   m->name = name;
   m->size = size;
   m->keep = name != kStateBin;
+  m->paired = name == kStateBin && !state_bin_paired_;
+  state_bin_paired_ = state_bin_paired_ || m->paired;
   if (m->keep && size > KeepLimit(name)) {
     return Fail(DataLoss("member \"" + name + "\" claims " + std::to_string(size) +
                          " bytes, more than the " + std::to_string(KeepLimit(name)) + " allowed"));
@@ -255,7 +267,7 @@ Status ArchiveChecker::OnMemberEnd() {
   if (member_) {
     size = member_->size;
     report_.member_sizes[member_->name] = size;
-    digests_[member_->name] = member_->sha.FinishHex();
+    digests_[member_->name] = member_->paired ? hashes_.FinishHex(1) : member_->sha.FinishHex();
     if (member_->name == kMetaJson) meta_json_ = std::move(member_->content);
     if (member_->name == kSums) sums_text_ = std::move(member_->content);
     if (member_->name == kSealed) have_sealed_ = true;
@@ -353,6 +365,7 @@ Status ArchiveChecker::CheckSums() {
 
 Result<ArchiveReport> ArchiveChecker::Finish() {
   if (!error_.ok()) return error_;
+  if (!report_.sha256.empty()) return report_;  // finished before
   if (!gzip_done_) {
     if (member_) {
       return Fail(DataLoss("the archive is truncated: member \"" + member_->name + "\" has " +
@@ -399,6 +412,7 @@ Result<ArchiveReport> ArchiveChecker::Finish() {
     return Fail(DataLoss("state.bin holds " + std::to_string(state_size) +
                          " bytes but meta.json announces " + std::to_string(report_.meta.size)));
   }
+  report_.sha256 = hashes_.FinishHex(0);
   return report_;
 }
 

@@ -7,6 +7,10 @@
 // is, every member listed in SHA256SUMS has the listed SHA-256, and state.bin has the size
 // meta.json announces.
 //
+// The checker also computes the SHA-256 of the archive itself (the bytes fed to it), beside
+// the members' ones: the archive's and state.bin's, the two large ones, advance together
+// through crypto::Sha256Pair, which costs about one pass instead of two.
+//
 // Feed the compressed bytes in order with Update(), then call Finish(). The first problem
 // found is final: it is returned by that call and by every later one, with a message that
 // names it (offset, member, expected and actual values). Not thread-safe.
@@ -21,6 +25,7 @@
 
 #include "common/status.h"
 #include "crypto/crypto.h"
+#include "crypto/sha256_pair.h"
 
 struct inflate_state;  // ISA-L
 
@@ -35,6 +40,7 @@ struct SnapshotMeta {
 
 struct ArchiveReport {
   SnapshotMeta meta;
+  std::string sha256;  // of the archive: every byte fed to Update(), lower-case hex
   uint64_t compressed_bytes = 0;
   uint64_t uncompressed_bytes = 0;
   std::map<std::string, uint64_t> member_sizes;
@@ -51,7 +57,8 @@ class ArchiveChecker {
   Status Update(std::string_view compressed);
 
   // Declares the end of the input and checks that the archive was complete and consistent.
-  // kDataLoss naming the defect (truncated, missing member, checksum mismatch, ...).
+  // kDataLoss naming the defect (truncated, missing member, checksum mismatch, ...). Later
+  // calls return the same answer.
   Result<ArchiveReport> Finish();
 
   // Bytes consumed so far.
@@ -65,6 +72,7 @@ class ArchiveChecker {
     uint64_t seen = 0;
     bool keep = false;  // small members are kept in memory for parsing
     std::string content;
+    bool paired = false;  // hashed in lane 1 of hashes_ (state.bin) rather than by `sha`
     crypto::Sha256 sha;
   };
 
@@ -75,6 +83,11 @@ class ArchiveChecker {
   Status CheckSums();
 
   std::unique_ptr<inflate_state> inflate_;  // ISA-L: gzip with CRC-32 and length checked
+  // Lane 0: the archive's bytes; lane 1: state.bin's. pending_archive_ holds the archive bytes
+  // the current inflate round consumed and that are not hashed yet, to go with state.bin's.
+  crypto::Sha256Pair hashes_;
+  std::string_view pending_archive_;
+  bool state_bin_paired_ = false;
   bool gzip_done_ = false;
   Status error_;
   ArchiveReport report_;

@@ -92,6 +92,37 @@ TEST(ArchiveCheckerTest, AcceptsAnIntactArchive) {
   }
 }
 
+// The archive's own SHA-256 and state.bin's are computed side by side; neither may depend on
+// how much of the other there is (random state.bin: about as many archive bytes as state.bin
+// bytes; zeros: a few archive bytes for many state.bin bytes) or on the chunking.
+TEST(ArchiveCheckerTest, HashesTheArchiveAndItsMembersWhateverTheirProportions) {
+  Snapshot random = MakeSnapshot(700000);
+  Snapshot zeros = MakeSnapshot(0);
+  zeros.state = std::string(3 << 20, '\0');
+  zeros.meta = R"({"Index":5,"Term":1,"Size":3145728})";
+  zeros.sums = crypto::Sha256Hex(zeros.meta) + "  meta.json\n" + crypto::Sha256Hex(zeros.state) +
+               "  state.bin\n";
+  for (const Snapshot* s : {&random, &zeros}) {
+    std::string archive = WriteArchive(s->members());
+    for (size_t chunk : {size_t{333}, size_t{65536}, archive.size()}) {
+      ArchiveChecker c;
+      for (size_t i = 0; i < archive.size(); i += chunk) {
+        ASSERT_TRUE(c.Update(std::string_view(archive).substr(i, chunk)).ok());
+      }
+      Result<ArchiveReport> r = c.Finish();
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->sha256, crypto::Sha256Hex(archive)) << chunk;
+      EXPECT_EQ(r->member_sizes.at("state.bin"), s->state.size());
+    }
+  }
+  // A state.bin that does not match SHA256SUMS is still caught with the paired hashing.
+  Snapshot bad = MakeSnapshot(100000);
+  bad.state[99999] ^= 1;
+  Status st = CheckAll(WriteArchive(bad.members()));
+  EXPECT_EQ(st.code(), Code::kDataLoss);
+  EXPECT_NE(st.message().find("state.bin"), std::string::npos) << st.message();
+}
+
 TEST(ArchiveCheckerTest, ResultDoesNotDependOnChunking) {
   Snapshot s = MakeSnapshot(20000);
   std::string archive = WriteArchive(s.members());
