@@ -176,16 +176,17 @@ class OperatorTest : public ::testing::Test {
     ASSERT_TRUE(res.ok() && res->ok());
   }
 
-  // Plays the Job controller without running anything: a Pod terminated with `message`, and
-  // the Job's Complete (exit 0) or Failed condition.
-  void FinishJob(const std::string& job_name, int exit_code, const std::string& message) {
+  // Plays the kubelet and the Job controller for a run that ended with `exit_code`: a Pod (with
+  // `pod_spec`) terminated with `message`, and the Job's Complete (exit 0) or Failed condition.
+  void FinishJob(const std::string& job_name, int exit_code, const std::string& message,
+                 const json& pod_spec = json::object()) {
     json pod_obj = {{"apiVersion", "v1"},
                     {"kind", "Pod"},
                     {"metadata",
                      {{"name", job_name + "-" + crypto::RandomHex(5)},
                       {"namespace", kNs},
                       {"labels", {{"job-name", job_name}}}}},
-                    {"spec", json::object()}};
+                    {"spec", pod_spec}};
     Result<json> created = client_->Create(k8s::kPods, kNs, pod_obj);
     ASSERT_TRUE(created.ok()) << created.status().ToString();
     json terminated = {
@@ -265,36 +266,7 @@ class OperatorTest : public ::testing::Test {
     RunResult r = testing::Run(argv, {}, 60s);
     last_run_ = r;
     std::string message = ReadText(root.File("termination-log"));
-    std::string job_name = job["metadata"]["name"];
-    json pod_obj = {{"apiVersion", "v1"},
-                    {"kind", "Pod"},
-                    {"metadata",
-                     {{"name", job_name + "-" + crypto::RandomHex(5)},
-                      {"namespace", kNs},
-                      {"labels", {{"job-name", job_name}}}}},
-                    {"spec", pod}};
-    Result<json> created = client_->Create(k8s::kPods, kNs, pod_obj);
-    EXPECT_TRUE(created.ok()) << created.status().ToString();
-    json terminated = {{"exitCode", r.exit_code},
-                       {"message", message},
-                       {"finishedAt", FormatRfc3339(clock_.Now())}};
-    EXPECT_TRUE(client_
-                    ->PatchStatus(k8s::kPods, kNs, (*created)["metadata"]["name"],
-                                  {{"status",
-                                    {{"phase", r.exit_code == 0 ? "Succeeded" : "Failed"},
-                                     {"containerStatuses",
-                                      json::array({{{"name", "backup"},
-                                                    {"state", {{"terminated", terminated}}}}})}}}})
-                    .ok());
-    bool ok = r.exit_code == 0;
-    json cond = {{"type", ok ? "Complete" : "Failed"}, {"status", "True"}};
-    if (!ok) cond["reason"] = "BackoffLimitExceeded";
-    EXPECT_TRUE(client_
-                    ->PatchStatus(
-                        k8s::kJobs, kNs, job_name,
-                        {{"status",
-                          {{ok ? "succeeded" : "failed", 1}, {"conditions", json::array({cond})}}}})
-                    .ok());
+    FinishJob(job["metadata"]["name"], r.exit_code, message, pod);
     return r.exit_code;
   }
 
