@@ -128,6 +128,7 @@ Sha256Pair::Sha256Pair(Engine engine) : native_(engine == Engine::kAuto && CpuHa
 }
 
 void Sha256Pair::Top(Lane& lane, std::string_view& data) {
+  if (data.empty()) return;  // (its data() may be null, which memcpy must not see)
   if (lane.buffered == 0 && data.size() >= 64) return;  // whole blocks go straight through
   size_t n = std::min(data.size(), 64 - lane.buffered);
   std::memcpy(lane.buffer.data() + lane.buffered, data.data(), n);
