@@ -6,7 +6,6 @@ StreamVerifier::StreamVerifier(std::string key, std::string recorded_sha256, uin
     : key_(std::move(key)), recorded_(std::move(recorded_sha256)), recorded_size_(recorded_size) {}
 
 Status StreamVerifier::Update(std::string_view chunk) {
-  bytes_ += chunk.size();
   Status s = checker_.Update(chunk);
   if (!s.ok()) return s.WithContext(key_ + " is not an intact snapshot archive");
   return s;
@@ -16,9 +15,9 @@ Result<snapshot::ArchiveReport> StreamVerifier::Finish() {
   Result<snapshot::ArchiveReport> report = checker_.Finish();
   if (!report.ok()) return report.status().WithContext(key_ + " is not an intact snapshot archive");
   computed_ = report->sha256;
-  if (bytes_ != recorded_size_) {
-    return DataLoss(key_ + " has " + std::to_string(bytes_) + " bytes but the store reported " +
-                    std::to_string(recorded_size_));
+  if (report->compressed_bytes != recorded_size_) {
+    return DataLoss(key_ + " has " + std::to_string(report->compressed_bytes) +
+                    " bytes but the store reported " + std::to_string(recorded_size_));
   }
   if (recorded_.empty()) {
     return DataLoss(key_ +

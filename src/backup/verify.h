@@ -27,7 +27,6 @@ class StreamVerifier {
  private:
   std::string key_, recorded_, computed_;
   uint64_t recorded_size_;
-  uint64_t bytes_ = 0;
   snapshot::ArchiveChecker checker_;
 };
 
