@@ -197,7 +197,8 @@ Result<Response> Client::Do(const Request& req) {
     std::string line = name + ": " + value;
     headers = curl_slist_append(headers, line.c_str());
   }
-  headers = curl_slist_append(headers, "Expect:");
+  headers = curl_slist_append(headers,
+                              req.expect_continue && has_body ? "Expect: 100-continue" : "Expect:");
   if (has_body && !has_content_type) headers = curl_slist_append(headers, "Content-Type:");
   if (req.body_reader && !req.body_length) {
     headers = curl_slist_append(headers, "Transfer-Encoding: chunked");
@@ -207,8 +208,14 @@ Result<Response> Client::Do(const Request& req) {
   CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(headers);
   if (!t.callback_error.ok()) return t.callback_error;
-  if (rc != CURLE_OK) return MapCurlError(rc, req, errbuf);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
+  if (rc != CURLE_OK) {
+    // A server that refuses a request body may answer at once and close the connection; the
+    // upload then fails, but the status line it sent is the real outcome.
+    bool answered_mid_upload =
+        (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) && has_body && response.status >= 300;
+    if (!answered_mid_upload) return MapCurlError(rc, req, errbuf);
+  }
   char* effective = nullptr;
   curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &effective);
   if (effective != nullptr) response.effective_url = effective;

@@ -37,6 +37,9 @@ struct Request {
   std::function<Result<size_t>(char* buf, size_t len)> body_reader;
   // Content-Length for `body_reader`; without it the body is sent chunked.
   std::optional<uint64_t> body_length;
+  // Send `Expect: 100-continue` and wait (up to a second) for the server's go-ahead before the
+  // body, so that a refusal arrives before a large upload starts.
+  bool expect_continue = false;
   // Streamed response body for 2xx answers: called per chunk instead of collecting it. An error
   // aborts the transfer and becomes Do()'s result. Non-2xx bodies are always collected.
   std::function<Status(std::string_view)> on_body;
@@ -69,8 +72,10 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Performs `request`. Returns the response for any HTTP status (check `status`); an error
-  // only when no complete response arrived: kUnavailable (connection refused or reset, stall,
+  // Performs `request`. Returns the response for any HTTP status (check `status`), also when
+  // the server answered while the request body was still being sent and then closed the
+  // connection (the upload breaks, but the server's answer is what counts); an error only when
+  // no response arrived: kUnavailable (connection refused or reset, stall,
   // DNS), kDeadlineExceeded (timeout), kFailedPrecondition (TLS verification), kAborted
   // (cancelled), or the error returned by `body_reader` / `on_body`.
   Result<Response> Do(const Request& request);
