@@ -1,17 +1,66 @@
 #include "backup/restore.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "backup/verify.h"
+#include "common/cancel.h"
 #include "common/log.h"
 #include "common/pipe.h"
 
 namespace bao::backup {
 
 nlohmann::json RestoreResult::ToJson() const {
-  return {{"restored", key},  {"size", size},    {"sha256", sha256},
-          {"leader", leader}, {"force", forced}, {"duration", FormatDuration(duration)}};
+  nlohmann::json out = {
+      {"restored", key},          {"size", size},     {"sha256", sha256},
+      {"leader", leader},         {"force", forced},  {"duration", FormatDuration(duration)},
+      {"settled", settled},       {"sealed", sealed}, {"clusterIdBefore", cluster_id_before},
+      {"clusterIdAfter", nullptr}};
+  if (!cluster_id_after.empty()) out["clusterIdAfter"] = cluster_id_after;
+  nlohmann::json& n = out["nodes"] = nlohmann::json::array();
+  for (const openbao::NodeState& s : nodes) {
+    n.push_back({{"address", s.address}, {"state", s.Describe()}});
+  }
+  return out;
 }
+
+bool RestoreSettled(const openbao::NodeState& before, const openbao::NodeState& now) {
+  if (!now.reachable) return false;
+  if (now.sealed) return true;
+  return now.leader_answered && now.applied_index > before.applied_index;
+}
+
+RestoreOutcome JudgeRestore(const openbao::NodeState& before, const openbao::NodeState& after,
+                            bool settled, const std::vector<openbao::NodeState>& others) {
+  if (!settled) return RestoreOutcome::kNotSettled;
+  if (!after.sealed) return RestoreOutcome::kApplied;
+  for (const openbao::NodeState& o : others) {
+    if (o.address != after.address && o.active() && !before.cluster_id.empty() &&
+        o.cluster_id == before.cluster_id) {
+      return RestoreOutcome::kReachedStandby;
+    }
+  }
+  return RestoreOutcome::kSealed;
+}
+
+namespace {
+
+constexpr std::chrono::milliseconds kProbeTimeout{3000};
+
+// Polls the node the snapshot went to until RestoreSettled() or `timeout`.
+openbao::NodeState WaitUntilSettled(openbao::Client* bao, const openbao::NodeState& before,
+                                    std::chrono::seconds timeout, bool* settled) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  openbao::NodeState now;
+  while (true) {
+    now = bao->Probe(before.address, /*with_leader=*/true, kProbeTimeout);
+    *settled = RestoreSettled(before, now);
+    if (*settled || CancelRequested() || std::chrono::steady_clock::now() >= deadline) return now;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+}  // namespace
 
 Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* store,
                                  Failure* failure) {
@@ -41,23 +90,39 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
     return fail(no_creds ? ExitCode::kConfig : ExitCode::kAuth, s.WithContext("authentication"));
   }
 
+  // The node must be the active one right before the POST: a standby answers a restore with
+  // 204, restores nothing and seals itself.
+  openbao::NodeState before = bao.Probe(*leader, /*with_leader=*/true, kProbeTimeout);
+  if (!before.active() || !before.is_self) {
+    return fail(
+        ExitCode::kLeaderDiscovery,
+        FailedPrecondition("leader discovery: " + *leader + " is no longer the active node (" +
+                           before.Describe() + "); nothing was sent, run the restore again"));
+  }
+
   // Producer: read the object, check it, and push it into the pipe, always holding back the
-  // latest chunk until the next one arrives or every check has passed.
+  // latest chunk until the next one arrives or every check has passed. A failed push only
+  // means the consumer (the POST) stopped; its own result says why.
   BytePipe pipe(4 << 20);
   StreamVerifier verifier(req.key, info->sha256, info->size);
   Failure producer_failure;
   std::thread producer([&] {
     std::string held;
-    Status check;
+    Status check, pushed;
     Status read = store->Read(req.key, 0, [&](std::string_view chunk) -> Status {
       check = verifier.Update(chunk);
       if (!check.ok()) return check;
-      if (!held.empty()) BAO_RETURN_IF_ERROR(pipe.Write(held));
+      if (!held.empty()) {
+        pushed = pipe.Write(held);
+        if (!pushed.ok()) return pushed;
+      }
       held.assign(chunk.data(), chunk.size());
       return Status::Ok();
     });
     if (!check.ok()) {
       producer_failure = Fail(ExitCode::kVerification, check);
+    } else if (!pushed.ok()) {
+      // The POST ended early; its outcome is reported below.
     } else if (!read.ok()) {
       producer_failure =
           Fail(read.code() == Code::kAborted ? ExitCode::kSnapshotRead : ExitCode::kStorage,
@@ -65,8 +130,7 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
     } else if (Result<snapshot::ArchiveReport> r = verifier.Finish(); !r.ok()) {
       producer_failure = Fail(ExitCode::kVerification, r.status());
     } else {
-      Status w = pipe.Write(held);
-      if (!w.ok()) producer_failure = Fail(ExitCode::kSnapshotRead, w);
+      static_cast<void>(pipe.Write(held));  // a failure here is the POST's to report
     }
     pipe.CloseWrite(producer_failure.status);
   });
@@ -88,16 +152,59 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
         posted.code() == Code::kPermissionDenied || posted.code() == Code::kUnauthenticated
             ? ExitCode::kAuth
         : posted.code() == Code::kFailedPrecondition ? ExitCode::kLeaderDiscovery
-                                                     : ExitCode::kSnapshotRead;
+        : posted.code() == Code::kInvalidArgument || posted.code() == Code::kDataLoss
+            ? ExitCode::kVerification
+            : ExitCode::kSnapshotRead;
     return fail(code, posted);
   }
+
+  log::Info("OpenBao accepted the snapshot; waiting for it to apply",
+            {{"node", *leader}, {"timeout", std::to_string(req.settle_timeout.count()) + "s"}});
   RestoreResult out;
+  openbao::NodeState after = WaitUntilSettled(&bao, before, req.settle_timeout, &out.settled);
+  for (const std::string& address : bao.addresses()) {
+    out.nodes.push_back(address == after.address
+                            ? after
+                            : bao.Probe(address, /*with_leader=*/false, kProbeTimeout));
+  }
+  if (std::none_of(out.nodes.begin(), out.nodes.end(),
+                   [&](const openbao::NodeState& n) { return n.address == after.address; })) {
+    out.nodes.insert(out.nodes.begin(), after);
+  }
+  for (const openbao::NodeState& n : out.nodes) {
+    log::Info("node after the restore", {{"node", n.address}, {"state", n.Describe()}});
+  }
   out.key = req.key;
   out.size = info->size;
   out.sha256 = verifier.computed_sha256();
   out.leader = *leader;
   out.forced = req.force;
+  out.sealed = after.reachable && after.sealed;
+  out.cluster_id_before = before.cluster_id;
+  out.cluster_id_after = after.sealed ? "" : after.cluster_id;
   out.duration = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - start);
+  switch (JudgeRestore(before, after, out.settled, out.nodes)) {
+    case RestoreOutcome::kReachedStandby:
+      return fail(
+          ExitCode::kLeaderDiscovery,
+          FailedPrecondition("the restore reached a standby; nothing was restored (" + *leader +
+                             " sealed itself while another node stayed active; "
+                             "unseal it with this cluster's keys and run the restore "
+                             "again)"));
+    case RestoreOutcome::kSealed:
+      log::Warn(
+          "the cluster is sealed after the restore: unseal it with the unseal keys (or recovery "
+          "keys) of the cluster the snapshot came from; its old root token no longer works",
+          {{"node", *leader}});
+      break;
+    case RestoreOutcome::kNotSettled:
+      log::Warn(
+          "the restore was accepted but the node had not finished applying it within the "
+          "wait; check its state before using it",
+          {{"node", *leader}, {"state", after.Describe()}});
+      break;
+    case RestoreOutcome::kApplied: break;
+  }
   return out;
 }
 

@@ -120,6 +120,9 @@ int RunCli(int argc, char** argv) {
                         "use snapshot-force: restore into a new or rebuilt cluster (other keys)");
   restore_cmd->add_flag("--verify-first", opts.verify_first,
                         "verify the whole backup before contacting OpenBao");
+  restore_cmd->add_option("--settle-timeout", opts.settle_timeout,
+                          "after OpenBao accepts the snapshot, how long to wait for it to apply "
+                          "it (or seal) before reporting the cluster's state (default 60s)");
   restore_cmd->add_flag("-y,--yes", opts.yes, "do not ask for confirmation");
   restore_cmd->add_option("--result-file", opts.result_file, "also write the result JSON here");
 

@@ -241,6 +241,12 @@ int RunRestoreCommand(const Flags& flags, const CommandOptions& opts) {
   int code = 0;
   std::optional<Context> ctx = OpenContext(flags, opts.result_file, false, &code);
   if (!ctx) return code;
+  Result<Duration> settle = ParseDuration(opts.settle_timeout);
+  if (!settle.ok()) {
+    return Finish(backup::Fail(ExitCode::kConfig,
+                               InvalidArgument("--settle-timeout: " + settle.status().message())),
+                  opts.result_file);
+  }
   Result<std::string> key = ChooseKey(*ctx, opts);
   if (!key.ok()) return KeyFailure(key.status(), opts.result_file);
   if (!opts.yes) {
@@ -266,10 +272,15 @@ int RunRestoreCommand(const Flags& flags, const CommandOptions& opts) {
   req.key = *key;
   req.force = opts.force;
   req.verify_first = opts.verify_first;
+  req.settle_timeout = std::chrono::duration_cast<std::chrono::seconds>(*settle);
   backup::Failure failure;
   Result<backup::RestoreResult> result = backup::RunRestore(req, ctx->store.get(), &failure);
   if (!result.ok()) return Finish(failure, opts.result_file);
-  log::Info("restore completed", {{"key", *key}, {"leader", result->leader}});
+  log::Info("restore completed", {{"key", *key},
+                                  {"leader", result->leader},
+                                  {"sealed", result->sealed ? "true" : "false"},
+                                  {"clusterIdBefore", result->cluster_id_before},
+                                  {"clusterIdAfter", result->cluster_id_after}});
   EmitResult(result->ToJson(), opts.result_file);
   return 0;
 }

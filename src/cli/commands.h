@@ -15,6 +15,7 @@ struct CommandOptions {
   std::string before;  // RFC 3339
   bool force = false;
   bool verify_first = false;
+  std::string settle_timeout = "60s";  // restore: how long to wait for OpenBao to apply it
   bool yes = false;
   bool dry_run = false;
   std::string output = "text";  // list: text or json

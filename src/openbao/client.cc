@@ -43,6 +43,13 @@ Result<std::string> ReadSecretFile(const std::string& path, const std::string& w
   return **r;
 }
 
+std::string NodeState::Describe() const {
+  if (!reachable) return "unreachable: " + error;
+  if (sealed) return "sealed";
+  if (health_status == 501) return "not initialized";
+  return health_status == 200 ? "active" : standby ? "standby" : RoleOfHealth(health_status);
+}
+
 Client::Client(ConnectionConfig config) : config_(std::move(config)) {
   for (std::string& a : config_.addresses) a = TrimSlash(a);
 }
@@ -217,6 +224,7 @@ Status Client::Restore(const std::string& leader, bool force,
   req.stall_time = config_.stall_timeout;
   req.headers.push_back({"Content-Type", "application/octet-stream"});
   req.body_reader = body_reader;
+  req.expect_continue = true;
   Result<http::Response> r = http_.Do(req);
   if (!r.ok()) return r.status();
   if (r->ok()) return Status::Ok();
@@ -229,10 +237,53 @@ Status Client::Restore(const std::string& leader, bool force,
                               "permission denied; the token needs the \"update\" "
                               "capability on " +
                               path.substr(4) + " (" + reason + ")");
+    case 401: return Unauthenticated(what + reason);
     case 307:
     case 503: return FailedPrecondition(what + "the node is not the active node (" + reason + ")");
+    case 500: return DataLoss(what + "OpenBao could not read the snapshot: " + reason);
     default: return Unavailable(what + "HTTP " + std::to_string(r->status) + ": " + reason);
   }
+}
+
+NodeState Client::Probe(const std::string& address, bool with_leader,
+                        std::chrono::milliseconds timeout) {
+  NodeState state;
+  state.address = TrimSlash(address);
+  // Ask for the real role in the status code, also from sealed and uninitialised nodes.
+  http::Request health = NewRequest("GET", state.address + "/v1/sys/health");
+  health.timeout = timeout;
+  health.connect_timeout = std::min(timeout, health.connect_timeout);
+  Result<http::Response> r = http_.Do(health);
+  if (!r.ok()) {
+    state.error = r.status().message();
+    return state;
+  }
+  json h = json::parse(r->body, nullptr, false);
+  if (!h.is_object()) {
+    state.error = "sys/health answered " + std::to_string(r->status) + " without JSON";
+    return state;
+  }
+  state.reachable = true;
+  state.health_status = r->status;
+  state.sealed = h.value("sealed", r->status == 503);
+  state.standby = h.value("standby", false);
+  if (h.contains("cluster_id") && h["cluster_id"].is_string()) {
+    state.cluster_id = h["cluster_id"].get<std::string>();
+  }
+  if (!with_leader || state.sealed) return state;
+  http::Request leader = NewRequest("GET", state.address + "/v1/sys/leader");
+  leader.timeout = timeout;
+  leader.connect_timeout = health.connect_timeout;
+  Result<http::Response> l = http_.Do(leader);
+  if (!l.ok() || l->status != 200) return state;
+  json j = json::parse(l->body, nullptr, false);
+  if (!j.is_object()) return state;
+  state.leader_answered = true;
+  state.is_self = j.value("is_self", false);
+  if (j.contains("raft_applied_index") && j["raft_applied_index"].is_number_unsigned()) {
+    state.applied_index = j["raft_applied_index"].get<uint64_t>();
+  }
+  return state;
 }
 
 std::string Client::LeaderChangedFrom(const std::string& previous) {

@@ -35,6 +35,24 @@ struct AuthConfig {
   std::string jwt_mount = kDefaultJwtMount;
 };
 
+// What one node said about itself: sys/health, and sys/leader when asked for.
+struct NodeState {
+  std::string address;
+  bool reachable = false;  // answered sys/health with a known role
+  std::string error;       // why not, when !reachable
+  long health_status = 0;  // 200 active, 429 standby, 503 sealed, 501 not initialised, ...
+  bool sealed = false;
+  bool standby = false;
+  std::string cluster_id;        // "" while sealed (OpenBao omits it)
+  bool leader_answered = false;  // sys/leader answered in time (it blocks while a restore applies)
+  bool is_self = false;
+  uint64_t applied_index = 0;  // raft_applied_index from sys/leader
+
+  bool active() const { return reachable && health_status == 200; }
+  // "active", "standby", "sealed", "not initialized", or "unreachable: <error>".
+  std::string Describe() const;
+};
+
 class Client {
  public:
   explicit Client(ConnectionConfig config);
@@ -61,11 +79,24 @@ class Client {
                         const std::function<Status(std::string_view)>& sink);
 
   // Streams `body_reader` into POST /v1/sys/storage/raft/snapshot (or snapshot-force) on
-  // `leader`. When `body_reader` fails, the request is aborted before it completes, so OpenBao
-  // never applies a partial archive, and that error is returned. OpenBao's refusal is
-  // kInvalidArgument (400) or kPermissionDenied (403) with its reason.
+  // `leader`, announcing the body with `Expect: 100-continue` so that a node refusing the
+  // request answers before the body is sent. When `body_reader` fails, the request is aborted
+  // before it completes, so OpenBao never applies a partial archive, and that error is returned.
+  // OpenBao's refusal wins over a broken upload: kInvalidArgument (400: another cluster's
+  // snapshot without force), kPermissionDenied (403: the token lacks `update`, or is unknown),
+  // kDataLoss (500: OpenBao could not read the archive), kFailedPrecondition (307/503), each
+  // with OpenBao's own reason. Success (204/200) means OpenBao accepted the snapshot; it applies
+  // it afterwards, in the background.
   Status Restore(const std::string& leader, bool force,
                  const std::function<Result<size_t>(char*, size_t)>& body_reader);
+
+  // Asks `address` for sys/health (and sys/leader when `with_leader`), each bounded by
+  // `timeout`. Never fails: an unreachable node or an unexpected answer is described in the
+  // returned state (reachable = false).
+  NodeState Probe(const std::string& address, bool with_leader, std::chrono::milliseconds timeout);
+
+  // The configured addresses (trailing slashes removed).
+  const std::vector<std::string>& addresses() const { return config_.addresses; }
 
   // After a failed stream: the current leader if it differs from `previous`, else "".
   std::string LeaderChangedFrom(const std::string& previous);
