@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what bao-backup needs to build and test, and nothing twice:
 #   scripts/setup.sh          Debian packages for building (and tzdata)
-#   scripts/setup.sh --peers  also the real test peers (MinIO, fake-gcs-server, Azurite, moto)
+#   scripts/setup.sh --peers  also the real test peers (OpenBao, MinIO, fake-gcs-server, Azurite, moto)
+#   scripts/setup.sh --openbao  also real OpenBao only (what `make demo` runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ PEER_PACKAGES=(awscli python3-venv)
 
 want=("${PACKAGES[@]}")
 [[ "${1:-}" == "--peers" ]] && want+=("${PEER_PACKAGES[@]}")
+[[ "${1:-}" == "--openbao" ]] && want+=(python3-venv)
 
 missing=()
 for p in "${want[@]}"; do
@@ -33,4 +35,8 @@ if [[ "${1:-}" == "--peers" ]]; then
     command -v "$tool" >/dev/null || { echo "setup: $tool is needed to install the test peers" >&2; exit 1; }
   done
   scripts/install-peers.sh
+fi
+if [[ "${1:-}" == "--openbao" ]]; then
+  command -v python3 >/dev/null || { echo "setup: python3 is needed to install OpenBao" >&2; exit 1; }
+  scripts/install-peers.sh openbao
 fi
