@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make demo   set up, build, and back up the bundled OpenBao test server into demo/backups
+#   make demo   set up, build, and run a disaster-recovery round trip on real OpenBao
+#               (back up cluster A into demo/backups, force-restore into a fresh cluster B)
 #   make test   set up (packages and test peers), build with ASan/UBSan, run the whole suite
 # Both are safe to run again.
 
@@ -9,7 +10,10 @@ JOBS       ?= $(shell nproc)
 
 .PHONY: demo test build build-asan bench format clean
 
-demo: build
+demo:
+	@scripts/setup.sh --openbao
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@ninja -C $(BUILD) -j $(JOBS) bao-backup bao-cluster
 	@scripts/demo.sh $(BUILD)
 
 test:
