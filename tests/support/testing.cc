@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,37 +108,67 @@ bool Process::Start(const std::vector<std::string>& argv,
   for (auto& s : argv_copy) args.push_back(s.data());
   args.push_back(nullptr);
 
+  // Resolve the program before forking: the child only makes async-signal-safe calls.
+  std::string program = argv.empty() ? "" : argv[0];
+  if (program.find('/') == std::string::npos) {
+    const char* path = std::getenv("PATH");
+    std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+    for (std::string dir; std::getline(dirs, dir, ':');) {
+      std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+      if (access(candidate.c_str(), X_OK) == 0) {
+        program = candidate;
+        break;
+      }
+    }
+  }
+
   char out_tmpl[] = "/tmp/bao-proc-out-XXXXXX";
   char err_tmpl[] = "/tmp/bao-proc-err-XXXXXX";
   int out_fd = mkstemp(out_tmpl), err_fd = mkstemp(err_tmpl);
   out_path_ = out_tmpl;
   err_path_ = err_tmpl;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGINT);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
+  int exec_pipe[2];  // the child writes errno here when exec fails; closes on exec
+  if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    if (error != nullptr) *error = std::string("pipe2: ") + std::strerror(errno);
+    return false;
+  }
   sigset_t none;
   sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-  int rc = posix_spawnp(&pid_, args[0], &actions, &attr, args.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  pid_t parent = getpid();
+  pid_ = fork();
+  if (pid_ == 0) {
+    // Die with the test process, however it ends (the peer must not outlive a crashed or
+    // killed test). PR_SET_PDEATHSIG follows the forking thread: start processes from the
+    // test's own thread.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    for (int sig : {SIGPIPE, SIGTERM, SIGINT}) signal(sig, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    int in_fd = open("/dev/null", O_RDONLY);
+    dup2(in_fd, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    execve(program.c_str(), args.data(), envp.data());
+    int e = errno;
+    ssize_t ignored = write(exec_pipe[1], &e, sizeof e);
+    (void)ignored;
+    _exit(127);
+  }
+  close(exec_pipe[1]);
   close(out_fd);
   close(err_fd);
   status_ = -1;
-  if (rc != 0) {
+  int child_errno = 0;
+  ssize_t n = pid_ > 0 ? read(exec_pipe[0], &child_errno, sizeof child_errno) : 0;
+  int fork_errno = errno;
+  close(exec_pipe[0]);
+  if (pid_ < 0 || n == static_cast<ssize_t>(sizeof child_errno)) {
+    if (pid_ > 0) waitpid(pid_, nullptr, 0);
+    if (error != nullptr) {
+      *error =
+          "cannot start " + argv[0] + ": " + std::strerror(pid_ < 0 ? fork_errno : child_errno);
+    }
     pid_ = -1;
-    if (error != nullptr) *error = "cannot start " + argv[0] + ": " + std::strerror(rc);
     return false;
   }
   return true;

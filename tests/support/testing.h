@@ -37,7 +37,8 @@ bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds
 bool WaitForHttp(const std::string& url, std::chrono::milliseconds deadline);
 
 // A child process with stdout and stderr captured to files. Killed (SIGKILL) on destruction if
-// still running.
+// still running, and by the kernel when the test process dies in any way (PR_SET_PDEATHSIG,
+// which follows the thread that started it: start processes from the test's own thread).
 class Process {
  public:
   Process() = default;
