@@ -11,11 +11,17 @@
 namespace bao::backup {
 
 nlohmann::json RestoreResult::ToJson() const {
-  nlohmann::json out = {
-      {"restored", key},          {"size", size},     {"sha256", sha256},
-      {"leader", leader},         {"force", forced},  {"duration", FormatDuration(duration)},
-      {"settled", settled},       {"sealed", sealed}, {"clusterIdBefore", cluster_id_before},
-      {"clusterIdAfter", nullptr}};
+  nlohmann::json out = {{"restored", key},
+                        {"size", size},
+                        {"sha256", sha256},
+                        {"leader", leader},
+                        {"force", forced},
+                        {"duration", FormatDuration(duration)},
+                        {"uploadDuration", FormatDuration(upload_duration)},
+                        {"settled", settled},
+                        {"sealed", sealed},
+                        {"clusterIdBefore", cluster_id_before},
+                        {"clusterIdAfter", nullptr}};
   if (!cluster_id_after.empty()) out["clusterIdAfter"] = cluster_id_after;
   nlohmann::json& n = out["nodes"] = nlohmann::json::array();
   for (const openbao::NodeState& s : nodes) {
@@ -137,8 +143,10 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
 
   log::Info("restoring",
             {{"key", req.key}, {"leader", *leader}, {"force", req.force ? "true" : "false"}});
+  auto upload_start = std::chrono::steady_clock::now();
   Status posted =
       bao.Restore(*leader, req.force, [&](char* buf, size_t len) { return pipe.Read(buf, len); });
+  auto upload_end = std::chrono::steady_clock::now();
   pipe.CloseRead();
   producer.join();
   if (producer_failure.code != ExitCode::kOk) {
@@ -183,6 +191,7 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
   out.cluster_id_before = before.cluster_id;
   out.cluster_id_after = after.sealed ? "" : after.cluster_id;
   out.duration = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - start);
+  out.upload_duration = std::chrono::duration_cast<Duration>(upload_end - upload_start);
   switch (JudgeRestore(before, after, out.settled, out.nodes)) {
     case RestoreOutcome::kReachedStandby:
       return fail(

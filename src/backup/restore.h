@@ -29,7 +29,8 @@ struct RestoreResult {
   std::string sha256;
   std::string leader;
   bool forced = false;
-  Duration duration{0};
+  Duration duration{0};         // the whole command, waiting for the apply included
+  Duration upload_duration{0};  // until OpenBao answered the POST (accepted the snapshot)
   // After OpenBao accepted the snapshot:
   bool settled = false;  // the node finished applying it (or sealed) within settle_timeout
   bool sealed = false;   // the node it was restored to is sealed
