@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,12 +26,22 @@ struct SnapshotMeta {
   uint64_t index = 0;
   uint64_t term = 0;
   uint64_t configuration_index = 1;
-  // (ID, Address) of every voter, e.g. ("node0", "127.0.0.1:8200").
+  // (ID, cluster Address) of every voter, e.g. ("node0", "127.0.0.1:8201").
   std::vector<std::pair<std::string, std::string>> servers;
 };
 
-// The opaque SHA256SUMS.sealed content for `sums` under `seal_key` (hex HMAC-SHA256).
+// The binary SHA256SUMS.sealed content for the hash list `sums` under `seal_key`: the 32-byte
+// HMAC-SHA256 of `sums` followed by `sums` itself. "Opening" it (OpenSums) needs the same key,
+// as opening OpenBao's sealed hash file needs the cluster's seal.
 std::string SealSums(std::string_view seal_key, std::string_view sums);
+// The hash list inside `sealed`; nullopt when it was not sealed with `seal_key` (or is damaged).
+std::optional<std::string> OpenSums(std::string_view seal_key, std::string_view sealed);
+
+// OpenBao's answer (400) to a plain restore of a snapshot whose sealed hash file does not open
+// with this cluster's keys (internal/vault/logical_system_raft.go, Shamir seal).
+inline constexpr const char* kOtherClusterMessage =
+    "could not verify hash file, possibly the snapshot is using a different set of unseal keys; "
+    "use the snapshot-force API to bypass this check";
 
 class SnapshotWriter {
  public:
@@ -63,6 +74,7 @@ class SnapshotWriter {
   int level_;
   bool started_ = false;
   bool finished_ = false;
+  uint64_t mtime_ = 0;  // of every tar member: when the snapshot started
   // 0: tar head (pending_), 1: state.bin data, 2: tar tail (pending_), 3: end of input.
   int phase_ = 0;
   uint64_t state_read_ = 0;
@@ -78,6 +90,7 @@ class SnapshotWriter {
   // Levels 1..9.
   bool zlib_ready_ = false;
   bool input_done_ = false;
+  gz_header gz_head_{};
   std::vector<char> in_;
   z_stream zs_{};
 };
@@ -98,30 +111,43 @@ class RestoreReceiver {
   RestoreReceiver& operator=(const RestoreReceiver&) = delete;
 
   // Feeds the next part of the request body. The first error sticks (later calls return it);
-  // the message says what is wrong with the archive.
+  // the message says what is wrong with the archive. Once the tar archive has ended, what
+  // follows is ignored.
   Status Write(std::string_view data);
 
-  // Called once the whole body has arrived. Checks that the gzip stream and the tar archive
-  // are complete, that every SHA256SUMS entry matches, that state.bin has meta.json's Size
-  // and, unless `seal_key` is null (snapshot-force), that SHA256SUMS.sealed was sealed with
-  // `*seal_key`. On success the returned State owns the spooled file.
+  // Called once the body has ended (completely or not). Checks, in OpenBao's order: the gzip
+  // header; the tar archive up to its end (what follows it, the gzip trailer included, is never
+  // looked at, as in OpenBao); unless `seal_key` is null (snapshot-force), that SHA256SUMS.sealed
+  // opens with `*seal_key` and its hash list matches; that SHA256SUMS matches; and (beyond OpenBao)
+  // that state.bin has meta.json's Size. The error messages are OpenBao's: kInvalidArgument (HTTP
+  // 400) carries kOtherClusterMessage, every other code (HTTP 500) "failed to read snapshot file:
+  // ..." or "failed to decompress snapshot: ...". On success the returned State owns the spooled
+  // file.
   Result<RestoredSnapshot> Finish(const std::string* seal_key);
 
  private:
   Status Parse(const char* data, size_t len);
+  // True once the tar archive has ended: two zero blocks, or one zero block or a header
+  // boundary followed by the end of the data (what Go's archive/tar accepts).
+  bool TarEnded() const;
   Status BeginMember();
   Status MemberData(const char* data, size_t len);
+  Status OpenSpool();
 
   std::string temp_dir_;
   std::string spool_path_;
   int spool_fd_ = -1;
   Status error_;
   z_stream zs_{};
+  gz_header gz_head_{};
   bool inflate_ready_ = false;
   bool gzip_done_ = false;
+  bool gzip_header_bad_ = false;
+  uint64_t body_bytes_ = 0;
   std::vector<char> out_;
 
-  enum class TarPhase { kHeader, kData, kPadding, kEnd };
+  // kSecondZero: after one zero block, reading the next block.
+  enum class TarPhase { kHeader, kData, kPadding, kSecondZero, kEnd };
   TarPhase phase_ = TarPhase::kHeader;
   std::string header_;
   std::string member_;

@@ -71,9 +71,12 @@ Result<Policy> ParsePolicy(const nlohmann::json& json) {
 Cluster::Cluster(ClusterConfig config, std::shared_ptr<const State> initial_state)
     : config_(std::move(config)),
       cluster_id_(UuidFrom("cluster:" + config_.seal_key)),
+      cluster_name_(!config_.cluster_name.empty()
+                        ? config_.cluster_name
+                        : "vault-cluster-" +
+                              crypto::Sha256Hex("name:" + config_.seal_key).substr(0, 8)),
       sealed_(static_cast<size_t>(config_.nodes), false),
       active_since_(std::chrono::system_clock::now()),
-      standby_mode_(config_.standby_mode),
       state_(std::move(initial_state)) {
   if (!config_.admin_token.empty()) {
     TokenEntry root;
@@ -85,15 +88,21 @@ Cluster::Cluster(ClusterConfig config, std::shared_ptr<const State> initial_stat
   }
 }
 
-void Cluster::SetNodeUrls(std::vector<std::string> urls, std::vector<int> ports) {
+void Cluster::SetNodeUrls(std::vector<std::string> urls, std::vector<int> cluster_ports) {
   std::lock_guard<std::mutex> lock(mu_);
   urls_ = std::move(urls);
-  ports_ = std::move(ports);
+  cluster_ports_ = std::move(cluster_ports);
 }
 
 std::string Cluster::NodeUrl(int node) const {
   std::lock_guard<std::mutex> lock(mu_);
   return node >= 0 && static_cast<size_t>(node) < urls_.size() ? urls_[node] : "";
+}
+
+std::string Cluster::ClusterAddress(int node) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (node < 0 || static_cast<size_t>(node) >= cluster_ports_.size()) return "";
+  return "https://127.0.0.1:" + std::to_string(cluster_ports_[node]);
 }
 
 int Cluster::ActiveNodeLocked() const {
@@ -172,16 +181,6 @@ Status Cluster::SetSealed(int node, bool sealed) {
   return Status::Ok();
 }
 
-StandbyMode Cluster::standby_mode() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return standby_mode_;
-}
-
-void Cluster::SetStandbyMode(StandbyMode mode) {
-  std::lock_guard<std::mutex> lock(mu_);
-  standby_mode_ = mode;
-}
-
 void Cluster::AddToken(const std::string& token, Policy policy,
                        std::vector<std::string> policy_names, int64_t ttl_seconds) {
   RegisterSecret(token);
@@ -204,6 +203,12 @@ std::optional<Policy> Cluster::PolicyFor(const std::string& token) const {
     return std::nullopt;
   }
   return it->second.policy;
+}
+
+bool Cluster::KnowsToken(const std::string& token) const {
+  if (token.empty()) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  return PolicyFor(token).has_value();
 }
 
 bool Cluster::Allowed(const std::string& token, const std::string& path,
@@ -395,8 +400,9 @@ SnapshotMeta Cluster::MetaForSnapshot(const StateView& view) const {
   meta.index = view.index;
   meta.term = view.term;
   meta.configuration_index = 1;
-  for (size_t i = 0; i < ports_.size(); ++i) {
-    meta.servers.emplace_back("node" + std::to_string(i), "127.0.0.1:" + std::to_string(ports_[i]));
+  for (size_t i = 0; i < cluster_ports_.size(); ++i) {
+    meta.servers.emplace_back("node" + std::to_string(i),
+                              "127.0.0.1:" + std::to_string(cluster_ports_[i]));
   }
   return meta;
 }

@@ -1,5 +1,5 @@
 // The shared model of the imitated OpenBao Raft cluster: node roles (active, standby,
-// sealed), the standby mode, tokens with per-path capabilities, JWT roles and logins, the
+// sealed), tokens with per-path capabilities, JWT roles and logins, the
 // Raft state (index, term, state.bin), the fault switches and the request log. Every HTTP
 // listener of the process reads and changes this one object. Thread-safe (one mutex).
 #pragma once
@@ -39,8 +39,6 @@ using Policy = std::map<std::string, unsigned>;
 // Parses {"path": ["read", "update", ...], ...}; kInvalidArgument names the bad entry.
 Result<Policy> ParsePolicy(const nlohmann::json& json);
 
-enum class StandbyMode { kForward, kRedirect };
-
 struct JwtRole {
   std::string name;
   std::vector<std::string> bound_audiences;
@@ -77,15 +75,14 @@ struct Faults {
 
 struct ClusterConfig {
   int nodes = 3;
-  std::string cluster_name = "bao-testserver";
+  std::string cluster_name;  // empty = "vault-cluster-<8 hex>", derived from the seal key
   std::string seal_key;
   std::string admin_token;         // empty = none
   std::string jwt_public_key_pem;  // empty = JWT logins fail
   std::string jwt_mount = "jwt-operator";
   int gzip_level = 0;
-  StandbyMode standby_mode = StandbyMode::kForward;
   std::string temp_dir;  // where restored states are spooled
-  std::string version = "2.1.0";
+  std::string version = "2.7.2";
 };
 
 enum class Role { kActive, kStandby, kSealed };
@@ -96,10 +93,14 @@ class Cluster {
 
   const ClusterConfig& config() const { return config_; }
   std::string cluster_id() const { return cluster_id_; }
+  std::string cluster_name() const { return cluster_name_; }
 
-  // Node URLs ("http(s)://127.0.0.1:port"), set once all listeners are bound.
-  void SetNodeUrls(std::vector<std::string> urls, std::vector<int> ports);
+  // Node URLs ("http(s)://127.0.0.1:port") and cluster ports (reserved, never served), set
+  // once all listeners are bound.
+  void SetNodeUrls(std::vector<std::string> urls, std::vector<int> cluster_ports);
   std::string NodeUrl(int node) const;
+  // "https://127.0.0.1:<cluster port>" of `node`; "" when out of range.
+  std::string ClusterAddress(int node) const;
   int node_count() const { return config_.nodes; }
 
   Role RoleOf(int node) const;
@@ -114,12 +115,12 @@ class Cluster {
   // Moves leadership to the next unsealed node after the current leader (leader change).
   void StepDown();
   Status SetSealed(int node, bool sealed);
-  StandbyMode standby_mode() const;
-  void SetStandbyMode(StandbyMode mode);
 
   // Tokens. `policy_names` are what lookups and logins report.
   void AddToken(const std::string& token, Policy policy, std::vector<std::string> policy_names,
                 int64_t ttl_seconds);
+  // True when `token` is known and unexpired (whatever it allows).
+  bool KnowsToken(const std::string& token) const;
   // True when `token` is known, unexpired and allows `capability` on `path` (no leading '/').
   bool Allowed(const std::string& token, const std::string& path, Capability capability) const;
   std::optional<TokenInfo> LookupToken(const std::string& token) const;
@@ -166,15 +167,15 @@ class Cluster {
 
   ClusterConfig config_;
   std::string cluster_id_;
+  std::string cluster_name_;
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
   std::vector<std::string> urls_;
-  std::vector<int> ports_;
+  std::vector<int> cluster_ports_;
   std::vector<bool> sealed_;
   int leader_ = 0;
   uint64_t leader_epoch_ = 0;
   std::chrono::system_clock::time_point active_since_;
-  StandbyMode standby_mode_;
 
   struct TokenEntry {
     Policy policy;

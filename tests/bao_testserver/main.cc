@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   std::string ready_file, tls_cert, tls_key, admin_token, jwt_key_file, jwt_mount = "jwt-operator";
   uint64_t state_size = 1 << 20, seed = 1;
   int gzip_level = 0;
-  std::string standby_mode = "forward", cluster_name = "bao-testserver", seal_key;
+  std::string cluster_name, seal_key;
   app.add_option("--nodes", nodes, "number of nodes (1..16)")->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "write {\"nodes\":[urls],\"pid\":N} here once every listener is up");
@@ -49,9 +49,8 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the generated state")->capture_default_str();
   app.add_option("--gzip-level", gzip_level, "gzip level of snapshots, 0..9 (0 = stored)")
       ->capture_default_str();
-  app.add_option("--standby-mode", standby_mode, "redirect | forward")->capture_default_str();
-  app.add_option("--cluster-name", cluster_name, "cluster_name in sys/health")
-      ->capture_default_str();
+  app.add_option("--cluster-name", cluster_name,
+                 "cluster_name in sys/health (default: vault-cluster-<8 hex>)");
   app.add_option("--seal-key", seal_key,
                  "the cluster's seal secret (default: random; different keys = different "
                  "clusters)");
@@ -62,9 +61,6 @@ int main(int argc, char** argv) {
   }
   if (nodes < 1 || nodes > 16) return Fail("--nodes must be between 1 and 16");
   if (gzip_level < 0 || gzip_level > 9) return Fail("--gzip-level must be between 0 and 9");
-  if (standby_mode != "redirect" && standby_mode != "forward") {
-    return Fail("--standby-mode must be \"redirect\" or \"forward\", not \"" + standby_mode + "\"");
-  }
   if (tls_cert.empty() != tls_key.empty()) {
     return Fail("--tls-cert and --tls-key must be given together");
   }
@@ -84,7 +80,6 @@ int main(int argc, char** argv) {
   config.admin_token = admin_token;
   config.jwt_mount = jwt_mount;
   config.gzip_level = gzip_level;
-  config.standby_mode = standby_mode == "redirect" ? StandbyMode::kRedirect : StandbyMode::kForward;
   if (!jwt_key_file.empty()) {
     auto pem = bao::ReadFile(jwt_key_file);
     if (!pem.ok()) return Fail("--jwt-public-key: " + pem.status().message());

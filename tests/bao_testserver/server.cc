@@ -6,13 +6,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/log.h"
-#include "common/time.h"
 
 namespace bao::testserver {
 namespace {
@@ -22,10 +23,15 @@ using httplib::DataSink;
 using httplib::Request;
 using httplib::Response;
 using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
 
 constexpr size_t kMaxControlBody = 1 << 20;
 constexpr const char* kSnapshotPath = "/v1/sys/storage/raft/snapshot";
 constexpr const char* kSnapshotForcePath = "/v1/sys/storage/raft/snapshot-force";
+// How long a connection closed after a refused upload stays half-open so that the response
+// reaches the client before the reset that unread body bytes cause (Go's net/http waits
+// 500 ms: rstAvoidanceDelay in closeWriteAndWait).
+constexpr auto kRstAvoidanceDelay = std::chrono::milliseconds(500);
 
 void SendJson(Response& res, int status, const json& body) {
   res.status = status;
@@ -58,6 +64,32 @@ int ParamCode(const Request& req, const std::string& name, int fallback) {
   long code = std::strtol(v.c_str(), &end, 10);
   return (end != nullptr && *end == '\0' && code >= 100 && code <= 599) ? static_cast<int>(code)
                                                                         : fallback;
+}
+
+// `t` as Go's time.RFC3339Nano formats it in UTC: nanoseconds without trailing zeros
+// ("2026-11-30T01:44:48.8531272Z"), no fraction when they are all zero.
+std::string GoRfc3339Nano(std::chrono::system_clock::time_point t) {
+  auto since = t.time_since_epoch();
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);
+  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count();
+  if (nanos < 0) {
+    secs -= std::chrono::seconds(1);
+    nanos += 1000000000;
+  }
+  std::time_t tt = static_cast<std::time_t>(secs.count());
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string out = buf;
+  if (nanos != 0) {
+    char frac[32];
+    std::snprintf(frac, sizeof frac, ".%09lld", static_cast<long long>(nanos));
+    std::string f = frac;
+    while (f.back() == '0') f.pop_back();
+    out += f;
+  }
+  return out + "Z";
 }
 
 // Reads a request body (at most `limit` bytes) or drains and discards it when `keep` is null.
@@ -117,6 +149,55 @@ bool PeerGone(int fd) {
   if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
   char byte;
   return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+// Half-closes the connection after a response (close_notify for TLS, then FIN) and waits,
+// without reading, until the peer closes or kRstAvoidanceDelay passes: the response then
+// arrives before the reset that closing with unread request bytes causes.
+void LingeringClose(int fd, SSL* ssl) {
+  if (ssl != nullptr) SSL_shutdown(ssl);
+  if (fd < 0) return;
+  shutdown(fd, SHUT_WR);
+  auto deadline = std::chrono::steady_clock::now() + kRstAvoidanceDelay;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) return;
+    pollfd p{fd, static_cast<short>(POLLRDHUP), 0};
+    int rc = poll(&p, 1, static_cast<int>(left));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc != 0) return;  // the peer closed (or the socket failed)
+  }
+}
+
+// Turns the answer already in `res` (status, headers, body) into one that is sent without
+// reading the request body and then closes the connection, as OpenBao (Go's net/http) does
+// when a handler refuses an upload it has not read: "Connection: close", the response, a
+// half-close, a short wait, close. cpp-httplib ends a connection when a content provider
+// fails, so the body goes out through a provider that reports failure once it is written.
+void AnswerAndClose(const Request& req, Response& res) {
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  res.body.clear();
+  std::string type = res.get_header_value("Content-Type");
+  res.headers.erase("Content-Type");
+  res.headers.erase("Content-Length");
+  res.set_header("Connection", "close");
+  res.set_header("Content-Length", std::to_string(body->size()));
+  int fd = FindConnectionFd(req);
+  // The connection's own TLS session, used on the thread that serves it.
+  SSL* ssl = const_cast<SSL*>(req.ssl);
+  res.set_content_provider(type.empty() ? "text/plain" : type,
+                           [body, fd, ssl](size_t /*offset*/, DataSink& sink) {
+                             if (!body->empty()) sink.write(body->data(), body->size());
+                             LingeringClose(fd, ssl);
+                             return false;
+                           });
+}
+
+bool IsSnapshotUpload(const Request& req) {
+  return (req.method == "POST" || req.method == "PUT") &&
+         (req.path == kSnapshotPath || req.path == kSnapshotForcePath);
 }
 
 // One snapshot download in progress: pulls the archive from a SnapshotWriter and applies the
@@ -264,14 +345,18 @@ class Handler {
       Drain(req, reader);
       return SendJson(res, 404, json{{"errors", json::array()}});
     }
-    if (Refuse(node, req, res)) return Drain(req, reader);
+    if (Refuse(node, req, res)) {
+      // A refused snapshot upload is answered without reading it, and the connection closes.
+      if (IsSnapshotUpload(req)) return AnswerAndClose(req, res);
+      return Drain(req, reader);
+    }
     Serve(node, req, res, reader);
   }
 
   // Called for requests with "Expect: 100-continue" before their body is sent: a request
-  // that will be refused anyway is answered at once (and logged), as OpenBao does, so that a
-  // client does not upload gigabytes to a sealed node or a redirecting standby. Returns the
-  // status to answer (100 = go on).
+  // that will be refused anyway is answered at once (and logged), without "100 Continue",
+  // and the connection closes, as OpenBao does, so that a client does not upload gigabytes to
+  // a node that will not take them. Returns the status to answer (100 = go on).
   int EarlyAnswer(int node, const Request& req, Response& res) {
     if (req.path.rfind("/v1/", 0) != 0 || req.path == "/v1/sys/health" ||
         req.path == "/v1/sys/leader") {
@@ -281,39 +366,41 @@ class Handler {
     if (!Refuse(node, req, answer)) return 100;
     cluster_.LogRequest(node, req.method, req.path);
     res = answer;
-    res.set_header("Connection", "close");
+    AnswerAndClose(req, res);
     return res.status;
   }
 
  private:
   // Answers a /v1/ request that must not reach Serve(): sealed node, standby without an active
-  // node, standby in redirect mode, restore without the capability. False = serve it (a
-  // standby in forward mode serves exactly as the active node would).
+  // node, a snapshot request whose token a standby does not know (307 to the active node, as
+  // OpenBao 2.7.2 does) or whose token lacks the capability (403). False = serve it: the
+  // active node serves everything, a standby serves snapshot requests from its own state and
+  // any other request as the active node would (OpenBao forwards those).
   bool Refuse(int node, const Request& req, Response& res) {
     Role role = cluster_.RoleOf(node);
     if (role == Role::kSealed) {
       SendError(res, 503, "Vault is sealed");
       return true;
     }
-    if (role == Role::kStandby) {
-      int active = cluster_.ActiveNode();
-      if (active < 0) {
-        SendError(res, 503, "local node not active but active cluster node not found");
-        return true;
-      }
-      if (cluster_.standby_mode() == StandbyMode::kRedirect) {
-        res.status = 307;
-        res.set_header("Location", cluster_.NodeUrl(active) + req.target);
-        res.set_header("Cache-Control", "no-store");
-        return true;
-      }
+    int active = cluster_.ActiveNode();
+    if (role == Role::kStandby && active < 0) {
+      SendError(res, 503, "local node not active but active cluster node not found");
+      return true;
     }
-    bool write = req.method == "POST" || req.method == "PUT";
+    bool upload = IsSnapshotUpload(req);
+    bool download = req.method == "GET" && req.path == kSnapshotPath;
+    if (!upload && !download) return false;
+    std::string token = TokenOf(req);
+    if (role == Role::kStandby && !cluster_.KnowsToken(token)) {
+      res.status = 307;
+      res.set_header("Location", cluster_.NodeUrl(active) + req.target);
+      res.set_header("Cache-Control", "no-store");
+      return true;
+    }
     bool force = req.path == kSnapshotForcePath;
-    if (write && (req.path == kSnapshotPath || force) &&
-        !cluster_.Allowed(TokenOf(req),
+    if (!cluster_.Allowed(token,
                           force ? "sys/storage/raft/snapshot-force" : "sys/storage/raft/snapshot",
-                          kUpdate)) {
+                          download ? kRead : kUpdate)) {
       SendError(res, 403, "permission denied");
       return true;
     }
@@ -331,7 +418,7 @@ class Handler {
     if (path == login_path && write) return Login(req, res, reader);
     if (path == kSnapshotPath && req.method == "GET") return Snapshot(node, req, res);
     if ((path == kSnapshotPath || path == kSnapshotForcePath) && write) {
-      return Restore(req, res, reader, path == kSnapshotForcePath);
+      return Restore(node, req, res, reader, path == kSnapshotForcePath);
     }
     std::string token = TokenOf(req);
     Drain(req, reader);
@@ -373,17 +460,23 @@ class Handler {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
-    SendJson(res, code,
-             json{{"initialized", true},
-                  {"sealed", role == Role::kSealed},
-                  {"standby", role != Role::kActive},
-                  {"performance_standby", false},
-                  {"replication_performance_mode", "disabled"},
-                  {"replication_dr_mode", "disabled"},
-                  {"server_time_utc", now},
-                  {"version", cluster_.config().version},
-                  {"cluster_name", cluster_.config().cluster_name},
-                  {"cluster_id", cluster_.cluster_id()}});
+    // As OpenBao 2.7.2 answers: a standby and a sealed node know no replication mode, a
+    // sealed node names no cluster, and there is no performance_standby field.
+    bool active = role == Role::kActive;
+    ordered_json body = {{"initialized", true},
+                         {"sealed", role == Role::kSealed},
+                         {"standby", !active},
+                         {"replication_performance_mode", active ? "primary" : "unknown"},
+                         {"replication_dr_mode", active ? "disabled" : "unknown"},
+                         {"server_time_utc", now},
+                         {"version", cluster_.config().version}};
+    if (role != Role::kSealed) {
+      body["cluster_name"] = cluster_.cluster_name();
+      body["cluster_id"] = cluster_.cluster_id();
+    }
+    res.status = code;
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(body.dump(), "application/json");
   }
 
   void Leader(int node, Response& res) {
@@ -391,25 +484,16 @@ class Handler {
     if (role == Role::kSealed) return SendError(res, 503, "Vault is sealed");
     int active = cluster_.ActiveNode();
     auto state = cluster_.CurrentState();
-    std::string leader_url = active >= 0 ? cluster_.NodeUrl(active) : "";
-    std::string cluster_address;
-    if (active >= 0) {
-      // The imitation has no separate cluster port; this names the active node's listener.
-      size_t colon = leader_url.rfind(':');
-      cluster_address = "https://127.0.0.1" + leader_url.substr(colon);
-    }
-    std::string active_time = role == Role::kActive ? FormatRfc3339(cluster_.ActiveSince(), true)
-                                                    : "0001-01-01T00:00:00Z";
-    SendJson(res, 200,
-             json{{"ha_enabled", true},
-                  {"is_self", role == Role::kActive},
-                  {"active_time", active_time},
-                  {"leader_address", leader_url},
-                  {"leader_cluster_address", cluster_address},
-                  {"performance_standby", false},
-                  {"performance_standby_last_remote_wal", 0},
-                  {"raft_committed_index", state.index},
-                  {"raft_applied_index", state.index}});
+    // As OpenBao 2.7.2 answers; only the active node has an active_time.
+    ordered_json body = {{"ha_enabled", true}, {"is_self", role == Role::kActive}};
+    if (role == Role::kActive) body["active_time"] = GoRfc3339Nano(cluster_.ActiveSince());
+    body["leader_address"] = active >= 0 ? cluster_.NodeUrl(active) : "";
+    body["leader_cluster_address"] = active >= 0 ? cluster_.ClusterAddress(active) : "";
+    body["raft_committed_index"] = state.index;
+    body["raft_applied_index"] = state.index;
+    res.status = 200;
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(body.dump(), "application/json");
   }
 
   void Login(const Request& req, Response& res, const ContentReader* reader) {
@@ -448,10 +532,9 @@ class Handler {
                     {"orphan", true}}}});
   }
 
+  // The token was checked by Refuse(). A standby serves its own state, as OpenBao 2.7.2 does
+  // (one model here: the same state as the active node's).
   void Snapshot(int node, const Request& req, Response& res) {
-    if (!cluster_.Allowed(TokenOf(req), "sys/storage/raft/snapshot", kRead)) {
-      return SendError(res, 403, "permission denied");
-    }
     Faults faults = cluster_.TakeFaults();
     if (faults.fail_status != 0) {
       return SendError(res, faults.fail_status,
@@ -471,7 +554,18 @@ class Handler {
   }
 
   // The capability was checked by Refuse().
-  void Restore(const Request& req, Response& res, const ContentReader* reader, bool force) {
+  void Restore(int node, const Request& req, Response& res, const ContentReader* reader,
+               bool force) {
+    if (cluster_.RoleOf(node) == Role::kStandby) {
+      // OpenBao 2.7.2 answers a restore sent to a standby with 204, applies nothing, and the
+      // standby seals itself.
+      Drain(req, reader);
+      (void)cluster_.SetSealed(node, true);
+      log::Info("restore sent to a standby: nothing restored, the standby seals itself",
+                {{"node", std::to_string(node)}});
+      res.status = 204;
+      return;
+    }
     Faults faults = cluster_.TakeFaults();
     if (faults.fail_status != 0) {
       Drain(req, reader);
@@ -479,24 +573,28 @@ class Handler {
                        faults.fail_status == 503 ? "Vault is sealed" : "internal error");
     }
     RestoreReceiver receiver(cluster_.config().temp_dir);
-    bool complete = true;
+    bool stopped_reading = false;
     if (reader != nullptr) {
-      complete = (*reader)([&](const char* data, size_t len) {
-        (void)receiver.Write(std::string_view(data, len));
-        return true;
+      // Reading stops at the first damage, as OpenBao's does. A client that goes away leaves
+      // the archive incomplete; Finish() says so.
+      (void)(*reader)([&](const char* data, size_t len) {
+        if (receiver.Write(std::string_view(data, len)).ok()) return true;
+        stopped_reading = true;
+        return false;
       });
     } else {
       (void)receiver.Write(req.body);
-    }
-    if (!complete) {
-      log::Info("restore refused: the request body ended early");
-      return SendError(res, 400, "failed to read the snapshot: the request body is incomplete");
     }
     const std::string& key = cluster_.config().seal_key;
     auto restored = receiver.Finish(force ? nullptr : &key);
     if (!restored.ok()) {
       log::Info("restore refused", {{"error", restored.status().message()}});
-      return SendError(res, 400, restored.status().message());
+      // OpenBao: 400 for another cluster's snapshot, 500 for a damaged one.
+      int status = restored.status().code() == Code::kInvalidArgument ? 400 : 500;
+      SendError(res, status, restored.status().message());
+      // The rest of the body was not read: the connection closes after the answer.
+      if (stopped_reading) AnswerAndClose(req, res);
+      return;
     }
     cluster_.InstallSnapshot(*restored);
     log::Info("snapshot restored", {{"id", restored->id},
@@ -606,15 +704,6 @@ class Handler {
       if (!st.ok()) return SendError(res, 400, st.message());
       return SendJson(res, 200, json::object());
     }
-    if (path == "/_test/standby-mode" && method == "POST") {
-      std::string mode =
-          j.contains("mode") && j["mode"].is_string() ? j["mode"].get<std::string>() : "";
-      if (mode != "redirect" && mode != "forward") {
-        return SendError(res, 400, "\"mode\" must be \"redirect\" or \"forward\"");
-      }
-      cluster_.SetStandbyMode(mode == "redirect" ? StandbyMode::kRedirect : StandbyMode::kForward);
-      return SendJson(res, 200, json::object());
-    }
     if (path == "/_test/faults" && method == "POST") {
       Faults faults;
       for (const auto& [name, target] :
@@ -676,11 +765,36 @@ ClusterServer::ClusterServer(Cluster& cluster, TlsFiles tls)
 ClusterServer::~ClusterServer() {
   Stop();
   Join();
+  for (int fd : cluster_fds_) close(fd);
 }
+
+namespace {
+
+// Binds (without listening: connections are refused) a socket on 127.0.0.1 at a
+// kernel-chosen port, so that the port named as a node's cluster address is reserved for
+// it. Returns the port, or -1.
+int ReserveClusterPort(std::vector<int>& fds) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  fds.push_back(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
 
 Status ClusterServer::Start() {
   auto handler = std::make_shared<Handler>(cluster_);
-  std::vector<int> ports;
+  std::vector<int> cluster_ports;
   bool tls = !tls_.cert_file.empty();
   for (int i = 0; i < cluster_.node_count(); ++i) {
     std::unique_ptr<httplib::Server> server;
@@ -699,6 +813,10 @@ Status ClusterServer::Start() {
     server->set_keep_alive_timeout(2);
     server->set_keep_alive_max_count(1000);
     server->set_tcp_nodelay(true);
+    // A response that closes the connection announces no keep-alive.
+    server->set_post_routing_handler([](const Request&, Response& res) {
+      if (res.get_header_value("Connection") == "close") res.headers.erase("Keep-Alive");
+    });
     server->set_expect_100_continue_handler([handler, i](const Request& req, Response& res) {
       return handler->EarlyAnswer(i, req, res);
     });
@@ -717,11 +835,13 @@ Status ClusterServer::Start() {
     });
     int port = server->bind_to_any_port("127.0.0.1");
     if (port <= 0) return Unavailable("cannot bind a listener on 127.0.0.1");
-    ports.push_back(port);
+    int cluster_port = ReserveClusterPort(cluster_fds_);
+    if (cluster_port <= 0) return Unavailable("cannot reserve a cluster port on 127.0.0.1");
+    cluster_ports.push_back(cluster_port);
     urls_.push_back(std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port));
     servers_.push_back(std::move(server));
   }
-  cluster_.SetNodeUrls(urls_, ports);
+  cluster_.SetNodeUrls(urls_, cluster_ports);
   for (auto& server : servers_) {
     threads_.emplace_back([s = server.get()] { s->listen_after_bind(); });
   }

@@ -30,9 +30,9 @@ class ClusterServer {
   ClusterServer(const ClusterServer&) = delete;
   ClusterServer& operator=(const ClusterServer&) = delete;
 
-  // Binds one listener per node on 127.0.0.1 (kernel-chosen ports), tells the cluster the
-  // node URLs, and starts serving. kInvalidArgument when the TLS files do not load,
-  // kUnavailable when a socket cannot be bound.
+  // Binds one listener per node on 127.0.0.1 (kernel-chosen ports), reserves a cluster port
+  // per node (bound, never served), tells the cluster both, and starts serving. kInvalidArgument
+  // when the TLS files do not load, kUnavailable when a socket cannot be bound.
   Status Start();
   std::vector<std::string> Urls() const { return urls_; }
   // Stops accepting and ends streams in progress; returns at once.
@@ -46,6 +46,7 @@ class ClusterServer {
   std::vector<std::unique_ptr<httplib::Server>> servers_;
   std::vector<std::thread> threads_;
   std::vector<std::string> urls_;
+  std::vector<int> cluster_fds_;  // sockets holding the nodes' cluster ports
 };
 
 }  // namespace bao::testserver

@@ -26,8 +26,6 @@ Status BaoTestServer::Start() {
                                    std::to_string(options_.state_size),
                                    "--seed",
                                    std::to_string(options_.seed),
-                                   "--standby-mode",
-                                   options_.standby_mode,
                                    "--gzip-level",
                                    std::to_string(options_.gzip_level)};
   auto add = [&](const char* flag, const std::string& value) {
@@ -125,10 +123,6 @@ Status BaoTestServer::SetLeader(int node) {
 
 Status BaoTestServer::Seal(int node, bool sealed) {
   return Control("POST", "/_test/seal", {{"node", node}, {"sealed", sealed}}).status();
-}
-
-Status BaoTestServer::SetStandbyMode(const std::string& mode) {
-  return Control("POST", "/_test/standby-mode", {{"mode", mode}}).status();
 }
 
 Status BaoTestServer::AddToken(const std::string& token, const nlohmann::json& policies) {

@@ -20,8 +20,7 @@ struct BaoTestServerOptions {
   int nodes = 3;
   uint64_t state_size = 1 << 20;
   uint64_t seed = 1;
-  bool tls = false;                      // HTTPS with a CA made by MakeTestPki (see ca_file())
-  std::string standby_mode = "forward";  // or "redirect"
+  bool tls = false;  // HTTPS with a CA made by MakeTestPki (see ca_file())
   std::string admin_token = "test-admin-token";  // empty = no admin token
   std::string jwt_public_key_file;               // PEM; empty = JWT logins fail
   std::string jwt_mount;                         // empty = the server's default (jwt-operator)
@@ -58,7 +57,6 @@ class BaoTestServer {
   Result<int> LeaderIndex();
   Status SetLeader(int node);
   Status Seal(int node, bool sealed);
-  Status SetStandbyMode(const std::string& mode);
   // `policies`: {"sys/storage/raft/snapshot": ["read"], ...}.
   Status AddToken(const std::string& token, const nlohmann::json& policies);
   // {"name", "bound_audiences", "bound_subject", "policies", "ttl"}.
