@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Benchmarks (`make bench`): bao-backup backing up snapshots from the OpenBao test server, each
-# next to a baseline measured in the same run on the same loopback.
+# Benchmarks (`make bench`): bao-backup backing up snapshots from the OpenBao test server, and
+# backing up from and restoring into real OpenBao, each next to a baseline measured in the same
+# run on the same loopback.
 #
-#   bench/run.sh BUILD [file|s3|gcs|azure|operator ...]     (default: all)
+#   bench/run.sh BUILD [file|s3|gcs|azure|operator|openbao ...]     (default: all)
 #
 # file:  1 GiB and 4 GiB into a local directory vs curl fetching the same snapshot into a file
 # s3:    1 GiB into MinIO vs `curl ... | aws s3 cp - s3://...` into the same MinIO
 # gcs:   1 GiB into fake-gcs-server;  azure: 1 GiB into Azurite
 # operator: 1,000 OpenBaoClusters on the Kubernetes API test server, the real `bao-backup
 #        operator`: convergence, reconcile latency and counts, controller peak RSS (< 64 MiB)
+# openbao: REAL OpenBao 2.7.2 (`bao-cluster`, an OPENBAO_NODES-node Raft cluster, default 3,
+#        filled with OPENBAO_FILL bytes of incompressible KV data, default 160 MiB: about 40 s;
+#        the start + fill time is printed). Backup: `curl GET .../sys/storage/raft/snapshot -o
+#        file` from the leader vs `bao-backup backup` through the last node into a directory.
+#        Restore of that snapshot (the stored object) into the same cluster: `curl -X POST
+#        --data-binary @file` (it returns at OpenBao's 204) vs `bao-backup restore --key`, as
+#        the whole command (bao-backup waits until OpenBao has applied the snapshot), up to the
+#        204 (its uploadDuration, to the millisecond from its log lines) and until applied
+#        (curl + the time until the active node answered with a higher raft_applied_index).
+#        Between restores the script polls every node's sys/leader (1 s curl timeout, 0.2 s
+#        apart) until an active node answers with a higher raft_applied_index that every node
+#        shares and that stays the same for 1 s (OPENBAO_SETTLE, default 300 s, is the deadline).
 #
 # Each measurement is the best of RUNS (default 2) runs; CPU seconds are user + system of the
 # measured process(es); peak RSS is the bao-backup process's maximum resident set.
@@ -17,7 +30,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 shift || true
 what=("$@")
-((${#what[@]})) || what=(file s3 gcs azure operator)
+((${#what[@]})) || what=(file s3 gcs azure operator openbao)
 RUNS=${RUNS:-2}
 bao="$PWD/$build/src/cli/bao-backup"
 server_bin="$PWD/$build/tests/bao_testserver/bao-testserver"
@@ -33,7 +46,7 @@ wait_http() { for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return 0; s
 # measure OUT CMD...: runs CMD under GNU time; appends "elapsed cpu maxrss_kib" to OUT.
 measure() {
   local out=$1; shift
-  /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$@" >"${measure_stdout:-/dev/null}" 2>"$work/stderr" || {
     echo "bench: command failed: $*" >&2; cat "$work/stderr" >&2; return 1; }
   awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$work/time" >>"$out"
 }
@@ -165,6 +178,164 @@ bench_azure() {
 
 bench_operator() {  # bench/operator_scale.cc prints its own report
   "$PWD/$build/bench/operator_scale" ${OPERATOR_CLUSTERS:+--clusters "$OPERATOR_CLUSTERS"}
+}
+
+# bench_openbao helpers. json_get FILE EXPR: EXPR over the JSON document d in FILE.
+json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+
+# leader_state: asks every node (bao_nodes) `GET /v1/sys/leader` with a 1 s timeout and prints
+# "URL APPLIED_INDEX SYNCED" for the node that answered 200 with is_self (nothing when none
+# did: sealed, applying a snapshot, electing); SYNCED is 1 when every other node answered with
+# the same raft_applied_index.
+leader_state() {
+  local u
+  for u in "${bao_nodes[@]}"; do
+    printf '%s %s\n' "$u" "$(curl -s -m 1 -w '\n%{http_code}' "$u/v1/sys/leader" 2>/dev/null | tr '\n' ' ')"
+  done | python3 -c '
+import json, sys
+leader, idx, others = "", 0, []
+for line in sys.stdin:
+    url, _, rest = line.partition(" ")
+    body, _, code = rest.strip().rpartition(" ")
+    try:
+        d = json.loads(body) if code == "200" else {}
+    except ValueError:
+        d = {}
+    if d.get("is_self"):
+        leader, idx = url, d.get("raft_applied_index", 0)
+    else:
+        others.append(d.get("raft_applied_index"))
+if leader:
+    print(leader, idx, int(all(o == idx for o in others)))'
+}
+
+# find_leader: sets leader and leader_idx once a node answers as the active one (deadline 60 s).
+find_leader() {
+  local st t0=$SECONDS
+  while ((SECONDS - t0 < 60)); do
+    st=$(leader_state)
+    if [[ -n "$st" ]]; then read -r leader leader_idx _ <<<"$st"; return 0; fi
+    sleep 0.2
+  done
+  echo "bench: no active node in the OpenBao cluster" >&2; return 1
+}
+
+# wait_applied BEFORE: waits (deadline OPENBAO_SETTLE s, default 300) until a node answers
+# sys/leader as the active one with a raft_applied_index above BEFORE, every other node has
+# the same index, and that has not changed for 1 s; then sets leader. After a restore OpenBao
+# answers 204 and applies the snapshot afterwards, blocking requests meanwhile (and, with
+# several nodes, leadership may move); the applied index passes the pre-restore one once done.
+# Sets applied_s: seconds from the call until the active node first answered with such an index.
+wait_applied() {
+  local before=$1 last="" st l idx synced stable=0 t0=$SECONDS start
+  start=$(date +%s.%N); applied_s=""
+  while ((SECONDS - t0 < ${OPENBAO_SETTLE:-300})); do
+    st=$(leader_state); l=""; idx=0; synced=0
+    [[ -n "$st" ]] && read -r l idx synced <<<"$st"
+    if [[ -n "$l" ]] && ((idx > before)); then
+      [[ -n "$applied_s" ]] || applied_s=$(python3 -c "import sys;print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$start" "$(date +%s.%N)")
+      if ((synced)) && [[ "$st" == "$last" ]]; then
+        ((++stable >= 5)) && { leader=$l; return 0; }
+      else
+        stable=0
+      fi
+      last=$st
+    else
+      stable=0; last=""
+    fi
+    sleep 0.2
+  done
+  echo "bench: OpenBao did not settle after the restore within ${OPENBAO_SETTLE:-300} s (last: $st)" >&2
+  return 1
+}
+
+bench_openbao() {
+  local cluster_bin="$PWD/$build/tests/tools/bao-cluster" nodes=${OPENBAO_NODES:-3}
+  local fill=${OPENBAO_FILL:-$((160 << 20))} info="$work/openbao.json" pid t0 fill_s
+  local root url bytes key obj before mib
+  [[ -x "$cluster_bin" ]] || { echo "bench: $cluster_bin is missing: ninja -C $build bao-cluster" >&2; return 1; }
+  [[ -x "$peers/bin/bao" ]] || scripts/install-peers.sh openbao
+  t0=$(date +%s.%N)
+  "$cluster_bin" --nodes "$nodes" --info-file "$info" --fill "$fill" >"$work/openbao.log" 2>&1 &
+  pid=$!; pids+=("$pid")
+  until [[ -s "$info" ]]; do
+    kill -0 "$pid" 2>/dev/null || { echo "bench: bao-cluster failed:" >&2; cat "$work/openbao.log" >&2; return 1; }
+    sleep 0.2
+  done
+  fill_s=$(python3 -c "import sys;print(f'{float(sys.argv[2]) - float(sys.argv[1]):.0f}')" "$t0" "$(date +%s.%N)")
+  root=$(json_get "$info" 'd["rootToken"]')
+  read -r -a bao_nodes <<<"$(json_get "$info" '" ".join(d["nodes"])')"
+  find_leader
+  # bao-backup is pointed at the last node: a standby when there are several.
+  url=$(json_get "$info" 'd["nodes"][-1]')
+
+  # 1. Backup.
+  : >"$work/base"; : >"$work/ours"
+  for _ in $(seq 1 "$RUNS"); do
+    rm -f "$work/raw.snap"; rm -rf "$work/store"
+    measure "$work/base" curl -sS -H "X-Vault-Token: $root" -o "$work/raw.snap" \
+      "$leader/v1/sys/storage/raft/snapshot"
+    measure_stdout="$work/backup.out" measure "$work/ours" env BAO_TOKEN="$root" "$bao" backup \
+      --bao-addr "$url" --bucket "$work/store" --namespace bench --cluster bao
+  done
+  key=$(tail -n 1 "$work/backup.out" | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])')
+  obj="$work/store/$key"
+  bytes=$(stat -c %s "$obj")
+  mib=$(python3 -c "import sys;print(f'{int(sys.argv[1]) / 2**20:.0f}')" "$bytes")
+  echo "openbao: real OpenBao $("$peers/bin/bao" version | awk '{print $2}'), $nodes-node Raft cluster;" \
+    "fill of $fill bytes took ${fill_s} s; snapshot $bytes bytes (curl's: $(stat -c %s "$work/raw.snap"))"
+  ((bytes >= 150 * 1000 * 1000)) || echo "  (warning: the snapshot is under 150 MB; raise OPENBAO_FILL)"
+  row "openbao backup, $mib MiB" "$bytes" "$(best "$work/base")" "$(best "$work/ours")"
+  rm -f "$work/raw.snap"
+
+  # 2. Restore of the stored object (the same bytes for both) into the same cluster.
+  : >"$work/rbase"; : >"$work/rours"; : >"$work/rupload"; : >"$work/rapply"
+  local moved=0 was
+  for _ in $(seq 1 "$RUNS"); do
+    find_leader; before=$leader_idx; was=$leader
+    measure "$work/rbase" curl -sS -f -X POST -H "X-Vault-Token: $root" --data-binary "@$obj" \
+      "$leader/v1/sys/storage/raft/snapshot"
+    wait_applied "$before"
+    echo "$applied_s" >>"$work/rapply"
+    [[ "$leader" == "$was" ]] || ((++moved))
+    find_leader; before=$leader_idx; was=$leader
+    measure_stdout="$work/restore.out" measure "$work/rours" env BAO_TOKEN="$root" "$bao" \
+      restore --yes --bao-addr "$url" --bucket "$work/store" --namespace bench --cluster bao \
+      --key "$key"
+    wait_applied "$before"
+    [[ "$leader" == "$was" ]] || ((++moved))
+    # uploadDuration to the millisecond: from the "restoring" log line (right before the POST)
+    # to "OpenBao accepted the snapshot" (right after the 204); the JSON's is also kept.
+    python3 - "$work/stderr" "$work/restore.out" "$(tail -n 1 "$work/rours")" >>"$work/rupload" <<'PY'
+import datetime, json, sys
+def at(line):
+    return datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+log = open(sys.argv[1]).read().splitlines()
+start = next(at(l) for l in log if " restoring" in l)
+end = next(at(l) for l in log if "OpenBao accepted the snapshot" in l)
+res = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+elapsed, cpu, rss = sys.argv[3].split()
+print(f"{end - start:.3f} {cpu} {rss} {elapsed} {res['uploadDuration']} {res['duration']}")
+PY
+  done
+  local rb ro ru
+  rb=$(best "$work/rbase"); ro=$(best "$work/rours"); ru=$(best "$work/rupload")
+  row "openbao restore, $mib MiB" "$bytes" "$rb" "$ro"
+  row "  up to OpenBao's 204" "$bytes" "$rb" "$(cut -d' ' -f1-3 <<<"$ru")"
+  local ra
+  ra=$(paste -d' ' "$work/rbase" "$work/rapply" | awk '{printf "%.2f %s %s\n", $1 + $4, $2, $3}' | sort -n | head -1)
+  row "  until applied" "$bytes" "$ra" "$ro"
+  python3 - "$rb" "$ro" "$ru" "$(sort -n "$work/rapply" | tr '\n' ' ')" "$moved" "$((2 * RUNS))" "$ra" <<'PY'
+import sys
+rb, ro, ru, ap = (a.split() for a in sys.argv[1:5])
+moved, restores, ra = sys.argv[5], sys.argv[6], sys.argv[7].split()
+print(f"  (wall: curl POST {float(rb[0]):.2f} s to the 204, then OpenBao applied it {'/'.join(ap)} s "
+      f"later (best curl + apply {float(ra[0]):.2f} s); bao-backup {float(ru[0]):.2f} s to the 204 "
+      f"(JSON uploadDuration {ru[4]}, duration "
+      f"{ru[5]}), whole command {float(ro[0]):.2f} s incl. waiting for OpenBao to apply it; "
+      f"leadership moved after {moved} of {restores} restores)")
+PY
+  stop_bao
 }
 
 echo "bao-backup benchmarks ($(nproc) cores; best of $RUNS runs)"
