@@ -1,6 +1,7 @@
 #include "common/time.h"
 
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -138,10 +139,21 @@ Result<TimePoint> ParseRfc3339(std::string_view s) {
     }
     if (pos != s.size()) return bad();
   }
+  // A TimePoint counts nanoseconds in 64 bits: 1677-09-21 to 2262-04-11.
+  if (y < kMinYear || y > kMaxYear) {
+    return InvalidArgument("\"" + std::string(s) + "\" is outside the supported range (years " +
+                           std::to_string(kMinYear) + " to " + std::to_string(kMaxYear) + ")");
+  }
   int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_secs;
   return TimePoint(std::chrono::milliseconds(secs * 1000 + frac_ms));
 }
+
+namespace {
+std::string FormatDays(Duration d) {
+  return std::to_string(d.count() / 86400000) + "d";
+}
+}  // namespace
 
 Result<Duration> ParseDuration(std::string_view text) {
   auto bad = [&](const std::string& why) {
@@ -180,9 +192,14 @@ Result<Duration> ParseDuration(std::string_view text) {
       return bad("missing unit after " + number);
     else
       return bad("unknown unit \"" + std::string(unit) + "\"");
-    total_ms += std::stod(number) * scale;
+    double value = 0;
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+    if (ec != std::errc() || end != number.data() + number.size()) return bad("number too large");
+    total_ms += value * scale;
+    if (total_ms > static_cast<double>(kMaxDuration.count())) {
+      return bad("longer than the longest supported duration, " + FormatDays(kMaxDuration));
+    }
   }
-  if (total_ms > 1e15) return bad("too large");
   return Duration(static_cast<int64_t>(std::llround(total_ms)));
 }
 

@@ -41,12 +41,20 @@ class ManualClock final : public Clock {
 // "2025-01-15T03:00:00Z" (UTC), with ".123" before the Z when `millis` is true.
 std::string FormatRfc3339(TimePoint t, bool millis = false);
 
+// The years a TimePoint (64-bit nanoseconds since 1970) holds whole.
+constexpr int kMinYear = 1678;
+constexpr int kMaxYear = 2261;
+// The longest duration accepted: 100 years (365-day), so that now minus it stays a TimePoint.
+constexpr Duration kMaxDuration{36500LL * 86400 * 1000};
+
 // Parses RFC 3339 with "Z" or a numeric offset and optional fractional seconds; also accepts
-// a bare date "2025-01-15" (midnight UTC). Anything else is kInvalidArgument naming the text.
+// a bare date "2025-01-15" (midnight UTC). Anything else, and years outside kMinYear..kMaxYear,
+// is kInvalidArgument naming the text.
 Result<TimePoint> ParseRfc3339(std::string_view text);
 
 // Parses a Go duration ("300ms", "90m", "1h30m", "168h", "1.5h") or days ("7d", "2d12h").
-// Negative or empty durations are kInvalidArgument.
+// Negative, empty, malformed durations, and ones longer than kMaxDuration, are
+// kInvalidArgument; no input makes it throw.
 Result<Duration> ParseDuration(std::string_view text);
 
 // Formats like Go's time.Duration.String() for whole seconds and above: "45s", "1m30s",

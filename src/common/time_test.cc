@@ -55,6 +55,30 @@ TEST(TimeTest, RejectsBadDurations) {
   }
 }
 
+TEST(TimeTest, RejectsDurationsAndTimesOutOfRange) {
+  // A 400-digit number threw std::out_of_range out of ParseDuration (prune aborted).
+  std::string huge(400, '9');
+  for (const std::string& bad : {huge + "h", huge + "." + huge + "s", std::string("3000000h"),
+                                 std::string("36501d"), std::string("1e400h")}) {
+    Result<Duration> r = ParseDuration(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("invalid duration"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(*ParseDuration("36500d"), kMaxDuration);
+  // 9999-12-31 wrapped to 1816 before; both ends of what a TimePoint holds are refused by name.
+  for (const char* bad : {"9999-12-31T00:00:00Z", "1600-01-01", "2262-05-01T00:00:00Z"}) {
+    Result<TimePoint> r = ParseRfc3339(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("outside the supported range (years 1678 to 2261)"),
+              std::string::npos)
+        << r.status().message();
+  }
+  EXPECT_EQ(FormatRfc3339(*ParseRfc3339("2261-12-31T23:59:59Z")), "2261-12-31T23:59:59Z");
+  EXPECT_EQ(FormatRfc3339(*ParseRfc3339("1678-01-01T00:00:00Z")), "1678-01-01T00:00:00Z");
+}
+
 TEST(TimeTest, FormatsDurationsLikeGo) {
   EXPECT_EQ(FormatDuration(seconds(45)), "45s");
   EXPECT_EQ(FormatDuration(seconds(90)), "1m30s");
