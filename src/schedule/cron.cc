@@ -6,6 +6,8 @@
 #include <cctype>
 #include <chrono>
 
+#include "common/numbers.h"
+
 namespace bao {
 namespace {
 
@@ -89,17 +91,14 @@ Status ParseField(std::string_view text, const FieldSpec& spec, uint64_t* bits) 
     if (slash != std::string_view::npos) {
       range = item.substr(0, slash);
       std::string_view step_text = item.substr(slash + 1);
-      bool digits = !step_text.empty() && step_text.size() <= 6 &&
-                    std::all_of(step_text.begin(), step_text.end(),
-                                [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
       int max_step = spec.max;
-      if (!digits || std::stoi(std::string(step_text)) < 1 ||
-          std::stoi(std::string(step_text)) > max_step) {
+      std::optional<int> parsed = ParseInteger<int>(step_text, 1, max_step);
+      if (!parsed) {
         return InvalidArgument("bad step \"" + std::string(step_text) + "\" in \"" +
                                std::string(item) + "\" (expected a number from 1 to " +
                                std::to_string(max_step) + ")");
       }
-      step = std::stoi(std::string(step_text));
+      step = *parsed;
     }
     int lo, hi;
     if (range == "*") {

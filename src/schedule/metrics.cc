@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common/log.h"
+#include "common/numbers.h"
 
 namespace bao::schedule {
 namespace {
@@ -106,14 +107,12 @@ Result<std::string> MetricsServer::Start(const std::string& address) {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  int port = 0;
-  try {
-    size_t used = 0;
-    port = std::stoi(address.substr(colon + 1), &used);
-    if (used != address.size() - colon - 1 || port < 0 || port > 65535) throw 0;
-  } catch (...) {
+  std::optional<int> parsed =
+      ParseInteger<int>(std::string_view(address).substr(colon + 1), 0, 65535);
+  if (!parsed) {
     return InvalidArgument("metricsAddress \"" + address + "\": the port is not 0..65535");
   }
+  int port = *parsed;
   server_ = std::make_unique<httplib::Server>();
   server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");

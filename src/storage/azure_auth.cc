@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/files.h"
+#include "common/numbers.h"
 #include "common/redact.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
@@ -67,7 +68,7 @@ std::string UrlDecode(std::string_view text) {
     } else if (c == '%' && i + 2 < text.size() &&
                std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
                std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16)));
+      out.push_back(static_cast<char>(*ParseInteger<int>(text.substr(i + 1, 2), 0, 255, 16)));
       i += 2;
     } else {
       out.push_back(c);
@@ -262,9 +263,10 @@ Result<std::chrono::seconds> ParseExpiresIn(const nlohmann::json& j) {
   const auto& e = j["expires_in"];
   if (e.is_number_integer()) return std::chrono::seconds(std::max<int64_t>(0, e.get<int64_t>()));
   if (e.is_string()) {
-    const std::string& s = e.get_ref<const std::string&>();
-    if (!s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(c); })) {
-      return std::chrono::seconds(std::stoll(s));
+    // At most ten years: a token lifetime beyond that is a malformed answer.
+    if (std::optional<int64_t> n =
+            ParseInteger<int64_t>(e.get_ref<const std::string&>(), 0, 10LL * 365 * 86400)) {
+      return std::chrono::seconds(*n);
     }
   }
   return InvalidArgument("expires_in is not a number");

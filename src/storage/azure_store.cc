@@ -11,6 +11,7 @@
 #include "common/cancel.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "common/numbers.h"
 #include "common/redact.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
@@ -229,12 +230,13 @@ class AzureStore final : public Store {
     Props p;
     ObjectInfo& info = p.info;
     info.key = key;
-    std::string length = r.Header("content-length");
-    if (length.empty() || length.find_first_not_of("0123456789") != std::string::npos) {
+    std::optional<uint64_t> length =
+        ParseInteger<uint64_t>(r.Header("content-length"), 0, UINT64_MAX);
+    if (!length) {
       return Internal("the properties of \"" + key + "\" in " + Describe() +
                       " carry no valid Content-Length");
     }
-    info.size = std::stoull(length);
+    info.size = *length;
     Result<TimePoint> modified = azure::ParseRfc1123(r.Header("last-modified"));
     if (modified.ok()) info.modified = *modified;
     info.sha256 = r.Header("x-ms-meta-sha256");

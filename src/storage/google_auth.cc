@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/numbers.h"
 #include "common/redact.h"
 #include "crypto/crypto.h"
 
@@ -184,7 +185,10 @@ Result<std::string> ParseAccessToken(std::string_view body, const std::string& w
     if (j["expires_in"].is_number_integer()) {
       *expires_in = std::chrono::seconds(j["expires_in"].get<int64_t>());
     } else if (j["expires_in"].is_string()) {
-      *expires_in = std::chrono::seconds(std::atoll(j["expires_in"].get<std::string>().c_str()));
+      std::optional<int64_t> n =
+          ParseInteger<int64_t>(j["expires_in"].get<std::string>(), 0, 10LL * 365 * 86400);
+      if (!n) return Internal("the token endpoint answered an expires_in that is not a number");
+      *expires_in = std::chrono::seconds(*n);
     }
   }
   return token;
