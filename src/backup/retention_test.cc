@@ -124,6 +124,7 @@ class PruneTest : public ::testing::Test {
             ("bao-prune-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
              "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);  // an existing, empty backup directory
     store_ = std::move(storage::OpenFileStore(root_.string()).value());
   }
   void TearDown() override { std::filesystem::remove_all(root_); }

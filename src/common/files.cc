@@ -1,9 +1,12 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -56,35 +59,63 @@ Result<std::optional<std::string>> ReadOptionalTrimmed(const std::string& path) 
   return std::optional<std::string>(Trim(*r));
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view data) {
+Status RenameNoReplace(const std::string& from, const std::string& to) {
+  if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+    return Status::Ok();
+  }
+  int err = errno;
+  if (err == EINVAL || err == ENOSYS) {
+    // No RENAME_NOREPLACE here: link() refuses an existing name just the same.
+    if (link(from.c_str(), to.c_str()) == 0) {
+      unlink(from.c_str());
+      return Status::Ok();
+    }
+    err = errno;
+  }
+  if (err == EEXIST) return AlreadyExists(to + " already exists");
+  return ErrnoStatus("cannot rename " + from + " to " + to, err);
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode,
+                       Replace replace) {
   std::filesystem::path p(path);
   std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
-  std::string tmp = dir + "/." + p.filename().string() + ".tmp-" + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  uint64_t nonce = 0;
+  if (getrandom(&nonce, sizeof nonce, 0) != static_cast<ssize_t>(sizeof nonce)) {
+    nonce = static_cast<uint64_t>(getpid()) ^
+            static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, ".tmp-%016llx", static_cast<unsigned long long>(nonce));
+  std::string tmp = dir + "/." + p.filename().string() + suffix;
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus("cannot create " + tmp, errno);
+  auto fail = [&](const std::string& what, int err) {
+    close(fd);
+    unlink(tmp.c_str());
+    return ErrnoStatus(what + " " + tmp, err);
+  };
+  if (fchmod(fd, mode) != 0) return fail("cannot set the mode of", errno);  // despite umask
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = write(fd, data.data() + done, data.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int err = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      return ErrnoStatus("cannot write " + tmp, err);
+      return fail("cannot write", errno);
     }
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0) {
-    int err = errno;
-    close(fd);
-    unlink(tmp.c_str());
-    return ErrnoStatus("cannot fsync " + tmp, err);
-  }
+  if (fsync(fd) != 0) return fail("cannot fsync", errno);
   close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
+  Status renamed = Status::Ok();
+  if (replace == Replace::kNo) {
+    renamed = RenameNoReplace(tmp, path);
+  } else if (rename(tmp.c_str(), path.c_str()) != 0) {
+    renamed = ErrnoStatus("cannot rename " + tmp + " to " + path, errno);
+  }
+  if (!renamed.ok()) {
     unlink(tmp.c_str());
-    return ErrnoStatus("cannot rename " + tmp + " to " + path, err);
+    return renamed;
   }
   int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

@@ -30,6 +30,23 @@ Status ErrnoStatus(const std::string& what, int err) {
   return Unavailable(msg);
 }
 
+// Objects and their checksum files: readable by the owner's group, as the other providers'
+// objects are by whoever holds the bucket's read credentials.
+constexpr mode_t kFileMode = 0640;
+
+Status ExistsError(const std::string& path) {
+  return AlreadyExists("an object already exists at " + path +
+                       "; backups are write-once: choose another key, or delete that one first");
+}
+
+// kAlreadyExists when something (a file, a link) is at `path`.
+Status RefuseExisting(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) return ExistsError(path);
+  if (errno != ENOENT) return ErrnoStatus("cannot check " + path, errno);
+  return Status::Ok();
+}
+
 bool IsInternalName(const std::string& name) {
   return (name.starts_with(".") && name.find(kPartialMarker) != std::string::npos) ||
          name.ends_with(kSumSuffix) || name.find(".tmp-") != std::string::npos;
@@ -119,12 +136,17 @@ class FileWriter final : public ObjectWriter {
     }
     close(fd_);
     fd_ = -1;
+    // Write-once: the checksum goes first (an object is never visible without it), and neither
+    // file replaces an existing object's. A checksum file without its object is a crash's
+    // leftover and is replaced. (Two writers of one key at once are not supported.)
+    if (Status e = RefuseExisting(final_path_); !e.ok()) return Fail(e);
     std::string sum_path = final_path_ + kSumSuffix;
     std::string sum_line = info.sha256 + "  " + fs::path(final_path_).filename().string() + "\n";
-    Status s = WriteFileAtomic(sum_path, sum_line);
-    if (s.ok() && rename(temp_path_.c_str(), final_path_.c_str()) != 0) {
-      s = ErrnoStatus("cannot rename " + temp_path_ + " to " + final_path_, errno);
-      unlink(sum_path.c_str());
+    Status s = WriteFileAtomic(sum_path, sum_line, kFileMode, Replace::kNo);
+    if (s.code() == Code::kAlreadyExists) s = WriteFileAtomic(sum_path, sum_line, kFileMode);
+    if (s.ok()) {
+      s = RenameNoReplace(temp_path_, final_path_);
+      if (s.code() == Code::kAlreadyExists) s = ExistsError(final_path_);
     }
     if (!s.ok()) return Fail(s);
     committed_ = true;
@@ -237,6 +259,7 @@ class FileStore final : public Store {
   Result<std::unique_ptr<ObjectWriter>> NewWriter(const std::string& key) override {
     BAO_RETURN_IF_ERROR(ValidateKey(key));
     fs::path final_path = fs::path(root_) / key;
+    BAO_RETURN_IF_ERROR(RefuseExisting(final_path.string()));
     std::error_code ec;
     fs::create_directories(final_path.parent_path(), ec);
     if (ec) {
@@ -246,8 +269,14 @@ class FileStore final : public Store {
     std::string temp = (final_path.parent_path() / ("." + final_path.filename().string() +
                                                     kPartialMarker + crypto::RandomHex(8)))
                            .string();
-    int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, kFileMode);
     if (fd < 0) return ErrnoStatus("cannot create " + temp, errno);
+    if (fchmod(fd, kFileMode) != 0) {  // the same mode as the checksum file, whatever the umask
+      Status s = ErrnoStatus("cannot set the mode of " + temp, errno);
+      close(fd);
+      unlink(temp.c_str());
+      return s;
+    }
     return std::unique_ptr<ObjectWriter>(new FileWriter(final_path.string(), temp, fd));
   }
 
@@ -304,6 +333,10 @@ class FileStore final : public Store {
         prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/'));
     fs::path start = dir_part.empty() ? fs::path(root_) : fs::path(root_) / dir_part;
     std::error_code ec;
+    if (!fs::is_directory(root_, ec)) {
+      return NotFound("the backup directory " + root_ +
+                      " does not exist (check --bucket; only a backup creates it)");
+    }
     if (!fs::is_directory(start, ec)) return Status::Ok();
     std::vector<std::string> keys;
     fs::recursive_directory_iterator it(start, ec), end;
@@ -313,8 +346,10 @@ class FileStore final : public Store {
       if (!it->is_regular_file(ec)) continue;
       std::string name = it->path().filename().string();
       if (IsInternalName(name)) continue;
-      std::string key = fs::relative(it->path(), root_, ec).generic_string();
-      if (ec || !key.starts_with(prefix)) continue;
+      // Keys come from the path as walked, not a resolved one: a symlinked namespace or
+      // cluster folder keeps its name.
+      std::string key = it->path().lexically_relative(root_).generic_string();
+      if (!key.starts_with(prefix)) continue;
       keys.push_back(std::move(key));
     }
     std::sort(keys.begin(), keys.end());
@@ -350,9 +385,9 @@ class FileStore final : public Store {
 
 Result<std::unique_ptr<Store>> OpenFileStore(const std::string& root) {
   if (root.empty()) return InvalidArgument("the file provider needs a root directory (--bucket)");
+  // Nothing is created here: a read-only command on a mistyped directory must fail, not make
+  // it. NewWriter() creates the directories a backup needs.
   std::error_code ec;
-  fs::create_directories(root, ec);
-  if (ec) return Unavailable("cannot create directory " + root + ": " + ec.message());
   std::string abs = fs::absolute(root, ec).lexically_normal().string();
   while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
   return std::unique_ptr<Store>(new FileStore(abs));

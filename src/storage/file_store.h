@@ -17,8 +17,11 @@
 
 namespace bao::storage {
 
-// Opens (creating if needed) the store rooted at `root`. kInvalidArgument for an empty root,
-// kPermissionDenied/kUnavailable when the directory cannot be created.
+// Opens the store rooted at `root` without touching the file system: List() on a missing root
+// is kNotFound, NewWriter() creates the directories it needs. kInvalidArgument for an empty
+// root. Objects are write-once: NewWriter() and Commit() refuse an existing key with
+// kAlreadyExists. Files are created exclusively (never through a planted file or symlink),
+// with mode 0640.
 Result<std::unique_ptr<Store>> OpenFileStore(const std::string& root);
 
 }  // namespace bao::storage

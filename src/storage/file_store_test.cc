@@ -1,10 +1,13 @@
 #include "storage/file_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -162,6 +165,110 @@ TEST(FileStoreTest, AbortAndFailedCommitLeaveNothing) {
   EXPECT_TRUE(Entries(dir.path()).empty());
   Result<ObjectInfo> gone = (*store)->Stat("a/b.snap");
   EXPECT_EQ(gone.status().code(), Code::kNotFound);
+}
+
+// Commits `data` under `key`; the status of NewWriter or Commit.
+Status Put(Store* store, const std::string& key, const std::string& data) {
+  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter(key);
+  if (!w.ok()) return w.status();
+  BAO_RETURN_IF_ERROR((*w)->Append(data));
+  Result<ObjectInfo> info = (*w)->Commit({data.size(), crypto::Sha256Hex(data)});
+  return info.ok() ? Status::Ok() : info.status();
+}
+
+std::vector<std::string> Keys(Store* store, const std::string& prefix) {
+  std::vector<std::string> keys;
+  Status s = store->List(prefix, [&](const ObjectInfo& o) {
+    keys.push_back(o.key);
+    return Status::Ok();
+  });
+  EXPECT_TRUE(s.ok()) << s.message();
+  return keys;
+}
+
+TEST(FileStoreTest, BackupsAreWriteOnce) {
+  ScratchDir dir(fs::temp_directory_path());
+  auto store = OpenFileStore(dir.path());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(Put(store->get(), "ns/c/a.snap", "first").ok());
+  // Refused when the writer is created...
+  Result<std::unique_ptr<ObjectWriter>> again = (*store)->NewWriter("ns/c/a.snap");
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), Code::kAlreadyExists);
+  EXPECT_NE(again.status().message().find("write-once"), std::string::npos);
+  // ... and at the commit, when the object appeared meanwhile.
+  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter("ns/c/b.snap");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append("second").ok());
+  ASSERT_TRUE(Put(store->get(), "ns/c/b.snap", "other").ok());
+  Result<ObjectInfo> late = (*w)->Commit({6, crypto::Sha256Hex("second")});
+  EXPECT_EQ(late.status().code(), Code::kAlreadyExists);
+  Result<ObjectInfo> kept = (*store)->Stat("ns/c/b.snap");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->sha256, crypto::Sha256Hex("other"));
+  EXPECT_EQ(Entries(dir.path()), (std::vector<std::string>{"ns/c/a.snap", "ns/c/a.snap.sha256",
+                                                           "ns/c/b.snap", "ns/c/b.snap.sha256"}));
+  // A checksum file left without its object (a crash between the two renames) is replaced.
+  fs::remove(dir.path() + "/ns/c/a.snap");
+  ASSERT_TRUE(Put(store->get(), "ns/c/a.snap", "third").ok());
+  EXPECT_EQ((*store)->Stat("ns/c/a.snap")->sha256, crypto::Sha256Hex("third"));
+}
+
+TEST(FileStoreTest, NeverWritesThroughPlantedLinksAndKeepsModesConsistent) {
+  ScratchDir dir(fs::temp_directory_path());
+  auto store = OpenFileStore(dir.path());
+  ASSERT_TRUE(store.ok());
+  std::string victim = dir.path() + "/victim";
+  { std::ofstream(victim) << "precious"; }
+  fs::create_directories(dir.path() + "/ns/c");
+  // The old temporary checksum name was predictable (pid) and opened without O_EXCL.
+  fs::create_symlink(victim, dir.path() + "/ns/c/.x.snap.sha256.tmp-" + std::to_string(getpid()));
+  mode_t old_umask = umask(077);
+  Status put = Put(store->get(), "ns/c/x.snap", "data");
+  umask(old_umask);
+  ASSERT_TRUE(put.ok()) << put.message();
+  std::ifstream in(victim);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "precious");
+  struct stat object, sum;
+  ASSERT_EQ(stat((dir.path() + "/ns/c/x.snap").c_str(), &object), 0);
+  ASSERT_EQ(stat((dir.path() + "/ns/c/x.snap.sha256").c_str(), &sum), 0);
+  EXPECT_EQ(object.st_mode & 0777, 0640u);
+  EXPECT_EQ(sum.st_mode & 0777, 0640u);
+
+  // A link planted where the object goes is an existing object: refused, nothing followed.
+  fs::create_symlink(victim, dir.path() + "/ns/c/y.snap");
+  EXPECT_EQ(Put(store->get(), "ns/c/y.snap", "data").code(), Code::kAlreadyExists);
+  std::ifstream again(victim);
+  std::string after((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(after, "precious");
+}
+
+TEST(FileStoreTest, KeysComeFromThePathAsGivenThroughSymlinkedFolders) {
+  ScratchDir dir(fs::temp_directory_path());
+  ScratchDir elsewhere(fs::temp_directory_path());
+  fs::create_directories(elsewhere.path() + "/c");
+  fs::create_symlink(elsewhere.path(), dir.path() + "/ns");
+  auto store = OpenFileStore(dir.path());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(Put(store->get(), "ns/c/2026-01-01T00-00-00Z-00000001.snap", "data").ok());
+  EXPECT_EQ(Keys(store->get(), "ns/c/"),
+            (std::vector<std::string>{"ns/c/2026-01-01T00-00-00Z-00000001.snap"}));
+}
+
+TEST(FileStoreTest, ReadingAMissingDirectoryFailsAndCreatesNothing) {
+  ScratchDir dir(fs::temp_directory_path());
+  std::string typo = dir.path() + "/typo/dir";
+  auto store = OpenFileStore(typo);
+  ASSERT_TRUE(store.ok());
+  Status listed = (*store)->List("ns/c/", [](const ObjectInfo&) { return Status::Ok(); });
+  EXPECT_EQ(listed.code(), Code::kNotFound);
+  EXPECT_NE(listed.message().find("does not exist"), std::string::npos) << listed.message();
+  EXPECT_EQ((*store)->Stat("ns/c/x.snap").status().code(), Code::kNotFound);
+  EXPECT_FALSE(fs::exists(dir.path() + "/typo"));
+  // A backup creates it.
+  EXPECT_TRUE(Put(store->get(), "ns/c/x.snap", "data").ok());
+  EXPECT_TRUE(fs::exists(typo + "/ns/c/x.snap"));
 }
 
 }  // namespace
