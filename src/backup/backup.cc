@@ -72,6 +72,24 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
         NewBackupKey(req.target.path_prefix, req.ns, req.cluster, result.started, req.file_prefix);
   }
   if (Status s = storage::ValidateKey(result.key); !s.ok()) return fail(ExitCode::kConfig, s);
+  if (!req.key.empty()) {
+    // Backups are write-once, on every provider: an explicit key that exists is refused before
+    // OpenBao is contacted.
+    Result<storage::ObjectInfo> existing = store->Stat(result.key);
+    if (existing.ok()) {
+      return fail(ExitCode::kConfig,
+                  AlreadyExists("--key " + result.key +
+                                ": an object with this key already exists "
+                                "in " +
+                                result.store +
+                                "; backups are write-once: choose another key, or delete that "
+                                "one first"));
+    }
+    if (existing.status().code() != Code::kNotFound) {
+      return fail(StorageStage(existing.status()),
+                  existing.status().WithContext("checking that " + result.key + " is free"));
+    }
+  }
 
   openbao::Client bao(req.connection);
   Result<std::string> leader = bao.FindLeader();
@@ -91,7 +109,8 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
 
   Result<std::unique_ptr<storage::ObjectWriter>> writer = store->NewWriter(result.key);
   if (!writer.ok()) {
-    return fail(StorageStage(writer.status()),
+    return fail(writer.status().code() == Code::kAlreadyExists ? ExitCode::kConfig
+                                                               : StorageStage(writer.status()),
                 writer.status().WithContext("opening " + result.key + " in " + result.store));
   }
 

@@ -79,6 +79,14 @@ TEST_F(BackupCliTest, WritesTheResultFileAndHonoursAnExplicitKey) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(LastJson(r), nlohmann::json::parse(ReadText(result_file)));
   EXPECT_TRUE(std::filesystem::exists(store_.path() + "/custom/one.snap"));
+  // Write-once: the same key again is refused before OpenBao is asked, the object kept.
+  std::string before = FileSha256(store_.path() + "/custom/one.snap");
+  ASSERT_TRUE(server_->ClearRequests().ok());
+  RunResult again = Backup(server_->Url(0), {"--key", "custom/one.snap"});
+  EXPECT_EQ(again.exit_code, 1) << Describe(again);
+  EXPECT_NE(LastJson(again).value("error", "").find("already exists"), std::string::npos);
+  EXPECT_TRUE(server_->Requests()->empty()) << server_->Requests()->dump();
+  EXPECT_EQ(FileSha256(store_.path() + "/custom/one.snap"), before);
 }
 
 TEST_F(BackupCliTest, JwtLoginGoodAndBad) {

@@ -95,6 +95,23 @@ TEST_F(S3CliTest, BackupLandsInMinioWithItsChecksum) {
   EXPECT_EQ(verify.exit_code, 0) << Describe(verify);
 }
 
+TEST_F(S3CliTest, AnExistingKeyIsRefusedAndKeptAsItWas) {
+  std::vector<std::string> args = Args();
+  args.erase(args.begin());
+  args.insert(args.end(), {"--key", "prod/ns/bao/fixed.snap"});
+  RunResult first = Cli(args, Env());
+  ASSERT_EQ(first.exit_code, 0) << Describe(first);
+  std::string sha = LastJson(first)["sha256"];
+  RunResult second = Cli(args, Env());
+  EXPECT_EQ(second.exit_code, 1) << Describe(second);
+  EXPECT_NE(LastJson(second).value("error", "").find("write-once"), std::string::npos)
+      << second.out;
+  RunResult head = minio_.Aws(
+      {"s3api", "head-object", "--bucket", "backups", "--key", "prod/ns/bao/fixed.snap"});
+  ASSERT_EQ(head.exit_code, 0) << head.err;
+  EXPECT_EQ(nlohmann::json::parse(head.out)["Metadata"]["sha256"], sha);
+}
+
 TEST_F(S3CliTest, WrongSecretIsExitFiveAndLeavesNothing) {
   WriteText(creds_.File("secretAccessKey"), "not-the-secret-at-all");
   std::vector<std::string> args = Args();
