@@ -304,11 +304,16 @@ int RunPruneCommand(const Flags& flags, const CommandOptions& opts) {
                  d.keep ? "keep  " : (opts.dry_run ? "would delete" : "delete"),
                  d.backup.key.c_str(), d.reason.c_str());
   }
-  EmitResult(result.ToJson(), opts.result_file);
+  nlohmann::json out = result.ToJson();
   if (!s.ok()) {
-    log::Error(s.message());
-    return static_cast<int>(ExitCode::kStorage);
+    // What was deleted before the failure is reported beside the error, never as a success.
+    backup::Failure failure = backup::Fail(ExitCode::kStorage, s);
+    log::Error(s.message(), {{"stage", backup::StageName(failure.code)}});
+    out.update(backup::FailureToJson(failure));
+    EmitResult(out, opts.result_file);
+    return static_cast<int>(failure.code);
   }
+  EmitResult(out, opts.result_file);
   return 0;
 }
 
