@@ -1,5 +1,7 @@
 #include "backup/prune.h"
 
+#include <set>
+
 #include "backup/catalog.h"
 #include "common/log.h"
 
@@ -21,11 +23,16 @@ Status Prune(storage::Store* store, const std::string& path_prefix, const std::s
              PruneResult* result) {
   *result = PruneResult();
   result->dry_run = dry_run;
+  // With checksums: a backup counts toward what is kept only when it can be verified.
   BAO_ASSIGN_OR_RETURN(std::vector<BackupEntry> entries,
-                       ListBackups(store, path_prefix, ns, cluster, false));
+                       ListBackups(store, path_prefix, ns, cluster, /*with_checksums=*/true));
   std::vector<ParsedKey> names;
-  for (const BackupEntry& e : entries) names.push_back(e.name);
-  result->plan = PlanRetention(names, policy, now);
+  std::set<std::string> unverifiable;
+  for (const BackupEntry& e : entries) {
+    names.push_back(e.name);
+    if (e.info.sha256.empty()) unverifiable.insert(e.name.key);
+  }
+  result->plan = PlanRetention(names, policy, now, unverifiable);
   for (const RetentionDecision& d : result->plan) {
     if (d.keep) continue;
     if (dry_run) {

@@ -25,11 +25,14 @@ int64_t MonthNumber(TimePoint t) {
 }
 
 // Marks the newest backup of each of the `n` most recent periods that hold backups.
-void KeepPerPeriod(const std::vector<ParsedKey>& newest_first, int n, int64_t (*period)(TimePoint),
+// Backups without a recorded checksum are not candidates.
+void KeepPerPeriod(const std::vector<ParsedKey>& newest_first,
+                   const std::set<std::string>& unverifiable, int n, int64_t (*period)(TimePoint),
                    const char* label, std::vector<RetentionDecision>* out) {
   if (n <= 0) return;
   std::set<int64_t> seen;
   for (size_t i = 0; i < newest_first.size() && static_cast<int>(seen.size()) < n; ++i) {
+    if (unverifiable.contains(newest_first[i].key)) continue;
     int64_t p = period(newest_first[i].time);
     if (seen.insert(p).second && !(*out)[i].keep) {
       (*out)[i].keep = true;
@@ -41,7 +44,8 @@ void KeepPerPeriod(const std::vector<ParsedKey>& newest_first, int n, int64_t (*
 }  // namespace
 
 std::vector<RetentionDecision> PlanRetention(const std::vector<ParsedKey>& backups,
-                                             const RetentionPolicy& policy, TimePoint now) {
+                                             const RetentionPolicy& policy, TimePoint now,
+                                             const std::set<std::string>& unverifiable) {
   std::vector<ParsedKey> sorted = backups;
   // Newest first; ties broken by key so the plan is deterministic.
   std::sort(sorted.begin(), sorted.end(), [](const ParsedKey& a, const ParsedKey& b) {
@@ -50,12 +54,22 @@ std::vector<RetentionDecision> PlanRetention(const std::vector<ParsedKey>& backu
   std::vector<RetentionDecision> out(sorted.size());
   bool calendar = policy.keep_daily > 0 || policy.keep_weekly > 0 || policy.keep_monthly > 0;
   bool limits = policy.max_count > 0 || policy.max_age.count() > 0;
+  int64_t rank = 0;  // among the backups with a recorded checksum, newest first
   for (size_t i = 0; i < sorted.size(); ++i) {
     RetentionDecision& d = out[i];
     d.backup = sorted[i];
-    bool over_count = policy.max_count > 0 && static_cast<int64_t>(i) >= policy.max_count;
     bool too_old = policy.max_age.count() > 0 && now - sorted[i].time > policy.max_age;
-    if (i == 0) {
+    if (unverifiable.contains(sorted[i].key)) {
+      // Not counted toward what is kept, so it can never push a verifiable backup out; it
+      // goes only by age.
+      d.keep = !too_old;
+      d.reason = too_old
+                     ? "no recorded checksum, older than maxAge " + FormatDuration(policy.max_age)
+                     : "no recorded checksum: not counted";
+      continue;
+    }
+    bool over_count = policy.max_count > 0 && rank >= policy.max_count;
+    if (rank++ == 0) {
       d.keep = true;
       d.reason = "newest backup";
     } else if (!limits && !calendar) {
@@ -71,9 +85,9 @@ std::vector<RetentionDecision> PlanRetention(const std::vector<ParsedKey>& backu
                             : "kept by no rule";
     }
   }
-  KeepPerPeriod(sorted, policy.keep_daily, DayNumber, "keepDaily", &out);
-  KeepPerPeriod(sorted, policy.keep_weekly, WeekNumber, "keepWeekly", &out);
-  KeepPerPeriod(sorted, policy.keep_monthly, MonthNumber, "keepMonthly", &out);
+  KeepPerPeriod(sorted, unverifiable, policy.keep_daily, DayNumber, "keepDaily", &out);
+  KeepPerPeriod(sorted, unverifiable, policy.keep_weekly, WeekNumber, "keepWeekly", &out);
+  KeepPerPeriod(sorted, unverifiable, policy.keep_monthly, MonthNumber, "keepMonthly", &out);
   return out;
 }
 

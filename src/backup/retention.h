@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,12 @@ struct RetentionDecision {
 // any calendar rule keeps it, and additionally when both count and age allow it. Otherwise a
 // backup is kept when it is among the `max_count` newest (if set) and not older than `max_age`
 // (if set). An empty policy keeps everything.
+//
+// Only verifiable backups count: the keys in `unverifiable` (no recorded checksum, e.g. a
+// commit cut short) are neither "the newest backup" nor counted toward max_count or a calendar
+// period, so they never cost a verifiable backup its place; they are deleted only by max_age.
 std::vector<RetentionDecision> PlanRetention(const std::vector<ParsedKey>& backups,
-                                             const RetentionPolicy& policy, TimePoint now);
+                                             const RetentionPolicy& policy, TimePoint now,
+                                             const std::set<std::string>& unverifiable = {});
 
 }  // namespace bao::backup

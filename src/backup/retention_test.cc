@@ -100,6 +100,32 @@ TEST(RetentionTest, Table) {
   }
 }
 
+// A crash between an upload and its checksum left the newest object without one; maxCount 1
+// kept it as "the newest" and deleted the last verifiable backup.
+TEST(RetentionTest, OnlyVerifiableBackupsCountTowardWhatIsKept) {
+  std::vector<ParsedKey> backups = {Backup("2026-03-10T03:00:00Z", "00000003"),
+                                    Backup("2026-03-09T03:00:00Z", "00000002"),
+                                    Backup("2026-03-08T03:00:00Z", "00000001")};
+  std::set<std::string> unverifiable = {backups[0].key};
+  TimePoint now = At("2026-03-11T00:00:00Z");
+  RetentionPolicy count;
+  count.max_count = 1;
+  auto plan = PlanRetention(backups, count, now, unverifiable);
+  EXPECT_EQ(Kept(plan), (std::vector<std::string>{"2026-03-10T03:00:00Z", "2026-03-09T03:00:00Z"}));
+  EXPECT_EQ(plan[0].reason, "no recorded checksum: not counted");
+  EXPECT_EQ(plan[1].reason, "newest backup");
+  RetentionPolicy daily;
+  daily.keep_daily = 1;
+  daily.max_count = 1;
+  EXPECT_EQ(Kept(PlanRetention(backups, daily, now, unverifiable)),
+            (std::vector<std::string>{"2026-03-10T03:00:00Z", "2026-03-09T03:00:00Z"}));
+  RetentionPolicy age;
+  age.max_age = std::chrono::hours(12);
+  EXPECT_EQ(Kept(PlanRetention(backups, age, At("2026-03-12T00:00:00Z"), unverifiable)),
+            (std::vector<std::string>{"2026-03-09T03:00:00Z"}))
+      << "an old unverifiable object goes by age; the newest verifiable one always stays";
+}
+
 TEST(RetentionTest, TiesAreBrokenByKeyDeterministically) {
   std::vector<ParsedKey> backups = {Backup("2026-03-10T03:00:00Z", "0000000a"),
                                     Backup("2026-03-10T03:00:00Z", "0000000b"),

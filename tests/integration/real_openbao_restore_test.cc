@@ -301,6 +301,14 @@ TEST_F(RealOpenBaoRestore, ListVerifyBeforeAndPrune) {
   RunResult restore = Restore({c->Url(0)}, c->root_token(), {"--latest"});
   EXPECT_EQ(restore.exit_code, 0) << Describe(restore);
   EXPECT_EQ(LastJson(restore)["restored"], "ns/bao/2026-01-03T03-00-00Z-00000003.snap");
+
+  // A newer object whose checksum never got recorded (a commit cut short) does not count: the
+  // last verifiable backup survives --max-count 1.
+  WriteText(ObjectPath("ns/bao/2026-01-04T03-00-00Z-00000004.snap"), good);
+  RunResult again = tool({"prune", "--max-count", "1"});
+  ASSERT_EQ(again.exit_code, 0) << Describe(again);
+  EXPECT_TRUE(std::filesystem::exists(ObjectPath("ns/bao/2026-01-03T03-00-00Z-00000003.snap")));
+  EXPECT_TRUE(std::filesystem::exists(ObjectPath("ns/bao/2026-01-04T03-00-00Z-00000004.snap")));
 }
 
 // An HTTP proxy in front of a real cluster that answers reads from the active node until a
