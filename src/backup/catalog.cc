@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/log.h"
+
 namespace bao::backup {
 
 Result<std::vector<BackupEntry>> ListBackups(storage::Store* store, const std::string& path_prefix,
@@ -40,7 +42,14 @@ Result<std::string> SelectBackup(storage::Store* store, const std::string& path_
   }
   if (!selector.key.empty()) return selector.key;
   BAO_ASSIGN_OR_RETURN(std::vector<BackupEntry> entries,
-                       ListBackups(store, path_prefix, ns, cluster, false));
+                       ListBackups(store, path_prefix, ns, cluster, selector.verifiable_only));
+  if (selector.verifiable_only) {
+    std::erase_if(entries, [](const BackupEntry& e) {
+      if (!e.info.sha256.empty()) return false;
+      log::Warn("skipping a backup without a recorded checksum", {{"key", e.name.key}});
+      return true;
+    });
+  }
   std::string where = store->Describe() + "/" + ClusterPrefix(path_prefix, ns, cluster);
   if (selector.latest) {
     if (entries.empty())

@@ -27,6 +27,9 @@ struct Selector {
   std::string key;                  // exactly this key
   bool latest = false;              // the newest backup
   std::optional<TimePoint> before;  // the newest backup strictly older than this
+  // With latest/before: consider only backups with a recorded checksum (what restore can
+  // verify), skipping others with a warning.
+  bool verifiable_only = false;
 };
 
 // Resolves `selector` to one key. kInvalidArgument when the selector is empty or ambiguous,

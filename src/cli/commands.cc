@@ -150,10 +150,12 @@ std::optional<Context> OpenContext(const Flags& flags, const std::string& result
   return Context{std::move(*settings), std::move(store).value()};
 }
 
-Result<std::string> ChooseKey(Context& ctx, const CommandOptions& opts) {
+Result<std::string> ChooseKey(Context& ctx, const CommandOptions& opts,
+                              bool verifiable_only = false) {
   backup::Selector sel;
   sel.key = opts.key;
   sel.latest = opts.latest;
+  sel.verifiable_only = verifiable_only;
   if (!opts.before.empty()) {
     Result<TimePoint> t = ParseRfc3339(opts.before);
     if (!t.ok()) return InvalidArgument("--before: " + t.status().message());
@@ -247,7 +249,7 @@ int RunRestoreCommand(const Flags& flags, const CommandOptions& opts) {
                                InvalidArgument("--settle-timeout: " + settle.status().message())),
                   opts.result_file);
   }
-  Result<std::string> key = ChooseKey(*ctx, opts);
+  Result<std::string> key = ChooseKey(*ctx, opts, /*verifiable_only=*/true);
   if (!key.ok()) return KeyFailure(key.status(), opts.result_file);
   if (!opts.yes) {
     std::string question =

@@ -309,6 +309,11 @@ TEST_F(RealOpenBaoRestore, ListVerifyBeforeAndPrune) {
   ASSERT_EQ(again.exit_code, 0) << Describe(again);
   EXPECT_TRUE(std::filesystem::exists(ObjectPath("ns/bao/2026-01-03T03-00-00Z-00000003.snap")));
   EXPECT_TRUE(std::filesystem::exists(ObjectPath("ns/bao/2026-01-04T03-00-00Z-00000004.snap")));
+  // restore --latest takes the newest backup it can verify, not that object.
+  RunResult latest = Restore({c->Url(0)}, c->root_token(), {"--latest"});
+  EXPECT_EQ(latest.exit_code, 0) << Describe(latest);
+  EXPECT_EQ(LastJson(latest)["restored"], "ns/bao/2026-01-03T03-00-00Z-00000003.snap");
+  EXPECT_NE(latest.err.find("skipping a backup without a recorded checksum"), std::string::npos);
 }
 
 // An HTTP proxy in front of a real cluster that answers reads from the active node until a
