@@ -77,14 +77,10 @@ Result<std::string> Client::FindLeader() {
     std::vector<std::string> seen;
     bool reached_any = false;
     auto probe_health = [&](const std::string& addr, std::string* role) {
-      Result<http::Response> r = http_.Do(NewRequest("GET", addr + "/v1/sys/health"));
-      if (!r.ok()) {
-        *role = r.status().message();
-        return false;
-      }
-      reached_any = true;
-      *role = RoleOfHealth(r->status);
-      return r->status == 200;
+      NodeState node = Probe(addr, /*with_leader=*/false, config_.request_timeout);
+      reached_any = reached_any || node.reachable;
+      *role = node.reachable ? node.Describe() : node.error;
+      return node.active();
     };
     for (const std::string& addr : config_.addresses) {
       Result<http::Response> r = http_.Do(NewRequest("GET", addr + "/v1/sys/leader"));
