@@ -1,6 +1,7 @@
 #include "cli/app.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -77,6 +78,35 @@ void AddRetentionFlags(CLI::App* app, Flags* f) {
   Opt(app, "--keep-weekly", &f->keep_weekly, "keep the newest backup of each of the last N weeks");
   Opt(app, "--keep-monthly", &f->keep_monthly,
       "keep the newest backup of each of the last N months");
+}
+
+// CLI11's parse errors quote the command line (a mistyped "--bao-tokn s.123" is echoed whole):
+// every value given on it is replaced by "<value>" (option and subcommand names stay).
+std::string WithoutArgumentValues(std::string message, int argc, char** argv, const CLI::App& app) {
+  std::vector<std::string> values;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    size_t eq = arg.find('=');
+    if (arg.starts_with("-")) {
+      if (eq != std::string::npos) values.push_back(arg.substr(eq + 1));
+      continue;
+    }
+    bool subcommand = false;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+      subcommand = subcommand || sub->get_name() == arg;
+    }
+    if (!subcommand) values.push_back(arg);
+  }
+  // Longest first, so that a value containing a shorter one is replaced whole.
+  std::sort(values.begin(), values.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const std::string& v : values) {
+    if (v.empty()) continue;
+    for (size_t at = message.find(v); at != std::string::npos; at = message.find(v, at + 7)) {
+      message.replace(at, v.size(), "<value>");
+    }
+  }
+  return message;
 }
 
 void AddSelectorFlags(CLI::App* app, CommandOptions* o) {
@@ -170,14 +200,26 @@ int RunCli(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : static_cast<int>(backup::ExitCode::kConfig);
+    std::fprintf(stderr, "bao-backup: %s\nRun with --help for more information.\n",
+                 WithoutArgumentValues(e.what(), argc, argv, app).c_str());
+    return static_cast<int>(backup::ExitCode::kConfig);
   }
   log::Level level = log::Level::kInfo;
   log::ParseLevel(log_level, &level);
   log::SetLevel(level);
   log::SetFormat(log_format == "json" ? log::Format::kJson : log::Format::kText);
+  if (flags.bao_token) {
+    log::Warn(
+        "--bao-token on the command line is visible to every user of this machine (ps); "
+        "prefer --bao-token-file or the BAO_TOKEN environment variable");
+  }
   InstallCancelSignalHandlers();
 
   if (*backup_cmd) return RunBackupCommand(flags, opts);

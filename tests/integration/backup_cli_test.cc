@@ -89,6 +89,28 @@ TEST_F(BackupCliTest, WritesTheResultFileAndHonoursAnExplicitKey) {
   EXPECT_EQ(FileSha256(store_.path() + "/custom/one.snap"), before);
 }
 
+// CLI11 echoed the command line in its errors: a mistyped --bao-tokn leaked the token.
+TEST_F(BackupCliTest, MistypedFlagsNeverEchoTheirValues) {
+  const std::string secret = "s.cli-secret-value-0123456789";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"backup", "--bao-tokn", secret, "--bucket", store_.path()},
+        std::vector<std::string>{"backup", "--bao-tokn=" + secret},
+        std::vector<std::string>{"backup", "--part-size", secret}}) {
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 1) << Describe(r);
+    EXPECT_EQ(r.out.find(secret), std::string::npos) << r.out;
+    EXPECT_EQ(r.err.find(secret), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("<value>"), std::string::npos) << r.err;
+  }
+  // A token on the command line works, with a warning that it is visible in the process list.
+  StartServer();
+  RunResult r = Cli({"backup", "--bao-addr", server_->Url(0), "--bao-token", reader_token_,
+                     "--bucket", store_.path(), "--namespace", "ns1", "--cluster", "bao"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.err.find("prefer --bao-token-file"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(reader_token_), std::string::npos);
+}
+
 TEST_F(BackupCliTest, JwtLoginGoodAndBad) {
   TempDir keys;
   Result<RsaKeyPair> pair = MakeRsaKeyPair();
