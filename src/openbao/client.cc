@@ -45,9 +45,7 @@ Result<std::string> ReadSecretFile(const std::string& path, const std::string& w
 
 std::string NodeState::Describe() const {
   if (!reachable) return "unreachable: " + error;
-  if (sealed) return "sealed";
-  if (health_status == 501) return "not initialized";
-  return health_status == 200 ? "active" : standby ? "standby" : RoleOfHealth(health_status);
+  return sealed ? "sealed" : RoleOfHealth(health_status);
 }
 
 Client::Client(ConnectionConfig config) : config_(std::move(config)) {
