@@ -408,7 +408,7 @@ int Main(const Options& opt) {
   testing::Process op;
   if (!op.Start(
           {testing::BuildBinary("bao-backup"), "--log-format", "json", "operator", "--kubeconfig",
-           kubeconfig, "--metrics-port", std::to_string(port), "--image", "bao-backup:bench"},
+           kubeconfig, "--metrics-bind-address", "127.0.0.1:" + std::to_string(port), "--image", "bao-backup:bench"},
           {}, &error)) {
     std::fprintf(stderr, "operator_scale: %s\n", error.c_str());
     return 1;

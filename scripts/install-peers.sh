@@ -12,6 +12,8 @@ AZURITE_VERSION="3.37.0"
 AZURE_BLOB_CLIENT_VERSION="12.34.0"
 MOTO_VERSION="5.2.5"
 OPENBAO_VERSION="2.7.2"
+KUBERNETES_VERSION="1.33.13" # kube-apiserver, built from the k8s.io/kubernetes module
+HELM_VERSION="v3.22.0"
 
 mkdir -p "$PEERS_DIR/bin"
 log() { printf 'install-peers: %s\n' "$*" >&2; }
@@ -62,8 +64,45 @@ install_openbao() {
   ln -sf "$bin" "$PEERS_DIR/bin/bao"
 }
 
+# A real kube-apiserver: k8s.io/kubernetes is not meant to be required as a module, so a scratch
+# module requires it and replaces every staging module (./staging/src/k8s.io/* in its go.mod)
+# with the matching published v0.x release. About 12 CPU-minutes and <2 GiB, once.
+install_kube-apiserver() {
+  local version="v$KUBERNETES_VERSION" stamp="$PEERS_DIR/bin/.kube-apiserver.version"
+  [[ -x "$PEERS_DIR/bin/kube-apiserver" && "$(cat "$stamp" 2>/dev/null)" == "$version" ]] && return 0
+  command -v go >/dev/null || { log "go is needed to build kube-apiserver"; exit 1; }
+  command -v etcd >/dev/null || { log "etcd is needed beside kube-apiserver (apt-get install etcd-server)"; exit 1; }
+  log "building kube-apiserver $version (first time only, ~12 CPU-minutes)"
+  local work="$PEERS_DIR/build/kubernetes-$version" staging="v0.${KUBERNETES_VERSION#1.}"
+  mkdir -p "$work"
+  (
+    cd "$work"
+    cat >go.mod <<MOD
+module bao-backup.local/kube-peer
+
+go 1.24.0
+
+require k8s.io/kubernetes $version
+MOD
+    printf 'package main\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver/app"\n\nfunc main() {}\n' >tools.go
+    GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$version" >/dev/null
+    local upstream
+    upstream="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$version.mod"
+    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$upstream" | while read -r m; do
+      go mod edit -replace "$m=$m@$staging"
+    done
+    GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || GOFLAGS=-mod=mod go get "k8s.io/kubernetes@$version"
+    GOFLAGS=-mod=mod go build -trimpath -o "$PEERS_DIR/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+  )
+  echo "$version" >"$stamp"
+}
+
+install_helm() {
+  go_peer helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+}
+
 peers=("$@")
-((${#peers[@]})) || peers=(minio fake-gcs node python openbao)
+((${#peers[@]})) || peers=(minio fake-gcs node python openbao kube-apiserver helm)
 for p in "${peers[@]}"; do
   declare -F "install_$p" >/dev/null || { log "unknown peer $p"; exit 2; }
   "install_$p"

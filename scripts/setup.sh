@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what bao-backup needs to build and test, and nothing twice:
 #   scripts/setup.sh          Debian packages for building (and tzdata)
-#   scripts/setup.sh --peers  also the real test peers (OpenBao, MinIO, fake-gcs-server, Azurite, moto)
+#   scripts/setup.sh --peers  also the real test peers (OpenBao, MinIO, fake-gcs-server, Azurite, moto,
+#                           kube-apiserver + etcd, helm)
 #   scripts/setup.sh --openbao  also real OpenBao only (what `make demo` runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ PACKAGES=(
   nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev clang-format
 )
-PEER_PACKAGES=(awscli python3-venv)
+PEER_PACKAGES=(awscli python3-venv etcd-server)
 
 want=("${PACKAGES[@]}")
 [[ "${1:-}" == "--peers" ]] && want+=("${PEER_PACKAGES[@]}")

@@ -1,5 +1,7 @@
 #include "backup/spec.h"
 
+#include <limits>
+
 namespace bao::backup {
 
 using nlohmann::json;
@@ -31,22 +33,24 @@ Result<RetentionPolicy> ParseRetention(const json& j, const std::string& path) {
   RetentionPolicy p;
   if (j.is_null()) return p;
   if (!j.is_object()) return InvalidArgument(path + ": must be an object");
-  auto get_count = [&](const char* name, int64_t* out) -> Status {
+  auto get_count = [&](const char* name, int64_t max, int64_t* out) -> Status {
     if (!j.contains(name) || j[name].is_null()) return Status::Ok();
-    if (!j[name].is_number_integer() || j[name].get<int64_t>() < 0) {
-      return InvalidArgument(path + "." + name + ": must be a whole number >= 0");
+    if (!j[name].is_number_integer() || j[name].get<int64_t>() < 0 ||
+        j[name].get<int64_t>() > max) {
+      return InvalidArgument(path + "." + name + ": must be a whole number from 0 to " +
+                             std::to_string(max));
     }
     *out = j[name].get<int64_t>();
     return Status::Ok();
   };
-  BAO_RETURN_IF_ERROR(get_count("maxCount", &p.max_count));
+  BAO_RETURN_IF_ERROR(get_count("maxCount", std::numeric_limits<int64_t>::max(), &p.max_count));
   int64_t daily = 0, weekly = 0, monthly = 0;
-  BAO_RETURN_IF_ERROR(get_count("keepDaily", &daily));
-  BAO_RETURN_IF_ERROR(get_count("keepWeekly", &weekly));
-  BAO_RETURN_IF_ERROR(get_count("keepMonthly", &monthly));
-  p.keep_daily = static_cast<int>(std::min<int64_t>(daily, 100000));
-  p.keep_weekly = static_cast<int>(std::min<int64_t>(weekly, 100000));
-  p.keep_monthly = static_cast<int>(std::min<int64_t>(monthly, 100000));
+  BAO_RETURN_IF_ERROR(get_count("keepDaily", kMaxKeepPerPeriod, &daily));
+  BAO_RETURN_IF_ERROR(get_count("keepWeekly", kMaxKeepPerPeriod, &weekly));
+  BAO_RETURN_IF_ERROR(get_count("keepMonthly", kMaxKeepPerPeriod, &monthly));
+  p.keep_daily = static_cast<int>(daily);
+  p.keep_weekly = static_cast<int>(weekly);
+  p.keep_monthly = static_cast<int>(monthly);
   std::string max_age;
   BAO_RETURN_IF_ERROR(GetString(j, "maxAge", path, &max_age));
   if (!max_age.empty()) {

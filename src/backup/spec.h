@@ -12,6 +12,8 @@
 namespace bao::backup {
 
 constexpr const char* kOidcBackupRole = "openbao-operator-backup";
+// The largest retention.keepDaily/keepWeekly/keepMonthly (the CRD has the same maximum).
+constexpr int64_t kMaxKeepPerPeriod = 100000;
 
 struct BackupSpec {
   std::string schedule;

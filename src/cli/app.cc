@@ -186,13 +186,15 @@ int RunCli(int argc, char** argv) {
                          "with --config: print each cluster's persisted status and exit");
   CLI::App* operator_cmd = app.add_subcommand("operator", "run the Kubernetes backup manager");
   OperatorOptions op_opts;
-  operator_cmd->add_option("--watch-namespace", op_opts.watch_namespace,
-                           "only this namespace's OpenBaoClusters (default: all)");
+  operator_cmd->add_option("--watch-namespace", op_opts.watch_namespaces,
+                           "only this namespace's OpenBaoClusters; repeat for several (default: "
+                           "all namespaces)");
   operator_cmd->add_option("--lease-namespace", op_opts.lease_namespace,
                            "namespace of the leader-election Lease (default $POD_NAMESPACE)");
   operator_cmd->add_option("--lease-name", op_opts.lease_name, "leader-election Lease name");
-  operator_cmd->add_option("--metrics-port", op_opts.listen_port,
-                           "port of /metrics, /healthz and /readyz (0 = none; default 8080)");
+  operator_cmd->add_option("--metrics-bind-address", op_opts.metrics_bind_address,
+                           "HOST:PORT or :PORT of /metrics, /healthz and /readyz (0 = none; "
+                           "default :8080)");
   operator_cmd->add_option("--image", op_opts.image,
                            "default executor image for backup Jobs (env BAO_BACKUP_IMAGE)");
   operator_cmd->add_option("--kubeconfig", op_opts.kubeconfig,

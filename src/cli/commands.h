@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "cli/settings.h"
 
@@ -50,10 +51,10 @@ int RunScheduleCommand(const ScheduleOptions& opts);
 namespace bao::cli {
 
 struct OperatorOptions {
-  std::string watch_namespace;  // "" = all namespaces
-  std::string lease_namespace;  // default $POD_NAMESPACE, else the config's namespace
+  std::vector<std::string> watch_namespaces;  // empty = all namespaces
+  std::string lease_namespace;                // default $POD_NAMESPACE, else the config's namespace
   std::string lease_name = "bao-backup-operator";
-  int listen_port = 8080;
+  std::string metrics_bind_address = ":8080";
   std::string image;       // default executor image; default $BAO_BACKUP_IMAGE
   std::string kubeconfig;  // "" = in-cluster, $KUBECONFIG or ~/.kube/config
 };

@@ -28,14 +28,14 @@ int RunOperatorCommand(const OperatorOptions& opts) {
     return static_cast<int>(backup::ExitCode::kConfig);
   }
   op::ControllerOptions o;
-  o.watch_namespace = opts.watch_namespace;
+  o.watch_namespaces = opts.watch_namespaces;
   o.lease_namespace = opts.lease_namespace.empty() ? Env("POD_NAMESPACE", config->default_namespace)
                                                    : opts.lease_namespace;
   o.lease_name = opts.lease_name;
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   o.identity = Env("POD_NAME", host) + "_" + crypto::RandomHex(8);
-  o.listen_port = opts.listen_port;
+  o.metrics_bind_address = opts.metrics_bind_address;
   o.manager.job.default_image = opts.image.empty() ? Env("BAO_BACKUP_IMAGE", "") : opts.image;
   o.manager.job.jwt_audience = Env("OPENBAO_JWT_AUDIENCE", "openbao-internal");
   if (o.manager.job.default_image.empty()) {

@@ -1,6 +1,9 @@
 #include "operator/backup_logic.h"
 
+#include <algorithm>
+#include <iomanip>
 #include <sstream>
+#include <utility>
 
 namespace bao::op {
 
@@ -134,7 +137,7 @@ JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector
   const std::string job_name = Str(At(job, {"metadata"}), "name");
   // The result: the newest terminated container's message.
   json result;
-  std::string newest;
+  std::string newest;  // finishedAt of the container the result came from
   for (const json& pod : pods) {
     const json& statuses = At(pod, {"status", "containerStatuses"});
     if (!statuses.is_array()) continue;
@@ -156,8 +159,13 @@ JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector
   json& b = out.backup_patch;
   b["lastRecordedJob"] = job_name;
   if (out.succeeded) {
+    // When the backup ended: the executor's own end time, else the container's, else the
+    // Job's completionTime; `now` (when the operator noticed) only when none is known.
     std::string finished_at = Str(result, "finishedAt");
-    b["lastBackupTime"] = finished_at.empty() ? FormatRfc3339(now) : finished_at;
+    if (!ParseRfc3339(finished_at).ok()) finished_at = newest;
+    if (!ParseRfc3339(finished_at).ok()) finished_at = Str(At(job, {"status"}), "completionTime");
+    if (!ParseRfc3339(finished_at).ok()) finished_at = FormatRfc3339(now);
+    b["lastBackupTime"] = finished_at;
     b["lastBackupName"] = result["key"];
     int64_t size = result.contains("size") && result["size"].is_number_integer()
                        ? result["size"].get<int64_t>()
@@ -189,6 +197,61 @@ JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector
     out.message = "backup Job " + job_name + " failed: " + reason;
   }
   return out;
+}
+
+std::string ClusterGaugesText(const std::vector<json>& clusters) {
+  struct Gauge {
+    const char* name;
+    const char* help;
+    const char* field;  // in status.backup
+    bool is_time;       // an RFC 3339 time, reported as Unix seconds
+  };
+  static const Gauge kGauges[] = {
+      {"bao_backup_last_success_timestamp_seconds",
+       "Unix time the last successful backup finished (status.backup.lastBackupTime).",
+       "lastBackupTime", true},
+      {"bao_backup_consecutive_failures", "Backup failures since the last success.",
+       "consecutiveFailures", false},
+      {"bao_backup_last_duration_seconds", "Duration of the last successful backup.",
+       "lastBackupDuration", false},
+      {"bao_backup_last_size_bytes", "Size of the last successful backup.", "lastBackupSize",
+       false},
+      {"bao_backup_next_scheduled_timestamp_seconds", "Unix time of the next scheduled backup.",
+       "nextScheduledBackup", true},
+  };
+  std::vector<std::pair<std::string, const json*>> rows;  // labels, status.backup
+  for (const json& c : clusters) {
+    const json& backup = At(c, {"status", "backup"});
+    if (At(c, {"spec", "backup"}).is_null() || !backup.is_object()) continue;
+    rows.emplace_back("{namespace=\"" + Str(At(c, {"metadata"}), "namespace") + "\",cluster=\"" +
+                          Str(At(c, {"metadata"}), "name") + "\"}",
+                      &backup);
+  }
+  std::sort(rows.begin(), rows.end());
+  std::ostringstream o;
+  o << std::setprecision(15);  // Unix seconds and byte counts print whole
+  for (const Gauge& g : kGauges) {
+    o << "# HELP " << g.name << " " << g.help << "\n# TYPE " << g.name << " gauge\n";
+    for (const auto& [labels, backup] : rows) {
+      const json& v = At(*backup, {g.field});
+      double value = 0;
+      if (g.is_time) {
+        auto t = ParseRfc3339(v.is_string() ? v.get<std::string>() : "");
+        if (!t.ok()) continue;
+        value = std::chrono::duration<double>(t->time_since_epoch()).count();
+      } else if (v.is_number()) {
+        value = v.get<double>();
+      } else if (v.is_string()) {
+        auto d = ParseDuration(v.get<std::string>());
+        if (!d.ok()) continue;
+        value = std::chrono::duration<double>(*d).count();
+      } else {
+        continue;
+      }
+      o << g.name << labels << " " << value << "\n";
+    }
+  }
+  return o.str();
 }
 
 }  // namespace bao::op

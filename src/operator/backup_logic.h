@@ -86,4 +86,9 @@ JobOutcome EvaluateFinishedJob(const nlohmann::json& job, bool complete,
                                const std::vector<nlohmann::json>& pods,
                                const nlohmann::json& backup_status, TimePoint now);
 
+// Prometheus gauges per cluster with spec.backup, computed from status.backup of `clusters`
+// (the informer's cache): last success time, failures in a row, last duration and size, next
+// slot. A field that is missing or unparsable leaves that cluster out of that gauge.
+std::string ClusterGaugesText(const std::vector<nlohmann::json>& clusters);
+
 }  // namespace bao::op

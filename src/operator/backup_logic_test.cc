@@ -149,6 +149,59 @@ TEST(EvaluateFinishedJobTest, SuccessRecordsTheResultAndResetsFailures) {
   EXPECT_NE(o.message.find("1234 bytes"), std::string::npos) << o.message;
 }
 
+TEST(EvaluateFinishedJobTest, LastBackupTimeIsWhenTheBackupEndedNotWhenItWasNoticed) {
+  json job = FinishedJob("backup-bao-20250115-030000", "Complete");
+  job["status"]["completionTime"] = "2025-01-15T03:00:20Z";
+  const TimePoint noticed = At("2025-01-15T04:30:00Z");  // the operator was down for a while
+  const std::string result = R"({"key":"k.snap","size":1,"duration":"12s"})";
+  // No finishedAt in the result: the container's end.
+  JobOutcome o = EvaluateFinishedJob(job, true, {Pod(result, "2025-01-15T03:00:13Z")}, {}, noticed);
+  EXPECT_EQ(o.backup_patch["lastBackupTime"], "2025-01-15T03:00:13Z");
+  // No usable container time either: the Job's completionTime.
+  o = EvaluateFinishedJob(job, true, {Pod(result, "")}, {}, noticed);
+  EXPECT_EQ(o.backup_patch["lastBackupTime"], "2025-01-15T03:00:20Z");
+  // Nothing known at all: when it was noticed.
+  job["status"].erase("completionTime");
+  o = EvaluateFinishedJob(job, true, {Pod(result, "")}, {}, noticed);
+  EXPECT_EQ(o.backup_patch["lastBackupTime"], "2025-01-15T04:30:00Z");
+}
+
+TEST(ClusterGaugesTest, ComputedFromStatusOfEveryClusterWithBackups) {
+  std::vector<json> clusters = {
+      {{"metadata", {{"namespace", "b"}, {"name", "two"}}},
+       {"spec", {{"backup", {{"schedule", "@daily"}}}}},
+       {"status",
+        {{"backup",
+          {{"lastBackupTime", "2025-01-15T03:00:12Z"},
+           {"consecutiveFailures", 0},
+           {"lastBackupDuration", "1m30s"},
+           {"lastBackupSize", 4096},
+           {"nextScheduledBackup", "2025-01-16T03:00:00Z"}}}}}},
+      {{"metadata", {{"namespace", "a"}, {"name", "one"}}},
+       {"spec", {{"backup", {{"schedule", "@daily"}}}}},
+       {"status", {{"backup", {{"consecutiveFailures", 3}, {"lastBackupTime", "garbage"}}}}}},
+      {{"metadata", {{"namespace", "a"}, {"name", "nobackup"}}},
+       {"status", {{"backup", {{"consecutiveFailures", 9}}}}}},
+  };
+  std::string text = ClusterGaugesText(clusters);
+  EXPECT_NE(text.find("bao_backup_last_success_timestamp_seconds{namespace=\"b\",cluster=\"two\"} "
+                      "1736910012\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("bao_backup_consecutive_failures{namespace=\"a\",cluster=\"one\"} 3\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("bao_backup_last_duration_seconds{namespace=\"b\",cluster=\"two\"} 90\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("bao_backup_last_size_bytes{namespace=\"b\",cluster=\"two\"} 4096\n"),
+            std::string::npos);
+  // An unparsable time leaves the cluster out of that gauge; no spec.backup, out of all.
+  EXPECT_EQ(text.find("bao_backup_last_success_timestamp_seconds{namespace=\"a\""),
+            std::string::npos);
+  EXPECT_EQ(text.find("nobackup"), std::string::npos);
+  // Sorted: a/one before b/two.
+  EXPECT_LT(text.find("cluster=\"one\"} 3"), text.find("cluster=\"two\"} 0"));
+}
+
 TEST(EvaluateFinishedJobTest, FailuresCountUpWithTheExecutorsReason) {
   json job = FinishedJob("backup-bao-20250115-030000", "Failed");
   std::vector<json> pods = {

@@ -18,11 +18,18 @@ struct BackupManager::View {
   std::string ns, name;
   json cluster;
   TimePoint now;
+  // Filled by the steps, in order.
   backup::BackupSpec spec;
+  std::optional<CronSchedule> cron;
   std::string jwt_role;
-  std::vector<json> jobs;  // this cluster's backup Jobs
+  std::vector<json> jobs;   // this cluster's backup Jobs
+  std::string running_job;  // the one that has not finished, if any
+  bool triggered = false;   // openbao.org/trigger-backup is set
+  TimePoint slot{};         // the slot a new backup serves (now when triggered)
+  TimePoint next{};         // the next cron slot after now
   ReconcileResult result;
 
+  std::string Key() const { return ns + "/" + name; }
   const json& Status() const {
     static const json kEmpty = json::object();
     return cluster.contains("status") && cluster["status"].is_object() ? cluster["status"] : kEmpty;
@@ -35,6 +42,21 @@ struct BackupManager::View {
     json b = Backup();
     return b.contains(field) && b[field].is_string() ? b[field].get<std::string>() : "";
   }
+  json Generation() const {
+    const json& g = At(cluster, {"metadata", "generation"});
+    return g.is_number() ? g : json(0);
+  }
+  const json* Condition() const {
+    const json& conds = At(cluster, {"status", "conditions"});
+    if (!conds.is_array()) return nullptr;
+    for (const json& c : conds) {
+      if (Str(c, "type") == kConditionBackupConfigured) return &c;
+    }
+    return nullptr;
+  }
+  json ResourceVersionPrecondition() const {
+    return {{"resourceVersion", cluster["metadata"]["resourceVersion"]}};
+  }
 };
 
 namespace {
@@ -43,6 +65,13 @@ std::string Reason(const Status& s) {
   const std::string& m = s.message();
   if (m.find("cross-namespace") != std::string::npos) return "CrossNamespaceReference";
   return "InvalidSpec";
+}
+
+// A write the API server refused for good (validation, admission, RBAC): retrying the same
+// request cannot help until someone changes the spec or the RBAC, so the user must see it.
+bool RefusedWrite(const Status& s) {
+  int code = k8s::HttpCodeOf(s);
+  return code == 400 || code == 403 || code == 422;
 }
 
 }  // namespace
@@ -60,10 +89,6 @@ Result<ReconcileResult> BackupManager::Reconcile(const std::string& ns, const st
   Result<ReconcileResult> r = ReconcileResult{};
   if (!cluster.ok()) {
     if (!k8s::IsNotFound(cluster.status())) r = cluster.status();
-    if (r.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      metrics_.erase(ns + "/" + name);
-    }
   } else {
     v.cluster = std::move(*cluster);
     r = ReconcileCluster(v);
@@ -74,9 +99,33 @@ Result<ReconcileResult> BackupManager::Reconcile(const std::string& ns, const st
   return r;
 }
 
-Status BackupManager::Refresh(View& v) {
-  BAO_ASSIGN_OR_RETURN(v.cluster, client_->Get(k8s::kOpenBaoClusters, v.ns, v.name));
-  return Status::Ok();
+// The reconcile, as a list of steps; each step may end it (see the header).
+Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
+  if (At(v.cluster, {"spec", "backup"}).is_null()) {
+    v.result.outcome = "disabled";
+    return v.result;
+  }
+  for (auto step : {&BackupManager::ValidateSpec, &BackupManager::CheckSecrets,
+                    &BackupManager::EnsureServiceAccount}) {
+    BAO_ASSIGN_OR_RETURN(bool go_on, (this->*step)(v));
+    if (!go_on) return v.result;
+  }
+  BAO_RETURN_IF_ERROR(MarkConfigured(v));
+  BAO_RETURN_IF_ERROR(ObserveJobs(v));
+  for (auto step : {&BackupManager::MaintainLock, &BackupManager::DecideDueSlot,
+                    &BackupManager::CheckBackupPreconditions}) {
+    BAO_ASSIGN_OR_RETURN(bool go_on, (this->*step)(v));
+    if (!go_on) return v.result;
+  }
+  BAO_RETURN_IF_ERROR(StartBackup(v));
+  return v.result;
+}
+
+void BackupManager::Event(const View& v, bool normal, const std::string& reason,
+                          const std::string& message) {
+  Status e = normal ? events_->Normal(v.cluster, reason, message)
+                    : events_->Warning(v.cluster, reason, message);
+  if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
 }
 
 Status BackupManager::SetConfigured(View& v, bool ok, const std::string& reason,
@@ -88,8 +137,9 @@ Status BackupManager::SetConfigured(View& v, bool ok, const std::string& reason,
   for (json& c : conds) {
     if (Str(c, "type") == kConditionBackupConfigured) existing = &c;
   }
-  if (existing && Str(*existing, "status") == status && Str(*existing, "reason") == reason &&
-      Str(*existing, "message") == message) {
+  const bool same = existing && Str(*existing, "status") == status &&
+                    Str(*existing, "reason") == reason && Str(*existing, "message") == message;
+  if (same && existing->value("observedGeneration", json(0)) == v.Generation()) {
     return Status::Ok();
   }
   json cond = {{"type", kConditionBackupConfigured},
@@ -97,9 +147,7 @@ Status BackupManager::SetConfigured(View& v, bool ok, const std::string& reason,
                {"reason", reason},
                {"message", message},
                {"lastTransitionTime", FormatRfc3339(v.now)},
-               {"observedGeneration", At(v.cluster, {"metadata", "generation"}).is_number()
-                                          ? At(v.cluster, {"metadata", "generation"})
-                                          : json(0)}};
+               {"observedGeneration", v.Generation()}};
   if (existing) {
     if (Str(*existing, "status") == status)
       cond["lastTransitionTime"] = (*existing)["lastTransitionTime"];
@@ -109,31 +157,276 @@ Status BackupManager::SetConfigured(View& v, bool ok, const std::string& reason,
   }
   BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name,
                                                        {{"status", {{"conditions", conds}}}}));
-  Status e = ok ? events_->Normal(v.cluster, reason, message)
-                : events_->Warning(v.cluster, reason, message);
-  if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
+  // Only a new state is news; a generation bump with the same verdict is not.
+  if (!same) Event(v, ok, reason, message);
   return Status::Ok();
 }
 
-Status BackupManager::EnsureServiceAccount(const View& v) {
-  const json& meta = v.cluster["metadata"];
-  json sa = {{"apiVersion", "v1"},
-             {"kind", "ServiceAccount"},
-             {"metadata",
-              {{"name", BackupServiceAccountName(v.name)},
-               {"namespace", v.ns},
-               {"labels", {{kLabelCluster, v.name}, {kLabelManagedBy, kManagedBy}}},
-               {"ownerReferences", json::array({{{"apiVersion", "openbao.org/v1alpha1"},
-                                                 {"kind", "OpenBaoCluster"},
-                                                 {"name", v.name},
-                                                 {"uid", Str(meta, "uid")},
-                                                 {"controller", true},
-                                                 {"blockOwnerDeletion", true}}})}}}};
-  Result<json> got = client_->Get(k8s::kServiceAccounts, v.ns, BackupServiceAccountName(v.name));
-  if (got.ok()) return Status::Ok();
+// 1. The spec: parses, has a valid schedule, a name that fits, and a way to authenticate.
+Result<bool> BackupManager::ValidateSpec(View& v) {
+  auto invalid = [&](const std::string& reason, const std::string& message) -> Result<bool> {
+    BAO_RETURN_IF_ERROR(SetConfigured(v, false, reason, message));
+    v.result.outcome = "invalid";
+    return false;
+  };
+  if (v.name.size() > kMaxClusterNameLength) {
+    return invalid("NameTooLong", "metadata.name: " + std::to_string(v.name.size()) +
+                                      " characters; backups need a cluster name of at most " +
+                                      std::to_string(kMaxClusterNameLength) +
+                                      " characters (the ServiceAccount \"<name>-backup-"
+                                      "serviceaccount\" must be a valid object name)");
+  }
+  Result<backup::BackupSpec> spec =
+      backup::ParseBackupSpec(At(v.cluster, {"spec", "backup"}), "spec.backup", true, true);
+  if (!spec.ok()) return invalid(Reason(spec.status()), spec.status().message());
+  v.spec = *spec;
+  Result<CronSchedule> cron = CronSchedule::Parse(v.spec.schedule);
+  if (!cron.ok()) {
+    return invalid("InvalidSchedule", "spec.backup.schedule: " + cron.status().message());
+  }
+  v.cron = *cron;
+  v.jwt_role = backup::EffectiveJwtRole(
+      v.spec, At(v.cluster, {"spec", "selfInit", "oidc", "enabled"}) == json(true));
+  if (v.jwt_role.empty() && v.spec.token_secret_name.empty()) {
+    return invalid(
+        "NoBackupToken",
+        "spec.backup: neither jwtAuthRole (nor spec.selfInit.oidc.enabled) nor "
+        "tokenSecretRef.name is set; backups need one of them (root tokens are never used)");
+  }
+  return true;
+}
+
+// A Secret the Job mounts: missing (or without `key`) means a Job that can only fail, so the
+// cluster gets a condition instead. False when it set one.
+Result<bool> BackupManager::CheckSecret(View& v, const std::string& secret, const std::string& what,
+                                        const char* key, const std::string& reason_prefix) {
+  Result<json> s = client_->Get(k8s::kSecrets, v.ns, secret);
+  std::string problem;
+  if (!s.ok()) {
+    if (!k8s::IsNotFound(s.status())) return s.status();
+    problem = "SecretNotFound";
+    BAO_RETURN_IF_ERROR(SetConfigured(
+        v, false, reason_prefix + problem,
+        what + ": Secret \"" + secret + "\" not found in namespace \"" + v.ns + "\""));
+  } else if (key && !At(*s, {"data"}).contains(key) && !At(*s, {"stringData"}).contains(key)) {
+    problem = "SecretKeyMissing";
+    BAO_RETURN_IF_ERROR(
+        SetConfigured(v, false, reason_prefix + problem,
+                      what + ": Secret \"" + secret + "\" has no key \"" + key + "\""));
+  }
+  if (problem.empty()) return true;
+  v.result.outcome = "invalid";
+  return false;
+}
+
+// 2. The Secrets the Job mounts exist: storage credentials, the OpenBao token (without a JWT
+// role) and the cluster's TLS CA (OpenBao's API is always TLS; the Job verifies it with
+// <cluster>-tls-ca, key ca.crt).
+Result<bool> BackupManager::CheckSecrets(View& v) {
+  if (!v.spec.target.credentials_secret.empty()) {
+    BAO_ASSIGN_OR_RETURN(bool found,
+                         CheckSecret(v, v.spec.target.credentials_secret,
+                                     "spec.backup.target.credentialsSecretRef.name", nullptr, ""));
+    if (!found) return false;
+  }
+  if (v.jwt_role.empty()) {
+    BAO_ASSIGN_OR_RETURN(bool found, CheckSecret(v, v.spec.token_secret_name,
+                                                 "spec.backup.tokenSecretRef.name", "token", ""));
+    if (!found) return false;
+  }
+  return CheckSecret(v, TlsCaSecretName(v.name),
+                     "the cluster's TLS CA (mounted at " + std::string(kTlsDir) +
+                         "/ to verify OpenBao's certificate)",
+                     kTlsCaKey, "TlsCa");
+}
+
+// 3. The Jobs' ServiceAccount, owned by the cluster.
+Result<bool> BackupManager::EnsureServiceAccount(View& v) {
+  const std::string sa_name = BackupServiceAccountName(v.name);
+  Result<json> got = client_->Get(k8s::kServiceAccounts, v.ns, sa_name);
+  if (got.ok()) return true;
   if (!k8s::IsNotFound(got.status())) return got.status();
+  json sa = {
+      {"apiVersion", "v1"},
+      {"kind", "ServiceAccount"},
+      {"metadata",
+       {{"name", sa_name},
+        {"namespace", v.ns},
+        {"labels", {{kLabelCluster, ClusterLabelValue(v.name)}, {kLabelManagedBy, kManagedBy}}},
+        {"ownerReferences", json::array({OwnerReference(v.cluster)})}}}};
   Result<json> created = client_->Create(k8s::kServiceAccounts, v.ns, sa);
-  if (!created.ok() && !k8s::IsAlreadyExists(created.status())) return created.status();
+  if (created.ok() || k8s::IsAlreadyExists(created.status())) return true;
+  if (RefusedWrite(created.status())) {
+    BAO_RETURN_IF_ERROR(SetConfigured(
+        v, false, kReasonServiceAccountCreateFailed,
+        "cannot create ServiceAccount " + sa_name + ": " + created.status().message()));
+  }
+  return created.status();
+}
+
+// 4. Configured. A refused Job creation stays visible (at this generation) until a Job is
+// created; anything else that was wrong has been fixed if the reconcile got here.
+Status BackupManager::MarkConfigured(View& v) {
+  const json* c = v.Condition();
+  if (c && Str(*c, "reason") == kReasonJobCreateFailed &&
+      c->value("observedGeneration", json(0)) == v.Generation()) {
+    return Status::Ok();
+  }
+  return SetConfigured(v, true, "Configured",
+                       "backups run on schedule \"" + v.cron->ToString() + "\"");
+}
+
+// 5. The Jobs: record the finished ones, note the running one.
+Status BackupManager::ObserveJobs(View& v) {
+  k8s::ListOptions lo;
+  lo.label_selector = BackupJobSelector(v.name);
+  BAO_ASSIGN_OR_RETURN(k8s::ObjectList jobs, client_->List(k8s::kJobs, v.ns, lo));
+  v.jobs = std::move(jobs.items);
+  BAO_RETURN_IF_ERROR(RecordFinishedJobs(v));
+  for (const json& job : v.jobs) {
+    if (JobFinished(job).empty()) v.running_job = Str(At(job, {"metadata"}), "name");
+  }
+  return Status::Ok();
+}
+
+// 6. The lock: resume a Job whose creation was interrupted, or drop a lost one; renew the
+// lock of a running Job. False when it resumed a Job (nothing else to do now).
+Result<bool> BackupManager::MaintainLock(View& v) {
+  const json lock = At(v.cluster, {"status", "operationLock"});
+  const std::string job_name = LockJobName(lock);
+  if (job_name.empty()) return true;
+  bool exists = std::any_of(v.jobs.begin(), v.jobs.end(), [&](const json& j) {
+    return j["metadata"].value("name", "") == job_name;
+  });
+  if (!exists && v.BackupString("lastRecordedJob") != job_name) {
+    auto acquired = ParseRfc3339(Str(lock, "acquiredAt"));
+    auto slot = ParseRfc3339(Str(lock, "slot"));
+    if (acquired.ok() && slot.ok() && v.now - *acquired < kResumeWindow) {
+      json job = BuildBackupJob(v.cluster, v.spec, v.jwt_role, *slot,
+                                Str(lock, "message").rfind("manual", 0) == 0, options_.job);
+      BAO_RETURN_IF_ERROR(
+          CreateJob(v, job, "created backup Job " + job_name + " (resumed after a restart)"));
+      BAO_RETURN_IF_ERROR(RemoveTrigger(v));
+      v.result.outcome = "resumed";
+      v.result.requeue_at = v.now + kLockRenewInterval;
+      return false;
+    }
+    BAO_ASSIGN_OR_RETURN(
+        v.cluster,
+        client_->PatchStatus(
+            k8s::kOpenBaoClusters, v.ns, v.name,
+            {{"metadata", v.ResourceVersionPrecondition()},
+             {"status",
+              {{"operationLock", nullptr},
+               {"backup",
+                {{"lastRecordedJob", job_name},
+                 {"lastFailureReason", "backup Job " + job_name + " was lost before it ran"},
+                 {"consecutiveFailures",
+                  v.Backup().value("consecutiveFailures", int64_t{0}) + 1}}}}}}));
+    Event(v, false, "BackupFailed", "backup Job " + job_name + " was lost; lock released");
+  } else if (job_name == v.running_job && LockNeedsRenewal(lock, v.now)) {
+    // The resourceVersion precondition keeps a lock released meanwhile from coming back as
+    // a bare {renewedAt}; on a conflict the change that caused it brings another reconcile.
+    Result<json> renewed = client_->PatchStatus(
+        k8s::kOpenBaoClusters, v.ns, v.name,
+        {{"metadata", v.ResourceVersionPrecondition()},
+         {"status", {{"operationLock", {{"renewedAt", FormatRfc3339(v.now)}}}}}});
+    if (renewed.ok()) {
+      v.cluster = std::move(*renewed);
+    } else if (!k8s::IsConflict(renewed.status())) {
+      return renewed.status();
+    }
+  }
+  return true;
+}
+
+// 7. The slot: records the next one; true when a slot is due or a backup was triggered.
+Result<bool> BackupManager::DecideDueSlot(View& v) {
+  SlotDecision slot_state = DecideSlot(*v.cron, v.now, v.Backup());
+  v.triggered = At(v.cluster, {"metadata", "annotations"}).contains(kAnnotationTrigger);
+  if (slot_state.next_changed) {
+    BAO_ASSIGN_OR_RETURN(
+        v.cluster,
+        client_->PatchStatus(
+            k8s::kOpenBaoClusters, v.ns, v.name,
+            {{"status", {{"backup", {{"nextScheduledBackup", FormatRfc3339(slot_state.next)}}}}}}));
+  }
+  v.next = slot_state.next;
+  v.result.requeue_at = v.next;
+  if (!v.running_job.empty()) v.result.requeue_at = std::min(v.next, v.now + kLockRenewInterval);
+  if (!slot_state.due && !v.triggered) {
+    if (v.result.outcome.empty()) v.result.outcome = v.running_job.empty() ? "idle" : "running";
+    return false;
+  }
+  v.slot = v.triggered ? v.now : *slot_state.previous;
+  return true;
+}
+
+// 8. The contract's preconditions (running, no upgrade, no restore, no other backup, no lock).
+Result<bool> BackupManager::CheckBackupPreconditions(View& v) {
+  std::vector<json> restores;
+  if (At(v.cluster, {"status", "phase"}) == json("Running")) {
+    BAO_ASSIGN_OR_RETURN(k8s::ObjectList list, client_->List(k8s::kOpenBaoRestores, v.ns));
+    restores = std::move(list.items);
+  }
+  std::optional<SkipReason> skip = CheckPreconditions(v.cluster, restores, !v.running_job.empty());
+  if (!skip) return true;
+  BAO_RETURN_IF_ERROR(Skip(v, skip->reason, skip->message));
+  return false;
+}
+
+// 9. Lock, then the Job.
+Status BackupManager::StartBackup(View& v) {
+  json job = BuildBackupJob(v.cluster, v.spec, v.jwt_role, v.slot, v.triggered, options_.job);
+  std::string job_name = job["metadata"]["name"];
+  json backup_status = {{"lastAttemptTime", FormatRfc3339(v.now)}};
+  if (!v.triggered) backup_status["lastAttemptScheduledTime"] = FormatRfc3339(v.slot);
+  json patch = {
+      {"metadata", v.ResourceVersionPrecondition()},
+      {"status",
+       {{"backup", backup_status},
+        {"operationLock",
+         {{"operation", "Backup"},
+          {"holder", kLockHolderPrefix + job_name},
+          {"message", (v.triggered ? "manual backup Job " : "scheduled backup Job ") + job_name},
+          {"slot", FormatRfc3339(v.slot)},
+          {"acquiredAt", FormatRfc3339(v.now)},
+          {"renewedAt", FormatRfc3339(v.now)}}}}}};
+  BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name, patch));
+  if (v.triggered) BAO_RETURN_IF_ERROR(RemoveTrigger(v));
+  BAO_RETURN_IF_ERROR(CreateJob(v, job, "created backup Job " + job_name));
+  log::Info("backup Job created", {{"cluster", v.Key()}, {"job", job_name}});
+  v.result.outcome = "created";
+  v.result.requeue_at = std::min(v.next, v.now + kLockRenewInterval);
+  return Status::Ok();
+}
+
+Status BackupManager::CreateJob(View& v, const json& job, const std::string& event_message) {
+  const std::string job_name = job["metadata"]["name"];
+  Result<json> created = client_->Create(k8s::kJobs, v.ns, job);
+  if (!created.ok() && !k8s::IsAlreadyExists(created.status())) {
+    if (RefusedWrite(created.status())) {
+      BAO_RETURN_IF_ERROR(SetConfigured(
+          v, false, kReasonJobCreateFailed,
+          "cannot create backup Job " + job_name + ": " + created.status().message()));
+    }
+    return created.status();
+  }
+  const json* c = v.Condition();
+  if (c && Str(*c, "reason") == kReasonJobCreateFailed) {
+    BAO_RETURN_IF_ERROR(SetConfigured(v, true, "Configured",
+                                      "backups run on schedule \"" + v.cron->ToString() + "\""));
+  }
+  Event(v, true, "BackupStarted", event_message);
+  return Status::Ok();
+}
+
+Status BackupManager::MarkRecorded(View& v, const std::string& job_name) {
+  // A cache for humans and tools; status.backup.lastRecordedJob is what counts.
+  Result<json> marked =
+      client_->MergePatch(k8s::kJobs, v.ns, job_name,
+                          {{"metadata", {{"annotations", {{kAnnotationRecorded, "true"}}}}}});
+  if (!marked.ok() && !k8s::IsNotFound(marked.status())) return marked.status();
   return Status::Ok();
 }
 
@@ -143,41 +436,22 @@ Status BackupManager::RecordResult(View& v, const json& job, bool succeeded) {
   lo.label_selector = "job-name=" + job_name;
   BAO_ASSIGN_OR_RETURN(k8s::ObjectList pods, client_->List(k8s::kPods, v.ns, lo));
   JobOutcome outcome = EvaluateFinishedJob(job, succeeded, pods.items, v.Backup(), v.now);
-  const bool ok = outcome.succeeded;
-  const json& patch_backup = outcome.backup_patch;
-  const std::string& message = outcome.message;
-  const int64_t failures = outcome.consecutive_failures;
-  json patch = {{"metadata", {{"resourceVersion", v.cluster["metadata"]["resourceVersion"]}}},
-                {"status", {{"backup", patch_backup}}}};
+  json patch = {{"metadata", v.ResourceVersionPrecondition()},
+                {"status", {{"backup", outcome.backup_patch}}}};
   if (LockJobName(At(v.cluster, {"status", "operationLock"})) == job_name) {
     patch["status"]["operationLock"] = nullptr;
   }
   BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name, patch));
-  Status e = ok ? events_->Normal(v.cluster, "BackupSucceeded", message)
-                : events_->Warning(v.cluster, "BackupFailed", message);
-  if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
-  log::Info(ok ? "backup succeeded" : "backup failed",
-            {{"cluster", v.ns + "/" + v.name}, {"job", job_name}, {"message", message}});
+  Event(v, outcome.succeeded, outcome.succeeded ? "BackupSucceeded" : "BackupFailed",
+        outcome.message);
+  log::Info(outcome.succeeded ? "backup succeeded" : "backup failed",
+            {{"cluster", v.Key()}, {"job", job_name}, {"message", outcome.message}});
   {
     std::lock_guard<std::mutex> l(mu_);
-    ClusterMetrics& m = metrics_[v.ns + "/" + v.name];
-    m.consecutive_failures = failures;
-    if (ok) {
-      ++m.successes;
-      m.last_success_unix = std::chrono::duration<double>(v.now.time_since_epoch()).count();
-      m.last_size_bytes = patch_backup["lastBackupSize"].get<int64_t>();
-      auto d = ParseDuration(patch_backup["lastBackupDuration"].get<std::string>());
-      if (d.ok()) m.last_duration_seconds = d->count() / 1000.0;
-    } else {
-      ++m.failures;
-    }
+    ClusterCounters& c = counters_[v.Key()];
+    ++(outcome.succeeded ? c.successes : c.failures);
   }
-  // Mark the Job too (a cache for humans and tools; status.lastRecordedJob is what counts).
-  Result<json> marked =
-      client_->MergePatch(k8s::kJobs, v.ns, job_name,
-                          {{"metadata", {{"annotations", {{kAnnotationRecorded, "true"}}}}}});
-  if (!marked.ok() && !k8s::IsNotFound(marked.status())) return marked.status();
-  return Status::Ok();
+  return MarkRecorded(v, job_name);
 }
 
 Status BackupManager::RecordFinishedJobs(View& v) {
@@ -192,10 +466,7 @@ Status BackupManager::RecordFinishedJobs(View& v) {
     if (Str(At(job, {"metadata", "annotations"}), kAnnotationRecorded) == "true") continue;
     if (v.BackupString("lastRecordedJob") == job_name) {
       // Status was written but the Job not marked yet: only mark it.
-      Result<json> marked =
-          client_->MergePatch(k8s::kJobs, v.ns, job_name,
-                              {{"metadata", {{"annotations", {{kAnnotationRecorded, "true"}}}}}});
-      if (!marked.ok() && !k8s::IsNotFound(marked.status())) return marked.status();
+      BAO_RETURN_IF_ERROR(MarkRecorded(v, job_name));
       continue;
     }
     BAO_RETURN_IF_ERROR(RecordResult(v, job, finished == "Complete"));
@@ -215,221 +486,25 @@ Status BackupManager::RemoveTrigger(View& v) {
   return Status::Ok();
 }
 
-Status BackupManager::Skip(View& v, TimePoint slot, bool triggered, const std::string& reason,
-                           const std::string& message) {
+Status BackupManager::Skip(View& v, const std::string& reason, const std::string& message) {
   json b = {{"lastSkipReason", reason + ": " + message}};
-  if (!triggered) b["lastSkippedScheduledTime"] = FormatRfc3339(slot);
+  if (!v.triggered) b["lastSkippedScheduledTime"] = FormatRfc3339(v.slot);
   BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name,
                                                        {{"status", {{"backup", b}}}}));
-  if (triggered) BAO_RETURN_IF_ERROR(RemoveTrigger(v));
-  std::string what = triggered ? "triggered backup" : "backup slot " + FormatRfc3339(slot);
-  Status e = events_->Warning(v.cluster, "BackupSkipped", what + " skipped: " + message);
-  if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
-  log::Info("backup skipped",
-            {{"cluster", v.ns + "/" + v.name}, {"reason", reason}, {"message", message}});
+  if (v.triggered) BAO_RETURN_IF_ERROR(RemoveTrigger(v));
+  // The slot's time is in status.backup.lastSkippedScheduledTime; leaving it out of the message
+  // lets repeated skips for one reason aggregate into one Event with a count.
+  Event(
+      v, false, "BackupSkipped",
+      std::string(v.triggered ? "triggered backup" : "scheduled backup") + " skipped: " + message);
+  log::Info("backup skipped", {{"cluster", v.Key()},
+                               {"slot", FormatRfc3339(v.slot)},
+                               {"reason", reason},
+                               {"message", message}});
   std::lock_guard<std::mutex> l(mu_);
-  ++metrics_[v.ns + "/" + v.name].skipped;
+  ++counters_[v.Key()].skipped;
   v.result.outcome = "skipped:" + reason;
   return Status::Ok();
-}
-
-Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
-  const json& backup_spec = At(v.cluster, {"spec", "backup"});
-  if (backup_spec.is_null()) {
-    v.result.outcome = "disabled";
-    return v.result;
-  }
-  // 1. Validate.
-  auto invalid = [&](const std::string& reason, const std::string& message) -> Status {
-    BAO_RETURN_IF_ERROR(SetConfigured(v, false, reason, message));
-    v.result.outcome = "invalid";
-    return Status::Ok();
-  };
-  Result<backup::BackupSpec> spec = backup::ParseBackupSpec(backup_spec, "spec.backup", true, true);
-  if (!spec.ok()) {
-    BAO_RETURN_IF_ERROR(invalid(Reason(spec.status()), spec.status().message()));
-    return v.result;
-  }
-  v.spec = *spec;
-  Result<CronSchedule> cron = CronSchedule::Parse(v.spec.schedule);
-  if (!cron.ok()) {
-    BAO_RETURN_IF_ERROR(
-        invalid("InvalidSchedule", "spec.backup.schedule: " + cron.status().message()));
-    return v.result;
-  }
-  v.jwt_role = backup::EffectiveJwtRole(
-      v.spec, At(v.cluster, {"spec", "selfInit", "oidc", "enabled"}) == json(true));
-  if (v.jwt_role.empty() && v.spec.token_secret_name.empty()) {
-    BAO_RETURN_IF_ERROR(invalid(
-        "NoBackupToken",
-        "spec.backup: neither jwtAuthRole (nor spec.selfInit.oidc.enabled) nor "
-        "tokenSecretRef.name is set; backups need one of them (root tokens are never used)"));
-    return v.result;
-  }
-  // A Secret the Job mounts: missing (or without `key`) means a Job that can only fail, so the
-  // cluster gets a condition instead. Returns false when it set one.
-  auto check_secret = [&](const std::string& secret, const std::string& what, const char* key,
-                          const std::string& reason_prefix) -> Result<bool> {
-    Result<json> s = client_->Get(k8s::kSecrets, v.ns, secret);
-    if (!s.ok()) {
-      if (!k8s::IsNotFound(s.status())) return s.status();
-      BAO_RETURN_IF_ERROR(
-          invalid(reason_prefix + "SecretNotFound",
-                  what + ": Secret \"" + secret + "\" not found in namespace \"" + v.ns + "\""));
-      return false;
-    }
-    if (key && !At(*s, {"data"}).contains(key) && !At(*s, {"stringData"}).contains(key)) {
-      BAO_RETURN_IF_ERROR(invalid(reason_prefix + "SecretKeyMissing",
-                                  what + ": Secret \"" + secret + "\" has no key \"" + key + "\""));
-      return false;
-    }
-    return true;
-  };
-  if (!v.spec.target.credentials_secret.empty()) {
-    BAO_ASSIGN_OR_RETURN(bool found,
-                         check_secret(v.spec.target.credentials_secret,
-                                      "spec.backup.target.credentialsSecretRef.name", nullptr, ""));
-    if (!found) return v.result;
-  }
-  if (v.jwt_role.empty()) {
-    BAO_ASSIGN_OR_RETURN(bool found, check_secret(v.spec.token_secret_name,
-                                                  "spec.backup.tokenSecretRef.name", "token", ""));
-    if (!found) return v.result;
-  }
-  // OpenBao's API is always TLS (contract: "API on port 8200 over TLS"); the Job verifies it
-  // with the CA the cluster keeps in <cluster>-tls-ca, key ca.crt.
-  BAO_ASSIGN_OR_RETURN(bool ca_found,
-                       check_secret(TlsCaSecretName(v.name),
-                                    "the cluster's TLS CA (mounted at " + std::string(kTlsDir) +
-                                        "/ to verify OpenBao's certificate)",
-                                    kTlsCaKey, "TlsCa"));
-  if (!ca_found) return v.result;
-  BAO_RETURN_IF_ERROR(
-      SetConfigured(v, true, "Configured", "backups run on schedule \"" + cron->ToString() + "\""));
-  BAO_RETURN_IF_ERROR(EnsureServiceAccount(v));
-
-  // 2. Jobs: record the finished ones.
-  k8s::ListOptions lo;
-  lo.label_selector =
-      std::string(kLabelCluster) + "=" + v.name + "," + kLabelComponent + "=" + kComponentBackup;
-  BAO_ASSIGN_OR_RETURN(k8s::ObjectList jobs, client_->List(k8s::kJobs, v.ns, lo));
-  v.jobs = std::move(jobs.items);
-  BAO_RETURN_IF_ERROR(RecordFinishedJobs(v));
-  std::string running_job;
-  for (const json& job : v.jobs) {
-    if (JobFinished(job).empty()) running_job = Str(At(job, {"metadata"}), "name");
-  }
-  const bool job_running = !running_job.empty();
-
-  // 3. The lock: resume a Job whose creation was interrupted, or drop a lost one; renew the
-  // lock of a running Job.
-  const json lock = At(v.cluster, {"status", "operationLock"});
-  if (std::string job_name = LockJobName(lock); !job_name.empty()) {
-    bool exists = std::any_of(v.jobs.begin(), v.jobs.end(), [&](const json& j) {
-      return j["metadata"].value("name", "") == job_name;
-    });
-    if (!exists && v.BackupString("lastRecordedJob") != job_name) {
-      auto acquired = ParseRfc3339(Str(lock, "acquiredAt"));
-      auto slot = ParseRfc3339(Str(lock, "slot"));
-      if (acquired.ok() && slot.ok() && v.now - *acquired < kResumeWindow) {
-        json job = BuildBackupJob(v.cluster, v.spec, v.jwt_role, *slot,
-                                  Str(lock, "message").rfind("manual", 0) == 0, options_.job);
-        Result<json> created = client_->Create(k8s::kJobs, v.ns, job);
-        if (!created.ok() && !k8s::IsAlreadyExists(created.status())) return created.status();
-        BAO_RETURN_IF_ERROR(RemoveTrigger(v));
-        Status e = events_->Normal(v.cluster, "BackupStarted",
-                                   "created backup Job " + job_name + " (resumed after a restart)");
-        if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
-        v.result.outcome = "resumed";
-        v.result.requeue_at = v.now + kLockRenewInterval;
-        return v.result;
-      }
-      BAO_ASSIGN_OR_RETURN(
-          v.cluster,
-          client_->PatchStatus(
-              k8s::kOpenBaoClusters, v.ns, v.name,
-              {{"metadata", {{"resourceVersion", v.cluster["metadata"]["resourceVersion"]}}},
-               {"status",
-                {{"operationLock", nullptr},
-                 {"backup",
-                  {{"lastRecordedJob", job_name},
-                   {"lastFailureReason", "backup Job " + job_name + " was lost before it ran"},
-                   {"consecutiveFailures",
-                    v.Backup().value("consecutiveFailures", int64_t{0}) + 1}}}}}}));
-      Status e = events_->Warning(v.cluster, "BackupFailed",
-                                  "backup Job " + job_name + " was lost; lock released");
-      if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
-    } else if (job_name == running_job && LockNeedsRenewal(lock, v.now)) {
-      // The resourceVersion precondition keeps a lock released meanwhile from coming back as
-      // a bare {renewedAt}; on a conflict the change that caused it brings another reconcile.
-      Result<json> renewed = client_->PatchStatus(
-          k8s::kOpenBaoClusters, v.ns, v.name,
-          {{"metadata", {{"resourceVersion", v.cluster["metadata"]["resourceVersion"]}}},
-           {"status", {{"operationLock", {{"renewedAt", FormatRfc3339(v.now)}}}}}});
-      if (renewed.ok()) {
-        v.cluster = std::move(*renewed);
-      } else if (!k8s::IsConflict(renewed.status())) {
-        return renewed.status();
-      }
-    }
-  }
-
-  // 4. The slot.
-  SlotDecision slot_state = DecideSlot(*cron, v.now, v.Backup());
-  bool triggered = At(v.cluster, {"metadata", "annotations"}).contains(kAnnotationTrigger);
-  if (slot_state.next_changed) {
-    BAO_ASSIGN_OR_RETURN(
-        v.cluster,
-        client_->PatchStatus(
-            k8s::kOpenBaoClusters, v.ns, v.name,
-            {{"status", {{"backup", {{"nextScheduledBackup", FormatRfc3339(slot_state.next)}}}}}}));
-  }
-  const TimePoint next = slot_state.next;
-  v.result.requeue_at = next;
-  if (job_running) v.result.requeue_at = std::min(next, v.now + kLockRenewInterval);
-  if (!slot_state.due && !triggered) {
-    if (v.result.outcome.empty()) v.result.outcome = job_running ? "running" : "idle";
-    return v.result;
-  }
-  TimePoint slot = triggered ? v.now : *slot_state.previous;
-
-  // 5. Preconditions.
-  std::vector<json> restores;
-  if (At(v.cluster, {"status", "phase"}) == json("Running")) {
-    BAO_ASSIGN_OR_RETURN(k8s::ObjectList list, client_->List(k8s::kOpenBaoRestores, v.ns));
-    restores = std::move(list.items);
-  }
-  if (std::optional<SkipReason> skip = CheckPreconditions(v.cluster, restores, job_running)) {
-    BAO_RETURN_IF_ERROR(Skip(v, slot, triggered, skip->reason, skip->message));
-    return v.result;
-  }
-
-  // 6. Lock, then the Job.
-  json job = BuildBackupJob(v.cluster, v.spec, v.jwt_role, slot, triggered, options_.job);
-  std::string job_name = job["metadata"]["name"];
-  json backup_status = {{"lastAttemptTime", FormatRfc3339(v.now)}};
-  if (!triggered) backup_status["lastAttemptScheduledTime"] = FormatRfc3339(slot);
-  json patch = {
-      {"metadata", {{"resourceVersion", v.cluster["metadata"]["resourceVersion"]}}},
-      {"status",
-       {{"backup", backup_status},
-        {"operationLock",
-         {{"operation", "Backup"},
-          {"holder", kLockHolderPrefix + job_name},
-          {"message", (triggered ? "manual backup Job " : "scheduled backup Job ") + job_name},
-          {"slot", FormatRfc3339(slot)},
-          {"acquiredAt", FormatRfc3339(v.now)},
-          {"renewedAt", FormatRfc3339(v.now)}}}}}};
-  BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name, patch));
-  if (triggered) BAO_RETURN_IF_ERROR(RemoveTrigger(v));
-  Result<json> created = client_->Create(k8s::kJobs, v.ns, job);
-  if (!created.ok() && !k8s::IsAlreadyExists(created.status())) return created.status();
-  Status e = events_->Normal(v.cluster, "BackupStarted", "created backup Job " + job_name);
-  if (!e.ok()) log::Warn("could not record event", {{"error", e.ToString()}});
-  log::Info("backup Job created", {{"cluster", v.ns + "/" + v.name}, {"job", job_name}});
-  v.result.outcome = "created";
-  v.result.requeue_at = std::min(next, v.now + kLockRenewInterval);
-  return v.result;
 }
 
 std::string BackupManager::MetricsText() const {
@@ -438,30 +513,20 @@ std::string BackupManager::MetricsText() const {
   auto family = [&](const char* name, const char* type, const char* help) {
     o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
   };
-  auto per_cluster = [&](const char* name, const char* type, const char* help, auto getter) {
-    family(name, type, help);
-    for (const auto& [key, m] : metrics_) {
+  auto per_cluster = [&](const char* name, const char* help, int64_t ClusterCounters::*field) {
+    family(name, "counter", help);
+    for (const auto& [key, c] : counters_) {
       size_t slash = key.find('/');
       o << name << "{namespace=\"" << key.substr(0, slash) << "\",cluster=\""
-        << key.substr(slash + 1) << "\"} " << getter(m) << "\n";
+        << key.substr(slash + 1) << "\"} " << c.*field << "\n";
     }
   };
-  per_cluster("bao_backup_last_success_timestamp_seconds", "gauge",
-              "Unix time of the last successful backup.",
-              [](const ClusterMetrics& m) { return m.last_success_unix; });
-  per_cluster("bao_backup_consecutive_failures", "gauge", "Backup failures since the last success.",
-              [](const ClusterMetrics& m) { return static_cast<double>(m.consecutive_failures); });
-  per_cluster("bao_backup_last_duration_seconds", "gauge",
-              "Duration of the last successful backup.",
-              [](const ClusterMetrics& m) { return m.last_duration_seconds; });
-  per_cluster("bao_backup_last_size_bytes", "gauge", "Size of the last successful backup.",
-              [](const ClusterMetrics& m) { return static_cast<double>(m.last_size_bytes); });
-  per_cluster("bao_backup_success_total", "counter", "Successful backups recorded.",
-              [](const ClusterMetrics& m) { return static_cast<double>(m.successes); });
-  per_cluster("bao_backup_failure_total", "counter", "Failed backups recorded.",
-              [](const ClusterMetrics& m) { return static_cast<double>(m.failures); });
-  per_cluster("bao_backup_skipped_total", "counter", "Backup slots skipped by a precondition.",
-              [](const ClusterMetrics& m) { return static_cast<double>(m.skipped); });
+  per_cluster("bao_backup_success_total", "Successful backups recorded by this process.",
+              &ClusterCounters::successes);
+  per_cluster("bao_backup_failure_total", "Failed backups recorded by this process.",
+              &ClusterCounters::failures);
+  per_cluster("bao_backup_skipped_total", "Backup slots skipped by a precondition (this process).",
+              &ClusterCounters::skipped);
   family("bao_operator_reconcile_total", "counter", "Reconciles run.");
   o << "bao_operator_reconcile_total " << reconciles_ << "\n";
   family("bao_operator_reconcile_errors_total", "counter", "Reconciles that failed (retried).");

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -26,11 +27,15 @@
 #include "k8s/events.h"
 #include "operator/backup_logic.h"
 #include "operator/job_builder.h"
+#include "schedule/cron.h"
 
 namespace bao::op {
 
 constexpr const char* kConditionBackupConfigured = "BackupConfigured";
 constexpr const char* kAnnotationRecorded = "openbao.org/result-recorded";
+// Condition reasons of BackupConfigured=False for writes the API server refused.
+constexpr const char* kReasonServiceAccountCreateFailed = "ServiceAccountCreateFailed";
+constexpr const char* kReasonJobCreateFailed = "JobCreateFailed";
 constexpr std::chrono::minutes kResumeWindow{10};
 
 struct ManagerOptions {
@@ -45,12 +50,10 @@ struct ReconcileResult {
   std::string outcome;  // short word for logs and tests: "created", "skipped", "invalid", ...
 };
 
-// Per-cluster numbers for /metrics.
-struct ClusterMetrics {
-  double last_success_unix = 0;
-  int64_t consecutive_failures = 0;
-  double last_duration_seconds = 0;
-  int64_t last_size_bytes = 0;
+// Counters of what this process recorded, for /metrics. Per-cluster gauges (last success,
+// failures in a row, ...) are not kept here: they come from status.backup at scrape time
+// (ClusterGaugesText in backup_logic.h), so every replica reports them, also after a restart.
+struct ClusterCounters {
   int64_t successes = 0;
   int64_t failures = 0;
   int64_t skipped = 0;
@@ -64,28 +67,45 @@ class BackupManager {
 
   // Reconciles the cluster `ns`/`name`. Errors are API failures (the caller retries with
   // backoff); configuration problems are not errors: they end as a condition and an Event.
+  // A refused write of the ServiceAccount or the Job (HTTP 400, 403, 422) is both: the
+  // condition BackupConfigured=False (ServiceAccountCreateFailed, JobCreateFailed) with a
+  // Warning Event, and an error so that it is retried.
   Result<ReconcileResult> Reconcile(const std::string& ns, const std::string& name);
 
-  // Prometheus text of the per-cluster metrics and the reconcile counters.
+  // Prometheus text of this process's counters (per cluster) and reconcile counts.
   std::string MetricsText() const;
 
  private:
-  struct View;  // what one reconcile read
+  struct View;  // what one reconcile read and decided so far
   Result<ReconcileResult> ReconcileCluster(View& v);
+  // The steps of ReconcileCluster, in order. A step returning false ended the reconcile
+  // (its outcome is in v.result).
+  Result<bool> ValidateSpec(View& v);
+  Result<bool> CheckSecrets(View& v);
+  Result<bool> EnsureServiceAccount(View& v);
+  Status MarkConfigured(View& v);
+  Status ObserveJobs(View& v);
+  Result<bool> MaintainLock(View& v);
+  Result<bool> DecideDueSlot(View& v);
+  Result<bool> CheckBackupPreconditions(View& v);
+  Status StartBackup(View& v);
+
   Status SetConfigured(View& v, bool ok, const std::string& reason, const std::string& message);
-  Status EnsureServiceAccount(const View& v);
+  Result<bool> CheckSecret(View& v, const std::string& secret, const std::string& what,
+                           const char* key, const std::string& reason_prefix);
+  Status CreateJob(View& v, const nlohmann::json& job, const std::string& event_message);
   Status RecordFinishedJobs(View& v);
   Status RecordResult(View& v, const nlohmann::json& job, bool succeeded);
-  Status Skip(View& v, TimePoint slot, bool triggered, const std::string& reason,
-              const std::string& message);
+  Status MarkRecorded(View& v, const std::string& job_name);
+  Status Skip(View& v, const std::string& reason, const std::string& message);
   Status RemoveTrigger(View& v);
-  Status Refresh(View& v);
+  void Event(const View& v, bool normal, const std::string& reason, const std::string& message);
 
   k8s::Client* client_;
   k8s::EventRecorder* events_;
   ManagerOptions options_;
   mutable std::mutex mu_;
-  std::map<std::string, ClusterMetrics> metrics_;  // by "<ns>/<name>"
+  std::map<std::string, ClusterCounters> counters_;  // by "<ns>/<name>"
   int64_t reconciles_ = 0;
   int64_t reconcile_errors_ = 0;
 };

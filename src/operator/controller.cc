@@ -2,12 +2,14 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "common/log.h"
+#include "common/numbers.h"
 #include "k8s/events.h"
 #include "k8s/informer.h"
 #include "k8s/leader.h"
@@ -65,10 +67,81 @@ std::string Fingerprint(const json& obj) {
          meta.value("deletionTimestamp", "");
 }
 
+// One informer per watched namespace ("" = all), seen as one cache.
+class Informers {
+ public:
+  Informers(k8s::Client* client, const std::vector<std::string>& namespaces,
+            k8s::InformerOptions options, const k8s::Informer::Handler& handler) {
+    std::vector<std::string> nss = namespaces;
+    if (nss.empty()) nss.push_back("");
+    for (const std::string& ns : nss) {
+      options.ns = ns;
+      informers_.push_back(std::make_unique<k8s::Informer>(client, options, handler));
+    }
+  }
+  void Start() {
+    for (auto& i : informers_) i->Start();
+  }
+  void Stop() {
+    for (auto& i : informers_) i->Stop();
+  }
+  bool HasSynced() const {
+    return std::all_of(informers_.begin(), informers_.end(),
+                       [](const auto& i) { return i->HasSynced(); });
+  }
+  bool Contains(const std::string& ns, const std::string& name) const {
+    return std::any_of(informers_.begin(), informers_.end(),
+                       [&](const auto& i) { return i->Get(ns, name).has_value(); });
+  }
+  std::vector<json> List() const {
+    std::vector<json> all;
+    for (const auto& i : informers_) {
+      std::vector<json> part = i->List();
+      all.insert(all.end(), std::make_move_iterator(part.begin()),
+                 std::make_move_iterator(part.end()));
+    }
+    return all;
+  }
+
+ private:
+  std::vector<std::unique_ptr<k8s::Informer>> informers_;
+};
+
+// The cluster a backup Job belongs to: the annotation holds the full name (the label value
+// may be shortened).
+std::string ClusterKeyOfJob(const json& job) {
+  const json& meta = job["metadata"];
+  std::string cluster = Str(At(meta, {"annotations"}), kAnnotationCluster);
+  if (cluster.empty()) cluster = Str(At(meta, {"labels"}), kLabelCluster);
+  if (cluster.empty()) return "";
+  return meta.value("namespace", "default") + "/" + cluster;
+}
+
 }  // namespace
+
+Result<BindAddress> ParseBindAddress(const std::string& text) {
+  BindAddress a;
+  if (text.empty() || text == "0") return a;
+  size_t colon = text.rfind(':');
+  auto bad = [&] {
+    return InvalidArgument("--metrics-bind-address \"" + text +
+                           "\": expected HOST:PORT or :PORT with a port 1..65535 (0 disables)");
+  };
+  if (colon == std::string::npos) return bad();
+  std::optional<int> port = ParseInteger<int>(text.substr(colon + 1), 0, 65535);
+  if (!port) return bad();
+  a.port = *port;
+  a.host = text.substr(0, colon);
+  if (a.host.size() >= 2 && a.host.front() == '[' && a.host.back() == ']') {
+    a.host = a.host.substr(1, a.host.size() - 2);
+  }
+  if (a.host.empty()) a.host = "0.0.0.0";
+  return a;
+}
 
 Status RunController(k8s::Client* client, const ControllerOptions& options,
                      const std::atomic<bool>* stop) {
+  BAO_ASSIGN_OR_RETURN(BindAddress bind, ParseBindAddress(options.metrics_bind_address));
   k8s::EventRecorder events(client, "bao-backup-operator", options.manager.clock);
   BackupManager manager(client, &events, options.manager);
   WorkQueue queue;
@@ -77,31 +150,30 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
 
   k8s::InformerOptions cluster_opts;
   cluster_opts.resource = k8s::kOpenBaoClusters;
-  cluster_opts.ns = options.watch_namespace;
-  std::map<std::string, std::string> fingerprints;  // only touched on the informer's thread
-  k8s::Informer clusters(client, cluster_opts, [&](k8s::EventType type, const json& obj) {
-    std::string key = k8s::ObjectKey(obj);
-    if (type == k8s::EventType::kDeleted) {
-      fingerprints.erase(key);
-    } else {
-      std::string fp = Fingerprint(obj);
-      auto [it, added] = fingerprints.try_emplace(key, fp);
-      if (!added && it->second == fp) return;
-      it->second = fp;
-    }
-    queue.Add(key, now());
-  });
+  std::mutex fingerprints_mu;  // one informer thread per namespace
+  std::map<std::string, std::string> fingerprints;
+  Informers clusters(client, options.watch_namespaces, cluster_opts,
+                     [&](k8s::EventType type, const json& obj) {
+                       std::string key = k8s::ObjectKey(obj);
+                       {
+                         std::lock_guard<std::mutex> l(fingerprints_mu);
+                         if (type == k8s::EventType::kDeleted) {
+                           fingerprints.erase(key);
+                         } else {
+                           std::string fp = Fingerprint(obj);
+                           auto [it, added] = fingerprints.try_emplace(key, fp);
+                           if (!added && it->second == fp) return;
+                           it->second = fp;
+                         }
+                       }
+                       queue.Add(key, now());
+                     });
   k8s::InformerOptions job_opts;
   job_opts.resource = k8s::kJobs;
-  job_opts.ns = options.watch_namespace;
   job_opts.label_selector = std::string(kLabelManagedBy) + "=" + kManagedBy;
-  k8s::Informer jobs(client, job_opts, [&](k8s::EventType, const json& job) {
-    const json& labels = job["metadata"].value("labels", json::object());
-    if (labels.contains(kLabelCluster) && labels[kLabelCluster].is_string()) {
-      queue.Add(job["metadata"].value("namespace", "default") + "/" +
-                    labels[kLabelCluster].get<std::string>(),
-                now());
-    }
+  Informers jobs(client, options.watch_namespaces, job_opts, [&](k8s::EventType, const json& job) {
+    std::string key = ClusterKeyOfJob(job);
+    if (!key.empty()) queue.Add(key, now());
   });
 
   k8s::LeaderElectionConfig lec;
@@ -109,7 +181,7 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
   lec.name = options.lease_name;
   lec.identity = options.identity;
   k8s::LeaderElector elector(client, lec, [&](bool leading) {
-    log::Info(leading ? "became leader" : "stopped leading", {{"identity", options.identity}});
+    // The elector logs the change; a new leader looks at every cluster once.
     if (leading) {
       for (const json& c : clusters.List()) enqueue_cluster(c);
     }
@@ -117,7 +189,7 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
 
   httplib::Server http;
   std::thread http_thread;
-  if (options.listen_port > 0) {
+  if (bind.port > 0) {
     http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("ok\n", "text/plain");
     });
@@ -127,16 +199,16 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
       res.set_content(ready ? "ok\n" : "informers not synced\n", "text/plain");
     });
     http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-      std::string text = manager.MetricsText();
+      std::string text = ClusterGaugesText(clusters.List()) + manager.MetricsText();
       text +=
           "# HELP bao_operator_leader 1 while this replica holds the Lease.\n"
           "# TYPE bao_operator_leader gauge\nbao_operator_leader " +
           std::string(elector.IsLeader() ? "1" : "0") + "\n";
       res.set_content(text, "text/plain; version=0.0.4");
     });
-    if (!http.bind_to_port(options.listen_host.c_str(), options.listen_port)) {
-      return Unavailable("cannot listen on " + options.listen_host + ":" +
-                         std::to_string(options.listen_port) + " for /healthz, /readyz, /metrics");
+    if (!http.bind_to_port(bind.host.c_str(), bind.port)) {
+      return Unavailable("cannot listen on " + options.metrics_bind_address +
+                         " for /healthz, /readyz, /metrics (--metrics-bind-address)");
     }
     http_thread = std::thread([&] { http.listen_after_bind(); });
   }
@@ -144,10 +216,11 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
   clusters.Start();
   jobs.Start();
   elector.Start();
+  std::string scope;
+  for (const std::string& ns : options.watch_namespaces) scope += (scope.empty() ? "" : ",") + ns;
   log::Info("backup manager started",
-            {{"identity", options.identity},
-             {"namespace",
-              options.watch_namespace.empty() ? std::string("(all)") : options.watch_namespace}});
+            {{"identity", options.identity}, {"namespaces", scope.empty() ? "(all)" : scope}});
+  std::map<std::string, int> failures_in_a_row;  // by cluster key
   while (!stop->load()) {
     std::string key = queue.Pop();
     if (key.empty()) continue;
@@ -156,12 +229,19 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
     std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
     Result<ReconcileResult> r = manager.Reconcile(ns, name);
     if (!r.ok()) {
-      log::Warn("reconcile failed; retrying", {{"cluster", key}, {"error", r.status().ToString()}});
-      queue.Add(key, now() + std::chrono::seconds(5));
+      int n = std::min(++failures_in_a_row[key], 16);
+      auto backoff = std::min<std::chrono::milliseconds>(options.min_backoff * (1LL << (n - 1)),
+                                                         options.max_backoff);
+      log::Warn("reconcile failed; retrying",
+                {{"cluster", key},
+                 {"error", r.status().ToString()},
+                 {"retryInSeconds", std::to_string(backoff.count() / 1000)}});
+      queue.Add(key, now() + backoff);
       continue;
     }
+    failures_in_a_row.erase(key);
     TimePoint due = std::min(r->requeue_at, now() + options.resync);
-    if (clusters.Get(ns, name)) queue.Add(key, due);
+    if (clusters.Contains(ns, name)) queue.Add(key, due);
   }
   elector.Stop();
   jobs.Stop();

@@ -1,11 +1,15 @@
 // The running backup manager: watches OpenBaoClusters and backup Jobs (informers), keeps a
 // work queue of clusters with per-cluster due times (next slot, Job polls, error backoff),
 // reconciles only while holding the Lease (k8s::LeaderElector), and serves /healthz, /readyz
-// and /metrics over HTTP (cpp-httplib). One worker thread: reconciles are serialized.
+// and /metrics over HTTP (cpp-httplib). One worker thread: reconciles are serialized. With
+// watch namespaces it only lists and watches those (a namespaced install's Roles suffice);
+// without, cluster-wide. Per-cluster gauges in /metrics come from the informer cache, so every
+// replica serves them.
 #pragma once
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "k8s/client.h"
@@ -14,18 +18,31 @@
 namespace bao::op {
 
 struct ControllerOptions {
-  std::string watch_namespace;  // "" = all namespaces
+  std::vector<std::string> watch_namespaces;  // empty = all namespaces
   std::string lease_namespace = "default";
   std::string lease_name = "bao-backup-operator";
   std::string identity;  // unique per replica (pod name + random suffix)
-  std::string listen_host = "0.0.0.0";
-  int listen_port = 8080;  // 0 = no HTTP server
+  // Where /healthz, /readyz and /metrics listen: "HOST:PORT" or ":PORT" (all addresses);
+  // "0" or "" = no HTTP server. Checked by ParseBindAddress.
+  std::string metrics_bind_address = ":8080";
   ManagerOptions manager;
   std::chrono::seconds resync{300};  // every cluster is reconciled at least this often
+  // A failed reconcile is retried after min_backoff, doubling per failure in a row up to
+  // max_backoff (a refused Job should not be retried every few seconds forever).
+  std::chrono::milliseconds min_backoff{5000};
+  std::chrono::milliseconds max_backoff{300000};
 };
 
+struct BindAddress {
+  std::string host;  // "0.0.0.0" for ":PORT"
+  int port = 0;      // 0 = no server
+};
+// Parses ControllerOptions::metrics_bind_address. kInvalidArgument naming the flag
+// (--metrics-bind-address) and the accepted forms.
+Result<BindAddress> ParseBindAddress(const std::string& text);
+
 // Runs until `*stop` becomes true; then releases the Lease and returns ok. An error when the
-// HTTP port cannot be bound. `client` must outlive the call.
+// bind address is malformed or cannot be bound. `client` must outlive the call.
 Status RunController(k8s::Client* client, const ControllerOptions& options,
                      const std::atomic<bool>* stop);
 

@@ -37,12 +37,32 @@ std::string BackupJobName(const std::string& cluster, TimePoint slot) {
   return "backup-" + part + "-" + SlotStamp(slot);
 }
 
+std::string ClusterLabelValue(const std::string& cluster) {
+  if (cluster.size() <= 63) return cluster;
+  return cluster.substr(0, 54) + "-" + crypto::Sha256Hex(cluster).substr(0, 8);
+}
+
+std::string BackupJobSelector(const std::string& cluster) {
+  return std::string(kLabelCluster) + "=" + ClusterLabelValue(cluster) + "," + kLabelComponent +
+         "=" + kComponentBackup;
+}
+
 std::string TlsCaSecretName(const std::string& cluster) {
   return cluster + "-tls-ca";
 }
 
 std::string BackupServiceAccountName(const std::string& cluster) {
   return cluster + "-backup-serviceaccount";
+}
+
+json OwnerReference(const json& cluster) {
+  const json& meta = cluster["metadata"];
+  return {{"apiVersion", cluster.value("apiVersion", "openbao.org/v1alpha1")},
+          {"kind", cluster.value("kind", "OpenBaoCluster")},
+          {"name", meta.value("name", "")},
+          {"uid", meta.value("uid", "")},
+          {"controller", true},
+          {"blockOwnerDeletion", true}};
 }
 
 json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::string& jwt_role) {
@@ -111,7 +131,7 @@ json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
   const json& meta = cluster["metadata"];
   const std::string name = meta.value("name", "");
   const std::string ns = meta.value("namespace", "default");
-  json labels = {{kLabelCluster, name},
+  json labels = {{kLabelCluster, ClusterLabelValue(name)},
                  {kLabelComponent, kComponentBackup},
                  {kLabelManagedBy, kManagedBy},
                  {"app.kubernetes.io/name", "bao-backup"}};
@@ -137,6 +157,20 @@ json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
         {{"name", "storage-credentials"}, {"mountPath", kCredentialsDir}, {"readOnly", true}});
     volumes.push_back(SecretVolume("storage-credentials", spec.target.credentials_secret));
   }
+  json env = json::array();
+  if (!spec.target.role_arn.empty()) {
+    // IRSA as EKS's webhook sets it up: a projected token for STS and the two variables the
+    // AWS SDKs (and the executor) read.
+    mounts.push_back({{"name", "aws-iam-token"}, {"mountPath", kAwsTokenDir}, {"readOnly", true}});
+    volumes.push_back({{"name", "aws-iam-token"},
+                       {"projected",
+                        {{"sources", json::array({{{"serviceAccountToken",
+                                                    {{"audience", kAwsAudience},
+                                                     {"expirationSeconds", 86400},
+                                                     {"path", "token"}}}}})}}}});
+    env.push_back({{"name", "AWS_ROLE_ARN"}, {"value", spec.target.role_arn}});
+    env.push_back({{"name", "AWS_WEB_IDENTITY_TOKEN_FILE"}, {"value", kAwsTokenFile}});
+  }
   json container = {
       {"name", "backup"},
       {"image", spec.image.empty() ? settings.default_image : spec.image},
@@ -154,6 +188,7 @@ json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
         {"allowPrivilegeEscalation", false},
         {"capabilities", {{"drop", json::array({"ALL"})}}},
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}}};
+  if (!env.empty()) container["env"] = env;
   json job = {{"apiVersion", "batch/v1"},
               {"kind", "Job"},
               {"metadata",
@@ -161,15 +196,10 @@ json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
                 {"namespace", ns},
                 {"labels", labels},
                 {"annotations",
-                 {{kAnnotationSlot, FormatRfc3339(slot)},
+                 {{kAnnotationCluster, name},
+                  {kAnnotationSlot, FormatRfc3339(slot)},
                   {kAnnotationTrigger, triggered ? "true" : "false"}}},
-                {"ownerReferences",
-                 json::array({{{"apiVersion", cluster.value("apiVersion", "openbao.org/v1alpha1")},
-                               {"kind", cluster.value("kind", "OpenBaoCluster")},
-                               {"name", name},
-                               {"uid", meta.value("uid", "")},
-                               {"controller", true},
-                               {"blockOwnerDeletion", true}}})}}},
+                {"ownerReferences", json::array({OwnerReference(cluster)})}}},
               {"spec",
                {{"backoffLimit", settings.backoff_limit},
                 {"activeDeadlineSeconds", settings.active_deadline_seconds},

@@ -223,5 +223,48 @@ TEST(JobBuilderTest, TargetFlagsOfOtherProviders) {
   EXPECT_EQ(addrs, 1);
 }
 
+TEST(JobBuilderTest, RoleArnGetsTheProjectedTokenAndVariablesEksWouldSet) {
+  json backup = TokenBackup();
+  backup["target"].erase("credentialsSecretRef");
+  backup["target"]["roleArn"] = "arn:aws:iam::123456789012:role/bao-backup";
+  json job = BuildBackupJob(Cluster(), Spec(backup), "", At("2025-01-15T03:00:00Z"), false, {});
+  const json& pod = job["spec"]["template"]["spec"];
+  const json& c = pod["containers"][0];
+  json env = c["env"];
+  EXPECT_EQ(Find(env, "AWS_ROLE_ARN")["value"], "arn:aws:iam::123456789012:role/bao-backup");
+  EXPECT_EQ(Find(env, "AWS_WEB_IDENTITY_TOKEN_FILE")["value"],
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount/token");
+  EXPECT_EQ(Find(c["volumeMounts"], "aws-iam-token")["mountPath"],
+            "/var/run/secrets/eks.amazonaws.com/serviceaccount");
+  json token = Find(pod["volumes"], "aws-iam-token")["projected"]["sources"][0];
+  EXPECT_EQ(token["serviceAccountToken"]["audience"], "sts.amazonaws.com");
+  EXPECT_EQ(token["serviceAccountToken"]["path"], "token");
+  // Without roleArn: no AWS variables at all.
+  json plain =
+      BuildBackupJob(Cluster(), Spec(TokenBackup()), "", At("2025-01-15T03:00:00Z"), false, {});
+  EXPECT_FALSE(plain["spec"]["template"]["spec"]["containers"][0].contains("env"));
+}
+
+TEST(JobBuilderTest, LongClusterNamesGetValidDistinctLabelValuesAndKeepTheFullName) {
+  const std::string long_a(100, 'a');
+  const std::string long_b = std::string(99, 'a') + "b";
+  EXPECT_EQ(ClusterLabelValue("bao"), "bao");
+  EXPECT_EQ(ClusterLabelValue(std::string(63, 'x')), std::string(63, 'x'));
+  EXPECT_EQ(ClusterLabelValue(long_a).size(), 63u);
+  EXPECT_NE(ClusterLabelValue(long_a), ClusterLabelValue(long_b));
+  json job = BuildBackupJob(Cluster(long_a), Spec(TokenBackup()), "", At("2025-01-15T03:00:00Z"),
+                            false, {});
+  const json& meta = job["metadata"];
+  EXPECT_EQ(meta["labels"][kLabelCluster], ClusterLabelValue(long_a));
+  EXPECT_EQ(job["spec"]["template"]["metadata"]["labels"][kLabelCluster],
+            ClusterLabelValue(long_a));
+  EXPECT_EQ(meta["annotations"][kAnnotationCluster], long_a);
+  EXPECT_LE(meta["name"].get<std::string>().size(), 63u);
+  EXPECT_EQ(BackupJobSelector(long_a), std::string(kLabelCluster) + "=" +
+                                           ClusterLabelValue(long_a) +
+                                           ",app.kubernetes.io/component=backup");
+  EXPECT_EQ(meta["ownerReferences"][0], OwnerReference(Cluster(long_a)));
+}
+
 }  // namespace
 }  // namespace bao::op

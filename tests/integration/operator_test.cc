@@ -728,8 +728,8 @@ TEST_F(OperatorTest, OperatorProcessServesProbesAndReconciles) {
   Process p;
   std::string error;
   ASSERT_TRUE(p.Start({BuildBinary("bao-backup"), "--log-format", "json", "operator",
-                       "--kubeconfig", dir.File("kubeconfig"), "--metrics-port",
-                       std::to_string(port), "--image", "bao-backup:test"},
+                       "--kubeconfig", dir.File("kubeconfig"), "--metrics-bind-address",
+                       "127.0.0.1:" + std::to_string(port), "--image", "bao-backup:test"},
                       {}, &error))
       << error;
   std::string base = "http://127.0.0.1:" + std::to_string(port);
