@@ -7,15 +7,29 @@
 
 namespace bao::backup {
 
-nlohmann::json PruneResult::ToJson() const {
-  nlohmann::json plan_json = nlohmann::json::array();
-  for (const RetentionDecision& d : plan) {
-    plan_json.push_back({{"key", d.backup.key},
-                         {"time", FormatRfc3339(d.backup.time)},
-                         {"keep", d.keep},
-                         {"reason", d.reason}});
+size_t PruneResult::kept() const {
+  size_t n = 0;
+  for (const RetentionDecision& d : plan) n += d.keep ? 1 : 0;
+  return n;
+}
+
+const RetentionDecision* PruneResult::oldest_kept() const {
+  for (auto it = plan.rbegin(); it != plan.rend(); ++it) {
+    if (it->keep) return &*it;
   }
-  return {{"dryRun", dry_run}, {"plan", plan_json}, {"deleted", deleted}, {"failed", failed}};
+  return nullptr;
+}
+
+nlohmann::json PruneResult::ToJson() const {
+  const RetentionDecision* oldest = oldest_kept();
+  return {{"dryRun", dry_run},
+          {"backups", plan.size()},
+          {"unverifiable", unverifiable},
+          {"kept", kept()},
+          {"toDelete", plan.size() - kept()},
+          {"deleted", deleted.size()},
+          {"failed", failed.size()},
+          {"oldestKept", oldest != nullptr ? nlohmann::json(oldest->backup.key) : nullptr}};
 }
 
 Status Prune(storage::Store* store, const std::string& path_prefix, const std::string& ns,
@@ -32,9 +46,13 @@ Status Prune(storage::Store* store, const std::string& path_prefix, const std::s
     names.push_back(e.name);
     if (e.info.sha256.empty()) unverifiable.insert(e.name.key);
   }
+  result->unverifiable = unverifiable.size();
   result->plan = PlanRetention(names, policy, now, unverifiable);
   for (const RetentionDecision& d : result->plan) {
-    if (d.keep) continue;
+    if (d.keep) {
+      log::Info("kept", {{"key", d.backup.key}, {"reason", d.reason}});
+      continue;
+    }
     if (dry_run) {
       log::Info("would delete", {{"key", d.backup.key}, {"reason", d.reason}});
       continue;

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 
+#include "backup/naming.h"
 #include "backup/prune.h"
 #include "storage/file_store.h"
 
@@ -209,6 +212,48 @@ TEST_F(PruneTest, EmptyPrefixAndNoBackups) {
   EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-01T00-00-00Z-00000001.snap"});
 }
 
+// The result JSON is what the backup Job leaves as its termination message (cut at 4096 bytes
+// by the kubelet): counts, never a list as long as the store's listing.
+TEST_F(PruneTest, ResultJsonIsCountsWhateverTheNumberOfBackups) {
+  constexpr int kBackups = 3000;
+  TimePoint start = At("2020-01-01T00:00:00Z");
+  // Written directly, as the file store lays them out (Put() fsyncs: too slow for thousands).
+  std::filesystem::create_directories(root_ / "ns/c");
+  for (int i = 0; i < kBackups; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "%08x", i);
+    std::string name = KeyTimestamp(start + std::chrono::minutes(i)) + "-" + id + ".snap";
+    std::ofstream(root_ / "ns/c" / name) << "x";
+    std::ofstream(root_ / "ns/c" / (name + ".sha256"))
+        << std::string(64, 'a') << "  " << name << "\n";
+  }
+  RetentionPolicy policy;
+  policy.max_count = 2;
+  PruneResult dry;
+  ASSERT_TRUE(
+      Prune(store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry).ok());
+  nlohmann::json d = dry.ToJson();
+  EXPECT_LT(d.dump().size(), 1024u) << d.dump().substr(0, 500);
+  EXPECT_EQ(d["dryRun"], true);
+  EXPECT_EQ(d["backups"], kBackups);
+  EXPECT_EQ(d["kept"], 2);
+  EXPECT_EQ(d["toDelete"], kBackups - 2);
+  EXPECT_EQ(d["deleted"], 0);
+
+  PruneResult real;
+  ASSERT_TRUE(
+      Prune(store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real).ok());
+  EXPECT_EQ(real.deleted.size(), static_cast<size_t>(kBackups - 2));
+  nlohmann::json j = real.ToJson();
+  EXPECT_LT(j.dump().size(), 1024u) << j.dump().substr(0, 500);
+  EXPECT_EQ(j["dryRun"], false);
+  EXPECT_EQ(j["deleted"], kBackups - 2);
+  EXPECT_EQ(j["failed"], 0);
+  EXPECT_EQ(j["kept"], 2);
+  EXPECT_EQ(j["unverifiable"], 0);
+  EXPECT_EQ(j["oldestKept"], "ns/c/2020-01-03T01-58-00Z-00000bb6.snap");
+}
+
 class FailingDeleteStore : public storage::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
@@ -232,6 +277,10 @@ TEST_F(PruneTest, AFailedDeleteIsReportedAndTheRestContinue) {
   EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-02T00-00-00Z-00000002.snap"});
   ASSERT_EQ(r.failed.size(), 1u);
   EXPECT_TRUE(Exists("ns/c/2026-03-01T00-00-00Z-00000001.snap"));
+  nlohmann::json j = r.ToJson();
+  EXPECT_EQ(j["deleted"], 1) << j;
+  EXPECT_EQ(j["failed"], 1) << j;
+  EXPECT_EQ(j["toDelete"], 2) << j;
 }
 
 }  // namespace

@@ -103,7 +103,12 @@ int RunBackupCommand(const Flags& flags, const CommandOptions& opts) {
     Status s = backup::Prune(store->get(), settings->spec.target.path_prefix, settings->ns,
                              settings->cluster, settings->spec.retention, SystemClock().Now(),
                              /*dry_run=*/false, &pruned);
-    out["pruned"] = pruned.deleted;
+    // Counts only: this line is the Job's termination message, which the kubelet cuts at 4096
+    // bytes. Prune() logged each kept and deleted key.
+    const backup::RetentionDecision* oldest = pruned.oldest_kept();
+    out["pruned"] = pruned.deleted.size();
+    out["kept"] = pruned.kept();
+    out["oldestKept"] = oldest != nullptr ? nlohmann::json(oldest->backup.key) : nullptr;
     if (!s.ok()) {
       // The backup itself succeeded; a retention failure is reported, not hidden.
       log::Error("retention failed after a successful backup", {{"error", s.message()}});
@@ -301,11 +306,8 @@ int RunPruneCommand(const Flags& flags, const CommandOptions& opts) {
   Status s = backup::Prune(ctx->store.get(), ctx->settings.spec.target.path_prefix,
                            ctx->settings.ns, ctx->settings.cluster, ctx->settings.spec.retention,
                            SystemClock().Now(), opts.dry_run, &result);
-  for (const auto& d : result.plan) {
-    std::fprintf(stderr, "  %s  %s  (%s)\n",
-                 d.keep ? "keep  " : (opts.dry_run ? "would delete" : "delete"),
-                 d.backup.key.c_str(), d.reason.c_str());
-  }
+  // The plan (each key: kept, deleted or would be, and why) was logged by Prune(); the result
+  // holds counts only, whatever the number of backups.
   nlohmann::json out = result.ToJson();
   if (!s.ok()) {
     // What was deleted before the failure is reported beside the error, never as a success.

@@ -1,10 +1,15 @@
 // `bao-backup backup` end to end: the real binary against the OpenBao test server, into a
-// local directory.
+// local directory (and `prune`'s result on the same kind of directory).
 #include <signal.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
+#include <regex>
 
+#include "backup/naming.h"
 #include "cli_fixture.h"
+#include "common/time.h"
 #include "support/test_pki.h"
 
 namespace bao::testing {
@@ -36,6 +41,37 @@ class BackupCliTest : public CliTest {
   }
 
   void ExpectNothingStored() { EXPECT_EQ(Files(store_.path()), std::vector<std::string>{}); }
+
+  // Plants `count` tiny fake backups of ns1/bao, one a minute from 2020-01-01 on, each with the
+  // checksum file the file store writes: old backups piled up before retention was enabled.
+  // Returns the oldest key.
+  std::string PlantOldBackups(int count) {
+    const std::string body = "old";
+    const std::string sum = crypto::Sha256Hex(body);
+    const std::string dir = store_.path() + "/ns1/bao";
+    std::filesystem::create_directories(dir);
+    TimePoint start = ParseRfc3339("2020-01-01T00:00:00Z").value();
+    std::string oldest;
+    for (int i = 0; i < count; ++i) {
+      char id[16];
+      std::snprintf(id, sizeof id, "%08x", i);
+      std::string name = backup::KeyTimestamp(start + std::chrono::minutes(i)) + "-" + id + ".snap";
+      WriteText(dir + "/" + name, body);
+      WriteText(dir + "/" + name + ".sha256", sum + "  " + name + "\n");
+      if (i == 0) oldest = "ns1/bao/" + name;
+    }
+    return oldest;
+  }
+
+  // Lines of `log` (stderr, text format) with message `message` and a key= field.
+  static int CountLogLines(const std::string& log, const std::string& message) {
+    std::regex line(" info " + message + " key=ns1/bao/");
+    return static_cast<int>(
+        std::distance(std::sregex_iterator(log.begin(), log.end(), line), std::sregex_iterator()));
+  }
+
+  // The kubelet keeps only this much of a container's termination message.
+  static constexpr size_t kTerminationMessageLimit = 4096;
 
   const std::string reader_token_ = "s.reader-token-for-tests-1234";
   std::unique_ptr<BaoTestServer> server_;
@@ -87,6 +123,86 @@ TEST_F(BackupCliTest, WritesTheResultFileAndHonoursAnExplicitKey) {
   EXPECT_NE(LastJson(again).value("error", "").find("already exists"), std::string::npos);
   EXPECT_TRUE(server_->Requests()->empty()) << server_->Requests()->dump();
   EXPECT_EQ(FileSha256(store_.path() + "/custom/one.snap"), before);
+}
+
+// The first backup after retention is enabled on thousands of old backups: the result (the
+// Job's termination message, which the kubelet cuts at 4096 bytes) carries counts, not one
+// entry per pruned object; every pruned key is in the log instead.
+TEST_F(BackupCliTest, ResultStaysSmallWhenRetentionPrunesThousands) {
+  constexpr int kOld = 3000;
+  PlantOldBackups(kOld);
+  StartServer();
+  TempDir out;
+  std::string result_file = out.File("termination-log");
+  RunResult r = Backup(server_->Url(0), {"--max-count", "1", "--result-file", result_file});
+  ASSERT_EQ(r.exit_code, 0) << r.out.substr(0, 2000) << "\n" << r.err.substr(0, 2000);
+  std::string text = ReadText(result_file);
+  EXPECT_LT(text.size(), kTerminationMessageLimit / 4) << text.substr(0, 500);
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << text.substr(0, 500);
+  EXPECT_EQ(LastJson(r), j);
+  EXPECT_TRUE(j["key"].get<std::string>().starts_with("ns1/bao/")) << j;
+  EXPECT_EQ(j["pruned"], kOld) << j;
+  EXPECT_EQ(j["kept"], 1) << j;
+  EXPECT_EQ(j["oldestKept"], j["key"]) << j;
+  EXPECT_FALSE(j.contains("retentionError")) << j;
+  // Only the new backup (and its checksum) is left; each deleted key was logged.
+  std::vector<std::string> left = Files(store_.path() + "/ns1/bao");
+  std::sort(left.begin(), left.end());
+  std::string name = std::filesystem::path(j["key"].get<std::string>()).filename().string();
+  EXPECT_EQ(left, (std::vector<std::string>{name, name + ".sha256"}));
+  EXPECT_EQ(CountLogLines(r.err, "deleted"), kOld);
+}
+
+// prune's result, dry run or not, is counts whatever the number of backups; the plan (each
+// key, kept or deleted, and why) is in the log.
+TEST_F(BackupCliTest, PruneResultStaysSmallWithThousandsOfBackups) {
+  constexpr int kBackups = 3000;
+  std::string oldest = PlantOldBackups(kBackups);
+  // One more object without a recorded checksum: not counted, kept (no maxAge).
+  WriteText(store_.path() + "/ns1/bao/2019-06-01T00-00-00Z-ffffffff.snap", "cut short");
+  TempDir out;
+  std::string result_file = out.File("termination-log");
+  auto prune = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {
+        "prune",     "--provider", "file",        "--bucket", store_.path(),   "--namespace", "ns1",
+        "--cluster", "bao",        "--max-count", "1",        "--result-file", result_file};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Cli(args);
+  };
+  auto result = [&](const RunResult& r) {
+    std::string text = ReadText(result_file);
+    EXPECT_LT(text.size(), kTerminationMessageLimit / 4) << text.substr(0, 500);
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << text.substr(0, 500);
+    EXPECT_EQ(LastJson(r), j);
+    return j;
+  };
+
+  RunResult dry = prune({"--dry-run"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.out.substr(0, 2000) << "\n" << dry.err.substr(0, 2000);
+  nlohmann::json d = result(dry);
+  EXPECT_EQ(d["dryRun"], true) << d;
+  EXPECT_EQ(d["backups"], kBackups + 1) << d;
+  EXPECT_EQ(d["unverifiable"], 1) << d;
+  EXPECT_EQ(d["kept"], 2) << d;
+  EXPECT_EQ(d["toDelete"], kBackups - 1) << d;
+  EXPECT_EQ(d["deleted"], 0) << d;
+  EXPECT_EQ(CountLogLines(dry.err, "would delete"), kBackups - 1);
+  EXPECT_TRUE(std::filesystem::exists(store_.path() + "/" + oldest));
+
+  RunResult real = prune({});
+  ASSERT_EQ(real.exit_code, 0) << real.out.substr(0, 2000) << "\n" << real.err.substr(0, 2000);
+  nlohmann::json j = result(real);
+  EXPECT_EQ(j["dryRun"], false) << j;
+  EXPECT_EQ(j["deleted"], kBackups - 1) << j;
+  EXPECT_EQ(j["failed"], 0) << j;
+  EXPECT_EQ(j["kept"], 2) << j;
+  EXPECT_EQ(j["oldestKept"], "ns1/bao/2019-06-01T00-00-00Z-ffffffff.snap") << j;
+  EXPECT_EQ(CountLogLines(real.err, "deleted"), kBackups - 1);
+  EXPECT_EQ(CountLogLines(real.err, "kept"), 2);
+  EXPECT_FALSE(std::filesystem::exists(store_.path() + "/" + oldest));
+  EXPECT_EQ(Files(store_.path() + "/ns1/bao").size(), 3u);  // newest, its checksum, unverifiable
 }
 
 // CLI11 echoed the command line in its errors: a mistyped --bao-tokn leaked the token.
