@@ -23,6 +23,7 @@
 #include "operator/backup_manager.h"
 #include "operator/job_builder.h"
 #include "support/bao_testserver.h"
+#include "support/k8s_jobs.h"
 #include "support/k8s_testserver.h"
 #include "support/minio.h"
 #include "support/testing.h"
@@ -176,38 +177,15 @@ class OperatorTest : public ::testing::Test {
     ASSERT_TRUE(res.ok() && res->ok());
   }
 
-  // Plays the kubelet and the Job controller for a run that ended with `exit_code`: a Pod (with
-  // `pod_spec`) terminated with `message`, and the Job's Complete (exit 0) or Failed condition.
-  void FinishJob(const std::string& job_name, int exit_code, const std::string& message,
-                 const json& pod_spec = json::object()) {
-    json pod_obj = {{"apiVersion", "v1"},
-                    {"kind", "Pod"},
-                    {"metadata",
-                     {{"name", job_name + "-" + crypto::RandomHex(5)},
-                      {"namespace", kNs},
-                      {"labels", {{"job-name", job_name}}}}},
-                    {"spec", pod_spec}};
-    Result<json> created = client_->Create(k8s::kPods, kNs, pod_obj);
-    ASSERT_TRUE(created.ok()) << created.status().ToString();
-    json terminated = {
-        {"exitCode", exit_code}, {"message", message}, {"finishedAt", FormatRfc3339(clock_.Now())}};
-    ASSERT_TRUE(client_
-                    ->PatchStatus(k8s::kPods, kNs, (*created)["metadata"]["name"],
-                                  {{"status",
-                                    {{"phase", exit_code == 0 ? "Succeeded" : "Failed"},
-                                     {"containerStatuses",
-                                      json::array({{{"name", "backup"},
-                                                    {"state", {{"terminated", terminated}}}}})}}}})
-                    .ok());
-    bool ok = exit_code == 0;
-    json cond = {{"type", ok ? "Complete" : "Failed"}, {"status", "True"}};
-    if (!ok) cond["reason"] = "BackoffLimitExceeded";
-    ASSERT_TRUE(client_
-                    ->PatchStatus(
-                        k8s::kJobs, kNs, job_name,
-                        {{"status",
-                          {{ok ? "succeeded" : "failed", 1}, {"conditions", json::array({cond})}}}})
-                    .ok());
+  // Plays the kubelet and the Job controller for a run that ended with `exit_code` and the
+  // termination `message`, with the shapes a real API server accepts (support/k8s_jobs.h). The
+  // kubelet keeps only the last 4096 bytes of a termination message; so does this.
+  void FinishJob(const std::string& job_name, int exit_code, const std::string& message) {
+    Result<json> job = client_->Get(k8s::kJobs, kNs, job_name);
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    std::string kept = message.size() > 4096 ? message.substr(message.size() - 4096) : message;
+    Status s = testing::FinishJob(*client_, *job, exit_code == 0, kept, clock_.Now(), clock_.Now());
+    ASSERT_TRUE(s.ok()) << s.ToString();
   }
 
   // How often Event `reason` was recorded about `involved` (Events repeat through `count`).
@@ -266,7 +244,7 @@ class OperatorTest : public ::testing::Test {
     RunResult r = testing::Run(argv, {}, 60s);
     last_run_ = r;
     std::string message = ReadText(root.File("termination-log"));
-    FinishJob(job["metadata"]["name"], r.exit_code, message, pod);
+    FinishJob(job["metadata"]["name"], r.exit_code, message);
     return r.exit_code;
   }
 
