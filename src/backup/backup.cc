@@ -27,6 +27,8 @@ nlohmann::json BackupResult::ToJson() const {
           {"size", size},
           {"sha256", sha256},
           {"startTime", FormatRfc3339(started)},
+          // When the object was stored and verified (the operator's lastBackupTime).
+          {"finishedAt", FormatRfc3339(started + duration)},
           {"duration", FormatDuration(duration)},
           {"durationSeconds", static_cast<double>(duration.count()) / 1000.0},
           {"raftIndex", raft_index},

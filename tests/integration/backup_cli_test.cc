@@ -93,6 +93,11 @@ TEST_F(BackupCliTest, BacksUpThroughAStandby) {
   EXPECT_EQ(j["sha256"], FileSha256(path));
   EXPECT_GT(j["raftIndex"].get<uint64_t>(), 0u);
   EXPECT_EQ(ReadText(path + ".sha256").substr(0, 64), j["sha256"]);
+  // When it ended, for the operator's lastBackupTime: not before it started.
+  Result<TimePoint> started = ParseRfc3339(j.value("startTime", ""));
+  Result<TimePoint> finished = ParseRfc3339(j.value("finishedAt", ""));
+  ASSERT_TRUE(started.ok() && finished.ok()) << j;
+  EXPECT_GE(*finished, *started);
   // The snapshot itself was streamed from the leader, never through the standby.
   Result<nlohmann::json> requests = server_->Requests();
   ASSERT_TRUE(requests.ok());
