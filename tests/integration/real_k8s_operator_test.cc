@@ -11,7 +11,6 @@
 
 #include <filesystem>
 #include <memory>
-#include <regex>
 
 #include "backup/spec.h"
 #include "crypto/crypto.h"
@@ -20,7 +19,7 @@
 #include "k8s/events.h"
 #include "operator/backup_manager.h"
 #include "operator/job_builder.h"
-#include "support/k8s_jobs.h"
+#include "support/k8s_operator.h"
 #include "support/kube_apiserver.h"
 #include "support/testing.h"
 
@@ -39,28 +38,6 @@ bool InCi() {
   return ci != nullptr && *ci != '\0' && std::string(ci) != "false";
 }
 
-std::string Chart() {
-  return std::string(BAO_SOURCE_DIR) + "/deploy/helm/bao-backup";
-}
-
-// `helm template` of the chart with `args`; fails the test when helm fails.
-std::string RenderChart(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {PeerBinary("helm"), "template"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  RunResult r = Run(argv, {}, 60s);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return r.out;
-}
-
-// The ServiceAccount the rendered chart runs the operator as ("<ns>/<name>").
-std::pair<std::string, std::string> ChartServiceAccount(const std::string& rendered) {
-  std::smatch m;
-  static const std::regex kSa(
-      "kind: ServiceAccount\nmetadata:\n  name: ([a-z0-9-]+)\n  namespace: ([a-z0-9-]+)");
-  if (!std::regex_search(rendered, m, kSa)) return {};
-  return {m[2], m[1]};
-}
-
 // One API server for the whole program: every test works in a namespace of its own.
 struct Shared {
   std::unique_ptr<RealKubeApiServer> server;
@@ -76,27 +53,16 @@ class RealK8sOperator : public ::testing::Test {
     if (RealKubeApiServer::Binary().empty() || PeerBinary("helm").empty()) return;
     shared->server = std::make_unique<RealKubeApiServer>();
     RealKubeApiServer& s = *shared->server;
-    auto fail = [&](const std::string& what, const Status& st) {
-      shared->error = what + ": " + st.ToString() + "\n" + s.Logs();
-    };
-    if (Status st = s.Start(); !st.ok()) return fail("start", st);
-    for (const char* crd : {"openbaocluster.yaml", "openbaorestore.yaml"}) {
-      if (Status st = s.ApplyFile(Chart() + "/crds/" + crd); !st.ok()) return fail(crd, st);
+    if (Status st = s.Start(); !st.ok()) {
+      shared->error = "start: " + st.ToString();
+      return;
     }
-    if (Status st =
-            s.Apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: bao-backup-system}\n");
-        !st.ok()) {
-      return fail("namespace", st);
+    Result<std::string> token = InstallChart(s, "bao-backup", "bao-backup-system");
+    if (!token.ok()) {
+      shared->error = "chart: " + token.status().ToString() + "\n" + s.Logs();
+      return;
     }
-    std::string rendered = RenderChart({"bao-backup", Chart(), "--namespace", "bao-backup-system"});
-    if (Status st = s.Apply(rendered); !st.ok()) return fail("chart", st);
-    auto [sa_ns, sa] = ChartServiceAccount(rendered);
-    Result<std::string> token = s.ServiceAccountToken(sa_ns, sa);
-    if (!token.ok()) return fail("token", token.status());
     shared->operator_token = *token;
-    // RBAC reaches the authorizer through an informer: wait until the binding is in force.
-    k8s::Client probe(s.ConfigFor(*token));
-    WaitUntil([&] { return probe.List(k8s::kOpenBaoClusters, "").ok(); }, 20s);
   }
   static void TearDownTestSuite() {
     delete shared;
@@ -515,33 +481,23 @@ TEST_F(RealK8sOperator, NamespacedInstallRunsTheOperatorProcess) {
                       {"consecutiveFailures", 2},
                       {"lastBackupSize", 4096}}}});
   const std::string release_ns = "scoped-" + ns_;
-  ASSERT_TRUE(shared->server
-                  ->Apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: " + release_ns + "}\n")
-                  .ok());
-  std::string rendered =
-      RenderChart({"scoped", Chart(), "--namespace", release_ns, "--set", "rbac.scope=namespaced",
-                   "--set", "watchNamespaces={" + ns_ + "}"});
-  ASSERT_EQ(rendered.find("kind: ClusterRole"), std::string::npos) << rendered;
-  Status applied = shared->server->Apply(rendered);
-  ASSERT_TRUE(applied.ok()) << applied.ToString();
-  auto [sa_ns, sa] = ChartServiceAccount(rendered);
-  Result<std::string> token = shared->server->ServiceAccountToken(sa_ns, sa);
+  Result<std::string> rendered =
+      RenderChart("scoped", release_ns,
+                  {"--set", "rbac.scope=namespaced", "--set", "watchNamespaces={" + ns_ + "}"});
+  ASSERT_TRUE(rendered.ok()) << rendered.status().ToString();
+  ASSERT_EQ(rendered->find("kind: ClusterRole"), std::string::npos) << *rendered;
+  Result<std::string> token = InstallChart(
+      *shared->server, "scoped", release_ns,
+      {"--set", "rbac.scope=namespaced", "--set", "watchNamespaces={" + ns_ + "}"}, ns_);
   ASSERT_TRUE(token.ok()) << token.status().ToString();
   k8s::Client scoped(shared->server->ConfigFor(*token, ns_));
-  ASSERT_TRUE(WaitUntil([&] { return scoped.List(k8s::kOpenBaoClusters, ns_).ok(); }, 20s));
   // Least privilege: nothing outside the watched namespace, no Secret listing inside it.
   EXPECT_EQ(k8s::HttpCodeOf(scoped.List(k8s::kOpenBaoClusters, "").status()), 403);
   EXPECT_EQ(k8s::HttpCodeOf(scoped.List(k8s::kSecrets, ns_).status()), 403);
   EXPECT_EQ(k8s::HttpCodeOf(scoped.Get(k8s::kSecrets, "default", "x").status()), 403);
 
   TempDir dir;
-  WriteText(dir.File("ca.crt"), ReadText(shared->server->ca_file()));
-  WriteText(dir.File("kubeconfig"),
-            "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n"
-            "  cluster:\n    server: " +
-                shared->server->url() + "\n    certificate-authority: " + dir.File("ca.crt") +
-                "\nusers:\n- name: u\n  user:\n    token: " + *token +
-                "\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: u\n");
+  WriteText(dir.File("kubeconfig"), Kubeconfig(*shared->server, *token, ns_));
   int port = FreePort();
   Process p;
   std::string error;

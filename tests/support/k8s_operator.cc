@@ -1,10 +1,67 @@
-#include "support/k8s_jobs.h"
+#include "support/k8s_operator.h"
+
+#include <regex>
 
 #include "crypto/crypto.h"
+#include "support/testing.h"
 
 namespace bao::testing {
 
 using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string ChartDir() {
+  return std::string(BAO_SOURCE_DIR) + "/deploy/helm/bao-backup";
+}
+
+Result<std::string> RenderChart(const std::string& release, const std::string& ns,
+                                const std::vector<std::string>& args) {
+  std::string helm = PeerBinary("helm");
+  std::vector<std::string> argv = {helm, "template", release, ChartDir(), "--namespace", ns};
+  argv.insert(argv.end(), args.begin(), args.end());
+  RunResult r = Run(argv, {}, 60s);
+  if (r.exit_code != 0) return Internal("helm template failed (" + helm + "): " + r.err);
+  return r.out;
+}
+
+std::pair<std::string, std::string> ChartServiceAccount(const std::string& rendered) {
+  static const std::regex kSa(
+      "kind: ServiceAccount\nmetadata:\n  name: ([a-z0-9-]+)\n  namespace: ([a-z0-9-]+)");
+  std::smatch m;
+  if (!std::regex_search(rendered, m, kSa)) return {};
+  return {m[2], m[1]};
+}
+
+Result<std::string> InstallChart(RealKubeApiServer& server, const std::string& release,
+                                 const std::string& ns, const std::vector<std::string>& args,
+                                 const std::string& probe_ns) {
+  for (const char* crd : {"openbaocluster.yaml", "openbaorestore.yaml"}) {
+    BAO_RETURN_IF_ERROR(server.ApplyFile(ChartDir() + "/crds/" + crd));
+  }
+  BAO_RETURN_IF_ERROR(
+      server.Apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: " + ns + "}\n"));
+  BAO_ASSIGN_OR_RETURN(std::string rendered, RenderChart(release, ns, args));
+  BAO_RETURN_IF_ERROR(server.Apply(rendered));
+  auto [sa_ns, sa] = ChartServiceAccount(rendered);
+  if (sa.empty()) return Internal("the rendered chart has no ServiceAccount");
+  BAO_ASSIGN_OR_RETURN(std::string token, server.ServiceAccountToken(sa_ns, sa));
+  k8s::Client probe(server.ConfigFor(token, probe_ns.empty() ? "default" : probe_ns));
+  if (!WaitUntil([&] { return probe.List(k8s::kOpenBaoClusters, probe_ns).ok(); }, 20s)) {
+    return DeadlineExceeded("the chart's RBAC for " + sa_ns + "/" + sa +
+                            " did not take effect within 20 s");
+  }
+  return token;
+}
+
+std::string Kubeconfig(const RealKubeApiServer& server, const std::string& token,
+                       const std::string& ns) {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n  cluster:\n"
+         "    server: " +
+         server.url() + "\n    certificate-authority: " + server.ca_file() +
+         "\nusers:\n- name: u\n  user:\n    token: " + token +
+         "\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: u\n    namespace: " + ns +
+         "\n";
+}
 
 Status FinishJob(k8s::Client& client, const json& job, bool succeeded, const std::string& message,
                  TimePoint start, TimePoint end) {

@@ -1,0 +1,332 @@
+// The backup manager end to end, shared by two programs: real_k8s_operator_e2e_test.cc runs it
+// against a real kube-apiserver + etcd (the chart's CRDs and RBAC, the manager authenticated
+// as the chart's ServiceAccount), operator_test.cc against the project's API imitation for
+// what a real server cannot do on demand (a failure injected between two writes). The API
+// server holds the OpenBaoClusters, Secrets and Jobs; the test drives reconciles with a fake
+// clock and plays the kubelet and the Job controller. To "run" a Job it:
+//   - writes every Secret the Pod mounts into <root>/<mountPath>/<key> (base64-decoded),
+//   - rewrites the arguments: the in-cluster OpenBao addresses
+//     https://<cluster>-<i>.<cluster>.<ns>.svc:8200 become the OpenBao test server's node i,
+//     mount paths (/etc/bao/..., /var/run/secrets/...) and /dev/termination-log move under
+//     <root>, the command becomes the bao-backup binary of this build,
+//   - runs the real executor (TLS to the OpenBao test server with the CA from the
+//     <cluster>-tls-ca Secret, token from the token Secret, MinIO as S3 with the credentials
+//     Secret), then finishes the Job as support/k8s_operator.h does (a Pod terminated with the
+//     result file as its message, the Job's conditions in the order a real server accepts).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+#include "crypto/crypto.h"
+#include "http/client.h"
+#include "k8s/client.h"
+#include "k8s/events.h"
+#include "k8s/leader.h"
+#include "operator/backup_manager.h"
+#include "operator/job_builder.h"
+#include "support/bao_testserver.h"
+#include "support/k8s_operator.h"
+#include "support/k8s_testserver.h"
+#include "support/minio.h"
+#include "support/testing.h"
+
+namespace bao::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+TimePoint At(const char* rfc3339) {
+  return *ParseRfc3339(rfc3339);
+}
+
+constexpr const char* kNs = "ns1";
+constexpr const char* kToken = "s.backup-token-for-operator-tests";
+
+class OperatorFixture : public ::testing::Test {
+ protected:
+  explicit OperatorFixture(bool real) : real_(real) {}
+
+  void SetUp() override {
+    if (real_) {
+      StartRealServer();
+    } else {
+      std::string error;
+      ASSERT_TRUE(k8s_.Start({}, &error)) << error;
+      k8s::Config config;
+      config.server = k8s_.url();
+      config.default_namespace = kNs;
+      client_ = std::make_unique<k8s::Client>(config);
+    }
+    if (HasFatalFailure() || IsSkipped()) return;
+    k8s::Client* manager = op_client_ ? op_client_.get() : client_.get();
+    events_ = std::make_unique<k8s::EventRecorder>(manager, "bao-backup-operator", &clock_);
+  }
+
+  // etcd + kube-apiserver, the chart installed (release bao-backup in bao-backup-system), the
+  // namespace kNs; client_ is the admin, op_client_ the chart's ServiceAccount.
+  void StartRealServer() {
+    if (RealKubeApiServer::Binary().empty() || PeerBinary("helm").empty()) {
+      std::string why = "kube-apiserver, etcd or helm is not installed (" +
+                        PeerBinary("kube-apiserver") + "): run scripts/setup.sh --peers";
+      const char* ci = std::getenv("CI");
+      if (ci && *ci && std::string(ci) != "false") FAIL() << why;  // CI installs the peers
+      GTEST_SKIP() << why;
+    }
+    real_server_ = std::make_unique<RealKubeApiServer>();
+    Status s = real_server_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    Result<std::string> token = InstallChart(*real_server_, "bao-backup", "bao-backup-system");
+    ASSERT_TRUE(token.ok()) << token.status().ToString() << "\n" << real_server_->Logs();
+    op_token_ = *token;
+    client_ = std::make_unique<k8s::Client>(real_server_->AdminConfig());
+    op_client_ = std::make_unique<k8s::Client>(real_server_->ConfigFor(op_token_, kNs));
+    ASSERT_TRUE(
+        real_server_
+            ->Apply(std::string("apiVersion: v1\nkind: Namespace\nmetadata: {name: ") + kNs + "}\n")
+            .ok());
+  }
+
+  // A kubeconfig for `bao-backup operator`: the chart's ServiceAccount on the real server, any
+  // token on the imitation.
+  std::string OperatorKubeconfig() {
+    if (real_) return Kubeconfig(*real_server_, op_token_, kNs);
+    return "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n"
+           "  cluster:\n    server: " +
+           k8s_.url() +
+           "\nusers:\n- name: u\n  user:\n    token: x\ncontexts:\n- name: t\n"
+           "  context:\n    cluster: t\n    user: u\n    namespace: ns1\n";
+  }
+
+  // A fresh manager: every reconcile in these tests may use a new one ("restart").
+  std::unique_ptr<op::BackupManager> NewManager() {
+    op::ManagerOptions o;
+    o.clock = &clock_;
+    o.job.default_image = "bao-backup:test";
+    return std::make_unique<op::BackupManager>(op_client_ ? op_client_.get() : client_.get(),
+                                               events_.get(), o);
+  }
+
+  op::ReconcileResult Reconcile(const std::string& name) {
+    Result<op::ReconcileResult> r = NewManager()->Reconcile(kNs, name);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : op::ReconcileResult{};
+  }
+
+  void StartBackends() {
+    BaoTestServerOptions o;
+    o.tls = true;
+    bao_ = std::make_unique<BaoTestServer>(o);
+    Status s = bao_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(bao_->AddToken(kToken, {{"sys/storage/raft/snapshot", {"read"}}}).ok());
+    std::string error;
+    ASSERT_TRUE(minio_.Start(&error)) << error;
+    ASSERT_TRUE(minio_.CreateBucket("backups", &error)) << error;
+    CreateSecret("s3-creds",
+                 {{"accessKeyId", minio_.access_key()}, {"secretAccessKey", minio_.secret_key()}});
+    CreateSecret("bao-token", {{"token", kToken}});
+  }
+
+  void CreateSecret(const std::string& name, const std::map<std::string, std::string>& data) {
+    json d = json::object();
+    for (const auto& [k, v] : data) d[k] = crypto::Base64Encode(v);
+    json secret = {{"apiVersion", "v1"},
+                   {"kind", "Secret"},
+                   {"metadata", {{"name", name}, {"namespace", kNs}}},
+                   {"data", d}};
+    ASSERT_TRUE(client_->Create(k8s::kSecrets, kNs, secret).ok());
+  }
+
+  json BackupSpec() {
+    return {{"schedule", "* * * * *"},
+            {"target",
+             {{"provider", "s3"},
+              {"endpoint", minio_.port() ? minio_.endpoint() : "http://127.0.0.1:1"},
+              {"bucket", "backups"},
+              {"pathPrefix", "prod"},
+              {"usePathStyle", true},
+              {"credentialsSecretRef", {{"name", "s3-creds"}}}}},
+            {"tokenSecretRef", {{"name", "bao-token"}}},
+            {"retention", {{"maxCount", 1}}}};
+  }
+
+  // Creates a Running cluster (status set through the subresource) and its CA Secret.
+  void CreateCluster(const std::string& name, const json& backup, json extra_spec = {}) {
+    Result<json> c = TryCreateCluster(name, backup, extra_spec);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    SetStatus(name, {{"phase", "Running"}, {"currentVersion", "2.1.0"}});
+    CreateSecret(name + "-tls-ca", {{"ca.crt", bao_ ? ReadText(bao_->ca_file()) : "test CA"}});
+  }
+  Result<json> TryCreateCluster(const std::string& name, const json& backup,
+                                const json& extra_spec) {
+    json spec = {{"version", "2.1.0"},
+                 {"replicas", 3},
+                 {"backup", backup},
+                 {"unknownVendorField", {{"keep", "me"}}}};
+    if (extra_spec.is_object()) spec.update(extra_spec);
+    json cluster = {{"apiVersion", "openbao.org/v1alpha1"},
+                    {"kind", "OpenBaoCluster"},
+                    {"metadata", {{"name", name}, {"namespace", kNs}}},
+                    {"spec", spec}};
+    return client_->Create(k8s::kOpenBaoClusters, kNs, cluster);
+  }
+
+  void SetStatus(const std::string& name, const json& status) {
+    Result<json> r = client_->PatchStatus(k8s::kOpenBaoClusters, kNs, name, {{"status", status}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+
+  json Cluster(const std::string& name) {
+    Result<json> c = client_->Get(k8s::kOpenBaoClusters, kNs, name);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? *c : json::object();
+  }
+  json BackupStatus(const std::string& name) {
+    json c = Cluster(name);
+    return c.contains("status") && c["status"].contains("backup") ? c["status"]["backup"]
+                                                                  : json::object();
+  }
+
+  std::vector<json> Jobs() {
+    Result<k8s::ObjectList> l = client_->List(k8s::kJobs, kNs);
+    EXPECT_TRUE(l.ok());
+    return l.ok() ? l->items : std::vector<json>{};
+  }
+
+  bool HasEvent(const std::string& reason, const std::string& involved) {
+    Result<k8s::ObjectList> l = client_->List(k8s::kEvents, kNs);
+    if (!l.ok()) return false;
+    for (const json& e : l->items) {
+      if (e.value("reason", "") == reason && e["involvedObject"].value("name", "") == involved) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  json Condition(const std::string& name) {
+    json c = Cluster(name);
+    if (!c.contains("status") || !c["status"].contains("conditions")) return nullptr;
+    for (const json& cond : c["status"]["conditions"]) {
+      if (cond["type"] == op::kConditionBackupConfigured) return cond;
+    }
+    return nullptr;
+  }
+
+  // The next API request with `method` whose path ends with `suffix` fails with HTTP 500 and
+  // changes nothing: the manager is cut off there, as by a crash.
+  void FailNext(const std::string& method, const std::string& suffix) {
+    ASSERT_FALSE(real_) << "faults are injected by the imitation only";
+    http::Client c;
+    http::Request r;
+    r.method = "POST";
+    r.url = k8s_.url() + "/_test/faults";
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = json{{"faults", json::array({{{"method", method}, {"pathSuffix", suffix}}})}}.dump();
+    Result<http::Response> res = c.Do(r);
+    ASSERT_TRUE(res.ok() && res->ok());
+  }
+
+  // Plays the kubelet and the Job controller for a run that ended with `exit_code` and the
+  // termination `message`, with the shapes a real API server accepts (support/k8s_jobs.h). The
+  // kubelet keeps only the last 4096 bytes of a termination message; so does this.
+  void FinishJob(const std::string& job_name, int exit_code, const std::string& message) {
+    Result<json> job = client_->Get(k8s::kJobs, kNs, job_name);
+    ASSERT_TRUE(job.ok()) << job.status().ToString();
+    std::string kept = message.size() > 4096 ? message.substr(message.size() - 4096) : message;
+    Status s = testing::FinishJob(*client_, *job, exit_code == 0, kept, clock_.Now(), clock_.Now());
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  // How often Event `reason` was recorded about `involved` (Events repeat through `count`).
+  int EventCount(const std::string& reason, const std::string& involved) {
+    Result<k8s::ObjectList> l = client_->List(k8s::kEvents, kNs);
+    int n = 0;
+    for (const json& e : l.ok() ? l->items : std::vector<json>{}) {
+      if (e.value("reason", "") == reason && e["involvedObject"].value("name", "") == involved) {
+        n += e.value("count", 1);
+      }
+    }
+    return n;
+  }
+
+  void CreateTokenSecrets() {
+    CreateSecret("s3-creds", {{"accessKeyId", "a"}, {"secretAccessKey", "b"}});
+    CreateSecret("bao-token", {{"token", kToken}});
+  }
+
+  // Plays kubelet + Job controller for `job` (see the file comment). Returns the exit code.
+  int RunJob(const json& job) {
+    TempDir root;
+    const json& pod = job["spec"]["template"]["spec"];
+    const json& container = pod["containers"][0];
+    std::map<std::string, std::string> volume_secret;
+    for (const json& v : pod["volumes"]) {
+      if (v.contains("secret")) volume_secret[v["name"]] = v["secret"]["secretName"];
+    }
+    for (const json& m : container["volumeMounts"]) {
+      auto it = volume_secret.find(m["name"]);
+      if (it == volume_secret.end()) continue;
+      Result<json> secret = client_->Get(k8s::kSecrets, kNs, it->second);
+      EXPECT_TRUE(secret.ok()) << it->second;
+      if (!secret.ok()) return -1;
+      std::string dir = root.path() + m["mountPath"].get<std::string>();
+      std::filesystem::create_directories(dir);
+      for (const auto& [key, value] : (*secret)["data"].items()) {
+        WriteText(dir + "/" + key, *crypto::Base64Decode(value.get<std::string>()));
+      }
+    }
+    const std::string name = job["metadata"]["labels"][op::kLabelCluster];
+    std::vector<std::string> argv = {BuildBinary("bao-backup")};
+    for (const json& a : container["args"]) {
+      std::string arg = a;
+      std::string prefix = "https://" + name + "-";
+      if (arg.rfind(prefix, 0) == 0) {
+        int i = std::stoi(arg.substr(prefix.size()));
+        arg = bao_->Url(i % static_cast<int>(bao_->NodeUrls().size()));
+      } else if (arg.rfind("/etc/bao/", 0) == 0 || arg.rfind("/var/run/secrets/", 0) == 0) {
+        arg = root.path() + arg;
+      } else if (arg == op::kResultFile) {
+        arg = root.File("termination-log");
+      }
+      argv.push_back(arg);
+    }
+    RunResult r = testing::Run(argv, {}, 60s);
+    last_run_ = r;
+    std::string message = ReadText(root.File("termination-log"));
+    FinishJob(job["metadata"]["name"], r.exit_code, message);
+    return r.exit_code;
+  }
+
+  int CountObjects() {
+    RunResult r = minio_.Aws({"s3", "ls", "--recursive", "s3://backups/"});
+    int n = 0;
+    size_t pos = 0;
+    while ((pos = r.out.find(".snap\n", pos)) != std::string::npos) {
+      ++n;
+      ++pos;
+    }
+    return n;
+  }
+
+  const bool real_;
+  ManualClock clock_{At("2025-01-15T03:00:30Z")};
+  K8sTestServer k8s_;
+  std::unique_ptr<RealKubeApiServer> real_server_;
+  std::string op_token_;
+  std::unique_ptr<k8s::Client> client_;     // the API as admin (the test's own writes)
+  std::unique_ptr<k8s::Client> op_client_;  // the manager's identity (real server only)
+  std::unique_ptr<k8s::EventRecorder> events_;
+  std::unique_ptr<BaoTestServer> bao_;
+  MinioServer minio_;
+  RunResult last_run_;
+};
+
+}  // namespace
+}  // namespace bao::testing
