@@ -69,7 +69,9 @@ install_openbao() {
 # with the matching published v0.x release. About 12 CPU-minutes and <2 GiB, once.
 install_kube-apiserver() {
   local version="v$KUBERNETES_VERSION" stamp="$PEERS_DIR/bin/.kube-apiserver.version"
-  [[ -x "$PEERS_DIR/bin/kube-apiserver" && "$(cat "$stamp" 2>/dev/null)" == "$version" ]] && return 0
+  # The stamp also records the build's form, so a changed build is redone.
+  local want="$version ldflags"
+  [[ -x "$PEERS_DIR/bin/kube-apiserver" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]] && return 0
   command -v go >/dev/null || { log "go is needed to build kube-apiserver"; exit 1; }
   command -v etcd >/dev/null || { log "etcd is needed beside kube-apiserver (apt-get install etcd-server)"; exit 1; }
   log "building kube-apiserver $version (first time only, ~12 CPU-minutes)"
@@ -92,9 +94,13 @@ MOD
       go mod edit -replace "$m=$m@$staging"
     done
     GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || GOFLAGS=-mod=mod go get "k8s.io/kubernetes@$version"
-    GOFLAGS=-mod=mod go build -trimpath -o "$PEERS_DIR/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+    # The version the server reports (/version, and what helm's kubeVersion checks compare).
+    local pkg=k8s.io/component-base/version minor=${KUBERNETES_VERSION#1.}
+    GOFLAGS=-mod=mod go build -trimpath -o "$PEERS_DIR/bin/kube-apiserver" \
+      -ldflags "-X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean" \
+      k8s.io/kubernetes/cmd/kube-apiserver
   )
-  echo "$version" >"$stamp"
+  echo "$want" >"$stamp"
 }
 
 install_helm() {
