@@ -103,6 +103,16 @@ class OperatorFixture : public ::testing::Test {
            "  context:\n    cluster: t\n    user: u\n    namespace: ns1\n";
   }
 
+  // A reconcile by a fresh manager as `as` (default: the manager's identity), its Events
+  // recorded as that identity too.
+  Result<op::ReconcileResult> TryReconcile(const std::string& name, k8s::Client* as) {
+    op::ManagerOptions o;
+    o.clock = &clock_;
+    o.job.default_image = "bao-backup:test";
+    k8s::EventRecorder events(as, "bao-backup-operator", &clock_);
+    return op::BackupManager(as, &events, o).Reconcile(kNs, name);
+  }
+
   // A fresh manager: every reconcile in these tests may use a new one ("restart").
   std::unique_ptr<op::BackupManager> NewManager() {
     op::ManagerOptions o;
@@ -157,14 +167,15 @@ class OperatorFixture : public ::testing::Test {
   }
 
   // Creates a Running cluster (status set through the subresource) and its CA Secret.
-  void CreateCluster(const std::string& name, const json& backup, json extra_spec = {}) {
-    Result<json> c = TryCreateCluster(name, backup, extra_spec);
+  void CreateCluster(const std::string& name, const json& backup, json extra_spec = {},
+                     json annotations = {}) {
+    Result<json> c = TryCreateCluster(name, backup, extra_spec, annotations);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     SetStatus(name, {{"phase", "Running"}, {"currentVersion", "2.1.0"}});
     CreateSecret(name + "-tls-ca", {{"ca.crt", bao_ ? ReadText(bao_->ca_file()) : "test CA"}});
   }
-  Result<json> TryCreateCluster(const std::string& name, const json& backup,
-                                const json& extra_spec) {
+  Result<json> TryCreateCluster(const std::string& name, const json& backup, const json& extra_spec,
+                                const json& annotations = {}) {
     json spec = {{"version", "2.1.0"},
                  {"replicas", 3},
                  {"backup", backup},
@@ -174,6 +185,7 @@ class OperatorFixture : public ::testing::Test {
                     {"kind", "OpenBaoCluster"},
                     {"metadata", {{"name", name}, {"namespace", kNs}}},
                     {"spec", spec}};
+    if (annotations.is_object()) cluster["metadata"]["annotations"] = annotations;
     return client_->Create(k8s::kOpenBaoClusters, kNs, cluster);
   }
 
@@ -199,15 +211,24 @@ class OperatorFixture : public ::testing::Test {
     return l.ok() ? l->items : std::vector<json>{};
   }
 
-  bool HasEvent(const std::string& reason, const std::string& involved) {
+  // Events with `reason` about `involved`: how many Event objects, and their summed `count`
+  // (repeats of one Event aggregate into its count).
+  std::pair<int, int> Events(const std::string& reason, const std::string& involved) {
     Result<k8s::ObjectList> l = client_->List(k8s::kEvents, kNs);
-    if (!l.ok()) return false;
-    for (const json& e : l->items) {
+    int objects = 0, count = 0;
+    for (const json& e : l.ok() ? l->items : std::vector<json>{}) {
       if (e.value("reason", "") == reason && e["involvedObject"].value("name", "") == involved) {
-        return true;
+        ++objects;
+        count += e.value("count", 1);
       }
     }
-    return false;
+    return {objects, count};
+  }
+  bool HasEvent(const std::string& reason, const std::string& involved) {
+    return Events(reason, involved).first > 0;
+  }
+  int EventCount(const std::string& reason, const std::string& involved) {
+    return Events(reason, involved).second;
   }
 
   json Condition(const std::string& name) {
@@ -242,18 +263,6 @@ class OperatorFixture : public ::testing::Test {
     std::string kept = message.size() > 4096 ? message.substr(message.size() - 4096) : message;
     Status s = testing::FinishJob(*client_, *job, exit_code == 0, kept, clock_.Now(), clock_.Now());
     ASSERT_TRUE(s.ok()) << s.ToString();
-  }
-
-  // How often Event `reason` was recorded about `involved` (Events repeat through `count`).
-  int EventCount(const std::string& reason, const std::string& involved) {
-    Result<k8s::ObjectList> l = client_->List(k8s::kEvents, kNs);
-    int n = 0;
-    for (const json& e : l.ok() ? l->items : std::vector<json>{}) {
-      if (e.value("reason", "") == reason && e["involvedObject"].value("name", "") == involved) {
-        n += e.value("count", 1);
-      }
-    }
-    return n;
   }
 
   void CreateTokenSecrets() {
