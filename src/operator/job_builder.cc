@@ -65,7 +65,17 @@ json OwnerReference(const json& cluster) {
           {"blockOwnerDeletion", true}};
 }
 
-json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::string& jwt_role) {
+namespace {
+
+void AddOpt(json& args, const char* flag, const std::string& value) {
+  if (value.empty()) return;
+  args.push_back(flag);
+  args.push_back(value);
+}
+
+}  // namespace
+
+json OpenBaoArgs(const json& cluster, const ExecutorAuth& auth) {
   const std::string name = cluster["metadata"].value("name", "");
   const std::string ns = cluster["metadata"].value("namespace", "default");
   int64_t replicas = 1;
@@ -73,7 +83,7 @@ json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::
       cluster["spec"]["replicas"].is_number_integer()) {
     replicas = std::max<int64_t>(1, cluster["spec"]["replicas"].get<int64_t>());
   }
-  json args = json::array({"--log-format", "json", "backup"});
+  json args = json::array();
   for (int64_t i = 0; i < replicas; ++i) {
     args.push_back("--bao-addr");
     args.push_back("https://" + name + "-" + std::to_string(i) + "." + name + "." + ns +
@@ -81,8 +91,8 @@ json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::
   }
   args.push_back("--bao-cacert");
   args.push_back(std::string(kTlsDir) + "/" + kTlsCaKey);
-  if (!jwt_role.empty()) {
-    for (const char* a : {"--jwt-role", jwt_role.c_str(), "--jwt-token-file", kJwtTokenPath,
+  if (!auth.jwt_role.empty()) {
+    for (const char* a : {"--jwt-role", auth.jwt_role.c_str(), "--jwt-token-file", kJwtTokenPath,
                           "--jwt-mount", openbao::kDefaultJwtMount}) {
       args.push_back(a);
     }
@@ -90,75 +100,78 @@ json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::
     args.push_back("--bao-token-file");
     args.push_back(std::string(kTokenDir) + "/token");
   }
-  const storage::TargetConfig& t = spec.target;
-  auto opt = [&](const char* flag, const std::string& value) {
-    if (value.empty()) return;
-    args.push_back(flag);
-    args.push_back(value);
-  };
-  opt("--provider", t.provider);
-  opt("--endpoint", t.endpoint);
-  opt("--bucket", t.bucket);
-  opt("--path-prefix", t.path_prefix);
-  if (!t.credentials_secret.empty()) opt("--credentials-dir", kCredentialsDir);
-  opt("--part-size", std::to_string(t.part_size));
-  opt("--concurrency", std::to_string(t.concurrency));
-  opt("--region", t.region);
-  opt("--role-arn", t.role_arn);
-  if (t.use_path_style) args.push_back("--use-path-style");
-  opt("--gcs-project", t.gcs_project);
-  opt("--storage-account", t.azure_storage_account);
-  opt("--container", t.azure_container);
-  if (t.insecure_skip_verify) args.push_back("--insecure-skip-verify");
-  opt("--namespace", ns);
-  opt("--cluster", name);
-  if (spec.retention.max_count > 0) opt("--max-count", std::to_string(spec.retention.max_count));
-  if (spec.retention.max_age.count() > 0) opt("--max-age", FormatDuration(spec.retention.max_age));
-  if (spec.retention.keep_daily > 0) opt("--keep-daily", std::to_string(spec.retention.keep_daily));
-  if (spec.retention.keep_weekly > 0) {
-    opt("--keep-weekly", std::to_string(spec.retention.keep_weekly));
-  }
-  if (spec.retention.keep_monthly > 0) {
-    opt("--keep-monthly", std::to_string(spec.retention.keep_monthly));
-  }
-  opt("--result-file", kResultFile);
   return args;
 }
 
-json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
-                    const std::string& jwt_role, TimePoint slot, bool triggered,
-                    const JobSettings& settings) {
-  const json& meta = cluster["metadata"];
-  const std::string name = meta.value("name", "");
-  const std::string ns = meta.value("namespace", "default");
-  json labels = {{kLabelCluster, ClusterLabelValue(name)},
-                 {kLabelComponent, kComponentBackup},
-                 {kLabelManagedBy, kManagedBy},
-                 {"app.kubernetes.io/name", "bao-backup"}};
-  json mounts = json::array({{{"name", "tls-ca"}, {"mountPath", kTlsDir}, {"readOnly", true}},
-                             {{"name", "tmp"}, {"mountPath", "/tmp"}}});
-  json volumes = json::array({SecretVolume("tls-ca", TlsCaSecretName(name)),
-                              {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", "64Mi"}}}}});
-  if (!jwt_role.empty()) {
-    mounts.push_back(
-        {{"name", "openbao-token"}, {"mountPath", "/var/run/secrets/tokens"}, {"readOnly", true}});
-    volumes.push_back({{"name", "openbao-token"},
-                       {"projected",
-                        {{"sources", json::array({{{"serviceAccountToken",
-                                                    {{"audience", settings.jwt_audience},
-                                                     {"expirationSeconds", 3600},
-                                                     {"path", "openbao-token"}}}}})}}}});
-  } else {
-    mounts.push_back({{"name", "bao-token"}, {"mountPath", kTokenDir}, {"readOnly", true}});
-    volumes.push_back(SecretVolume("bao-token", spec.token_secret_name));
+json TargetArgs(const storage::TargetConfig& t) {
+  json args = json::array();
+  AddOpt(args, "--provider", t.provider);
+  AddOpt(args, "--endpoint", t.endpoint);
+  AddOpt(args, "--bucket", t.bucket);
+  AddOpt(args, "--path-prefix", t.path_prefix);
+  if (!t.credentials_secret.empty()) AddOpt(args, "--credentials-dir", kCredentialsDir);
+  AddOpt(args, "--part-size", std::to_string(t.part_size));
+  AddOpt(args, "--concurrency", std::to_string(t.concurrency));
+  AddOpt(args, "--region", t.region);
+  AddOpt(args, "--role-arn", t.role_arn);
+  if (t.use_path_style) args.push_back("--use-path-style");
+  AddOpt(args, "--gcs-project", t.gcs_project);
+  AddOpt(args, "--storage-account", t.azure_storage_account);
+  AddOpt(args, "--container", t.azure_container);
+  if (t.insecure_skip_verify) args.push_back("--insecure-skip-verify");
+  return args;
+}
+
+json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::string& jwt_role) {
+  ExecutorAuth auth;
+  auth.jwt_role = jwt_role;
+  auth.token_secret = spec.token_secret_name;
+  json args = json::array({"--log-format", "json", "backup"});
+  for (const json& a : OpenBaoArgs(cluster, auth)) args.push_back(a);
+  for (const json& a : TargetArgs(spec.target)) args.push_back(a);
+  AddOpt(args, "--namespace", cluster["metadata"].value("namespace", "default"));
+  AddOpt(args, "--cluster", cluster["metadata"].value("name", ""));
+  const backup::RetentionPolicy& r = spec.retention;
+  if (r.max_count > 0) AddOpt(args, "--max-count", std::to_string(r.max_count));
+  if (r.max_age.count() > 0) AddOpt(args, "--max-age", FormatDuration(r.max_age));
+  if (r.keep_daily > 0) AddOpt(args, "--keep-daily", std::to_string(r.keep_daily));
+  if (r.keep_weekly > 0) AddOpt(args, "--keep-weekly", std::to_string(r.keep_weekly));
+  if (r.keep_monthly > 0) AddOpt(args, "--keep-monthly", std::to_string(r.keep_monthly));
+  AddOpt(args, "--result-file", kResultFile);
+  return args;
+}
+
+json ExecutorPodSpec(const json& cluster, const storage::TargetConfig& target,
+                     const std::optional<ExecutorAuth>& auth, const std::string& service_account,
+                     const std::string& image, const json& args, const JobSettings& settings) {
+  const std::string name = cluster["metadata"].value("name", "");
+  json mounts = json::array({{{"name", "tmp"}, {"mountPath", "/tmp"}}});
+  json volumes = json::array({{{"name", "tmp"}, {"emptyDir", {{"sizeLimit", "64Mi"}}}}});
+  if (auth) {
+    mounts.push_back({{"name", "tls-ca"}, {"mountPath", kTlsDir}, {"readOnly", true}});
+    volumes.push_back(SecretVolume("tls-ca", TlsCaSecretName(name)));
+    if (!auth->jwt_role.empty()) {
+      mounts.push_back({{"name", "openbao-token"},
+                        {"mountPath", "/var/run/secrets/tokens"},
+                        {"readOnly", true}});
+      volumes.push_back({{"name", "openbao-token"},
+                         {"projected",
+                          {{"sources", json::array({{{"serviceAccountToken",
+                                                      {{"audience", settings.jwt_audience},
+                                                       {"expirationSeconds", 3600},
+                                                       {"path", "openbao-token"}}}}})}}}});
+    } else {
+      mounts.push_back({{"name", "bao-token"}, {"mountPath", kTokenDir}, {"readOnly", true}});
+      volumes.push_back(SecretVolume("bao-token", auth->token_secret));
+    }
   }
-  if (!spec.target.credentials_secret.empty()) {
+  if (!target.credentials_secret.empty()) {
     mounts.push_back(
         {{"name", "storage-credentials"}, {"mountPath", kCredentialsDir}, {"readOnly", true}});
-    volumes.push_back(SecretVolume("storage-credentials", spec.target.credentials_secret));
+    volumes.push_back(SecretVolume("storage-credentials", target.credentials_secret));
   }
   json env = json::array();
-  if (!spec.target.role_arn.empty()) {
+  if (!target.role_arn.empty()) {
     // IRSA as EKS's webhook sets it up: a projected token for STS and the two variables the
     // AWS SDKs (and the executor) read.
     mounts.push_back({{"name", "aws-iam-token"}, {"mountPath", kAwsTokenDir}, {"readOnly", true}});
@@ -168,15 +181,15 @@ json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
                                                     {{"audience", kAwsAudience},
                                                      {"expirationSeconds", 86400},
                                                      {"path", "token"}}}}})}}}});
-    env.push_back({{"name", "AWS_ROLE_ARN"}, {"value", spec.target.role_arn}});
+    env.push_back({{"name", "AWS_ROLE_ARN"}, {"value", target.role_arn}});
     env.push_back({{"name", "AWS_WEB_IDENTITY_TOKEN_FILE"}, {"value", kAwsTokenFile}});
   }
   json container = {
-      {"name", "backup"},
-      {"image", spec.image.empty() ? settings.default_image : spec.image},
+      {"name", "bao-backup"},
+      {"image", image.empty() ? settings.default_image : image},
       {"imagePullPolicy", "IfNotPresent"},
       {"command", json::array({"/usr/local/bin/bao-backup"})},
-      {"args", BackupArgs(cluster, spec, jwt_role)},
+      {"args", args},
       {"terminationMessagePath", kResultFile},
       {"terminationMessagePolicy", "File"},
       {"volumeMounts", mounts},
@@ -189,36 +202,54 @@ json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
         {"capabilities", {{"drop", json::array({"ALL"})}}},
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}}};
   if (!env.empty()) container["env"] = env;
-  json job = {{"apiVersion", "batch/v1"},
-              {"kind", "Job"},
-              {"metadata",
-               {{"name", BackupJobName(name, slot)},
-                {"namespace", ns},
-                {"labels", labels},
-                {"annotations",
-                 {{kAnnotationCluster, name},
-                  {kAnnotationSlot, FormatRfc3339(slot)},
-                  {kAnnotationTrigger, triggered ? "true" : "false"}}},
-                {"ownerReferences", json::array({OwnerReference(cluster)})}}},
-              {"spec",
-               {{"backoffLimit", settings.backoff_limit},
-                {"activeDeadlineSeconds", settings.active_deadline_seconds},
-                {"ttlSecondsAfterFinished", settings.ttl_seconds_after_finished},
-                {"template",
-                 {{"metadata", {{"labels", labels}}},
-                  {"spec",
-                   {{"serviceAccountName", BackupServiceAccountName(name)},
-                    {"automountServiceAccountToken", false},
-                    {"restartPolicy", "Never"},
-                    {"securityContext",
-                     {{"runAsNonRoot", true},
-                      {"runAsUser", 65532},
-                      {"runAsGroup", 65532},
-                      {"fsGroup", 65532},
-                      {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
-                    {"containers", json::array({container})},
-                    {"volumes", volumes}}}}}}}};
-  return job;
+  return {{"serviceAccountName", service_account},
+          {"automountServiceAccountToken", false},
+          {"restartPolicy", "Never"},
+          {"securityContext",
+           {{"runAsNonRoot", true},
+            {"runAsUser", 65532},
+            {"runAsGroup", 65532},
+            {"fsGroup", 65532},
+            {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+          {"containers", json::array({container})},
+          {"volumes", volumes}};
+}
+
+json ExecutorJob(const json& owner, const std::string& job_name, const json& labels,
+                 const json& annotations, const json& pod_spec, const JobSettings& settings) {
+  return {{"apiVersion", "batch/v1"},
+          {"kind", "Job"},
+          {"metadata",
+           {{"name", job_name},
+            {"namespace", owner["metadata"].value("namespace", "default")},
+            {"labels", labels},
+            {"annotations", annotations},
+            {"ownerReferences", json::array({OwnerReference(owner)})}}},
+          {"spec",
+           {{"backoffLimit", settings.backoff_limit},
+            {"activeDeadlineSeconds", settings.active_deadline_seconds},
+            {"ttlSecondsAfterFinished", settings.ttl_seconds_after_finished},
+            {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}}}};
+}
+
+json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
+                    const std::string& jwt_role, TimePoint slot, bool triggered,
+                    const JobSettings& settings) {
+  const std::string name = cluster["metadata"].value("name", "");
+  json labels = {{kLabelCluster, ClusterLabelValue(name)},
+                 {kLabelComponent, kComponentBackup},
+                 {kLabelManagedBy, kManagedBy},
+                 {"app.kubernetes.io/name", "bao-backup"}};
+  json annotations = {{kAnnotationCluster, name},
+                      {kAnnotationSlot, FormatRfc3339(slot)},
+                      {kAnnotationTrigger, triggered ? "true" : "false"}};
+  ExecutorAuth auth;
+  auth.jwt_role = jwt_role;
+  auth.token_secret = spec.token_secret_name;
+  json pod = ExecutorPodSpec(cluster, spec.target, auth, BackupServiceAccountName(name), spec.image,
+                             BackupArgs(cluster, spec, jwt_role), settings);
+  pod["containers"][0]["name"] = "backup";
+  return ExecutorJob(cluster, BackupJobName(name, slot), labels, annotations, pod, settings);
 }
 
 }  // namespace bao::op

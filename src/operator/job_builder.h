@@ -4,6 +4,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "backup/spec.h"
@@ -70,13 +71,43 @@ std::string BackupServiceAccountName(const std::string& cluster);
 // is enabled).
 nlohmann::json OwnerReference(const nlohmann::json& cluster);
 
-// The executor's argv after the program name, for `spec` of cluster `cluster` (the whole
-// OpenBaoCluster object: name, namespace, spec.replicas are read). `jwt_role` is the effective
-// JWT role ("" = token Secret).
+// How an executor Job authenticates to OpenBao: a JWT role (projected token) or, when empty, a
+// token Secret.
+struct ExecutorAuth {
+  std::string jwt_role;
+  std::string token_secret;
+};
+
+// The OpenBao part of an executor's argv: --bao-addr for each replica of `cluster` (the whole
+// OpenBaoCluster object: name, namespace, spec.replicas are read), --bao-cacert, and the auth
+// flags.
+nlohmann::json OpenBaoArgs(const nlohmann::json& cluster, const ExecutorAuth& auth);
+
+// The storage part: provider, endpoint, bucket, credentials directory and the provider options.
+nlohmann::json TargetArgs(const storage::TargetConfig& target);
+
+// The backup executor's argv after the program name, for `spec` of cluster `cluster`.
+// `jwt_role` is the effective JWT role ("" = token Secret).
 nlohmann::json BackupArgs(const nlohmann::json& cluster, const backup::BackupSpec& spec,
                           const std::string& jwt_role);
 
-// The whole batch/v1 Job, owned by `cluster` (controller owner reference).
+// The Pod spec every executor Job shares: `service_account`, no automounted API token, the
+// restricted security context, /tmp, the storage credentials Secret of `target` (and IRSA for
+// target.roleArn); with `auth` also the cluster's TLS CA and the OpenBao token (projected or
+// Secret). One container running /usr/local/bin/bao-backup `args`, its termination message
+// read from kResultFile. `image` "" = settings.default_image.
+nlohmann::json ExecutorPodSpec(const nlohmann::json& cluster, const storage::TargetConfig& target,
+                               const std::optional<ExecutorAuth>& auth,
+                               const std::string& service_account, const std::string& image,
+                               const nlohmann::json& args, const JobSettings& settings);
+
+// A batch/v1 Job running `pod_spec`, owned by `owner` (controller reference), with the limits of
+// `settings`; `labels` go on the Job and its Pods.
+nlohmann::json ExecutorJob(const nlohmann::json& owner, const std::string& job_name,
+                           const nlohmann::json& labels, const nlohmann::json& annotations,
+                           const nlohmann::json& pod_spec, const JobSettings& settings);
+
+// The whole backup Job, owned by `cluster`.
 nlohmann::json BuildBackupJob(const nlohmann::json& cluster, const backup::BackupSpec& spec,
                               const std::string& jwt_role, TimePoint slot, bool triggered,
                               const JobSettings& settings);
