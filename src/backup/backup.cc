@@ -38,9 +38,11 @@ nlohmann::json BackupResult::ToJson() const {
 }
 
 nlohmann::json FailureToJson(const Failure& failure) {
-  return {{"error", Redact(failure.status.message())},
-          {"stage", StageName(failure.code)},
-          {"exitCode", static_cast<int>(failure.code)}};
+  nlohmann::json j = {{"error", Redact(failure.status.message())},
+                      {"stage", StageName(failure.code)},
+                      {"exitCode", static_cast<int>(failure.code)}};
+  if (failure.openbao_unchanged) j["openbaoUnchanged"] = *failure.openbao_unchanged;
+  return j;
 }
 
 namespace {

@@ -1,6 +1,8 @@
 // Executor exit codes fixed by the contract, and how a failure maps to one.
 #pragma once
 
+#include <optional>
+
 #include "common/status.h"
 
 namespace bao::backup {
@@ -19,6 +21,10 @@ enum class ExitCode : int {
 struct Failure {
   ExitCode code = ExitCode::kOk;
   Status status;
+  // Restores only: whether OpenBao is certainly as it was before (nothing sent, or the snapshot
+  // refused or cut off before its end). Unset for other commands. The operator retries a
+  // restore only when this is true.
+  std::optional<bool> openbao_unchanged;
 };
 
 inline Failure Fail(ExitCode code, Status status) {

@@ -70,8 +70,11 @@ openbao::NodeState WaitUntilSettled(openbao::Client* bao, const openbao::NodeSta
 
 Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* store,
                                  Failure* failure) {
-  auto fail = [&](ExitCode code, Status s) -> Status {
+  // Until the POST succeeded, OpenBao is as it was: nothing was sent, or it refused the
+  // snapshot, or the upload stopped before its end.
+  auto fail = [&](ExitCode code, Status s, bool unchanged = true) -> Status {
     *failure = Fail(code, s);
+    failure->openbao_unchanged = unchanged;
     return s;
   };
   auto start = std::chrono::steady_clock::now();
@@ -80,6 +83,7 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
   if (req.verify_first) {
     log::Info("verifying the backup before contacting OpenBao", {{"key", req.key}});
     Result<VerifyReport> v = VerifyBackup(store, req.key, failure);
+    failure->openbao_unchanged = true;
     if (!v.ok()) return v.status();
   }
 
@@ -151,6 +155,7 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
   producer.join();
   if (producer_failure.code != ExitCode::kOk) {
     *failure = producer_failure;
+    failure->openbao_unchanged = true;
     return failure->status.WithContext(
         "the restore was aborted before OpenBao received the whole "
         "snapshot");
@@ -163,7 +168,9 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
         : posted.code() == Code::kInvalidArgument || posted.code() == Code::kDataLoss
             ? ExitCode::kVerification
             : ExitCode::kSnapshotRead;
-    return fail(code, posted);
+    // A refusal left OpenBao as it was; a transfer that broke off may have ended after the
+    // last byte, so whether OpenBao applied it is not known.
+    return fail(code, posted, code != ExitCode::kSnapshotRead);
   }
 
   log::Info("OpenBao accepted the snapshot; waiting for it to apply",
@@ -199,7 +206,8 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
           FailedPrecondition("the restore reached a standby; nothing was restored (" + *leader +
                              " sealed itself while another node stayed active; "
                              "unseal it with this cluster's keys and run the restore "
-                             "again)"));
+                             "again)"),
+          /*unchanged=*/false);  // the node sealed itself
     case RestoreOutcome::kSealed:
       log::Warn(
           "the cluster is sealed after the restore: unseal it with the unseal keys (or recovery "

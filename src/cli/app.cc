@@ -195,6 +195,12 @@ int RunCli(int argc, char** argv) {
   operator_cmd->add_option("--metrics-bind-address", op_opts.metrics_bind_address,
                            "HOST:PORT or :PORT of /metrics, /healthz and /readyz (0 = none; "
                            "default :8080)");
+  operator_cmd
+      ->add_option("--controllers", op_opts.controllers,
+                   "which controllers run: backup (spec.backup of OpenBaoClusters), restore "
+                   "(OpenBaoRestores); comma-separated (default backup,restore)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"backup", "restore"}));
   operator_cmd->add_option("--image", op_opts.image,
                            "default executor image for backup Jobs (env BAO_BACKUP_IMAGE)");
   operator_cmd->add_option("--kubeconfig", op_opts.kubeconfig,

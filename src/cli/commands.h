@@ -55,6 +55,7 @@ struct OperatorOptions {
   std::string lease_namespace;                // default $POD_NAMESPACE, else the config's namespace
   std::string lease_name = "bao-backup-operator";
   std::string metrics_bind_address = ":8080";
+  std::vector<std::string> controllers = {"backup", "restore"};
   std::string image;       // default executor image; default $BAO_BACKUP_IMAGE
   std::string kubeconfig;  // "" = in-cluster, $KUBECONFIG or ~/.kube/config
 };

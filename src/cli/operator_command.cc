@@ -1,6 +1,7 @@
 // `bao-backup operator`: the Kubernetes backup manager (src/operator).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "backup/exit_code.h"
@@ -36,6 +37,11 @@ int RunOperatorCommand(const OperatorOptions& opts) {
   gethostname(host, sizeof host - 1);
   o.identity = Env("POD_NAME", host) + "_" + crypto::RandomHex(8);
   o.metrics_bind_address = opts.metrics_bind_address;
+  auto enabled = [&](const char* c) {
+    return std::find(opts.controllers.begin(), opts.controllers.end(), c) != opts.controllers.end();
+  };
+  o.backups = enabled("backup");
+  o.restores = enabled("restore");
   o.manager.job.default_image = opts.image.empty() ? Env("BAO_BACKUP_IMAGE", "") : opts.image;
   o.manager.job.jwt_audience = Env("OPENBAO_JWT_AUDIENCE", "openbao-internal");
   if (o.manager.job.default_image.empty()) {

@@ -107,10 +107,17 @@ class Informers {
   std::vector<std::unique_ptr<k8s::Informer>> informers_;
 };
 
-// The cluster a backup Job belongs to: the annotation holds the full name (the label value
-// may be shortened).
-std::string ClusterKeyOfJob(const json& job) {
+// Work-queue keys: "<ns>/<name>" of a cluster, "restore:<ns>/<name>" of an OpenBaoRestore.
+constexpr std::string_view kRestoreKeyPrefix = "restore:";
+
+// The queue key a Job of the operator's belongs to: its OpenBaoRestore, else its cluster (the
+// annotations hold the full names; the label value may be shortened).
+std::string QueueKeyOfJob(const json& job) {
   const json& meta = job["metadata"];
+  std::string restore = Str(At(meta, {"annotations"}), kAnnotationRestore);
+  if (!restore.empty()) {
+    return std::string(kRestoreKeyPrefix) + meta.value("namespace", "default") + "/" + restore;
+  }
   std::string cluster = Str(At(meta, {"annotations"}), kAnnotationCluster);
   if (cluster.empty()) cluster = Str(At(meta, {"labels"}), kLabelCluster);
   if (cluster.empty()) return "";
@@ -172,9 +179,16 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
   job_opts.resource = k8s::kJobs;
   job_opts.label_selector = std::string(kLabelManagedBy) + "=" + kManagedBy;
   Informers jobs(client, options.watch_namespaces, job_opts, [&](k8s::EventType, const json& job) {
-    std::string key = ClusterKeyOfJob(job);
+    std::string key = QueueKeyOfJob(job);
     if (!key.empty()) queue.Add(key, now());
   });
+  RestoreManager restore_manager(client, &events, options.manager);
+  k8s::InformerOptions restore_opts;
+  restore_opts.resource = k8s::kOpenBaoRestores;
+  Informers restores(client, options.watch_namespaces, restore_opts,
+                     [&](k8s::EventType, const json& obj) {
+                       queue.Add(std::string(kRestoreKeyPrefix) + k8s::ObjectKey(obj), now());
+                     });
 
   k8s::LeaderElectionConfig lec;
   lec.ns = options.lease_namespace;
@@ -182,8 +196,14 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
   lec.identity = options.identity;
   k8s::LeaderElector elector(client, lec, [&](bool leading) {
     // The elector logs the change; a new leader looks at every cluster once.
-    if (leading) {
+    if (!leading) return;
+    if (options.backups) {
       for (const json& c : clusters.List()) enqueue_cluster(c);
+    }
+    if (options.restores) {
+      for (const json& r : restores.List()) {
+        queue.Add(std::string(kRestoreKeyPrefix) + k8s::ObjectKey(r), now());
+      }
     }
   });
 
@@ -194,7 +214,8 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
       res.set_content("ok\n", "text/plain");
     });
     http.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
-      bool ready = clusters.HasSynced() && jobs.HasSynced();
+      bool ready =
+          clusters.HasSynced() && jobs.HasSynced() && (!options.restores || restores.HasSynced());
       res.status = ready ? 200 : 503;
       res.set_content(ready ? "ok\n" : "informers not synced\n", "text/plain");
     });
@@ -215,6 +236,7 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
 
   clusters.Start();
   jobs.Start();
+  if (options.restores) restores.Start();
   elector.Start();
   std::string scope;
   for (const std::string& ns : options.watch_namespaces) scope += (scope.empty() ? "" : ",") + ns;
@@ -225,9 +247,13 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
     std::string key = queue.Pop();
     if (key.empty()) continue;
     if (!elector.IsLeader()) continue;  // the new leader re-enqueues everything
-    size_t slash = key.find('/');
-    std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
-    Result<ReconcileResult> r = manager.Reconcile(ns, name);
+    const bool is_restore = key.starts_with(kRestoreKeyPrefix);
+    std::string item = is_restore ? key.substr(kRestoreKeyPrefix.size()) : key;
+    size_t slash = item.find('/');
+    std::string ns = item.substr(0, slash), name = item.substr(slash + 1);
+    if (is_restore ? !options.restores : !options.backups) continue;
+    Result<ReconcileResult> r =
+        is_restore ? restore_manager.Reconcile(ns, name) : manager.Reconcile(ns, name);
     if (!r.ok()) {
       int n = std::min(++failures_in_a_row[key], 16);
       auto backoff = std::min<std::chrono::milliseconds>(options.min_backoff * (1LL << (n - 1)),
@@ -241,9 +267,10 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
     }
     failures_in_a_row.erase(key);
     TimePoint due = std::min(r->requeue_at, now() + options.resync);
-    if (clusters.Contains(ns, name)) queue.Add(key, due);
+    if ((is_restore ? restores : clusters).Contains(ns, name)) queue.Add(key, due);
   }
   elector.Stop();
+  restores.Stop();
   jobs.Stop();
   clusters.Stop();
   if (http_thread.joinable()) {

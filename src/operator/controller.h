@@ -1,5 +1,6 @@
-// The running backup manager: watches OpenBaoClusters and backup Jobs (informers), keeps a
-// work queue of clusters with per-cluster due times (next slot, Job polls, error backoff),
+// The running operator: the backup manager and the restore controller. Watches
+// OpenBaoClusters, OpenBaoRestores and the operator's Jobs (informers), keeps a work queue of
+// clusters and restores with per-item due times (next slot, Job polls, error backoff),
 // reconciles only while holding the Lease (k8s::LeaderElector), and serves /healthz, /readyz
 // and /metrics over HTTP (cpp-httplib). One worker thread: reconciles are serialized. With
 // watch namespaces it only lists and watches those (a namespaced install's Roles suffice);
@@ -14,6 +15,7 @@
 #include "common/status.h"
 #include "k8s/client.h"
 #include "operator/backup_manager.h"
+#include "operator/restore_manager.h"
 
 namespace bao::op {
 
@@ -26,6 +28,10 @@ struct ControllerOptions {
   // "0" or "" = no HTTP server. Checked by ParseBindAddress.
   std::string metrics_bind_address = ":8080";
   ManagerOptions manager;
+  // Which controllers run (--controllers): the backup manager (OpenBaoCluster spec.backup) and
+  // the restore controller (OpenBaoRestore).
+  bool backups = true;
+  bool restores = true;
   std::chrono::seconds resync{300};  // every cluster is reconciled at least this often
   // A failed reconcile is retried after min_backoff, doubling per failure in a row up to
   // max_backoff (a refused Job should not be retried every few seconds forever).

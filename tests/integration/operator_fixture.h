@@ -17,10 +17,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <sstream>
 
 #include "crypto/crypto.h"
 #include "http/client.h"
@@ -172,7 +176,10 @@ class OperatorFixture : public ::testing::Test {
     Result<json> c = TryCreateCluster(name, backup, extra_spec, annotations);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     SetStatus(name, {{"phase", "Running"}, {"currentVersion", "2.1.0"}});
-    CreateSecret(name + "-tls-ca", {{"ca.crt", bao_ ? ReadText(bao_->ca_file()) : "test CA"}});
+    auto ca = tls_ca_.find(name);
+    CreateSecret(name + "-tls-ca", {{"ca.crt", ca != tls_ca_.end() ? ca->second
+                                               : bao_              ? ReadText(bao_->ca_file())
+                                                                   : "test CA"}});
   }
   Result<json> TryCreateCluster(const std::string& name, const json& backup, const json& extra_spec,
                                 const json& annotations = {}) {
@@ -240,6 +247,42 @@ class OperatorFixture : public ::testing::Test {
     return nullptr;
   }
 
+  // The condition `type` of the cluster, or null.
+  json ConditionOf(const std::string& name, const std::string& type) {
+    json c = Cluster(name);
+    if (!c.contains("status") || !c["status"].contains("conditions")) return nullptr;
+    for (const json& cond : c["status"]["conditions"]) {
+      if (cond["type"] == type) return cond;
+    }
+    return nullptr;
+  }
+
+  // The types ("Normal", "Warning") of the Events with `reason` about `involved`.
+  std::set<std::string> EventTypes(const std::string& reason, const std::string& involved) {
+    Result<k8s::ObjectList> l = client_->List(k8s::kEvents, kNs);
+    std::set<std::string> types;
+    for (const json& e : l.ok() ? l->items : std::vector<json>{}) {
+      if (e.value("reason", "") == reason && e["involvedObject"].value("name", "") == involved) {
+        types.insert(e.value("type", ""));
+      }
+    }
+    return types;
+  }
+
+  // The keys of the objects in MinIO's bucket "backups" that end with .snap, sorted.
+  std::vector<std::string> ObjectKeys() {
+    RunResult r = minio_.Aws({"s3", "ls", "--recursive", "s3://backups/"});
+    std::vector<std::string> keys;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      size_t space = line.rfind(' ');
+      std::string key = space == std::string::npos ? line : line.substr(space + 1);
+      if (key.ends_with(".snap")) keys.push_back(key);
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
   // The next API request with `method` whose path ends with `suffix` fails with HTTP 500 and
   // changes nothing: the manager is cut off there, as by a crash.
   void FailNext(const std::string& method, const std::string& suffix) {
@@ -291,14 +334,21 @@ class OperatorFixture : public ::testing::Test {
         WriteText(dir + "/" + key, *crypto::Base64Decode(value.get<std::string>()));
       }
     }
-    const std::string name = job["metadata"]["labels"][op::kLabelCluster];
+    const std::string name = job["metadata"]["annotations"][op::kAnnotationCluster];
+    auto real = bao_urls_.find(name);
+    const std::vector<std::string> urls = real != bao_urls_.end() ? real->second
+                                          : bao_                  ? bao_->NodeUrls()
+                                                                  : std::vector<std::string>{};
     std::vector<std::string> argv = {BuildBinary("bao-backup")};
     for (const json& a : container["args"]) {
       std::string arg = a;
       std::string prefix = "https://" + name + "-";
-      if (arg.rfind(prefix, 0) == 0) {
-        int i = std::stoi(arg.substr(prefix.size()));
-        arg = bao_->Url(i % static_cast<int>(bao_->NodeUrls().size()));
+      if (arg.rfind(prefix, 0) == 0 && !urls.empty()) {
+        // "https://<c>-<i>.<c>.<ns>.svc:8200": node i of the OpenBao standing in for <c>.
+        size_t i = 0;
+        std::string rest = arg.substr(prefix.size());
+        std::from_chars(rest.data(), rest.data() + rest.size(), i);
+        arg = urls[i % urls.size()];
       } else if (arg.rfind("/etc/bao/", 0) == 0 || arg.rfind("/var/run/secrets/", 0) == 0) {
         arg = root.path() + arg;
       } else if (arg == op::kResultFile) {
@@ -326,6 +376,9 @@ class OperatorFixture : public ::testing::Test {
 
   const bool real_;
   ManualClock clock_{At("2025-01-15T03:00:30Z")};
+  // RunJob's OpenBao for a cluster name (real clusters); others use the OpenBao test server.
+  std::map<std::string, std::vector<std::string>> bao_urls_;
+  std::map<std::string, std::string> tls_ca_;  // CreateCluster's <name>-tls-ca, by cluster
   K8sTestServer k8s_;
   std::unique_ptr<RealKubeApiServer> real_server_;
   std::string op_token_;

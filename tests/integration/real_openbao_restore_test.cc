@@ -22,27 +22,8 @@ class RealOpenBaoRestore : public RealOpenBaoTest {
   // node holds the data).
   void ExpectEveryNodeServes(RealBaoCluster* c, const std::string& path, const json& want,
                              const std::string& token = "root") {
-    int active = c->ActiveNode();
-    ASSERT_GE(active, 0);
-    auto index_of = [&](int node) -> uint64_t {
-      Result<BaoReply> r = c->Call(node, "GET", "sys/leader", nullptr, "");
-      return r.ok() && r->status == 200 ? r->body.value("raft_applied_index", uint64_t{0}) : 0;
-    };
-    for (int i = 0; i < c->size(); ++i) {
-      if (!c->Running(i)) continue;
-      EXPECT_TRUE(
-          WaitUntil([&] { return index_of(i) >= index_of(active); }, std::chrono::seconds(30)))
-          << "node" << i << " did not catch up";
-      Result<json> got = NotFound("not read yet");
-      WaitUntil(
-          [&] {
-            got = c->GetSecret(i, path, token);
-            return got.ok() && *got == want;
-          },
-          std::chrono::seconds(30));
-      ASSERT_TRUE(got.ok()) << "node" << i << ": " << got.status().ToString();
-      EXPECT_EQ(*got, want) << "node" << i;
-    }
+    Status s = c->EveryNodeServes(path, want, token);
+    EXPECT_TRUE(s.ok()) << s.ToString();
   }
 
   std::string ClusterId(RealBaoCluster* c) {
@@ -147,6 +128,7 @@ TEST_F(RealOpenBaoRestore, RefusedRestoreReportsPermissionDenied) {
       EXPECT_EQ(r.exit_code, 2) << Describe(r);
       json j = LastJson(r);
       EXPECT_EQ(j["stage"], "auth") << j.dump();
+      EXPECT_EQ(j["openbaoUnchanged"], true) << j.dump();  // refused: safe to retry
       std::string error = j.value("error", "");
       EXPECT_NE(error.find("permission denied"), std::string::npos) << error;
       EXPECT_NE(error.find(force ? "\"update\" capability on sys/storage/raft/snapshot-force"

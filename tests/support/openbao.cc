@@ -288,6 +288,37 @@ Status RealBaoCluster::PutSecret(const std::string& path, const json& data,
   return Status::Ok();
 }
 
+Status RealBaoCluster::EveryNodeServes(const std::string& path, const json& want,
+                                       const std::string& token,
+                                       std::chrono::milliseconds deadline) {
+  int active = ActiveNode();
+  if (active < 0) return Unavailable("no active node");
+  auto index_of = [&](int node) -> uint64_t {
+    Result<BaoReply> r = Call(node, "GET", "sys/leader", nullptr, "");
+    return r.ok() && r->status == 200 ? r->body.value("raft_applied_index", uint64_t{0}) : 0;
+  };
+  for (int i = 0; i < size(); ++i) {
+    if (!Running(i)) continue;
+    if (!WaitUntil([&] { return index_of(i) >= index_of(active); }, deadline)) {
+      return DeadlineExceeded("node " + std::to_string(i) + " did not catch up with node " +
+                              std::to_string(active));
+    }
+    Result<json> got = NotFound("not read yet");
+    WaitUntil(
+        [&] {
+          got = GetSecret(i, path, token);
+          return got.ok() && *got == want;
+        },
+        deadline);
+    if (!got.ok()) return got.status().WithContext("node " + std::to_string(i));
+    if (*got != want) {
+      return FailedPrecondition("node " + std::to_string(i) + " serves " + got->dump() + " at " +
+                                path + ", not " + want.dump());
+    }
+  }
+  return Status::Ok();
+}
+
 Result<json> RealBaoCluster::GetSecret(int node, const std::string& path,
                                        const std::string& token) {
   Result<BaoReply> r = Call(node, "GET", "secret/data/" + path, nullptr, token);

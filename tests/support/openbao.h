@@ -81,6 +81,12 @@ class RealBaoCluster {
                    const std::string& token = "root");
   Result<nlohmann::json> GetSecret(int node, const std::string& path,
                                    const std::string& token = "root");
+  // Polls (up to `deadline`) until every running node has caught up with the active node's
+  // Raft index and serves `want` at `path` through `token`; the error names the first node that
+  // did not.
+  Status EveryNodeServes(const std::string& path, const nlohmann::json& want,
+                         const std::string& token = "root",
+                         std::chrono::milliseconds deadline = std::chrono::seconds(30));
   // Writes incompressible KV values (each under Raft's 1 MiB entry limit) under
   // secret/fill-<i> until about `bytes` have been written: snapshots grow by as much.
   Status Fill(uint64_t bytes);

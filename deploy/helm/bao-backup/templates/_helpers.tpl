@@ -85,15 +85,26 @@ The leader-election Lease is a separate Role in the release namespace (templates
 - apiGroups: [openbao.org]
   resources: [openbaoclusters/finalizers]
   verbs: [update]
-# Precondition: no OpenBaoRestore of the cluster in progress.
+# The restore controller's informer (list + watch) and reads (get); its finalizer
+# openbao.org/restore-cleanup (merge patch). The backup manager lists them: no backup while a
+# restore of the cluster is in progress.
 - apiGroups: [openbao.org]
   resources: [openbaorestores]
-  verbs: [list]
-# Backup Jobs: informer (list + watch), get, create, and the openbao.org/result-recorded
-# annotation (merge patch). Never deleted (ttlSecondsAfterFinished does that).
+  verbs: [get, list, watch, patch]
+# phase, times, result, conditions of an OpenBaoRestore (status merge patches).
+- apiGroups: [openbao.org]
+  resources: [openbaorestores/status]
+  verbs: [patch]
+# The restore and verification Jobs are owned by their OpenBaoRestore with blockOwnerDeletion.
+- apiGroups: [openbao.org]
+  resources: [openbaorestores/finalizers]
+  verbs: [update]
+# Jobs: informer (list + watch), get, create, the openbao.org/result-recorded annotation
+# (merge patch), and delete: the Jobs of a deleted OpenBaoRestore (backup Jobs are never
+# deleted; ttlSecondsAfterFinished does that).
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 # A finished Job's Pod, for the executor's termination message (the backup result).
 - apiGroups: [""]
   resources: [pods]
@@ -103,11 +114,12 @@ The leader-election Lease is a separate Role in the release namespace (templates
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
-# <cluster>-backup-serviceaccount, which the backup Job runs as.
+# <cluster>-backup-serviceaccount and <cluster>-restore-serviceaccount, which the Jobs run as.
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get, create]
-# Events on OpenBaoClusters (create; repeated events are counted with a merge patch).
+# Events on OpenBaoClusters and OpenBaoRestores (create; repeats are counted with a merge
+# patch).
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
