@@ -302,11 +302,12 @@ Result<bool> RestoreManager::AcquireLock(View& v) {
   const std::string holder = Str(lock, "holder");
   const bool held = lock.is_object() && !lock.empty() && holder != RestoreLockHolder(v.name);
   if (held && !v.request.override_lock) {
-    BAO_RETURN_IF_ERROR(SetPhase(
-        v, kPhasePending,
+    const std::string message =
         "waiting for the cluster's operation lock, held for " + Str(lock, "operation") + " by " +
-            holder + (Str(lock, "message").empty() ? "" : " (" + Str(lock, "message") + ")"),
-        json::object(), false, "WaitingForLock"));
+        holder + (Str(lock, "message").empty() ? "" : " (" + Str(lock, "message") + ")");
+    if (Str(v.Status(), "message") != message) Event(v, false, "WaitingForLock", message);
+    BAO_RETURN_IF_ERROR(
+        SetPhase(v, kPhasePending, message, json::object(), false, "WaitingForLock"));
     v.result.outcome = "waiting";
     v.result.requeue_at = v.now + kRestorePoll;
     return false;

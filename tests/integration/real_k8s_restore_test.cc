@@ -189,6 +189,9 @@ TEST_F(RestoreE2E, TheOperationLockIsWaitedForOrOverridden) {
   EXPECT_EQ(ReconcileRestore("waits").outcome, "waiting");
   EXPECT_EQ(Phase("waits"), "Pending");
   EXPECT_NE(Message("waits").find("held for Backup"), std::string::npos) << Message("waits");
+  EXPECT_TRUE(HasEvent("WaitingForLock", "waits"));
+  ReconcileRestore("waits");
+  EXPECT_EQ(EventCount("WaitingForLock", "waits"), 1);  // said once, not at every look
   // While the restore is unfinished, no backup starts.
   clock_.Set(At("2025-01-15T03:01:05Z"));
   EXPECT_EQ(Reconcile("bao").outcome, "skipped:RestoreInProgress");
