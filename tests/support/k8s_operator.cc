@@ -1,7 +1,8 @@
 #include "support/k8s_operator.h"
 
-#include <regex>
+#include <sstream>
 
+#include "common/yaml_json.h"
 #include "crypto/crypto.h"
 #include "support/testing.h"
 
@@ -25,11 +26,23 @@ Result<std::string> RenderChart(const std::string& release, const std::string& n
 }
 
 std::pair<std::string, std::string> ChartServiceAccount(const std::string& rendered) {
-  static const std::regex kSa(
-      "kind: ServiceAccount\nmetadata:\n  name: ([a-z0-9-]+)\n  namespace: ([a-z0-9-]+)");
-  std::smatch m;
-  if (!std::regex_search(rendered, m, kSa)) return {};
-  return {m[2], m[1]};
+  // The documents of the stream, split at "---" lines.
+  std::vector<std::string> docs(1);
+  std::istringstream in(rendered);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("---", 0) == 0) {
+      docs.emplace_back();
+    } else {
+      docs.back() += line + "\n";
+    }
+  }
+  for (const std::string& doc : docs) {
+    Result<json> obj = YamlToJson(doc);
+    if (!obj.ok() || !obj->is_object() || obj->value("kind", "") != "ServiceAccount") continue;
+    const json& meta = obj->value("metadata", json::object());
+    return {meta.value("namespace", ""), meta.value("name", "")};
+  }
+  return {};
 }
 
 Result<std::string> InstallChart(RealKubeApiServer& server, const std::string& release,
