@@ -450,6 +450,7 @@ Result<bool> RestoreManager::RunRestore(View& v) {
       JudgeRestoreJob(finished == "Complete", result, attempt, JobFailureMessage(job));
   switch (verdict.kind) {
     case RestoreVerdict::Kind::kRetry:
+      Event(v, true, "RestoreRetrying", verdict.message);
       BAO_RETURN_IF_ERROR(SetPhase(v, kPhaseRunning, verdict.message, {{"attempts", attempt + 1}},
                                    true, "RestoreRetrying"));
       v.result.outcome = "retrying";

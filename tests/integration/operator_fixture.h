@@ -315,52 +315,17 @@ class OperatorFixture : public ::testing::Test {
 
   // Plays kubelet + Job controller for `job` (see the file comment). Returns the exit code.
   int RunJob(const json& job) {
-    TempDir root;
-    const json& pod = job["spec"]["template"]["spec"];
-    const json& container = pod["containers"][0];
-    std::map<std::string, std::string> volume_secret;
-    for (const json& v : pod["volumes"]) {
-      if (v.contains("secret")) volume_secret[v["name"]] = v["secret"]["secretName"];
-    }
-    for (const json& m : container["volumeMounts"]) {
-      auto it = volume_secret.find(m["name"]);
-      if (it == volume_secret.end()) continue;
-      Result<json> secret = client_->Get(k8s::kSecrets, kNs, it->second);
-      EXPECT_TRUE(secret.ok()) << it->second;
-      if (!secret.ok()) return -1;
-      std::string dir = root.path() + m["mountPath"].get<std::string>();
-      std::filesystem::create_directories(dir);
-      for (const auto& [key, value] : (*secret)["data"].items()) {
-        WriteText(dir + "/" + key, *crypto::Base64Decode(value.get<std::string>()));
-      }
-    }
     const std::string name = job["metadata"]["annotations"][op::kAnnotationCluster];
     auto real = bao_urls_.find(name);
     const std::vector<std::string> urls = real != bao_urls_.end() ? real->second
                                           : bao_                  ? bao_->NodeUrls()
                                                                   : std::vector<std::string>{};
-    std::vector<std::string> argv = {BuildBinary("bao-backup")};
-    for (const json& a : container["args"]) {
-      std::string arg = a;
-      std::string prefix = "https://" + name + "-";
-      if (arg.rfind(prefix, 0) == 0 && !urls.empty()) {
-        // "https://<c>-<i>.<c>.<ns>.svc:8200": node i of the OpenBao standing in for <c>.
-        size_t i = 0;
-        std::string rest = arg.substr(prefix.size());
-        std::from_chars(rest.data(), rest.data() + rest.size(), i);
-        arg = urls[i % urls.size()];
-      } else if (arg.rfind("/etc/bao/", 0) == 0 || arg.rfind("/var/run/secrets/", 0) == 0) {
-        arg = root.path() + arg;
-      } else if (arg == op::kResultFile) {
-        arg = root.File("termination-log");
-      }
-      argv.push_back(arg);
-    }
-    RunResult r = testing::Run(argv, {}, 60s);
-    last_run_ = r;
-    std::string message = ReadText(root.File("termination-log"));
-    FinishJob(job["metadata"]["name"], r.exit_code, message);
-    return r.exit_code;
+    Result<LocalRun> r = RunJobLocally(*client_, job, urls, BuildBinary("bao-backup"), 60s);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return -1;
+    last_run_ = r->run;
+    FinishJob(job["metadata"]["name"], r->run.exit_code, r->message);
+    return r->run.exit_code;
   }
 
   int CountObjects() {

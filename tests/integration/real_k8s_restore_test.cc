@@ -301,6 +301,36 @@ TEST_F(RestoreE2E, ImmutableSpecAndDeletionMidwayCleansUp) {
   EXPECT_TRUE(k8s::IsNotFound(client_->Get(k8s::kOpenBaoRestores, kNs, "r1").status()));
 }
 
+// A restore Job that failed while OpenBao stayed unchanged is tried again (bounded); one that
+// may have reached OpenBao is not.
+TEST_F(RestoreE2E, RetriesOnlyWhileOpenBaoIsUnchanged) {
+  StartStorage();
+  CreateCluster("bao", BackupSpec());
+  const std::string key = "prod/ns1/bao/2025-01-15T03-00-00Z-01234567.snap";
+  CreateRestore("r1", RestoreSpec("bao", key));
+  ReconcileRestore("r1");
+  FinishJob("restore-verify-r1", 0, json{{"key", key}, {"size", 4096}}.dump());
+  ReconcileRestore("r1");
+  ASSERT_EQ(Phase("r1"), "Running");
+  FinishJob("restore-r1-1", 3,
+            R"({"error":"leader discovery: no active node","stage":"leader","exitCode":3,)"
+            R"("openbaoUnchanged":true})");
+  EXPECT_EQ(ReconcileRestore("r1").outcome, "retrying");
+  EXPECT_EQ(RestoreObject("r1")["status"]["attempts"], 2);
+  EXPECT_TRUE(HasEvent("RestoreRetrying", "r1"));
+  EXPECT_EQ(ReconcileRestore("r1").outcome, "running");
+  ASSERT_EQ(RestoreJobs("r1").count("restore-r1-2"), 1u);
+  FinishJob("restore-r1-2", 4,
+            R"({"error":"connection reset after the last byte","stage":"snapshot","exitCode":4,)"
+            R"("openbaoUnchanged":false})");
+  ReconcileRestore("r1");
+  EXPECT_EQ(Phase("r1"), "Failed");
+  EXPECT_NE(Message("r1").find("connection reset after the last byte"), std::string::npos)
+      << Message("r1");
+  EXPECT_EQ(RestoreJobs("r1").size(), 3u);  // the verification and two attempts, no third
+  EXPECT_TRUE(Lock("bao").is_null()) << Lock("bao");
+}
+
 // The controller process killed (SIGKILL) in every phase converges, with exactly one Job of
 // each kind.
 TEST_F(RestoreE2E, ControllerKilledInEveryPhaseMakesOneJobOfEachKind) {

@@ -1,5 +1,8 @@
 #include "support/k8s_operator.h"
 
+#include <charconv>
+#include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "common/yaml_json.h"
@@ -74,6 +77,54 @@ std::string Kubeconfig(const RealKubeApiServer& server, const std::string& token
          "\nusers:\n- name: u\n  user:\n    token: " + token +
          "\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: u\n    namespace: " + ns +
          "\n";
+}
+
+Result<LocalRun> RunJobLocally(k8s::Client& client, const json& job,
+                               const std::vector<std::string>& bao_urls, const std::string& binary,
+                               std::chrono::milliseconds deadline) {
+  TempDir root;
+  const std::string ns = job["metadata"].value("namespace", "default");
+  const json& pod = job["spec"]["template"]["spec"];
+  const json& container = pod["containers"][0];
+  std::map<std::string, std::string> volume_secret;
+  for (const json& v : pod["volumes"]) {
+    if (v.contains("secret")) volume_secret[v["name"]] = v["secret"]["secretName"];
+  }
+  for (const json& m : container["volumeMounts"]) {
+    auto it = volume_secret.find(m["name"]);
+    if (it == volume_secret.end()) continue;
+    BAO_ASSIGN_OR_RETURN(json secret, client.Get(k8s::kSecrets, ns, it->second));
+    std::string dir = root.path() + m["mountPath"].get<std::string>();
+    std::filesystem::create_directories(dir);
+    const json data = secret.value("data", json::object());
+    for (const auto& [key, value] : data.items()) {
+      Result<std::string> decoded = crypto::Base64Decode(value.get<std::string>());
+      if (!decoded.ok()) return decoded.status();
+      WriteText(dir + "/" + key, *decoded);
+    }
+  }
+  const std::string cluster =
+      job["metadata"].value("annotations", json::object()).value("openbao.org/cluster", "");
+  const std::string prefix = "https://" + cluster + "-";
+  std::vector<std::string> argv = {binary};
+  for (const json& a : container["args"]) {
+    std::string arg = a;
+    if (!cluster.empty() && arg.rfind(prefix, 0) == 0 && !bao_urls.empty()) {
+      size_t i = 0;
+      std::string rest = arg.substr(prefix.size());
+      std::from_chars(rest.data(), rest.data() + rest.size(), i);
+      arg = bao_urls[i % bao_urls.size()];
+    } else if (arg.rfind("/etc/bao/", 0) == 0 || arg.rfind("/var/run/secrets/", 0) == 0) {
+      arg = root.path() + arg;
+    } else if (arg == "/dev/termination-log") {
+      arg = root.File("termination-log");
+    }
+    argv.push_back(arg);
+  }
+  LocalRun out;
+  out.run = Run(argv, {}, deadline);
+  out.message = ReadText(root.File("termination-log"));
+  return out;
 }
 
 Status FinishJob(k8s::Client& client, const json& job, bool succeeded, const std::string& message,

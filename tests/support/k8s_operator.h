@@ -18,6 +18,7 @@
 #include "common/time.h"
 #include "k8s/client.h"
 #include "support/kube_apiserver.h"
+#include "support/testing.h"
 
 namespace bao::testing {
 
@@ -43,6 +44,21 @@ Result<std::string> InstallChart(RealKubeApiServer& server, const std::string& r
 // A kubeconfig file's text for `server` authenticating with `token` (CA from the server).
 std::string Kubeconfig(const RealKubeApiServer& server, const std::string& token,
                        const std::string& ns = "default");
+
+// What running a Job's executor here gave: the run and the termination message it wrote.
+struct LocalRun {
+  RunResult run;
+  std::string message;
+};
+
+// Runs `job`'s executor on this machine the way the kubelet would run its Pod: every Secret the
+// Pod mounts (read through `client`) is written under a temporary root at its mount path; in
+// the arguments the in-cluster OpenBao addresses https://<c>-<i>.<c>.<ns>.svc:8200 become
+// `bao_urls[i % size]`, mount paths and /dev/termination-log move under the root, and the
+// command becomes `binary`. It does not finish the Job (FinishJob does).
+Result<LocalRun> RunJobLocally(k8s::Client& client, const nlohmann::json& job,
+                               const std::vector<std::string>& bao_urls, const std::string& binary,
+                               std::chrono::milliseconds deadline = std::chrono::minutes(2));
 
 // Finishes `job` (as read from the API): the run started at `start` and ended at `end` with the
 // termination `message`; `succeeded` picks the exit code (0 or 1) and the conditions. `client`
