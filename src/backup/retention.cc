@@ -85,6 +85,19 @@ std::vector<RetentionDecision> PlanRetention(const std::vector<ParsedKey>& backu
                             : "kept by no rule";
     }
   }
+  // The recovery point of the last upgrade: the newest verifiable pre-upgrade backup stays
+  // (it also counted above like any backup; this only overrides a "delete").
+  for (RetentionDecision& d : out) {
+    if (unverifiable.contains(d.backup.key) ||
+        !d.backup.file_prefix.starts_with(kPreUpgradePrefix)) {
+      continue;
+    }
+    if (!d.keep) {
+      d.keep = true;
+      d.reason = "newest pre-upgrade backup";
+    }
+    break;
+  }
   KeepPerPeriod(sorted, unverifiable, policy.keep_daily, DayNumber, "keepDaily", &out);
   KeepPerPeriod(sorted, unverifiable, policy.keep_weekly, WeekNumber, "keepWeekly", &out);
   KeepPerPeriod(sorted, unverifiable, policy.keep_monthly, MonthNumber, "keepMonthly", &out);

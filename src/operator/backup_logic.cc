@@ -94,8 +94,10 @@ SlotDecision DecideSlot(const CronSchedule& cron, TimePoint now, const json& bac
   return d;
 }
 
-std::optional<SkipReason> CheckPreconditions(const json& cluster, const std::vector<json>& restores,
-                                             bool job_running) {
+namespace {
+
+std::optional<SkipReason> Preconditions(const json& cluster, const std::vector<json>& restores,
+                                        bool job_running, bool pre_upgrade) {
   const std::string name = Str(At(cluster, {"metadata"}), "name");
   const std::string phase = Str(At(cluster, {"status"}), "phase");
   const json& spec_version = At(cluster, {"spec", "version"});
@@ -107,7 +109,8 @@ std::optional<SkipReason> CheckPreconditions(const json& cluster, const std::vec
   if (!upgrade.is_null() && !(upgrade.is_object() && upgrade.empty())) {
     return SkipReason{"UpgradeInProgress", "an upgrade is in progress (status.upgrade is set)"};
   }
-  if (spec_version.is_string() && cur_version.is_string() && spec_version != cur_version) {
+  if (!pre_upgrade && spec_version.is_string() && cur_version.is_string() &&
+      spec_version != cur_version) {
     return SkipReason{"UpgradePending", "spec.version " + spec_version.get<std::string>() +
                                             " differs from status.currentVersion " +
                                             cur_version.get<std::string>()};
@@ -130,6 +133,63 @@ std::optional<SkipReason> CheckPreconditions(const json& cluster, const std::vec
                                              Str(lock, "operation") + " by " + Str(lock, "holder")};
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<SkipReason> CheckPreconditions(const json& cluster, const std::vector<json>& restores,
+                                             bool job_running) {
+  return Preconditions(cluster, restores, job_running, false);
+}
+
+std::optional<SkipReason> CheckPreUpgradePreconditions(const json& cluster,
+                                                       const std::vector<json>& restores,
+                                                       bool job_running) {
+  return Preconditions(cluster, restores, job_running, true);
+}
+
+std::string PreUpgradeTargetVersion(const json& cluster) {
+  if (At(cluster, {"spec", "upgrade", "preUpgradeSnapshot"}) != json(true)) return "";
+  const std::string target = Str(At(cluster, {"spec"}), "version");
+  const std::string current = Str(At(cluster, {"status"}), "currentVersion");
+  if (target.empty() || current.empty() || target == current) return "";
+  return target;
+}
+
+PreUpgradeDecision DecidePreUpgrade(const json& cluster, const std::vector<json>& restores,
+                                    const std::string& running_job, bool triggered) {
+  PreUpgradeDecision d;
+  d.version = PreUpgradeTargetVersion(cluster);
+  if (d.version.empty()) return d;
+  const json& backup = At(cluster, {"status", "backup"});
+  if (Str(At(backup, {"lastPreUpgradeBackup"}), "version") == d.version) {
+    d.action = PreUpgradeAction::kReady;
+    return d;
+  }
+  const json& attempt = At(backup, {"lastPreUpgradeAttempt"});
+  const bool attempted = Str(attempt, "version") == d.version;
+  if (attempted) {
+    d.job = Str(attempt, "job");
+    const json& n = At(attempt, {"attempt"});
+    d.attempt = n.is_number_integer() && n.get<int64_t>() > 0 ? n.get<int64_t>() : 1;
+    const std::string locked = LockJobName(At(cluster, {"status", "operationLock"}));
+    if (!d.job.empty() && (running_job == d.job || locked == d.job)) {
+      d.action = PreUpgradeAction::kRunning;
+      return d;
+    }
+  }
+  d.blocked = CheckPreUpgradePreconditions(cluster, restores, !running_job.empty());
+  if (attempted && (!triggered || d.blocked)) {
+    d.action = PreUpgradeAction::kFailed;
+    return d;
+  }
+  if (d.blocked) {
+    d.action = PreUpgradeAction::kWait;
+    return d;
+  }
+  d.action = PreUpgradeAction::kStart;
+  d.attempt = attempted ? d.attempt + 1 : 1;
+  return d;
 }
 
 JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector<json>& pods,
@@ -197,6 +257,53 @@ JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector
     out.message = "backup Job " + job_name + " failed: " + reason;
   }
   return out;
+}
+
+json PreUpgradeBackupRecord(const JobOutcome& outcome, const std::string& version) {
+  if (!outcome.succeeded) return nullptr;
+  return {{"key", outcome.backup_patch.value("lastBackupName", "")},
+          {"version", version},
+          {"time", outcome.backup_patch.value("lastBackupTime", "")}};
+}
+
+bool SetCondition(json& conditions, const std::string& type, bool ok, const std::string& reason,
+                  const std::string& message, TimePoint now, const json& generation,
+                  bool* verdict_changed) {
+  if (!conditions.is_array()) conditions = json::array();
+  const std::string status = ok ? "True" : "False";
+  json* existing = nullptr;
+  for (json& c : conditions) {
+    if (Str(c, "type") == type) existing = &c;
+  }
+  const bool same = existing && Str(*existing, "status") == status &&
+                    Str(*existing, "reason") == reason && Str(*existing, "message") == message;
+  if (verdict_changed) *verdict_changed = !same;
+  if (same && existing->value("observedGeneration", json(0)) == generation) return false;
+  json cond = {{"type", type},
+               {"status", status},
+               {"reason", reason},
+               {"message", message},
+               {"lastTransitionTime", FormatRfc3339(now)},
+               {"observedGeneration", generation}};
+  if (existing) {
+    if (Str(*existing, "status") == status && existing->contains("lastTransitionTime")) {
+      cond["lastTransitionTime"] = (*existing)["lastTransitionTime"];
+    }
+    *existing = cond;
+  } else {
+    conditions.push_back(cond);
+  }
+  return true;
+}
+
+const json& FindCondition(const json& cluster, const std::string& type) {
+  static const json kNull;
+  const json& conds = At(cluster, {"status", "conditions"});
+  if (!conds.is_array()) return kNull;
+  for (const json& c : conds) {
+    if (Str(c, "type") == type) return c;
+  }
+  return kNull;
 }
 
 std::string ClusterGaugesText(const std::vector<json>& clusters) {

@@ -70,6 +70,41 @@ std::optional<SkipReason> CheckPreconditions(const nlohmann::json& cluster,
                                              const std::vector<nlohmann::json>& restores,
                                              bool job_running);
 
+// The same preconditions for the pre-upgrade backup, which is taken exactly while a version
+// change is pending: all of CheckPreconditions() but UpgradePending.
+std::optional<SkipReason> CheckPreUpgradePreconditions(const nlohmann::json& cluster,
+                                                       const std::vector<nlohmann::json>& restores,
+                                                       bool job_running);
+
+// The target version when a pre-upgrade backup is wanted: spec.upgrade.preUpgradeSnapshot is
+// true and spec.version differs from status.currentVersion (both non-empty strings); else "".
+std::string PreUpgradeTargetVersion(const nlohmann::json& cluster);
+
+enum class PreUpgradeAction {
+  kNone,     // none wanted (flag off, or no version change pending)
+  kReady,    // status.backup.lastPreUpgradeBackup is for the target version
+  kRunning,  // the attempt for the target version is running (its Job, or our lock for it)
+  kFailed,   // the attempt for the target version ended without a backup: not retried
+  kWait,     // wanted, but a precondition stops it now (`blocked`)
+  kStart,    // start attempt `attempt` now
+};
+struct PreUpgradeDecision {
+  PreUpgradeAction action = PreUpgradeAction::kNone;
+  std::string version;  // the target version ("" with kNone)
+  int64_t attempt = 0;  // kStart: the new attempt's number; else the last one's (0: none)
+  std::string job;      // the last attempt's Job (status.backup.lastPreUpgradeAttempt.job)
+  std::optional<SkipReason> blocked;  // kWait (or a triggered retry of kFailed): what stops it
+};
+// Exactly one pre-upgrade backup per target version, decided from status.backup
+// (lastPreUpgradeBackup {key, version, time}: the last one stored; lastPreUpgradeAttempt
+// {version, job, attempt, time}: written with the lock when an attempt starts) and the running
+// backup Job `running_job` ("" = none). An attempt for the target version that ended without a
+// backup is retried only when `triggered` (openbao.org/trigger-backup), as attempt + 1.
+// `restores` as for CheckPreconditions().
+PreUpgradeDecision DecidePreUpgrade(const nlohmann::json& cluster,
+                                    const std::vector<nlohmann::json>& restores,
+                                    const std::string& running_job, bool triggered);
+
 struct JobOutcome {
   bool succeeded = false;  // Job Complete and the result names the stored object
   nlohmann::json backup_patch = nlohmann::json::object();  // status.backup fields to merge
@@ -85,6 +120,23 @@ struct JobOutcome {
 JobOutcome EvaluateFinishedJob(const nlohmann::json& job, bool complete,
                                const std::vector<nlohmann::json>& pods,
                                const nlohmann::json& backup_status, TimePoint now);
+
+// status.backup.lastPreUpgradeBackup for a finished pre-upgrade Job of target `version`:
+// {key, version, time} (the time the backup ended, as lastBackupTime), or null when `outcome`
+// is not a success.
+nlohmann::json PreUpgradeBackupRecord(const JobOutcome& outcome, const std::string& version);
+
+// Sets the condition `type` in `conditions` (status.conditions: an array, or null for none
+// yet) to status True/False (`ok`), `reason`, `message`, observedGeneration `generation`;
+// lastTransitionTime is `now` when the status changes, else kept. Returns false (and changes
+// nothing) when the condition already says exactly that at that generation. `*verdict_changed`
+// (optional) tells whether status, reason or message changed (a generation bump alone is not
+// news).
+bool SetCondition(nlohmann::json& conditions, const std::string& type, bool ok,
+                  const std::string& reason, const std::string& message, TimePoint now,
+                  const nlohmann::json& generation, bool* verdict_changed = nullptr);
+// The condition `type` of `cluster` (status.conditions), or null.
+const nlohmann::json& FindCondition(const nlohmann::json& cluster, const std::string& type);
 
 // Prometheus gauges per cluster with spec.backup, computed from status.backup of `clusters`
 // (the informer's cache): last success time, failures in a row, last duration and size, next

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 namespace bao::op {
 namespace {
 
@@ -106,6 +108,157 @@ TEST(PreconditionsTest, EachReasonInOrder) {
   ASSERT_TRUE(skip.has_value());
   EXPECT_EQ(skip->reason, "OperationLocked");
   EXPECT_NE(skip->message.find("Restore by restore/r9"), std::string::npos) << skip->message;
+}
+
+json UpgradingCluster() {
+  json c = RunningCluster();
+  c["spec"]["version"] = "2.2.0";
+  c["spec"]["upgrade"] = {{"preUpgradeSnapshot", true}, {"strategy", "RollingUpdate"}};
+  return c;
+}
+
+TEST(PreUpgradeTest, WantedOnlyWithTheFlagWhileAVersionChangeIsPending) {
+  EXPECT_EQ(PreUpgradeTargetVersion(UpgradingCluster()), "2.2.0");
+  json c = UpgradingCluster();
+  c["spec"]["upgrade"]["preUpgradeSnapshot"] = false;
+  EXPECT_EQ(PreUpgradeTargetVersion(c), "");
+  c["spec"].erase("upgrade");
+  EXPECT_EQ(PreUpgradeTargetVersion(c), "");
+  EXPECT_EQ(DecidePreUpgrade(c, {}, "", false).action, PreUpgradeAction::kNone);
+  c = UpgradingCluster();
+  c["spec"]["version"] = "2.1.0";  // done (or never asked)
+  EXPECT_EQ(DecidePreUpgrade(c, {}, "", false).action, PreUpgradeAction::kNone);
+  c = UpgradingCluster();
+  c["status"].erase("currentVersion");  // not installed yet: nothing to protect
+  EXPECT_EQ(DecidePreUpgrade(c, {}, "", true).action, PreUpgradeAction::kNone);
+}
+
+TEST(PreUpgradeTest, ExactlyOneAttemptPerTargetVersion) {
+  // Nothing yet: the first attempt starts.
+  json c = UpgradingCluster();
+  PreUpgradeDecision d = DecidePreUpgrade(c, {}, "", false);
+  EXPECT_EQ(d.action, PreUpgradeAction::kStart);
+  EXPECT_EQ(d.version, "2.2.0");
+  EXPECT_EQ(d.attempt, 1);
+
+  // Started (attempt recorded with the lock): running while its Job runs or its lock is held,
+  // whatever a repeated reconcile or a new process sees.
+  c["status"]["backup"]["lastPreUpgradeAttempt"] = {
+      {"version", "2.2.0"}, {"job", "backup-bao-pre-1"}, {"attempt", 1}};
+  d = DecidePreUpgrade(c, {}, "backup-bao-pre-1", false);
+  EXPECT_EQ(d.action, PreUpgradeAction::kRunning);
+  EXPECT_EQ(d.job, "backup-bao-pre-1");
+  json locked = c;
+  locked["status"]["operationLock"] = {
+      {"operation", "Backup"}, {"holder", std::string(kLockHolderPrefix) + "backup-bao-pre-1"}};
+  EXPECT_EQ(DecidePreUpgrade(locked, {}, "", false).action, PreUpgradeAction::kRunning);
+  EXPECT_EQ(DecidePreUpgrade(locked, {}, "", true).action, PreUpgradeAction::kRunning);
+
+  // Ended without a backup: failed, and not retried on its own.
+  d = DecidePreUpgrade(c, {}, "", false);
+  EXPECT_EQ(d.action, PreUpgradeAction::kFailed);
+  EXPECT_EQ(d.attempt, 1);
+  // The trigger annotation retries it, as the next attempt (another Job).
+  d = DecidePreUpgrade(c, {}, "", true);
+  EXPECT_EQ(d.action, PreUpgradeAction::kStart);
+  EXPECT_EQ(d.attempt, 2);
+  // ... but not through a precondition: it stays failed.
+  json stopped = c;
+  stopped["status"]["phase"] = "Degraded";
+  d = DecidePreUpgrade(stopped, {}, "", true);
+  EXPECT_EQ(d.action, PreUpgradeAction::kFailed);
+  ASSERT_TRUE(d.blocked.has_value());
+  EXPECT_EQ(d.blocked->reason, "ClusterNotRunning");
+
+  // Stored: ready, also when triggered (the trigger then is an ordinary, skipped, trigger).
+  c["status"]["backup"]["lastPreUpgradeBackup"] = {
+      {"key", "p/ns/bao/pre-upgrade-2025-01-15T03-00-00Z-0123abcd.snap"},
+      {"version", "2.2.0"},
+      {"time", "2025-01-15T03:00:09Z"}};
+  EXPECT_EQ(DecidePreUpgrade(c, {}, "", false).action, PreUpgradeAction::kReady);
+  EXPECT_EQ(DecidePreUpgrade(c, {}, "", true).action, PreUpgradeAction::kReady);
+
+  // Another target version: a new first attempt, whatever happened for the previous one.
+  c["spec"]["version"] = "2.3.0";
+  d = DecidePreUpgrade(c, {}, "", false);
+  EXPECT_EQ(d.action, PreUpgradeAction::kStart);
+  EXPECT_EQ(d.version, "2.3.0");
+  EXPECT_EQ(d.attempt, 1);
+}
+
+TEST(PreUpgradeTest, WaitsForTheSamePreconditionsButTheVersionChange) {
+  EXPECT_FALSE(CheckPreUpgradePreconditions(UpgradingCluster(), {}, false).has_value());
+  EXPECT_EQ(CheckPreconditions(UpgradingCluster(), {}, false)->reason, "UpgradePending");
+  struct Case {
+    const char* reason;
+    std::function<void(json&)> change;
+    bool job_running = false;
+    std::vector<json> restores = {};
+  };
+  std::vector<Case> cases = {
+      {"ClusterNotRunning", [](json& c) { c["status"]["phase"] = "Initializing"; }},
+      {"UpgradeInProgress",
+       [](json& c) {
+         c["status"]["upgrade"] = {{"targetVersion", "2.2.0"}};
+       }},
+      {"RestoreInProgress",
+       [](json&) {},
+       false,
+       {{{"metadata", {{"name", "r"}}}, {"spec", {{"cluster", "bao"}}}}}},
+      {"BackupRunning", [](json&) {}, true},
+      {"OperationLocked",
+       [](json& c) {
+         c["status"]["operationLock"] = {{"operation", "Upgrade"}, {"holder", "upgrader"}};
+       }},
+  };
+  for (const Case& k : cases) {
+    json c = UpgradingCluster();
+    k.change(c);
+    auto skip = CheckPreUpgradePreconditions(c, k.restores, k.job_running);
+    ASSERT_TRUE(skip.has_value()) << k.reason;
+    EXPECT_EQ(skip->reason, k.reason);
+    PreUpgradeDecision d =
+        DecidePreUpgrade(c, k.restores, k.job_running ? "backup-bao-20250115-030000" : "", false);
+    EXPECT_EQ(d.action, PreUpgradeAction::kWait) << k.reason;
+    ASSERT_TRUE(d.blocked.has_value());
+    EXPECT_EQ(d.blocked->reason, k.reason);
+  }
+}
+
+TEST(PreUpgradeTest, ConditionsKeepTheirTransitionTimeAndSayWhenTheyChanged) {
+  json conds;  // none yet
+  bool news = false;
+  EXPECT_TRUE(SetCondition(conds, "PreUpgradeBackupReady", false, "PreUpgradeBackupRunning",
+                           "Job j", At("2025-01-15T03:00:00Z"), 2, &news));
+  EXPECT_TRUE(news);
+  ASSERT_EQ(conds.size(), 1u);
+  EXPECT_EQ(conds[0]["status"], "False");
+  EXPECT_EQ(conds[0]["observedGeneration"], 2);
+  // Same words, same generation: nothing to write.
+  EXPECT_FALSE(SetCondition(conds, "PreUpgradeBackupReady", false, "PreUpgradeBackupRunning",
+                            "Job j", At("2025-01-15T03:05:00Z"), 2, &news));
+  EXPECT_FALSE(news);
+  // A generation bump alone is written but is no news.
+  EXPECT_TRUE(SetCondition(conds, "PreUpgradeBackupReady", false, "PreUpgradeBackupRunning",
+                           "Job j", At("2025-01-15T03:05:00Z"), 3, &news));
+  EXPECT_FALSE(news);
+  // Another reason with the same status keeps the transition time; a new status moves it.
+  SetCondition(conds, "PreUpgradeBackupReady", false, "PreUpgradeBackupFailed", "boom",
+               At("2025-01-15T03:06:00Z"), 3, &news);
+  EXPECT_TRUE(news);
+  EXPECT_EQ(conds[0]["lastTransitionTime"], "2025-01-15T03:00:00Z");
+  SetCondition(conds, "PreUpgradeBackupReady", true, "PreUpgradeBackupSucceeded", "k",
+               At("2025-01-15T03:07:00Z"), 3);
+  EXPECT_EQ(conds[0]["lastTransitionTime"], "2025-01-15T03:07:00Z");
+  // Other conditions are left alone.
+  json two = json::array({{{"type", "BackupConfigured"}, {"status", "True"}}});
+  SetCondition(two, "PreUpgradeBackupReady", true, "PreUpgradeBackupSucceeded", "k",
+               At("2025-01-15T03:07:00Z"), 1);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0]["type"], "BackupConfigured");
+  json cluster = {{"status", {{"conditions", two}}}};
+  EXPECT_EQ(FindCondition(cluster, "PreUpgradeBackupReady")["reason"], "PreUpgradeBackupSucceeded");
+  EXPECT_TRUE(FindCondition(cluster, "Nope").is_null());
 }
 
 json FinishedJob(const char* name, const char* condition) {
@@ -227,6 +380,27 @@ TEST(EvaluateFinishedJobTest, FailuresCountUpWithTheExecutorsReason) {
                           {{"consecutiveFailures", 0}}, At("2025-01-15T03:01:00Z"));
   EXPECT_FALSE(o.succeeded);
   EXPECT_EQ(o.consecutive_failures, 1);
+}
+
+// The pre-upgrade backup's result is recorded like any backup's, and also as the recovery
+// point of its version.
+TEST(EvaluateFinishedJobTest, PreUpgradeRecordNamesKeyVersionAndTime) {
+  json job = FinishedJob("backup-bao-pre-0123abcd", "Complete");
+  std::string result =
+      R"({"key":"p/ns/bao/pre-upgrade-2025-01-15T03-00-00Z-0123abcd.snap","size":9,)"
+      R"("duration":"2s","finishedAt":"2025-01-15T03:00:02Z"})";
+  JobOutcome o = EvaluateFinishedJob(job, true, {Pod(result, "2025-01-15T03:00:02Z")},
+                                     {{"consecutiveFailures", 1}}, At("2025-01-15T03:01:00Z"));
+  ASSERT_TRUE(o.succeeded);
+  EXPECT_EQ(o.backup_patch["consecutiveFailures"], 0);
+  EXPECT_EQ(PreUpgradeBackupRecord(o, "2.2.0"),
+            json({{"key", "p/ns/bao/pre-upgrade-2025-01-15T03-00-00Z-0123abcd.snap"},
+                  {"version", "2.2.0"},
+                  {"time", "2025-01-15T03:00:02Z"}}));
+  o = EvaluateFinishedJob(FinishedJob("backup-bao-pre-0123abcd", "Failed"), false,
+                          {Pod(R"({"error":"boom","stage":"snapshot"})", "x")}, nullptr,
+                          At("2025-01-15T03:01:00Z"));
+  EXPECT_TRUE(PreUpgradeBackupRecord(o, "2.2.0").is_null());
 }
 
 TEST(JobStateTest, FinishedAndResultParsing) {

@@ -25,8 +25,10 @@ struct BackupManager::View {
   std::vector<json> jobs;   // this cluster's backup Jobs
   std::string running_job;  // the one that has not finished, if any
   bool triggered = false;   // openbao.org/trigger-backup is set
-  TimePoint slot{};         // the slot a new backup serves (now when triggered)
-  TimePoint next{};         // the next cron slot after now
+  bool poll = false;        // look again soon (a pre-upgrade backup runs or waits)
+  std::optional<std::vector<json>> restores;  // listed once, when needed
+  TimePoint slot{};                           // the slot a new backup serves (now when triggered)
+  TimePoint next{};                           // the next cron slot after now
   ReconcileResult result;
 
   std::string Key() const { return ns + "/" + name; }
@@ -74,6 +76,26 @@ bool RefusedWrite(const Status& s) {
   return code == 400 || code == 403 || code == 422;
 }
 
+bool HasTrigger(const json& cluster) {
+  return At(cluster, {"metadata", "annotations"}).contains(kAnnotationTrigger);
+}
+
+// The PreUpgradeBackupReady messages; the same words whichever step writes them, so a
+// repeated write is a no-op.
+std::string PreUpgradeReadyMessage(const json& record) {
+  return "pre-upgrade backup " + Str(record, "key") + " for version " + Str(record, "version") +
+         " stored at " + Str(record, "time");
+}
+std::string PreUpgradeRunningMessage(const std::string& job, const std::string& version) {
+  return "pre-upgrade backup Job " + job + " for version " + version + " is running";
+}
+std::string PreUpgradeFailedMessage(const std::string& job, const std::string& version,
+                                    const std::string& reason) {
+  return "pre-upgrade backup Job " + job + " for version " + version + " failed: " + reason +
+         "; not retried automatically: set the annotation " + kAnnotationTrigger +
+         " on the cluster to retry";
+}
+
 }  // namespace
 
 BackupManager::BackupManager(k8s::Client* client, k8s::EventRecorder* events,
@@ -112,8 +134,8 @@ Result<ReconcileResult> BackupManager::ReconcileCluster(View& v) {
   }
   BAO_RETURN_IF_ERROR(MarkConfigured(v));
   BAO_RETURN_IF_ERROR(ObserveJobs(v));
-  for (auto step : {&BackupManager::MaintainLock, &BackupManager::DecideDueSlot,
-                    &BackupManager::CheckBackupPreconditions}) {
+  for (auto step : {&BackupManager::MaintainLock, &BackupManager::PreUpgradeBackup,
+                    &BackupManager::DecideDueSlot, &BackupManager::CheckBackupPreconditions}) {
     BAO_ASSIGN_OR_RETURN(bool go_on, (this->*step)(v));
     if (!go_on) return v.result;
   }
@@ -131,35 +153,42 @@ void BackupManager::Event(const View& v, bool normal, const std::string& reason,
 Status BackupManager::SetConfigured(View& v, bool ok, const std::string& reason,
                                     const std::string& message) {
   json conds = At(v.cluster, {"status", "conditions"});
-  if (!conds.is_array()) conds = json::array();
-  const std::string status = ok ? "True" : "False";
-  json* existing = nullptr;
-  for (json& c : conds) {
-    if (Str(c, "type") == kConditionBackupConfigured) existing = &c;
-  }
-  const bool same = existing && Str(*existing, "status") == status &&
-                    Str(*existing, "reason") == reason && Str(*existing, "message") == message;
-  if (same && existing->value("observedGeneration", json(0)) == v.Generation()) {
+  bool news = false;
+  if (!SetCondition(conds, kConditionBackupConfigured, ok, reason, message, v.now, v.Generation(),
+                    &news)) {
     return Status::Ok();
-  }
-  json cond = {{"type", kConditionBackupConfigured},
-               {"status", status},
-               {"reason", reason},
-               {"message", message},
-               {"lastTransitionTime", FormatRfc3339(v.now)},
-               {"observedGeneration", v.Generation()}};
-  if (existing) {
-    if (Str(*existing, "status") == status)
-      cond["lastTransitionTime"] = (*existing)["lastTransitionTime"];
-    *existing = cond;
-  } else {
-    conds.push_back(cond);
   }
   BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name,
                                                        {{"status", {{"conditions", conds}}}}));
   // Only a new state is news; a generation bump with the same verdict is not.
-  if (!same) Event(v, ok, reason, message);
+  if (news) Event(v, ok, reason, message);
   return Status::Ok();
+}
+
+// PreUpgradeBackupReady. Its Events are sent where the state changes (a Job's result), not here.
+Status BackupManager::SetPreUpgradeCondition(View& v, bool ok, const std::string& reason,
+                                             const std::string& message) {
+  json conds = At(v.cluster, {"status", "conditions"});
+  if (!SetCondition(conds, kConditionPreUpgradeBackupReady, ok, reason, message, v.now,
+                    v.Generation())) {
+    return Status::Ok();
+  }
+  BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name,
+                                                       {{"status", {{"conditions", conds}}}}));
+  return Status::Ok();
+}
+
+Result<const std::vector<json>*> BackupManager::Restores(View& v) {
+  if (!v.restores) {
+    // Only a Running cluster gets that far in the preconditions (ClusterNotRunning is first).
+    std::vector<json> restores;
+    if (At(v.cluster, {"status", "phase"}) == json("Running")) {
+      BAO_ASSIGN_OR_RETURN(k8s::ObjectList list, client_->List(k8s::kOpenBaoRestores, v.ns));
+      restores = std::move(list.items);
+    }
+    v.restores = std::move(restores);
+  }
+  return &*v.restores;
 }
 
 // 1. The spec: parses, has a valid schedule, a name that fits, and a way to authenticate.
@@ -301,9 +330,21 @@ Result<bool> BackupManager::MaintainLock(View& v) {
   if (!exists && v.BackupString("lastRecordedJob") != job_name) {
     auto acquired = ParseRfc3339(Str(lock, "acquiredAt"));
     auto slot = ParseRfc3339(Str(lock, "slot"));
-    if (acquired.ok() && slot.ok() && v.now - *acquired < kResumeWindow) {
-      json job = BuildBackupJob(v.cluster, v.spec, v.jwt_role, *slot,
-                                Str(lock, "message").rfind("manual", 0) == 0, options_.job);
+    // A pre-upgrade attempt is rebuilt from status.backup.lastPreUpgradeAttempt, written in the
+    // same patch as the lock.
+    const bool pre_upgrade = Str(lock, "message").rfind("pre-upgrade", 0) == 0;
+    const json attempt = v.Backup().value("lastPreUpgradeAttempt", json::object());
+    const std::string version = Str(attempt, "version");
+    const json& na = At(attempt, {"attempt"});
+    const int64_t n = na.is_number_integer() && na.get<int64_t>() > 0 ? na.get<int64_t>() : 1;
+    const bool rebuildable = !pre_upgrade || (!version.empty() && Str(attempt, "job") == job_name &&
+                                              PreUpgradeJobName(v.name, version, n) == job_name);
+    if (acquired.ok() && slot.ok() && v.now - *acquired < kResumeWindow && rebuildable) {
+      json job = pre_upgrade
+                     ? BuildPreUpgradeBackupJob(v.cluster, v.spec, v.jwt_role, version, n, *slot,
+                                                n > 1, options_.job)
+                     : BuildBackupJob(v.cluster, v.spec, v.jwt_role, *slot,
+                                      Str(lock, "message").rfind("manual", 0) == 0, options_.job);
       BAO_RETURN_IF_ERROR(
           CreateJob(v, job, "created backup Job " + job_name + " (resumed after a restart)"));
       BAO_RETURN_IF_ERROR(RemoveTrigger(v));
@@ -311,19 +352,26 @@ Result<bool> BackupManager::MaintainLock(View& v) {
       v.result.requeue_at = v.now + kLockRenewInterval;
       return false;
     }
-    BAO_ASSIGN_OR_RETURN(
-        v.cluster,
-        client_->PatchStatus(
-            k8s::kOpenBaoClusters, v.ns, v.name,
-            {{"metadata", v.ResourceVersionPrecondition()},
-             {"status",
-              {{"operationLock", nullptr},
-               {"backup",
-                {{"lastRecordedJob", job_name},
-                 {"lastFailureReason", "backup Job " + job_name + " was lost before it ran"},
-                 {"consecutiveFailures",
-                  v.Backup().value("consecutiveFailures", int64_t{0}) + 1}}}}}}));
-    Event(v, false, "BackupFailed", "backup Job " + job_name + " was lost; lock released");
+    const std::string reason = "backup Job " + job_name + " was lost before it ran";
+    json patch = {
+        {"metadata", v.ResourceVersionPrecondition()},
+        {"status",
+         {{"operationLock", nullptr},
+          {"backup",
+           {{"lastRecordedJob", job_name},
+            {"lastFailureReason", reason},
+            {"consecutiveFailures", v.Backup().value("consecutiveFailures", int64_t{0}) + 1}}}}}};
+    if (pre_upgrade) {
+      json conds = At(v.cluster, {"status", "conditions"});
+      SetCondition(conds, kConditionPreUpgradeBackupReady, false, kReasonPreUpgradeBackupFailed,
+                   PreUpgradeFailedMessage(job_name, version, reason), v.now, v.Generation());
+      patch["status"]["conditions"] = conds;
+    }
+    BAO_ASSIGN_OR_RETURN(v.cluster,
+                         client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name, patch));
+    Event(v, false, pre_upgrade ? kReasonPreUpgradeBackupFailed : "BackupFailed",
+          (pre_upgrade ? "pre-upgrade backup Job " : "backup Job ") + job_name +
+              " was lost; lock released");
   } else if (job_name == v.running_job && LockNeedsRenewal(lock, v.now)) {
     // The resourceVersion precondition keeps a lock released meanwhile from coming back as
     // a bare {renewedAt}; on a conflict the change that caused it brings another reconcile.
@@ -340,10 +388,92 @@ Result<bool> BackupManager::MaintainLock(View& v) {
   return true;
 }
 
-// 7. The slot: records the next one; true when a slot is due or a backup was triggered.
+// 7. Before an upgrade (spec.upgrade.preUpgradeSnapshot and spec.version != currentVersion):
+// exactly one backup for the target version, holding the lock; the condition
+// PreUpgradeBackupReady follows status.backup and the Jobs. Never ends the reconcile: slots go
+// on being consumed (and skipped as UpgradePending) meanwhile.
+Result<bool> BackupManager::PreUpgradeBackup(View& v) {
+  if (PreUpgradeTargetVersion(v.cluster).empty()) return true;
+  BAO_ASSIGN_OR_RETURN(const std::vector<json>* restores, Restores(v));
+  PreUpgradeDecision d =
+      DecidePreUpgrade(v.cluster, *restores, v.running_job, HasTrigger(v.cluster));
+  switch (d.action) {
+    case PreUpgradeAction::kNone: break;
+    case PreUpgradeAction::kReady:
+      BAO_RETURN_IF_ERROR(
+          SetPreUpgradeCondition(v, true, kReasonPreUpgradeBackupSucceeded,
+                                 PreUpgradeReadyMessage(At(v.Backup(), {"lastPreUpgradeBackup"}))));
+      break;
+    case PreUpgradeAction::kRunning:
+      v.poll = true;
+      BAO_RETURN_IF_ERROR(SetPreUpgradeCondition(v, false, kReasonPreUpgradeBackupRunning,
+                                                 PreUpgradeRunningMessage(d.job, d.version)));
+      break;
+    case PreUpgradeAction::kFailed:
+      // Written with the Job's result; only filled in here when that did not happen (a lock
+      // released as lost, a status written by an older operator).
+      if (Str(FindCondition(v.cluster, kConditionPreUpgradeBackupReady), "reason") !=
+          kReasonPreUpgradeBackupFailed) {
+        BAO_RETURN_IF_ERROR(SetPreUpgradeCondition(
+            v, false, kReasonPreUpgradeBackupFailed,
+            PreUpgradeFailedMessage(d.job, d.version, v.BackupString("lastFailureReason"))));
+      }
+      break;
+    case PreUpgradeAction::kWait:
+      v.poll = true;
+      BAO_RETURN_IF_ERROR(SetPreUpgradeCondition(v, false, kReasonPreUpgradeBackupWaiting,
+                                                 "pre-upgrade backup for version " + d.version +
+                                                     " waits: " + d.blocked->reason + ": " +
+                                                     d.blocked->message));
+      break;
+    case PreUpgradeAction::kStart: BAO_RETURN_IF_ERROR(StartPreUpgradeBackup(v, d)); break;
+  }
+  return true;
+}
+
+// Lock (with the attempt and the condition, one patch), then the Job. A trigger present now is
+// served by this backup (and removed).
+Status BackupManager::StartPreUpgradeBackup(View& v, const PreUpgradeDecision& d) {
+  const bool triggered = HasTrigger(v.cluster);
+  json job = BuildPreUpgradeBackupJob(v.cluster, v.spec, v.jwt_role, d.version, d.attempt, v.now,
+                                      triggered, options_.job);
+  const std::string job_name = job["metadata"]["name"];
+  json conds = At(v.cluster, {"status", "conditions"});
+  SetCondition(conds, kConditionPreUpgradeBackupReady, false, kReasonPreUpgradeBackupRunning,
+               PreUpgradeRunningMessage(job_name, d.version), v.now, v.Generation());
+  const std::string what = "pre-upgrade backup Job " + job_name + " for version " + d.version;
+  json patch = {{"metadata", v.ResourceVersionPrecondition()},
+                {"status",
+                 {{"backup",
+                   {{"lastAttemptTime", FormatRfc3339(v.now)},
+                    {"lastPreUpgradeAttempt",
+                     {{"version", d.version},
+                      {"job", job_name},
+                      {"attempt", d.attempt},
+                      {"time", FormatRfc3339(v.now)}}}}},
+                  {"operationLock",
+                   {{"operation", "Backup"},
+                    {"holder", kLockHolderPrefix + job_name},
+                    {"message", what},
+                    {"slot", FormatRfc3339(v.now)},
+                    {"acquiredAt", FormatRfc3339(v.now)},
+                    {"renewedAt", FormatRfc3339(v.now)}}},
+                  {"conditions", conds}}}};
+  BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name, patch));
+  if (triggered) BAO_RETURN_IF_ERROR(RemoveTrigger(v));
+  BAO_RETURN_IF_ERROR(CreateJob(v, job, "created " + what));
+  log::Info("pre-upgrade backup Job created",
+            {{"cluster", v.Key()}, {"job", job_name}, {"version", d.version}});
+  v.running_job = job_name;
+  v.poll = true;
+  v.result.outcome = "created:pre-upgrade";
+  return Status::Ok();
+}
+
+// 8. The slot: records the next one; true when a slot is due or a backup was triggered.
 Result<bool> BackupManager::DecideDueSlot(View& v) {
   SlotDecision slot_state = DecideSlot(*v.cron, v.now, v.Backup());
-  v.triggered = At(v.cluster, {"metadata", "annotations"}).contains(kAnnotationTrigger);
+  v.triggered = HasTrigger(v.cluster);
   if (slot_state.next_changed) {
     BAO_ASSIGN_OR_RETURN(
         v.cluster,
@@ -353,7 +483,9 @@ Result<bool> BackupManager::DecideDueSlot(View& v) {
   }
   v.next = slot_state.next;
   v.result.requeue_at = v.next;
-  if (!v.running_job.empty()) v.result.requeue_at = std::min(v.next, v.now + kLockRenewInterval);
+  if (!v.running_job.empty() || v.poll) {
+    v.result.requeue_at = std::min(v.next, v.now + kLockRenewInterval);
+  }
   if (!slot_state.due && !v.triggered) {
     if (v.result.outcome.empty()) v.result.outcome = v.running_job.empty() ? "idle" : "running";
     return false;
@@ -362,20 +494,16 @@ Result<bool> BackupManager::DecideDueSlot(View& v) {
   return true;
 }
 
-// 8. The contract's preconditions (running, no upgrade, no restore, no other backup, no lock).
+// 9. The contract's preconditions (running, no upgrade, no restore, no other backup, no lock).
 Result<bool> BackupManager::CheckBackupPreconditions(View& v) {
-  std::vector<json> restores;
-  if (At(v.cluster, {"status", "phase"}) == json("Running")) {
-    BAO_ASSIGN_OR_RETURN(k8s::ObjectList list, client_->List(k8s::kOpenBaoRestores, v.ns));
-    restores = std::move(list.items);
-  }
-  std::optional<SkipReason> skip = CheckPreconditions(v.cluster, restores, !v.running_job.empty());
+  BAO_ASSIGN_OR_RETURN(const std::vector<json>* restores, Restores(v));
+  std::optional<SkipReason> skip = CheckPreconditions(v.cluster, *restores, !v.running_job.empty());
   if (!skip) return true;
   BAO_RETURN_IF_ERROR(Skip(v, skip->reason, skip->message));
   return false;
 }
 
-// 9. Lock, then the Job.
+// 10. Lock, then the Job.
 Status BackupManager::StartBackup(View& v) {
   json job = BuildBackupJob(v.cluster, v.spec, v.jwt_role, v.slot, v.triggered, options_.job);
   std::string job_name = job["metadata"]["name"];
@@ -441,11 +569,36 @@ Status BackupManager::RecordResult(View& v, const json& job, bool succeeded) {
   if (LockJobName(At(v.cluster, {"status", "operationLock"})) == job_name) {
     patch["status"]["operationLock"] = nullptr;
   }
+  // A pre-upgrade backup is recorded like any backup (lastBackup*, consecutiveFailures), and
+  // also as the recovery point of its version, with the condition in the same patch (unless the
+  // target has changed meanwhile: the next step speaks for the new one).
+  const std::string pre_upgrade =
+      Str(At(job, {"metadata", "annotations"}), kAnnotationPreUpgradeVersion);
+  std::string event_reason = outcome.succeeded ? "BackupSucceeded" : "BackupFailed";
+  std::string event_message = outcome.message;
+  if (!pre_upgrade.empty()) {
+    json record = PreUpgradeBackupRecord(outcome, pre_upgrade);
+    if (!record.is_null()) patch["status"]["backup"]["lastPreUpgradeBackup"] = record;
+    if (Str(At(v.cluster, {"spec"}), "version") == pre_upgrade) {
+      json conds = At(v.cluster, {"status", "conditions"});
+      SetCondition(
+          conds, kConditionPreUpgradeBackupReady, outcome.succeeded,
+          outcome.succeeded ? kReasonPreUpgradeBackupSucceeded : kReasonPreUpgradeBackupFailed,
+          outcome.succeeded
+              ? PreUpgradeReadyMessage(record)
+              : PreUpgradeFailedMessage(job_name, pre_upgrade,
+                                        Str(outcome.backup_patch, "lastFailureReason")),
+          v.now, v.Generation());
+      patch["status"]["conditions"] = conds;
+    }
+    event_reason =
+        outcome.succeeded ? kReasonPreUpgradeBackupSucceeded : kReasonPreUpgradeBackupFailed;
+    event_message = "pre-upgrade " + outcome.message + " (for version " + pre_upgrade + ")";
+  }
   BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name, patch));
-  Event(v, outcome.succeeded, outcome.succeeded ? "BackupSucceeded" : "BackupFailed",
-        outcome.message);
+  Event(v, outcome.succeeded, event_reason, event_message);
   log::Info(outcome.succeeded ? "backup succeeded" : "backup failed",
-            {{"cluster", v.Key()}, {"job", job_name}, {"message", outcome.message}});
+            {{"cluster", v.Key()}, {"job", job_name}, {"message", event_message}});
   {
     std::lock_guard<std::mutex> l(mu_);
     ClusterCounters& c = counters_[v.Key()];

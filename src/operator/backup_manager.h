@@ -10,7 +10,10 @@
 //     yet is resumed (Job created) within kResumeWindow, else released as lost;
 //   - a finished Job's result is applied in one status patch that also records the Job in
 //     status.backup.lastRecordedJob and releases the lock; a Job already recorded there (or
-//     annotated openbao.org/result-recorded) is never counted again.
+//     annotated openbao.org/result-recorded) is never counted again;
+//   - before an upgrade (spec.upgrade.preUpgradeSnapshot), one backup per target version: its
+//     Job name derives from the version (and the attempt), and the attempt is recorded in
+//     status.backup.lastPreUpgradeAttempt in the same patch that takes the lock.
 // The exact rules are in docs/operator.md.
 #pragma once
 
@@ -20,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "common/time.h"
@@ -32,6 +36,14 @@
 namespace bao::op {
 
 constexpr const char* kConditionBackupConfigured = "BackupConfigured";
+// The backup before an upgrade (spec.upgrade.preUpgradeSnapshot): True once the backup for the
+// target spec.version is stored (the message names its object key); False while it waits or
+// runs, and when it failed (not retried until openbao.org/trigger-backup is set).
+constexpr const char* kConditionPreUpgradeBackupReady = "PreUpgradeBackupReady";
+constexpr const char* kReasonPreUpgradeBackupSucceeded = "PreUpgradeBackupSucceeded";
+constexpr const char* kReasonPreUpgradeBackupRunning = "PreUpgradeBackupRunning";
+constexpr const char* kReasonPreUpgradeBackupWaiting = "PreUpgradeBackupWaiting";
+constexpr const char* kReasonPreUpgradeBackupFailed = "PreUpgradeBackupFailed";
 constexpr const char* kAnnotationRecorded = "openbao.org/result-recorded";
 // Condition reasons of BackupConfigured=False for writes the API server refused.
 constexpr const char* kReasonServiceAccountCreateFailed = "ServiceAccountCreateFailed";
@@ -86,11 +98,16 @@ class BackupManager {
   Status MarkConfigured(View& v);
   Status ObserveJobs(View& v);
   Result<bool> MaintainLock(View& v);
+  Result<bool> PreUpgradeBackup(View& v);
   Result<bool> DecideDueSlot(View& v);
   Result<bool> CheckBackupPreconditions(View& v);
   Status StartBackup(View& v);
 
   Status SetConfigured(View& v, bool ok, const std::string& reason, const std::string& message);
+  Status SetPreUpgradeCondition(View& v, bool ok, const std::string& reason,
+                                const std::string& message);
+  Status StartPreUpgradeBackup(View& v, const PreUpgradeDecision& d);
+  Result<const std::vector<nlohmann::json>*> Restores(View& v);
   Result<bool> CheckSecret(View& v, const std::string& secret, const std::string& what,
                            const char* key, const std::string& reason_prefix);
   Status CreateJob(View& v, const nlohmann::json& job, const std::string& event_message);

@@ -1,5 +1,6 @@
 #include "operator/job_builder.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -35,6 +36,19 @@ std::string BackupJobName(const std::string& cluster, TimePoint slot) {
     part = part.substr(0, 31) + "-" + crypto::Sha256Hex(cluster).substr(0, 8);
   }
   return "backup-" + part + "-" + SlotStamp(slot);
+}
+
+std::string PreUpgradeJobName(const std::string& cluster, const std::string& version,
+                              int64_t attempt) {
+  // "backup-" (7) + cluster + "-pre-" (5) + hash (8) + "-<attempt>" (<= 6) <= 63  =>
+  // cluster <= 37; 36 leaves the same room as the slot names' shortening.
+  std::string part = cluster;
+  if (part.size() > 36) {
+    part = part.substr(0, 27) + "-" + crypto::Sha256Hex(cluster).substr(0, 8);
+  }
+  std::string name = "backup-" + part + "-pre-" + crypto::Sha256Hex(version).substr(0, 8);
+  if (attempt > 1) name += "-" + std::to_string(std::min<int64_t>(attempt, 99999));
+  return name;
 }
 
 std::string ClusterLabelValue(const std::string& cluster) {
@@ -122,7 +136,8 @@ json TargetArgs(const storage::TargetConfig& t) {
   return args;
 }
 
-json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::string& jwt_role) {
+json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::string& jwt_role,
+                const std::string& file_prefix) {
   ExecutorAuth auth;
   auth.jwt_role = jwt_role;
   auth.token_secret = spec.token_secret_name;
@@ -131,6 +146,7 @@ json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::
   for (const json& a : TargetArgs(spec.target)) args.push_back(a);
   AddOpt(args, "--namespace", cluster["metadata"].value("namespace", "default"));
   AddOpt(args, "--cluster", cluster["metadata"].value("name", ""));
+  AddOpt(args, "--file-prefix", file_prefix);
   const backup::RetentionPolicy& r = spec.retention;
   if (r.max_count > 0) AddOpt(args, "--max-count", std::to_string(r.max_count));
   if (r.max_age.count() > 0) AddOpt(args, "--max-age", FormatDuration(r.max_age));
@@ -232,24 +248,47 @@ json ExecutorJob(const json& owner, const std::string& job_name, const json& lab
             {"template", {{"metadata", {{"labels", labels}}}, {"spec", pod_spec}}}}}};
 }
 
-json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
-                    const std::string& jwt_role, TimePoint slot, bool triggered,
-                    const JobSettings& settings) {
+namespace {
+
+json BackupJob(const json& cluster, const backup::BackupSpec& spec, const std::string& jwt_role,
+               const std::string& job_name, json annotations, const std::string& file_prefix,
+               const JobSettings& settings) {
   const std::string name = cluster["metadata"].value("name", "");
   json labels = {{kLabelCluster, ClusterLabelValue(name)},
                  {kLabelComponent, kComponentBackup},
                  {kLabelManagedBy, kManagedBy},
                  {"app.kubernetes.io/name", "bao-backup"}};
-  json annotations = {{kAnnotationCluster, name},
-                      {kAnnotationSlot, FormatRfc3339(slot)},
-                      {kAnnotationTrigger, triggered ? "true" : "false"}};
+  annotations[kAnnotationCluster] = name;
   ExecutorAuth auth;
   auth.jwt_role = jwt_role;
   auth.token_secret = spec.token_secret_name;
   json pod = ExecutorPodSpec(cluster, spec.target, auth, BackupServiceAccountName(name), spec.image,
-                             BackupArgs(cluster, spec, jwt_role), settings);
+                             BackupArgs(cluster, spec, jwt_role, file_prefix), settings);
   pod["containers"][0]["name"] = "backup";
-  return ExecutorJob(cluster, BackupJobName(name, slot), labels, annotations, pod, settings);
+  return ExecutorJob(cluster, job_name, labels, annotations, pod, settings);
+}
+
+}  // namespace
+
+json BuildBackupJob(const json& cluster, const backup::BackupSpec& spec,
+                    const std::string& jwt_role, TimePoint slot, bool triggered,
+                    const JobSettings& settings) {
+  const std::string name = cluster["metadata"].value("name", "");
+  json annotations = {{kAnnotationSlot, FormatRfc3339(slot)},
+                      {kAnnotationTrigger, triggered ? "true" : "false"}};
+  return BackupJob(cluster, spec, jwt_role, BackupJobName(name, slot), annotations, "", settings);
+}
+
+json BuildPreUpgradeBackupJob(const json& cluster, const backup::BackupSpec& spec,
+                              const std::string& jwt_role, const std::string& version,
+                              int64_t attempt, TimePoint started, bool triggered,
+                              const JobSettings& settings) {
+  const std::string name = cluster["metadata"].value("name", "");
+  json annotations = {{kAnnotationSlot, FormatRfc3339(started)},
+                      {kAnnotationTrigger, triggered ? "true" : "false"},
+                      {kAnnotationPreUpgradeVersion, version}};
+  return BackupJob(cluster, spec, jwt_role, PreUpgradeJobName(name, version, attempt), annotations,
+                   backup::kPreUpgradePrefix, settings);
 }
 
 }  // namespace bao::op

@@ -3,6 +3,7 @@
 // fixed by the contract (docs/operator.md lists them). Pure functions; thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -34,6 +35,8 @@ constexpr const char* kAnnotationCluster = "openbao.org/cluster";
 // Job annotations: the slot (RFC 3339) the Job serves and whether it was a manual trigger.
 constexpr const char* kAnnotationSlot = "openbao.org/backup-slot";
 constexpr const char* kAnnotationTrigger = "openbao.org/trigger-backup";
+// On a pre-upgrade backup Job: the spec.version it is the recovery point for.
+constexpr const char* kAnnotationPreUpgradeVersion = "openbao.org/pre-upgrade-version";
 
 struct JobSettings {
   std::string default_image;                      // used when spec.backup.image is empty
@@ -46,6 +49,14 @@ struct JobSettings {
 // "backup-<cluster>-<yyyymmdd-hhmmss>" for the slot (UTC). The cluster part is shortened (with
 // a hash suffix keeping names distinct) so the name stays a DNS-1123 label of <= 63 characters.
 std::string BackupJobName(const std::string& cluster, TimePoint slot);
+
+// The pre-upgrade backup Job for target `version`: "backup-<cluster>-pre-<8 hex of the
+// version's SHA-256>", and for a retry (attempt >= 2) "...-<attempt>". It derives only from
+// the cluster, the version and the attempt, so a repeated reconcile names the same Job. The
+// cluster part is shortened with a hash past 36 characters: the name stays a DNS-1123 label of
+// <= 63 characters for attempts up to 99999.
+std::string PreUpgradeJobName(const std::string& cluster, const std::string& version,
+                              int64_t attempt = 1);
 
 // The value of kLabelCluster for `cluster`: the name itself when it fits a label value (<= 63
 // characters), else its first 54 characters, "-" and 8 hex digits of its SHA-256, so long
@@ -87,9 +98,10 @@ nlohmann::json OpenBaoArgs(const nlohmann::json& cluster, const ExecutorAuth& au
 nlohmann::json TargetArgs(const storage::TargetConfig& target);
 
 // The backup executor's argv after the program name, for `spec` of cluster `cluster`.
-// `jwt_role` is the effective JWT role ("" = token Secret).
+// `jwt_role` is the effective JWT role ("" = token Secret); a `file_prefix` ("pre-upgrade-")
+// goes before the timestamp of the object's name (--file-prefix).
 nlohmann::json BackupArgs(const nlohmann::json& cluster, const backup::BackupSpec& spec,
-                          const std::string& jwt_role);
+                          const std::string& jwt_role, const std::string& file_prefix = "");
 
 // The Pod spec every executor Job shares: `service_account`, no automounted API token, the
 // restricted security context, /tmp, the storage credentials Secret of `target` (and IRSA for
@@ -111,5 +123,14 @@ nlohmann::json ExecutorJob(const nlohmann::json& owner, const std::string& job_n
 nlohmann::json BuildBackupJob(const nlohmann::json& cluster, const backup::BackupSpec& spec,
                               const std::string& jwt_role, TimePoint slot, bool triggered,
                               const JobSettings& settings);
+
+// The pre-upgrade backup Job for target `version` (attempt `attempt`, started at `started`):
+// the backup Job's shape, named PreUpgradeJobName(), annotated kAnnotationPreUpgradeVersion,
+// its object named "pre-upgrade-<timestamp>-<id>.snap" (--file-prefix), retention as usual.
+nlohmann::json BuildPreUpgradeBackupJob(const nlohmann::json& cluster,
+                                        const backup::BackupSpec& spec, const std::string& jwt_role,
+                                        const std::string& version, int64_t attempt,
+                                        TimePoint started, bool triggered,
+                                        const JobSettings& settings);
 
 }  // namespace bao::op

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "backup/spec.h"
+#include "crypto/crypto.h"
 
 namespace bao::op {
 namespace {
@@ -76,6 +79,71 @@ TEST(JobBuilderTest, NameDerivesFromTheSlotAndStaysADnsLabel) {
   EXPECT_TRUE(na.ends_with("-20250115-030000")) << na;
   EXPECT_EQ(BackupServiceAccountName("bao"), "bao-backup-serviceaccount");
   EXPECT_EQ(TlsCaSecretName("bao"), "bao-tls-ca");
+}
+
+// One name per target version (and attempt): a repeated reconcile, or one after a restart,
+// names the same Job; long cluster names and versions stay within a DNS label.
+TEST(JobBuilderTest, PreUpgradeJobNameDerivesFromTheTargetVersion) {
+  const std::string hash = "-pre-" + crypto::Sha256Hex("2.2.0").substr(0, 8);
+  EXPECT_EQ(PreUpgradeJobName("bao", "2.2.0"), "backup-bao" + hash);
+  EXPECT_EQ(PreUpgradeJobName("bao", "2.2.0", 1), PreUpgradeJobName("bao", "2.2.0"));
+  EXPECT_EQ(PreUpgradeJobName("bao", "2.2.0", 2), "backup-bao" + hash + "-2");
+  EXPECT_NE(PreUpgradeJobName("bao", "2.2.0"), PreUpgradeJobName("bao", "2.2.1"));
+  EXPECT_NE(PreUpgradeJobName("bao", "2.2.0"), PreUpgradeJobName("bao2", "2.2.0"));
+  EXPECT_NE(PreUpgradeJobName("bao", "2.2.0"), BackupJobName("bao", At("2025-01-15T03:00:00Z")));
+  const std::string version = "2.2.0-beta.1+build." + std::string(100, '7');  // not label-safe
+  for (const std::string& cluster :
+       {std::string(36, 'a'), std::string(37, 'a'), std::string(231, 'z')}) {
+    for (int64_t attempt : {int64_t{1}, int64_t{99999}, int64_t{1000000}}) {
+      std::string n = PreUpgradeJobName(cluster, version, attempt);
+      EXPECT_LE(n.size(), 63u) << n;
+      EXPECT_TRUE(std::all_of(n.begin(), n.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+      })) << n;
+      EXPECT_NE(n.back(), '-') << n;
+    }
+  }
+  EXPECT_NE(PreUpgradeJobName(std::string(60, 'a'), "2.2.0"),
+            PreUpgradeJobName(std::string(59, 'a') + "b", "2.2.0"));
+}
+
+TEST(JobBuilderTest, PreUpgradeJobIsTheBackupJobWithAPrefixAndTheVersion) {
+  JobSettings settings;
+  settings.default_image = "ghcr.io/x/bao-backup:1";
+  const backup::BackupSpec spec = Spec(TokenBackup());
+  json job = BuildPreUpgradeBackupJob(Cluster(), spec, "", "2.2.0", 1, At("2025-01-15T03:00:07Z"),
+                                      false, settings);
+  json scheduled = BuildBackupJob(Cluster(), spec, "", At("2025-01-15T03:00:07Z"), false, settings);
+  EXPECT_EQ(job["metadata"]["name"], PreUpgradeJobName("bao", "2.2.0"));
+  EXPECT_EQ(job["metadata"]["annotations"][kAnnotationPreUpgradeVersion], "2.2.0");
+  EXPECT_EQ(job["metadata"]["annotations"][kAnnotationSlot], "2025-01-15T03:00:07Z");
+  EXPECT_EQ(job["metadata"]["annotations"][kAnnotationCluster], "bao");
+  EXPECT_FALSE(scheduled["metadata"]["annotations"].contains(kAnnotationPreUpgradeVersion));
+  // Found by the same selector as every backup Job.
+  EXPECT_EQ(job["metadata"]["labels"], scheduled["metadata"]["labels"]);
+  const json& args = job["spec"]["template"]["spec"]["containers"][0]["args"];
+  EXPECT_EQ(ArgAfter(args, "--file-prefix"), "pre-upgrade-");
+  EXPECT_FALSE(
+      HasArg(scheduled["spec"]["template"]["spec"]["containers"][0]["args"], "--file-prefix"));
+  // Otherwise the same Job: arguments (retention included), mounts, security.
+  json without = args;
+  for (size_t i = 0; i + 1 < without.size(); ++i) {
+    if (without[i] == "--file-prefix") {
+      without.erase(without.begin() + static_cast<std::ptrdiff_t>(i),
+                    without.begin() + static_cast<std::ptrdiff_t>(i + 2));
+      break;
+    }
+  }
+  EXPECT_EQ(without, scheduled["spec"]["template"]["spec"]["containers"][0]["args"]);
+  EXPECT_EQ(ArgAfter(args, "--max-count"), "3");
+  json a = job["spec"], b = scheduled["spec"];
+  a["template"]["spec"]["containers"][0].erase("args");
+  b["template"]["spec"]["containers"][0].erase("args");
+  EXPECT_EQ(a, b);
+  // A retry is another Job.
+  EXPECT_EQ(BuildPreUpgradeBackupJob(Cluster(), spec, "", "2.2.0", 2, At("2025-01-15T04:00:00Z"),
+                                     true, settings)["metadata"]["name"],
+            PreUpgradeJobName("bao", "2.2.0", 2));
 }
 
 TEST(JobBuilderTest, TokenJobHasTheContractShape) {

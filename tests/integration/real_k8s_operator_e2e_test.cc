@@ -751,5 +751,277 @@ TEST_F(OperatorE2E, NamespacedInstallRunsTheOperatorProcess) {
   EXPECT_EQ(log.find("forbidden"), std::string::npos) << log;
 }
 
+// Issue 14: a recovery point before every upgrade. spec.upgrade.preUpgradeSnapshot and a version
+// bump: exactly one pre-upgrade-<timestamp>-<id>.snap for the target version (repeated
+// reconciles by new managers while its Job runs, slots passing meanwhile), under the lock,
+// reported in the condition and status.backup.lastPreUpgradeBackup; scheduled slots stay
+// skipped until status.currentVersion catches up; retention keeps it afterwards.
+TEST_F(OperatorE2E, PreUpgradeBackupIsTakenOncePerTargetVersion) {
+  StartBackends();
+  CreateCluster("bao", BackupSpec(), {{"upgrade", {{"preUpgradeSnapshot", true}}}});
+  EXPECT_EQ(Reconcile("bao").outcome, "idle");
+  EXPECT_TRUE(Jobs().empty());
+  EXPECT_TRUE(ConditionOf("bao", op::kConditionPreUpgradeBackupReady).is_null());
+
+  ASSERT_TRUE(
+      client_->MergePatch(k8s::kOpenBaoClusters, kNs, "bao", {{"spec", {{"version", "2.2.0"}}}})
+          .ok());
+  EXPECT_EQ(Reconcile("bao").outcome, "created:pre-upgrade");
+  const std::string job_name = op::PreUpgradeJobName("bao", "2.2.0");
+  std::vector<json> jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  json job = jobs[0];
+  EXPECT_EQ(job["metadata"]["name"], job_name);
+  EXPECT_EQ(job["metadata"]["annotations"][op::kAnnotationPreUpgradeVersion], "2.2.0");
+  EXPECT_NE(job["spec"]["template"]["spec"]["containers"][0]["args"].dump().find(
+                "\"--file-prefix\",\"pre-upgrade-\""),
+            std::string::npos);
+  json st = Cluster("bao")["status"];
+  EXPECT_EQ(st["operationLock"]["holder"], std::string(op::kLockHolderPrefix) + job_name) << st;
+  EXPECT_EQ(st["operationLock"]["operation"], "Backup");
+  EXPECT_EQ(st["backup"]["lastPreUpgradeAttempt"]["version"], "2.2.0") << st;
+  json cond = ConditionOf("bao", op::kConditionPreUpgradeBackupReady);
+  EXPECT_EQ(cond["status"], "False") << cond;
+  EXPECT_EQ(cond["reason"], op::kReasonPreUpgradeBackupRunning);
+  EXPECT_TRUE(HasEvent("BackupStarted", "bao"));
+
+  // While it runs: new managers, a slot passing (skipped as UpgradePending, not started).
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "skipped:UpgradePending");
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  EXPECT_EQ(Jobs().size(), 1u);
+  EXPECT_EQ(BackupStatus("bao")["lastSkippedScheduledTime"], "2025-01-15T03:01:00Z");
+
+  ASSERT_EQ(RunJob(job), 0) << last_run_.err;
+  clock_.Set(At("2025-01-15T03:01:40Z"));
+  Reconcile("bao");
+  Reconcile("bao");
+  json b = BackupStatus("bao");
+  const json pre = b["lastPreUpgradeBackup"];
+  ASSERT_TRUE(pre.is_object()) << b;
+  const std::string key = pre["key"];
+  EXPECT_TRUE(key.starts_with("prod/ns1/bao/pre-upgrade-")) << pre;
+  EXPECT_EQ(pre["version"], "2.2.0");
+  EXPECT_TRUE(ParseRfc3339(pre["time"].get<std::string>()).ok()) << pre;
+  // Recorded like any backup, but not as a scheduled slot's attempt.
+  EXPECT_EQ(b["lastBackupName"], key);
+  EXPECT_EQ(b["consecutiveFailures"], 0);
+  EXPECT_FALSE(b.contains("lastAttemptScheduledTime")) << b;
+  EXPECT_FALSE(Cluster("bao")["status"].contains("operationLock"));
+  cond = ConditionOf("bao", op::kConditionPreUpgradeBackupReady);
+  EXPECT_EQ(cond["status"], "True") << cond;
+  EXPECT_EQ(cond["reason"], op::kReasonPreUpgradeBackupSucceeded);
+  EXPECT_NE(cond["message"].get<std::string>().find(key), std::string::npos) << cond;
+  EXPECT_EQ(EventTypes(op::kReasonPreUpgradeBackupSucceeded, "bao"),
+            std::set<std::string>{"Normal"});
+  EXPECT_EQ(ObjectKeys(), std::vector<std::string>{key});
+
+  // Until the upgrade is done: no second pre-upgrade backup, scheduled slots skipped.
+  clock_.Set(At("2025-01-15T03:02:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "skipped:UpgradePending");
+  EXPECT_EQ(Reconcile("bao").outcome, "idle");
+  EXPECT_EQ(Jobs().size(), 1u);
+  EXPECT_EQ(ObjectKeys().size(), 1u);
+
+  // The upgrade is done: scheduled backups again. Retention (maxCount 1) keeps the newest
+  // scheduled backup and the pre-upgrade one.
+  SetStatus("bao", {{"currentVersion", "2.2.0"}});
+  clock_.Set(At("2025-01-15T03:03:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  bool ran = false;
+  for (const json& j : Jobs()) {
+    if (j["metadata"]["name"] == "backup-bao-20250115-030300") {
+      ASSERT_EQ(RunJob(j), 0) << last_run_.err;
+      ran = true;
+    }
+  }
+  ASSERT_TRUE(ran);
+  clock_.Set(At("2025-01-15T03:03:30Z"));
+  Reconcile("bao");
+  b = BackupStatus("bao");
+  EXPECT_EQ(b["lastAttemptScheduledTime"], "2025-01-15T03:03:00Z") << b;
+  EXPECT_NE(b["lastBackupName"], key);
+  EXPECT_EQ(b["lastPreUpgradeBackup"]["key"], key);
+  std::vector<std::string> keys = ObjectKeys();
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), key), 1) << keys[0] << " " << keys[1];
+  EXPECT_EQ(Jobs().size(), 2u);
+}
+
+// A failing executor: PreUpgradeBackupFailed with its error and a Warning Event; not retried on
+// its own (the slots go on being skipped), retried once when the trigger annotation is set.
+TEST_F(OperatorE2E, FailedPreUpgradeBackupIsReportedAndRetriedOnlyOnTrigger) {
+  StartBackends();
+  CreateCluster("bao", BackupSpec(), {{"upgrade", {{"preUpgradeSnapshot", true}}}});
+  EXPECT_EQ(Reconcile("bao").outcome, "idle");
+  ASSERT_TRUE(bao_->SetFaults({{"fail_status", 500}, {"count", 100}}).ok());
+  ASSERT_TRUE(
+      client_->MergePatch(k8s::kOpenBaoClusters, kNs, "bao", {{"spec", {{"version", "2.2.0"}}}})
+          .ok());
+  EXPECT_EQ(Reconcile("bao").outcome, "created:pre-upgrade");
+  ASSERT_EQ(Jobs().size(), 1u);
+  EXPECT_NE(RunJob(Jobs()[0]), 0);
+  clock_.Set(At("2025-01-15T03:00:50Z"));
+  Reconcile("bao");
+  Reconcile("bao");
+  json b = BackupStatus("bao");
+  EXPECT_EQ(b["consecutiveFailures"], 1) << b;
+  EXPECT_FALSE(b.contains("lastPreUpgradeBackup")) << b;
+  const std::string reason = b["lastFailureReason"];
+  EXPECT_FALSE(reason.empty());
+  json cond = ConditionOf("bao", op::kConditionPreUpgradeBackupReady);
+  EXPECT_EQ(cond["status"], "False") << cond;
+  EXPECT_EQ(cond["reason"], op::kReasonPreUpgradeBackupFailed);
+  EXPECT_NE(cond["message"].get<std::string>().find(reason), std::string::npos) << cond;
+  EXPECT_NE(cond["message"].get<std::string>().find(op::kAnnotationTrigger), std::string::npos);
+  EXPECT_EQ(EventTypes(op::kReasonPreUpgradeBackupFailed, "bao"), std::set<std::string>{"Warning"});
+  EXPECT_FALSE(Cluster("bao")["status"].contains("operationLock"));
+
+  // No automatic retry.
+  ASSERT_TRUE(bao_->ClearFaults().ok());
+  for (const char* t : {"2025-01-15T03:01:05Z", "2025-01-15T03:02:05Z"}) {
+    clock_.Set(At(t));
+    EXPECT_EQ(Reconcile("bao").outcome, "skipped:UpgradePending") << t;
+    EXPECT_EQ(Reconcile("bao").outcome, "idle") << t;
+  }
+  EXPECT_EQ(Jobs().size(), 1u);
+  EXPECT_EQ(ConditionOf("bao", op::kConditionPreUpgradeBackupReady)["reason"],
+            op::kReasonPreUpgradeBackupFailed);
+
+  // The user retries: one more Job (the next attempt's name), the annotation removed.
+  ASSERT_TRUE(client_
+                  ->MergePatch(k8s::kOpenBaoClusters, kNs, "bao",
+                               {{"metadata", {{"annotations", {{op::kAnnotationTrigger, "now"}}}}}})
+                  .ok());
+  clock_.Set(At("2025-01-15T03:02:20Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created:pre-upgrade");
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  EXPECT_FALSE(Cluster("bao")["metadata"]
+                   .value("annotations", json::object())
+                   .contains(op::kAnnotationTrigger));
+  std::vector<json> jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 2u);
+  json retry;
+  for (const json& j : jobs) {
+    if (j["metadata"]["name"] == op::PreUpgradeJobName("bao", "2.2.0", 2)) retry = j;
+  }
+  ASSERT_TRUE(retry.is_object());
+  ASSERT_EQ(RunJob(retry), 0) << last_run_.err;
+  clock_.Set(At("2025-01-15T03:02:40Z"));
+  Reconcile("bao");
+  Reconcile("bao");
+  b = BackupStatus("bao");
+  EXPECT_EQ(b["consecutiveFailures"], 0) << b;
+  EXPECT_EQ(b["lastPreUpgradeBackup"]["version"], "2.2.0") << b;
+  cond = ConditionOf("bao", op::kConditionPreUpgradeBackupReady);
+  EXPECT_EQ(cond["status"], "True") << cond;
+  EXPECT_NE(cond["message"].get<std::string>().find(b["lastPreUpgradeBackup"]["key"]),
+            std::string::npos);
+  EXPECT_EQ(Jobs().size(), 2u);
+  std::vector<std::string> keys = ObjectKeys();
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_TRUE(keys[0].starts_with("prod/ns1/bao/pre-upgrade-")) << keys[0];
+}
+
+// Without the flag (absent or false) nothing is taken, as before; the CRD types the flag; the
+// cluster with it set, beside them, gets its backup.
+TEST_F(OperatorE2E, PreUpgradeBackupOnlyWithTheFlag) {
+  CreateTokenSecrets();
+  Result<json> refused =
+      TryCreateCluster("typo", BackupSpec(), {{"upgrade", {{"preUpgradeSnapshot", "yes"}}}});
+  EXPECT_EQ(k8s::HttpCodeOf(refused.status()), 422) << refused.status().ToString();
+  CreateCluster("plain", BackupSpec());
+  CreateCluster("off", BackupSpec(),
+                {{"upgrade", {{"preUpgradeSnapshot", false}, {"vendorOption", "kept"}}}});
+  CreateCluster("on", BackupSpec(),
+                {{"upgrade", {{"preUpgradeSnapshot", true}, {"vendorOption", "kept"}}}});
+  const std::vector<std::string> names = {"plain", "off", "on"};
+  for (const std::string& n : names) {
+    EXPECT_EQ(Reconcile(n).outcome, "idle") << n;
+    ASSERT_TRUE(
+        client_->MergePatch(k8s::kOpenBaoClusters, kNs, n, {{"spec", {{"version", "2.2.0"}}}})
+            .ok());
+  }
+  EXPECT_EQ(Cluster("off")["spec"]["upgrade"]["vendorOption"], "kept");
+  for (const char* t : {"2025-01-15T03:00:40Z", "2025-01-15T03:01:05Z", "2025-01-15T03:02:05Z"}) {
+    clock_.Set(At(t));
+    for (const std::string& n : names) Reconcile(n);
+  }
+  std::vector<json> jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0]["metadata"]["name"], op::PreUpgradeJobName("on", "2.2.0"));
+  for (const char* n : {"plain", "off"}) {
+    EXPECT_TRUE(ConditionOf(n, op::kConditionPreUpgradeBackupReady).is_null()) << n;
+    json b = BackupStatus(n);
+    EXPECT_FALSE(b.contains("lastPreUpgradeAttempt")) << b;
+    EXPECT_EQ(b["lastSkippedScheduledTime"], "2025-01-15T03:02:00Z") << b;
+    EXPECT_TRUE(b["lastSkipReason"].get<std::string>().starts_with("UpgradePending")) << b;
+  }
+  EXPECT_EQ(ConditionOf("on", op::kConditionPreUpgradeBackupReady)["reason"],
+            op::kReasonPreUpgradeBackupRunning);
+  // The slots of "on" are skipped too while its version change is pending.
+  EXPECT_TRUE(
+      BackupStatus("on")["lastSkipReason"].get<std::string>().starts_with("UpgradePending"));
+}
+
+// A scheduled backup running when the version changes: the pre-upgrade backup waits for it
+// (and says so), then starts in the reconcile that records it. The operator dying between the
+// lock and the Job: the same Job, rebuilt from the status, is created by the next reconcile.
+TEST_F(OperatorE2E, PreUpgradeBackupWaitsForARunningBackupAndResumesAfterACrash) {
+  CreateTokenSecrets();
+  CreateCluster("bao", BackupSpec(), {{"upgrade", {{"preUpgradeSnapshot", true}}}});
+  Reconcile("bao");
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created");
+  ASSERT_TRUE(
+      client_->MergePatch(k8s::kOpenBaoClusters, kNs, "bao", {{"spec", {{"version", "2.2.0"}}}})
+          .ok());
+  clock_.Set(At("2025-01-15T03:01:10Z"));
+  op::ReconcileResult r = Reconcile("bao");
+  EXPECT_EQ(r.outcome, "running");
+  EXPECT_LE(r.requeue_at, clock_.Now() + op::kLockRenewInterval);
+  ASSERT_EQ(Jobs().size(), 1u);
+  json cond = ConditionOf("bao", op::kConditionPreUpgradeBackupReady);
+  EXPECT_EQ(cond["reason"], op::kReasonPreUpgradeBackupWaiting) << cond;
+  EXPECT_NE(cond["message"].get<std::string>().find("BackupRunning"), std::string::npos) << cond;
+
+  FinishJob("backup-bao-20250115-030100", 0, R"({"key":"prod/ns1/bao/a.snap","size":7})");
+  clock_.Set(At("2025-01-15T03:01:20Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "created:pre-upgrade");
+  const std::string job_name = op::PreUpgradeJobName("bao", "2.2.0");
+  ASSERT_EQ(Jobs().size(), 2u);
+
+  // Pretend the Job creation never happened (see InterruptedAfterTakingTheLockResumesTheSameJob).
+  k8s::DeleteOptions background;
+  background.propagation_policy = "Background";
+  ASSERT_TRUE(client_->Delete(k8s::kJobs, kNs, job_name, background).ok());
+  clock_.Set(At("2025-01-15T03:01:30Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "resumed");
+  json resumed;
+  for (const json& j : Jobs()) {
+    if (j["metadata"]["name"] == job_name) resumed = j;
+  }
+  ASSERT_TRUE(resumed.is_object());
+  EXPECT_EQ(resumed["metadata"]["annotations"][op::kAnnotationPreUpgradeVersion], "2.2.0");
+  EXPECT_NE(resumed["spec"]["template"]["spec"]["containers"][0]["args"].dump().find(
+                "\"--file-prefix\",\"pre-upgrade-\""),
+            std::string::npos);
+  EXPECT_EQ(Reconcile("bao").outcome, "running");
+  EXPECT_EQ(Jobs().size(), 2u);
+
+  const std::string key = "prod/ns1/bao/pre-upgrade-2025-01-15T03-01-31Z-0123abcd.snap";
+  FinishJob(job_name, 0, R"({"key":")" + key + R"(","size":9,"duration":"1s"})");
+  clock_.Set(At("2025-01-15T03:01:50Z"));
+  Reconcile("bao");
+  EXPECT_EQ(BackupStatus("bao")["lastPreUpgradeBackup"]["key"], key);
+  cond = ConditionOf("bao", op::kConditionPreUpgradeBackupReady);
+  EXPECT_EQ(cond["status"], "True") << cond;
+  EXPECT_FALSE(Cluster("bao")["status"].contains("operationLock"));
+  clock_.Set(At("2025-01-15T03:02:05Z"));
+  EXPECT_EQ(Reconcile("bao").outcome, "skipped:UpgradePending");
+  EXPECT_EQ(Jobs().size(), 2u);
+}
+
 }  // namespace
 }  // namespace bao::testing
