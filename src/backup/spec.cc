@@ -2,18 +2,13 @@
 
 #include <limits>
 
+#include "common/json_fields.h"
+
 namespace bao::backup {
 
 using nlohmann::json;
 
 namespace {
-
-Status GetString(const json& j, const char* name, const std::string& path, std::string* out) {
-  if (!j.contains(name) || j[name].is_null()) return Status::Ok();
-  if (!j[name].is_string()) return InvalidArgument(path + "." + name + ": must be a string");
-  *out = j[name].get<std::string>();
-  return Status::Ok();
-}
 
 Status GetRefName(const json& j, const char* name, const std::string& path, std::string* out) {
   if (!j.contains(name) || j[name].is_null()) return Status::Ok();

@@ -58,6 +58,27 @@ json ParseResult(const std::string& message) {
   return j;
 }
 
+json NewestResult(const std::vector<json>& pods, std::string* finished_at) {
+  json result;
+  std::string newest;
+  for (const json& pod : pods) {
+    const json& statuses = At(pod, {"status", "containerStatuses"});
+    if (!statuses.is_array()) continue;
+    for (const json& cs : statuses) {
+      const json& term = At(cs, {"state", "terminated"});
+      if (!term.is_object()) continue;
+      std::string finished = Str(term, "finishedAt");
+      json parsed = ParseResult(Str(term, "message"));
+      if (!parsed.is_null() && (result.is_null() || finished >= newest)) {
+        result = parsed;
+        newest = finished;
+      }
+    }
+  }
+  if (finished_at) *finished_at = newest;
+  return result;
+}
+
 bool IsOurLock(const json& lock) {
   return lock.is_object() && Str(lock, "operation") == "Backup" &&
          Str(lock, "holder").rfind(kLockHolderPrefix, 0) == 0;
@@ -195,23 +216,8 @@ PreUpgradeDecision DecidePreUpgrade(const json& cluster, const std::vector<json>
 JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector<json>& pods,
                                const json& backup_status, TimePoint now) {
   const std::string job_name = Str(At(job, {"metadata"}), "name");
-  // The result: the newest terminated container's message.
-  json result;
   std::string newest;  // finishedAt of the container the result came from
-  for (const json& pod : pods) {
-    const json& statuses = At(pod, {"status", "containerStatuses"});
-    if (!statuses.is_array()) continue;
-    for (const json& cs : statuses) {
-      const json& term = At(cs, {"state", "terminated"});
-      if (!term.is_object()) continue;
-      std::string finished = Str(term, "finishedAt");
-      json parsed = ParseResult(Str(term, "message"));
-      if (!parsed.is_null() && (result.is_null() || finished >= newest)) {
-        result = parsed;
-        newest = finished;
-      }
-    }
-  }
+  const json result = NewestResult(pods, &newest);
   JobOutcome out;
   out.succeeded = complete && result.is_object() && !Str(result, "key").empty();
   const json& failures = At(backup_status, {"consecutiveFailures"});

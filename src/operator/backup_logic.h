@@ -35,6 +35,10 @@ std::string JobFailureMessage(const nlohmann::json& job);
 // it is not a JSON object.
 nlohmann::json ParseResult(const std::string& termination_message);
 
+// The executor's result in the newest terminated container of `pods` (null when none has a
+// JSON result); `finished_at` gets that container's finishedAt.
+nlohmann::json NewestResult(const std::vector<nlohmann::json>& pods, std::string* finished_at);
+
 // True when `lock` (status.operationLock) is a backup lock taken by this operator.
 bool IsOurLock(const nlohmann::json& lock);
 // The Job named by our lock's holder, or "" when the lock is not ours.

@@ -1,6 +1,7 @@
 #include "operator/restore_logic.h"
 
 #include "backup/exit_code.h"
+#include "common/json_fields.h"
 #include "crypto/crypto.h"
 #include "operator/backup_logic.h"
 
@@ -9,20 +10,6 @@ namespace bao::op {
 using nlohmann::json;
 
 namespace {
-
-Status GetString(const json& j, const char* name, const std::string& path, std::string* out) {
-  if (!j.contains(name) || j[name].is_null()) return Status::Ok();
-  if (!j[name].is_string()) return InvalidArgument(path + "." + name + ": must be a string");
-  *out = j[name].get<std::string>();
-  return Status::Ok();
-}
-
-Status GetBool(const json& j, const char* name, const std::string& path, bool* out) {
-  if (!j.contains(name) || j[name].is_null()) return Status::Ok();
-  if (!j[name].is_boolean()) return InvalidArgument(path + "." + name + ": must be true or false");
-  *out = j[name].get<bool>();
-  return Status::Ok();
-}
 
 // "<prefix><name><suffix>", the name part shortened with a hash so the whole stays <= 63.
 std::string DnsLabel(const std::string& prefix, const std::string& name,
@@ -150,27 +137,6 @@ json BuildRestoreJob(const json& restore, const json& cluster, const RestoreRequ
   annotations["openbao.org/restore-attempt"] = std::to_string(attempt);
   return ExecutorJob(restore, RestoreJobName(name, attempt),
                      RestoreLabels(request, kComponentRestore), annotations, pod, settings);
-}
-
-json NewestResult(const std::vector<json>& pods, std::string* finished_at) {
-  json result;
-  std::string newest;
-  for (const json& pod : pods) {
-    const json& statuses = At(pod, {"status", "containerStatuses"});
-    if (!statuses.is_array()) continue;
-    for (const json& cs : statuses) {
-      const json& term = At(cs, {"state", "terminated"});
-      if (!term.is_object()) continue;
-      std::string finished = Str(term, "finishedAt");
-      json parsed = ParseResult(Str(term, "message"));
-      if (!parsed.is_null() && (result.is_null() || finished >= newest)) {
-        result = parsed;
-        newest = finished;
-      }
-    }
-  }
-  if (finished_at) *finished_at = newest;
-  return result;
 }
 
 RestoreVerdict JudgeRestoreJob(bool complete, const json& result, int attempt,

@@ -74,10 +74,6 @@ nlohmann::json BuildRestoreJob(const nlohmann::json& restore, const nlohmann::js
                                const RestoreRequest& request, const ExecutorAuth& auth, int attempt,
                                const JobSettings& settings);
 
-// The executor's result in the newest terminated container of `pods` (null when none has a
-// JSON result); `finished_at` gets that container's finishedAt.
-nlohmann::json NewestResult(const std::vector<nlohmann::json>& pods, std::string* finished_at);
-
 // What a finished restore Job means.
 struct RestoreVerdict {
   enum class Kind { kSucceeded, kRetry, kFailed } kind = Kind::kFailed;

@@ -1,5 +1,6 @@
 #include "storage/target.h"
 
+#include "common/json_fields.h"
 #include "storage/azure_store.h"
 #include "storage/file_store.h"
 #include "storage/gcs_store.h"
@@ -12,27 +13,6 @@ using nlohmann::json;
 
 Status WrongType(const std::string& path, const char* want) {
   return InvalidArgument(path + ": must be " + want);
-}
-
-Status GetString(const json& j, const char* name, const std::string& path, std::string* out) {
-  if (!j.contains(name) || j[name].is_null()) return Status::Ok();
-  if (!j[name].is_string()) return WrongType(path + "." + name, "a string");
-  *out = j[name].get<std::string>();
-  return Status::Ok();
-}
-
-Status GetBool(const json& j, const char* name, const std::string& path, bool* out) {
-  if (!j.contains(name) || j[name].is_null()) return Status::Ok();
-  if (!j[name].is_boolean()) return WrongType(path + "." + name, "true or false");
-  *out = j[name].get<bool>();
-  return Status::Ok();
-}
-
-Status GetInt(const json& j, const char* name, const std::string& path, int64_t* out) {
-  if (!j.contains(name) || j[name].is_null()) return Status::Ok();
-  if (!j[name].is_number_integer()) return WrongType(path + "." + name, "a whole number");
-  *out = j[name].get<int64_t>();
-  return Status::Ok();
 }
 
 std::string StripSlashes(std::string s) {
