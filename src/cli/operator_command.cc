@@ -48,6 +48,7 @@ int RunOperatorCommand(const OperatorOptions& opts) {
     log::Error("no executor image: set --image or BAO_BACKUP_IMAGE (the operator's own image)");
     return static_cast<int>(backup::ExitCode::kConfig);
   }
+  config->user_agent = "bao-backup-operator";
   k8s::Client client(*config);
   Status s = op::RunController(&client, o, CancelFlag());
   if (!s.ok()) {

@@ -128,6 +128,11 @@ Result<http::Response> Client::Do(http::Request request) {
   BAO_ASSIGN_OR_RETURN(std::string token, tokens_.Token());
   if (!token.empty()) request.headers.emplace_back("Authorization", "Bearer " + token);
   request.headers.emplace_back("Accept", "application/json");
+  request.headers.emplace_back("User-Agent", config_.user_agent);
+  if (request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
+    request.url += (request.url.find('?') == std::string::npos ? "?" : "&") +
+                   std::string("fieldManager=") + http::UrlEncode(config_.user_agent);
+  }
   request.tls = config_.tls;
   std::unique_ptr<http::Client> conn;
   {

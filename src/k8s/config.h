@@ -20,6 +20,9 @@ struct Config {
   std::string token_file;  // re-read whenever it changes (wins over `token` when set)
   std::string default_namespace = "default";
   std::chrono::milliseconds request_timeout{30000};  // non-watch requests
+  // Sent as User-Agent, and as ?fieldManager= on every write, so the API server's
+  // metadata.managedFields and audit log name bao-backup as the writer.
+  std::string user_agent = "bao-backup";
 };
 
 // Paths of the in-cluster ServiceAccount files; tests point them at temporary files.

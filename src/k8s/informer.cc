@@ -38,6 +38,16 @@ void Informer::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
+namespace {
+
+void Slim(json& object) {
+  if (object.contains("metadata") && object["metadata"].is_object()) {
+    object["metadata"].erase("managedFields");
+  }
+}
+
+}  // namespace
+
 void Informer::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -65,6 +75,11 @@ std::vector<json> Informer::List() const {
   out.reserve(cache_.size());
   for (const auto& [key, obj] : cache_) out.push_back(obj);
   return out;
+}
+
+void Informer::Visit(const std::function<void(const json&)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, obj] : cache_) fn(obj);
 }
 
 std::string Informer::ResourceVersion() const {
@@ -99,6 +114,7 @@ Status Informer::ListAndReplace() {
     std::lock_guard<std::mutex> lock(mu_);
     std::map<std::string, json> next;
     for (auto& item : list.items) {
+      Slim(item);
       std::string key = ObjectKey(item);
       auto old = cache_.find(key);
       if (old == cache_.end()) {
@@ -148,7 +164,9 @@ void Informer::Run() {
     wo.allow_bookmarks = true;
     Status s = client_->Watch(
         options_.resource, options_.ns, wo,
-        [&](const WatchEvent& e) -> Status {
+        [&](const WatchEvent& event) -> Status {
+          WatchEvent e = event;
+          Slim(e.object);
           std::string rv = ResourceVersionOf(e.object);
           std::optional<EventType> type;
           {

@@ -31,6 +31,8 @@ struct InformerOptions {
   std::chrono::milliseconds max_backoff{10000};
 };
 
+// The cache and the handler see objects without metadata.managedFields (about half of an
+// object's size on a real API server, and never read here).
 // Thread-safety: Start()/Stop() from one owner thread; the cache accessors from any thread.
 // The handler runs on the informer's own thread, one event at a time, after the cache has been
 // updated and without any lock held (it may call the accessors).
@@ -54,6 +56,9 @@ class Informer {
   bool HasSynced() const;
   std::optional<json> Get(const std::string& ns, const std::string& name) const;
   std::vector<json> List() const;
+  // Calls `fn` for each cached object, under the cache's lock and without copying: `fn` must be
+  // quick and must not call this informer.
+  void Visit(const std::function<void(const json&)>& fn) const;
   // Resource version the next watch starts from.
   std::string ResourceVersion() const;
   // How many full lists were done (1 after the initial sync; more after 410 Gone).

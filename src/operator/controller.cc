@@ -93,6 +93,9 @@ class Informers {
     return std::any_of(informers_.begin(), informers_.end(),
                        [&](const auto& i) { return i->Get(ns, name).has_value(); });
   }
+  void Visit(const std::function<void(const json&)>& fn) const {
+    for (const auto& i : informers_) i->Visit(fn);
+  }
   std::vector<json> List() const {
     std::vector<json> all;
     for (const auto& i : informers_) {
@@ -220,7 +223,18 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
       res.set_content(ready ? "ok\n" : "informers not synced\n", "text/plain");
     });
     http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-      std::string text = ClusterGaugesText(clusters.List()) + manager.MetricsText();
+      // Only what the gauges read, not whole copies of every cached cluster.
+      std::vector<json> gauges;
+      clusters.Visit([&](const json& c) {
+        const json& backup = At(c, {"status", "backup"});
+        if (At(c, {"spec", "backup"}).is_null() || !backup.is_object()) return;
+        gauges.push_back({{"metadata",
+                           {{"namespace", Str(At(c, {"metadata"}), "namespace")},
+                            {"name", Str(At(c, {"metadata"}), "name")}}},
+                          {"spec", {{"backup", true}}},
+                          {"status", {{"backup", backup}}}});
+      });
+      std::string text = ClusterGaugesText(gauges) + manager.MetricsText();
       text +=
           "# HELP bao_operator_leader 1 while this replica holds the Lease.\n"
           "# TYPE bao_operator_leader gauge\nbao_operator_leader " +

@@ -12,6 +12,7 @@
 
 #include "crypto/crypto.h"
 #include "k8s/client.h"
+#include "k8s/informer.h"
 #include "support/kube_apiserver.h"
 
 namespace bao::testing {
@@ -315,6 +316,39 @@ subjects: [{kind: ServiceAccount, name: finalizer, namespace: own}]
   EXPECT_NE(refused.status().message().find("finalizers"), std::string::npos)
       << refused.status().ToString();
   EXPECT_TRUE(k8s::IsNotFound(admin.Get(k8s::kConfigMaps, "own", "refused").status()));
+}
+
+// Writes name bao-backup as their field manager (User-Agent and ?fieldManager=); the informer's
+// cache leaves metadata.managedFields out.
+TEST_F(RealK8s, WritesNameTheirManagerAndTheInformerCacheIsSlim) {
+  k8s::Config config = server_.AdminConfig();
+  config.user_agent = "bao-backup-operator";
+  k8s::Client client(config);
+  Result<json> created = client.Create(k8s::kConfigMaps, "default",
+                                       {{"apiVersion", "v1"},
+                                        {"kind", "ConfigMap"},
+                                        {"metadata", {{"name", "managed"}}},
+                                        {"data", {{"a", "b"}}}});
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_TRUE((*created)["metadata"].contains("managedFields"));
+  EXPECT_EQ((*created)["metadata"]["managedFields"][0]["manager"], "bao-backup-operator");
+
+  k8s::InformerOptions o;
+  o.resource = k8s::kConfigMaps;
+  o.ns = "default";
+  k8s::Informer informer(&client, o, nullptr);
+  informer.Start();
+  ASSERT_TRUE(WaitUntil([&] { return informer.Get("default", "managed").has_value(); }, 10s));
+  json cached = *informer.Get("default", "managed");
+  EXPECT_EQ(cached["data"]["a"], "b");
+  EXPECT_FALSE(cached["metadata"].contains("managedFields")) << cached.dump();
+  // Also for what arrives through the watch.
+  ASSERT_TRUE(
+      client.MergePatch(k8s::kConfigMaps, "default", "managed", {{"data", {{"a", "c"}}}}).ok());
+  ASSERT_TRUE(
+      WaitUntil([&] { return (*informer.Get("default", "managed"))["data"]["a"] == "c"; }, 10s));
+  EXPECT_FALSE((*informer.Get("default", "managed"))["metadata"].contains("managedFields"));
+  informer.Stop();
 }
 
 }  // namespace
