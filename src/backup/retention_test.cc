@@ -146,6 +146,57 @@ TEST(RetentionTest, TiesAreBrokenByKeyDeterministically) {
   }
 }
 
+// The recovery point of the last upgrade survives whatever the count, age and calendar rules
+// say; older pre-upgrade backups are ordinary backups. Only a verifiable one counts.
+TEST(RetentionTest, TheNewestPreUpgradeBackupIsAlwaysKept) {
+  auto pre = [](const std::string& rfc, const std::string& id) {
+    ParsedKey k = Backup(rfc, id);
+    k.file_prefix = kPreUpgradePrefix;
+    k.key = "ns/c/pre-upgrade-" + rfc + "-" + id + ".snap";
+    return k;
+  };
+  std::vector<ParsedKey> backups = {
+      Backup("2026-03-10T03:00:00Z", "00000005"), Backup("2026-03-09T03:00:00Z", "00000004"),
+      pre("2026-03-08T12:00:00Z", "00000003"),    Backup("2026-03-08T03:00:00Z", "00000002"),
+      pre("2026-02-01T12:00:00Z", "00000001"),
+  };
+  const TimePoint now = At("2026-03-10T12:00:00Z");
+  RetentionPolicy count;
+  count.max_count = 1;
+  auto plan = PlanRetention(backups, count, now);
+  EXPECT_EQ(Kept(plan), (std::vector<std::string>{"2026-03-10T03:00:00Z", "2026-03-08T12:00:00Z"}));
+  ASSERT_EQ(plan.size(), 5u);
+  EXPECT_EQ(plan[2].reason, "newest pre-upgrade backup");
+  EXPECT_FALSE(plan[4].keep) << "an older pre-upgrade backup goes like any other";
+
+  RetentionPolicy age;
+  age.max_age = std::chrono::hours(1);
+  EXPECT_EQ(Kept(PlanRetention(backups, age, now)),
+            (std::vector<std::string>{"2026-03-10T03:00:00Z", "2026-03-08T12:00:00Z"}));
+  RetentionPolicy daily;
+  daily.keep_daily = 1;
+  EXPECT_EQ(Kept(PlanRetention(backups, daily, now)),
+            (std::vector<std::string>{"2026-03-10T03:00:00Z", "2026-03-08T12:00:00Z"}));
+  // Within the limits it is kept for the ordinary reason (and counts toward maxCount).
+  RetentionPolicy three;
+  three.max_count = 3;
+  plan = PlanRetention(backups, three, now);
+  EXPECT_EQ(Kept(plan), (std::vector<std::string>{"2026-03-10T03:00:00Z", "2026-03-09T03:00:00Z",
+                                                  "2026-03-08T12:00:00Z"}));
+  EXPECT_EQ(plan[2].reason, "within maxCount and maxAge");
+  // The newest pre-upgrade object without a recorded checksum is no recovery point: the older,
+  // verifiable one is kept instead.
+  plan = PlanRetention(backups, count, now, {backups[2].key});
+  EXPECT_EQ(Kept(plan), (std::vector<std::string>{"2026-03-10T03:00:00Z", "2026-03-08T12:00:00Z",
+                                                  "2026-02-01T12:00:00Z"}));
+  EXPECT_EQ(plan[4].reason, "newest pre-upgrade backup");
+  // Another file prefix is an ordinary backup.
+  ParsedKey other = Backup("2026-03-07T03:00:00Z", "00000009");
+  other.file_prefix = "pre-";
+  EXPECT_EQ(Kept(PlanRetention({backups[0], other}, count, now)),
+            (std::vector<std::string>{"2026-03-10T03:00:00Z"}));
+}
+
 class PruneTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -252,6 +303,26 @@ TEST_F(PruneTest, ResultJsonIsCountsWhateverTheNumberOfBackups) {
   EXPECT_EQ(j["kept"], 2);
   EXPECT_EQ(j["unverifiable"], 0);
   EXPECT_EQ(j["oldestKept"], "ns/c/2020-01-03T01-58-00Z-00000bb6.snap");
+}
+
+// The executor's prune after each backup: the pre-upgrade object in the store survives a
+// maxCount of 1 (the keys as the executor names them).
+TEST_F(PruneTest, KeepsTheNewestPreUpgradeBackupInTheStore) {
+  Put("p/ns/c/pre-upgrade-2026-03-01T00-00-00Z-00000001.snap");
+  Put("p/ns/c/pre-upgrade-2026-03-02T00-00-00Z-00000002.snap");
+  Put("p/ns/c/2026-03-03T00-00-00Z-00000003.snap");
+  Put("p/ns/c/2026-03-04T00-00-00Z-00000004.snap");
+  RetentionPolicy policy;
+  policy.max_count = 1;
+  PruneResult r;
+  ASSERT_TRUE(
+      Prune(store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"), false, &r).ok());
+  EXPECT_TRUE(Exists("p/ns/c/2026-03-04T00-00-00Z-00000004.snap"));
+  EXPECT_TRUE(Exists("p/ns/c/pre-upgrade-2026-03-02T00-00-00Z-00000002.snap"));
+  EXPECT_FALSE(Exists("p/ns/c/pre-upgrade-2026-03-01T00-00-00Z-00000001.snap"));
+  EXPECT_FALSE(Exists("p/ns/c/2026-03-03T00-00-00Z-00000003.snap"));
+  EXPECT_EQ(r.ToJson()["kept"], 2);
+  EXPECT_EQ(r.ToJson()["oldestKept"], "p/ns/c/pre-upgrade-2026-03-02T00-00-00Z-00000002.snap");
 }
 
 class FailingDeleteStore : public storage::ForwardingStore {
