@@ -1,8 +1,8 @@
-// operator_scale: the backup manager at scale (issue 8, "Scale"). Starts the Kubernetes API
-// test server, creates N OpenBaoClusters (default 1,000 in 10 namespaces: varied schedules,
-// 10% with bad input: invalid cron, missing Secret, no token, missing TLS CA Secret), runs the
-// real `bao-backup operator` process against it with the real clock and measures, from a watch
-// of its own:
+// operator_scale: the backup manager at scale (issue 8, "Scale"). Starts a Kubernetes API
+// server, creates N OpenBaoClusters (default 1,000 in 10 namespaces: varied schedules, 10% with
+// bad input: invalid cron, missing Secret, no token, missing TLS CA Secret), runs the real
+// `bao-backup operator` process against it with the real clock and measures, from a watch of
+// its own:
 //   1. cold start: time until every cluster converged (valid ones: BackupConfigured=True and
 //      nextScheduledBackup set; bad ones: BackupConfigured=False with the expected reason);
 //   2. schedule changes: 100 clusters get a new spec.backup.schedule, one every 50 ms; latency
@@ -11,33 +11,58 @@
 //   4. a cron slot: the every-minute clusters at the next minute boundary; latency from the
 //      slot to the status recording it (attempt, or skip because their Job still runs);
 //   5. 10 s idle.
+// The every-minute clusters all fall due at each minute boundary, and the controller reconciles
+// one cluster at a time, so the benchmark keeps boundaries out of phases 1-3: it starts the
+// operator at least 30 s before one, and before phase 2 waits out one that is near (or that
+// just passed).
 // For each phase the reconciles the controller ran (its /metrics), and at the end its peak RSS
-// (VmHWM of /proc/<pid>/status). Exit status 1 when anything did not converge in time or the
-// controller exceeds --max-rss-mib.
+// (VmHWM of /proc/<pid>/status) and the API server's. Exit status 1 when anything did not
+// converge in time or the controller exceeds --max-rss-mib.
 //
-//   operator_scale [--clusters N] [--namespaces N] [--changes N] [--max-rss-mib M]
+// --server imitation (default): the project's in-memory API imitation (k8s-testserver); the
+// operator authenticates with a plain token. --server real: a real kube-apiserver v1.33 + etcd
+// (support/kube_apiserver.h; the peers kube-apiserver and helm, etcd from PATH) with the
+// chart as shipped: its CRDs, then `helm template` of deploy/helm/bao-backup in namespace
+// bao-backup-system applied (RBAC included); the benchmark sets up Namespaces, Secrets and
+// clusters as admin, and the operator runs as the chart's ServiceAccount (a TokenRequest
+// token and the server's CA in its kubeconfig) with its Lease in bao-backup-system, so the
+// shipped RBAC is what it is allowed. The peak RSS reported for the real server is etcd's plus
+// kube-apiserver's.
+//
+//   operator_scale [--server imitation|real] [--clusters N] [--namespaces N] [--changes N]
+//                  [--max-rss-mib M]
 // OPERATOR_SCALE_LOG=FILE keeps the controller's log.
 #include <httplib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "common/numbers.h"
 #include "common/time.h"
 #include "crypto/crypto.h"
 #include "k8s/client.h"
 #include "schedule/cron.h"
+#include "support/k8s_operator.h"
 #include "support/k8s_testserver.h"
+#include "support/kube_apiserver.h"
 #include "support/testing.h"
 
 namespace bao::bench {
@@ -238,6 +263,8 @@ std::string Percentiles(std::vector<double> ms) {
   return buf;
 }
 
+constexpr long kMaxLong = std::numeric_limits<long>::max();
+
 // bao_operator_reconcile_total and _errors_total from the controller's /metrics.
 std::pair<long, long> Reconciles(int port) {
   httplib::Client http("127.0.0.1", port);
@@ -245,7 +272,10 @@ std::pair<long, long> Reconciles(int port) {
   if (!res || res->status != 200) return {-1, -1};
   auto value = [&](const std::string& name) {
     size_t p = res->body.find("\n" + name + " ");
-    return p == std::string::npos ? -1L : std::atol(res->body.c_str() + p + name.size() + 2);
+    if (p == std::string::npos) return -1L;
+    std::string_view rest(res->body);
+    rest = rest.substr(p + name.size() + 2);
+    return ParseInteger<long>(rest.substr(0, rest.find('\n')), 0, kMaxLong).value_or(-1L);
   };
   return {value("bao_operator_reconcile_total"), value("bao_operator_reconcile_errors_total")};
 }
@@ -254,12 +284,16 @@ std::pair<long, long> Reconciles(int port) {
 long ProcKib(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::atol(line.c_str() + field.size() + 1);
+    if (line.rfind(field + ":", 0) != 0) continue;
+    std::string_view v(line);  // "VmHWM:\t   31456 kB"
+    v.remove_prefix(std::min(v.size(), v.find_first_not_of(" \t", field.size() + 1)));
+    return ParseInteger<long>(v.substr(0, v.find(' ')), 0, kMaxLong).value_or(-1L);
   }
   return -1;
 }
 
 struct Options {
+  bool real_server = false;  // --server real
   int clusters = 1000;
   int namespaces = 10;
   int changes = 100;
@@ -295,21 +329,120 @@ const std::vector<std::string> kSchedules = {"0 3 * * *",
                                              "15 4 1 * *",
                                              "CRON_TZ=Europe/Paris 0 2 * * 1-5"};
 
-int Main(const Options& opt) {
-  std::printf("operator_scale: %d OpenBaoClusters in %d namespaces, real clock, %u cores\n",
-              opt.clusters, opt.namespaces, std::thread::hardware_concurrency());
-  testing::K8sTestServer server;
+// The API server under test, how the benchmark reaches it (as admin) and how the operator
+// does.
+struct Server {
+  testing::K8sTestServer imitation;
+  std::unique_ptr<testing::RealKubeApiServer> real;
+  k8s::Config admin;
+  std::string operator_kubeconfig;          // the kubeconfig file's text
+  std::vector<std::string> operator_flags;  // beyond --kubeconfig, --metrics-bind-address, --image
+  std::string name, detail;                 // for the report
+
+  // Peak RSS of the server's processes (kube-apiserver + etcd) in KiB, or -1.
+  long PeakRssKiB() {
+    return real ? real->PeakRssKiB() : ProcKib(imitation.process().pid(), "VmHWM");
+  }
+};
+
+std::string ImitationKubeconfig(const std::string& url, const std::string& token) {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n"
+         "  cluster:\n    server: " +
+         url + "\nusers:\n- name: u\n  user:\n    token: " + token +
+         "\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: u\n    namespace: "
+         "default\n";
+}
+
+bool StartImitation(Server* s) {
   testing::K8sTestServerOptions so;
   so.event_window = 200000;  // like etcd's few minutes of history: no artificial 410s
   so.bookmark_interval_ms = 1000;
   std::string error;
-  if (!server.Start(so, &error)) {
+  if (!s->imitation.Start(so, &error)) {
     std::fprintf(stderr, "operator_scale: %s\n", error.c_str());
-    return 1;
+    return false;
   }
-  k8s::Config config;
-  config.server = server.url();
-  k8s::Client client(config);
+  s->admin.server = s->imitation.url();
+  s->operator_kubeconfig = ImitationKubeconfig(s->imitation.url(), "bench");
+  s->name = "the API imitation (k8s-testserver)";
+  return true;
+}
+
+// The chart's release namespace, where its ServiceAccount and the Lease live.
+constexpr const char* kReleaseNamespace = "bao-backup-system";
+
+// A real kube-apiserver + etcd with the chart installed as shipped and the Namespaces the
+// clusters live in (the imitation needs none).
+bool StartReal(Server* s, const Options& opt) {
+  const std::string helm = testing::PeerBinary("helm");
+  if (testing::RealKubeApiServer::Binary().empty() || access(helm.c_str(), X_OK) != 0) {
+    std::fprintf(stderr,
+                 "operator_scale: --server real needs kube-apiserver (%s), etcd (on PATH, e.g. "
+                 "/usr/bin/etcd from Debian's etcd-server: %s) and helm (%s); install them with "
+                 "scripts/install-peers.sh kube-apiserver helm\n",
+                 testing::PeerBinary("kube-apiserver").c_str(),
+                 testing::RealKubeApiServer::EtcdBinary().empty() ? "missing" : "found",
+                 helm.c_str());
+    return false;
+  }
+  auto t0 = Steady::now();
+  s->real = std::make_unique<testing::RealKubeApiServer>();
+  testing::RealKubeApiServer& real = *s->real;
+  if (Status st = real.Start(); !st.ok()) {
+    std::fprintf(stderr, "operator_scale: kube-apiserver: %s\n", st.ToString().c_str());
+    return false;
+  }
+  double start_s = std::chrono::duration<double>(Steady::now() - t0).count();
+  t0 = Steady::now();
+  Result<std::string> token = testing::InstallChart(real, "bao-backup", kReleaseNamespace);
+  if (!token.ok()) {
+    std::fprintf(stderr, "operator_scale: installing the chart: %s\n%s\n",
+                 token.status().ToString().c_str(), real.Logs().c_str());
+    return false;
+  }
+  double chart_s = std::chrono::duration<double>(Steady::now() - t0).count();
+  s->admin = real.AdminConfig();
+  k8s::Client admin(s->admin);
+  for (int n = 0; n < opt.namespaces; ++n) {
+    Result<json> r = admin.Create(k8s::kNamespaces, "",
+                                  {{"apiVersion", "v1"},
+                                   {"kind", "Namespace"},
+                                   {"metadata", {{"name", "team-" + std::to_string(n)}}}});
+    if (!r.ok()) {
+      std::fprintf(stderr, "operator_scale: create namespace: %s\n", r.status().ToString().c_str());
+      return false;
+    }
+  }
+  s->operator_kubeconfig = testing::Kubeconfig(real, *token);
+  s->operator_flags = {"--lease-namespace", kReleaseNamespace};
+  Result<testing::KubeReply> version = real.Call("GET", "/version");
+  std::string v = version.ok() && version->ok() ? version->body.value("gitVersion", "?") : "?";
+  std::string etcd = testing::Run({testing::RealKubeApiServer::EtcdBinary(), "--version"}).out;
+  etcd = etcd.substr(0, etcd.find('\n'));  // "etcd Version: 3.4.23"
+  if (size_t colon = etcd.find(": "); colon != std::string::npos) etcd = etcd.substr(colon + 2);
+  s->name = "a real kube-apiserver " + v + " + etcd " + etcd;
+  char detail[256];
+  std::snprintf(
+      detail, sizeof detail,
+      "    up in %.1f s; CRDs, Namespace %s and `helm template` of the chart applied and\n"
+      "    its RBAC in force in %.1f s; the operator runs as the chart's ServiceAccount\n",
+      start_s, kReleaseNamespace, chart_s);
+  s->detail = detail;
+  return true;
+}
+
+int Main(const Options& opt) {
+  std::printf(
+      "operator_scale: %d OpenBaoClusters in %d namespaces on the %s server, real clock, "
+      "%u cores\n",
+      opt.clusters, opt.namespaces, opt.real_server ? "real" : "imitation",
+      std::thread::hardware_concurrency());
+  std::fflush(stdout);
+  Server server;
+  if (!(opt.real_server ? StartReal(&server, opt) : StartImitation(&server))) return 1;
+  std::printf("  server: %s\n%s", server.name.c_str(), server.detail.c_str());
+  std::string error;
+  k8s::Client client(server.admin);
 
   auto ns_of = [&](int i) { return "team-" + std::to_string(i % opt.namespaces); };
   auto name_of = [&](int i) { return "bao-" + std::to_string(i); };
@@ -382,6 +515,17 @@ int Main(const Options& opt) {
 
   Observer obs(&client);
   obs.Start();
+  // A minute boundary during the cold start makes the every-minute clusters looked at before it
+  // due again at once, in the middle of the cold start's queue: start the operator with at least
+  // 30 s to the next boundary (a cold start on the real server takes about 20 s).
+  const auto every_minute = CronSchedule::Parse("* * * * *");
+  auto wall = std::chrono::system_clock::now();
+  if (TimePoint next = every_minute->Next(wall); next - wall < 30s) {
+    std::this_thread::sleep_until(Steady::now() + (next - wall) + 1s);
+    std::printf("  (waited %.0f s for a minute boundary to pass before starting the operator)\n",
+                std::chrono::duration<double>(next - wall).count() + 1);
+  }
+  const TimePoint operator_start = std::chrono::system_clock::now();
   // Each cluster's expectation for the cold start.
   auto cold_start = Steady::now();
   for (const auto& [key, kind] : kinds) {
@@ -398,18 +542,21 @@ int Main(const Options& opt) {
 
   testing::TempDir dir;
   std::string kubeconfig = dir.File("kubeconfig");
-  testing::WriteText(kubeconfig,
-                     "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n"
-                     "  cluster:\n    server: " +
-                         server.url() +
-                         "\nusers:\n- name: u\n  user:\n    token: bench\ncontexts:\n- name: t\n"
-                         "  context:\n    cluster: t\n    user: u\n    namespace: default\n");
+  testing::WriteText(kubeconfig, server.operator_kubeconfig);
   int port = testing::FreePort();
+  std::vector<std::string> argv = {testing::BuildBinary("bao-backup"),
+                                   "--log-format",
+                                   "json",
+                                   "operator",
+                                   "--kubeconfig",
+                                   kubeconfig,
+                                   "--metrics-bind-address",
+                                   "127.0.0.1:" + std::to_string(port),
+                                   "--image",
+                                   "bao-backup:bench"};
+  argv.insert(argv.end(), server.operator_flags.begin(), server.operator_flags.end());
   testing::Process op;
-  if (!op.Start(
-          {testing::BuildBinary("bao-backup"), "--log-format", "json", "operator", "--kubeconfig",
-           kubeconfig, "--metrics-bind-address", "127.0.0.1:" + std::to_string(port), "--image", "bao-backup:bench"},
-          {}, &error)) {
+  if (!op.Start(argv, {}, &error)) {
     std::fprintf(stderr, "operator_scale: %s\n", error.c_str());
     return 1;
   }
@@ -431,6 +578,39 @@ int Main(const Options& opt) {
     if (kind == Kind::kEveryMinute) minute.push_back(key);
   }
   int changes = std::min<int>(opt.changes, static_cast<int>(valid.size()) / 2);
+  // Awaits, for every every-minute cluster, the status recording the next minute's slot
+  // (attempt, or skip because its Job still runs), timed from the slot; returns the slot.
+  auto expect_next_slot = [&] {
+    auto now = std::chrono::system_clock::now();
+    TimePoint slot = every_minute->Next(now);
+    std::string text = FormatRfc3339(slot);
+    auto at = Steady::now() + std::chrono::duration_cast<Steady::duration>(slot - now);
+    for (const std::string& key : minute) {
+      obs.Expect(
+          key, [text](const Seen& s) { return s.attempt_slot == text || s.skip_slot == text; }, at);
+    }
+    return text;
+  };
+  // At a minute boundary all every-minute clusters fall due at once, and the controller
+  // reconciles one cluster at a time: a boundary inside phases 2 and 3, or one just before them
+  // (its queue not drained yet), would put the changed clusters behind that queue. Then wait
+  // for the next boundary, until its slot is recorded, then as long again: each Job created for
+  // the slot brings its cluster back into the queue once more.
+  auto quiet = std::chrono::milliseconds(2 * changes * 50) + 10s;
+  auto now = std::chrono::system_clock::now();
+  auto next_boundary = every_minute->Next(now), last_boundary = next_boundary - 60s;
+  if (ok && (next_boundary - now < quiet ||
+             (last_boundary > operator_start && now - last_boundary < 15s))) {
+    std::string slot = expect_next_slot();
+    ok = AwaitAll(obs, 120s, "cron slot before the schedule changes");
+    std::vector<double> burst = obs.TakeLatencies();
+    double drain_ms = burst.empty() ? 0 : *std::max_element(burst.begin(), burst.end());
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(drain_ms)) + 1s);
+    std::printf(
+        "  (a minute boundary was near: waited until the cron slot %s was recorded, %.1f s after\n"
+        "    it, and as long again for the reconciles its Jobs bring, before phases 2-3)\n",
+        slot.c_str(), drain_ms / 1000);
+  }
   for (int i = 0; i < changes && ok; ++i) {
     const std::string& key = valid[i];
     std::string ns = key.substr(0, key.find('/')), name = key.substr(key.find('/') + 1);
@@ -479,18 +659,7 @@ int Main(const Options& opt) {
       changes, Percentiles(obs.TakeLatencies()).c_str(), rec2 - rec1);
 
   // 4. The next minute boundary for the every-minute clusters.
-  auto now = std::chrono::system_clock::now();
-  TimePoint slot = CronSchedule::Parse("* * * * *")->Next(now);
-  std::string slot_text = FormatRfc3339(slot);
-  auto slot_steady = Steady::now() + std::chrono::duration_cast<Steady::duration>(slot - now);
-  for (const std::string& key : minute) {
-    obs.Expect(
-        key,
-        [slot_text](const Seen& s) {
-          return s.attempt_slot == slot_text || s.skip_slot == slot_text;
-        },
-        slot_steady);
-  }
+  std::string slot_text = expect_next_slot();
   ok = ok && AwaitAll(obs, 120s, "cron slot");
   auto [rec3, err3] = Reconciles(port);
   std::printf(
@@ -512,6 +681,8 @@ int Main(const Options& opt) {
   std::printf("  reconciles total %ld, errors %ld\n", rec4, err4);
   std::printf("  controller peak RSS (VmHWM) %.1f MiB, RSS now %.1f MiB (target < %.0f MiB): %s\n",
               hwm_mib, rss / 1024.0, opt.max_rss_mib, hwm_mib < opt.max_rss_mib ? "ok" : "OVER");
+  std::printf("  API server peak RSS (VmHWM) %.1f MiB (%s)\n", server.PeakRssKiB() / 1024.0,
+              opt.real_server ? "kube-apiserver + etcd" : "k8s-testserver");
   obs.Stop();
   int code = op.Stop();
   if (const char* log = std::getenv("OPERATOR_SCALE_LOG")) testing::WriteText(log, op.Stderr());
@@ -528,26 +699,48 @@ int Main(const Options& opt) {
 
 int main(int argc, char** argv) {
   bao::bench::Options opt;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i];
-    if (flag == "--clusters") {
-      opt.clusters = std::atoi(argv[i + 1]);
-    } else if (flag == "--namespaces") {
-      opt.namespaces = std::atoi(argv[i + 1]);
-    } else if (flag == "--changes") {
-      opt.changes = std::atoi(argv[i + 1]);
-    } else if (flag == "--max-rss-mib") {
-      opt.max_rss_mib = std::atof(argv[i + 1]);
-    } else {
-      std::fprintf(stderr,
-                   "usage: operator_scale [--clusters N] [--namespaces N] [--changes N] "
-                   "[--max-rss-mib M]\n");
-      return 2;
-    }
-  }
-  if (opt.clusters < 40 || opt.namespaces < 1) {
-    std::fprintf(stderr, "operator_scale: --clusters must be >= 40, --namespaces >= 1\n");
+  auto usage = [] {
+    std::fprintf(stderr,
+                 "usage: operator_scale [--server imitation|real] [--clusters N] "
+                 "[--namespaces N] [--changes N] [--max-rss-mib M]\n");
     return 2;
+  };
+  auto integer = [&](const char* flag, const char* text, int min, int max, int* out) {
+    std::optional<int> v = bao::ParseInteger<int>(text, min, max);
+    if (!v) {
+      std::fprintf(stderr, "operator_scale: %s \"%s\": expected an integer in [%d, %d]\n", flag,
+                   text, min, max);
+      return false;
+    }
+    *out = *v;
+    return true;
+  };
+  for (int i = 1; i < argc; i += 2) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc) return usage();
+    const char* value = argv[i + 1];
+    if (flag == "--server") {
+      std::string server = value;
+      if (server != "imitation" && server != "real") return usage();
+      opt.real_server = server == "real";
+    } else if (flag == "--clusters") {
+      if (!integer("--clusters", value, 40, 1000000, &opt.clusters)) return 2;
+    } else if (flag == "--namespaces") {
+      if (!integer("--namespaces", value, 1, 10000, &opt.namespaces)) return 2;
+    } else if (flag == "--changes") {
+      if (!integer("--changes", value, 0, 1000000, &opt.changes)) return 2;
+    } else if (flag == "--max-rss-mib") {
+      std::string_view text(value);
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), opt.max_rss_mib);
+      if (text.empty() || ec != std::errc() || end != text.data() + text.size() ||
+          !(opt.max_rss_mib > 0 && opt.max_rss_mib <= 1e6)) {
+        std::fprintf(
+            stderr, "operator_scale: --max-rss-mib \"%s\": expected a number in (0, 1e6]\n", value);
+        return 2;
+      }
+    } else {
+      return usage();
+    }
   }
   return bao::bench::Main(opt);
 }

@@ -3,13 +3,18 @@
 # backing up from and restoring into real OpenBao, each next to a baseline measured in the same
 # run on the same loopback.
 #
-#   bench/run.sh BUILD [file|s3|gcs|azure|operator|openbao ...]     (default: all)
+#   bench/run.sh BUILD [file|s3|gcs|azure|operator|openbao|restore-operator ...]  (default: all)
 #
 # file:  1 GiB and 4 GiB into a local directory vs curl fetching the same snapshot into a file
 # s3:    1 GiB into MinIO vs `curl ... | aws s3 cp - s3://...` into the same MinIO
 # gcs:   1 GiB into fake-gcs-server;  azure: 1 GiB into Azurite
-# operator: 1,000 OpenBaoClusters on the Kubernetes API test server, the real `bao-backup
-#        operator`: convergence, reconcile latency and counts, controller peak RSS (< 64 MiB)
+# operator: 1,000 OpenBaoClusters, the real `bao-backup operator`: convergence, reconcile
+#        latency and counts, controller peak RSS (< 64 MiB), API server peak RSS; first on the
+#        project's Kubernetes API imitation, then on a REAL kube-apiserver v1.33 + etcd with the
+#        Helm chart's CRDs and RBAC (the operator runs as the chart's ServiceAccount).
+#        OPERATOR_SERVER=imitation|real runs only one; OPERATOR_CLUSTERS=N sets the count. The
+#        real server needs $PEERS/bin/kube-apiserver, etcd on PATH (/usr/bin/etcd) and
+#        $PEERS/bin/helm: scripts/install-peers.sh kube-apiserver helm
 # openbao: REAL OpenBao 2.7.2 (`bao-cluster`, an OPENBAO_NODES-node Raft cluster, default 3,
 #        filled with OPENBAO_FILL bytes of incompressible KV data, default 160 MiB: about 40 s;
 #        the start + fill time is printed). Backup: `curl GET .../sys/storage/raft/snapshot -o
@@ -22,6 +27,10 @@
 #        Between restores the script polls every node's sys/leader (1 s curl timeout, 0.2 s
 #        apart) until an active node answers with a higher raft_applied_index that every node
 #        shares and that stays the same for 1 s (OPENBAO_SETTLE, default 300 s, is the deadline).
+# restore-operator: a restore through the operator (an OpenBaoRestore, the real `bao-backup
+#        operator` on a real kube-apiserver, the Jobs' executor run here) next to `bao-backup
+#        restore --key` of the same object from MinIO into real OpenBao (one node, filled with
+#        RESTORE_FILL_MIB, default 160): bench/restore_controller.cc prints its own report.
 #
 # Each measurement is the best of RUNS (default 2) runs; CPU seconds are user + system of the
 # measured process(es); peak RSS is the bao-backup process's maximum resident set.
@@ -30,7 +39,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 shift || true
 what=("$@")
-((${#what[@]})) || what=(file s3 gcs azure operator openbao)
+((${#what[@]})) || what=(file s3 gcs azure operator openbao restore-operator)
 RUNS=${RUNS:-2}
 bao="$PWD/$build/src/cli/bao-backup"
 server_bin="$PWD/$build/tests/bao_testserver/bao-testserver"
@@ -177,7 +186,35 @@ bench_azure() {
 }
 
 bench_operator() {  # bench/operator_scale.cc prints its own report
-  "$PWD/$build/bench/operator_scale" ${OPERATOR_CLUSTERS:+--clusters "$OPERATOR_CLUSTERS"}
+  local servers=(imitation real) s missing=() failed=0
+  case ${OPERATOR_SERVER:-} in
+    "") ;;
+    imitation | real) servers=("$OPERATOR_SERVER") ;;
+    *) echo "bench: OPERATOR_SERVER must be imitation or real, not '$OPERATOR_SERVER'" >&2; return 1 ;;
+  esac
+  if [[ " ${servers[*]} " == *" real "* ]]; then
+    [[ -x "$peers/bin/kube-apiserver" ]] || missing+=("kube-apiserver ($peers/bin/kube-apiserver)")
+    command -v etcd >/dev/null || [[ -x /usr/bin/etcd ]] || missing+=("etcd (/usr/bin/etcd: apt-get install etcd-server)")
+    [[ -x "$peers/bin/helm" ]] || missing+=("helm ($peers/bin/helm)")
+    if ((${#missing[@]})); then
+      echo "bench: operator against the real API server needs what is missing here:" >&2
+      printf '  %s\n' "${missing[@]}" >&2
+      echo "  install with: scripts/install-peers.sh kube-apiserver helm" \
+        "(or OPERATOR_SERVER=imitation to skip it)" >&2
+      return 1
+    fi
+  fi
+  echo "operator: load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
+  for s in "${servers[@]}"; do  # a failure on one server still measures the other
+    "$PWD/$build/bench/operator_scale" --server "$s" ${OPERATOR_CLUSTERS:+--clusters "$OPERATOR_CLUSTERS"} ||
+      { failed=1; echo "bench: operator_scale --server $s failed (above)" >&2; }
+    echo "  (load average $(cut -d' ' -f1-3 /proc/loadavg) after the $s run)"
+  done
+  return "$failed"
+}
+
+bench_restore-operator() {  # bench/restore_controller.cc prints its own report
+  "$PWD/$build/bench/restore_controller" --size-mib "${RESTORE_FILL_MIB:-160}" --runs "$RUNS"
 }
 
 # bench_openbao helpers. json_get FILE EXPR: EXPR over the JSON document d in FILE.
