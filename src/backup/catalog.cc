@@ -53,13 +53,13 @@ Result<std::string> SelectBackup(storage::Store* store, const std::string& path_
   std::string where = store->Describe() + "/" + ClusterPrefix(path_prefix, ns, cluster);
   if (selector.latest) {
     if (entries.empty())
-      return NotFound("no backups of cluster " + ns + "/" + cluster + " in " + where);
+      return FailedPrecondition("no backups of cluster " + ns + "/" + cluster + " in " + where);
     return entries.front().name.key;
   }
   for (const BackupEntry& e : entries) {
     if (e.name.time < *selector.before) return e.name.key;
   }
-  return NotFound("no backup of cluster " + ns + "/" + cluster + " older than " +
+  return FailedPrecondition("no backup of cluster " + ns + "/" + cluster + " older than " +
                   FormatRfc3339(*selector.before) + " in " + where +
                   (entries.empty()
                        ? " (there are no backups at all)"

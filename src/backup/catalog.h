@@ -33,7 +33,8 @@ struct Selector {
 };
 
 // Resolves `selector` to one key. kInvalidArgument when the selector is empty or ambiguous,
-// kNotFound when nothing matches (the message says what was looked for and where).
+// kFailedPrecondition when nothing matches (the message says what was looked for and where);
+// a failed listing comes back as the store reported it (kNotFound for a missing bucket).
 Result<std::string> SelectBackup(storage::Store* store, const std::string& path_prefix,
                                  const std::string& ns, const std::string& cluster,
                                  const Selector& selector);

@@ -174,8 +174,9 @@ Result<std::string> ChooseKey(Context& ctx, const CommandOptions& opts,
 }
 
 int KeyFailure(const Status& s, const std::string& result_file) {
-  // A selector that matches nothing is a usage problem, not a storage failure.
-  ExitCode code = s.code() == Code::kInvalidArgument || s.code() == Code::kNotFound
+  // A selector that matches nothing is a usage problem; a listing that failed (a missing
+  // bucket included) is a storage failure.
+  ExitCode code = s.code() == Code::kInvalidArgument || s.code() == Code::kFailedPrecondition
                       ? ExitCode::kConfig
                       : ExitCode::kStorage;
   return Finish(backup::Fail(code, s), result_file);

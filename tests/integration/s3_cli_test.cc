@@ -95,6 +95,41 @@ TEST_F(S3CliTest, BackupLandsInMinioWithItsChecksum) {
   EXPECT_EQ(verify.exit_code, 0) << Describe(verify);
 }
 
+// A bucket that does not exist is a clear error for every reading command: exit 5 (storage),
+// the bucket named, and nothing created.
+TEST_F(S3CliTest, MissingBucketIsAStorageErrorForEveryReadingCommand) {
+  const std::vector<std::string> where = {"--provider",
+                                          "s3",
+                                          "--endpoint",
+                                          minio_.endpoint(),
+                                          "--use-path-style",
+                                          "--bucket",
+                                          "no-such-bucket",
+                                          "--credentials-dir",
+                                          creds_.path(),
+                                          "--namespace",
+                                          "ns",
+                                          "--cluster",
+                                          "bao"};
+  const std::vector<std::vector<std::string>> commands = {
+      {"list"},
+      {"verify", "--latest"},
+      {"prune", "--max-count", "1"},
+      {"restore", "--latest", "--yes", "--bao-addr", server_->Url(0)}};
+  for (std::vector<std::string> args : commands) {
+    args.insert(args.end(), where.begin(), where.end());
+    RunResult r = Cli(args, Env());
+    EXPECT_EQ(r.exit_code, 5) << args[0] << ": " << Describe(r);
+    nlohmann::json j = LastJson(r);
+    EXPECT_EQ(j.value("exitCode", 0), 5) << args[0] << ": " << j.dump();
+    EXPECT_NE(j.value("error", "").find("\"no-such-bucket\""), std::string::npos)
+        << args[0] << ": " << j.dump();
+  }
+  RunResult buckets =
+      minio_.Aws({"s3api", "list-buckets", "--query", "Buckets[].Name", "--output", "text"});
+  EXPECT_EQ(buckets.out.find("no-such-bucket"), std::string::npos) << buckets.out;
+}
+
 TEST_F(S3CliTest, AnExistingKeyIsRefusedAndKeptAsItWas) {
   std::vector<std::string> args = Args();
   args.erase(args.begin());
