@@ -155,18 +155,27 @@ Status RestoreManager::ReleaseLock(View& v) {
   return Status::Ok();
 }
 
-Status RestoreManager::RenewLock(View& v) {
+Result<bool> RestoreManager::KeepLock(View& v) {
   const json& lock = At(v.cluster, {"status", "operationLock"});
-  if (Str(lock, "holder") != RestoreLockHolder(v.name)) return Status::Ok();
+  if (Str(lock, "holder") != RestoreLockHolder(v.name)) {
+    // Another restore took it (overrideOperationLock), or it was cleared by hand.
+    BAO_RETURN_IF_ERROR(Fail(v, "LockLost",
+                             "the cluster's operation lock is no longer this restore's (now: " +
+                                 (lock.is_object() && !lock.empty()
+                                      ? Str(lock, "operation") + " by " + Str(lock, "holder")
+                                      : std::string("nobody")) +
+                                 "); stopped before starting anything more"));
+    return false;
+  }
   auto renewed = ParseRfc3339(Str(lock, "renewedAt"));
-  if (renewed.ok() && v.now - *renewed < kLockRenewInterval) return Status::Ok();
+  if (renewed.ok() && v.now - *renewed < kLockRenewInterval) return true;
   Result<json> patched = client_->PatchStatus(
       k8s::kOpenBaoClusters, v.ns, v.request.cluster,
       {{"metadata", {{"resourceVersion", v.cluster["metadata"]["resourceVersion"]}}},
        {"status", {{"operationLock", {{"renewedAt", FormatRfc3339(v.now)}}}}}});
   if (patched.ok()) v.cluster = std::move(*patched);
   if (!patched.ok() && !k8s::IsConflict(patched.status())) return patched.status();
-  return Status::Ok();
+  return true;
 }
 
 // 1. Deleted: release the lock, delete the Jobs, then let the object go.
@@ -393,7 +402,8 @@ Result<json> RestoreManager::JobResult(View& v, const std::string& job_name) {
 // 6. Validating: the verification Job says whether the object exists and is an intact backup.
 Result<bool> RestoreManager::VerifyObject(View& v) {
   if (v.Phase() != kPhaseValidating) return true;
-  BAO_RETURN_IF_ERROR(RenewLock(v));
+  BAO_ASSIGN_OR_RETURN(bool locked, KeepLock(v));
+  if (!locked) return false;
   BAO_ASSIGN_OR_RETURN(bool sa, EnsureServiceAccount(v));
   if (!sa) return false;
   BAO_ASSIGN_OR_RETURN(
@@ -432,7 +442,8 @@ Result<bool> RestoreManager::VerifyObject(View& v) {
 // 7. Running: the restore Job, attempt by attempt; its result finishes the restore.
 Result<bool> RestoreManager::RunRestore(View& v) {
   if (v.Phase() != kPhaseRunning) return true;
-  BAO_RETURN_IF_ERROR(RenewLock(v));
+  BAO_ASSIGN_OR_RETURN(bool locked, KeepLock(v));
+  if (!locked) return false;
   BAO_ASSIGN_OR_RETURN(bool sa, EnsureServiceAccount(v));
   if (!sa) return false;
   const int attempt = v.Attempt();

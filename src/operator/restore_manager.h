@@ -64,7 +64,9 @@ class RestoreManager {
   Status SetCondition(View& v, const std::string& type, bool status, const std::string& reason,
                       const std::string& message);
   Status ReleaseLock(View& v);
-  Status RenewLock(View& v);
+  // Renews the lock (throttled) while this restore holds it; when it no longer does, fails the
+  // restore (false).
+  Result<bool> KeepLock(View& v);
   Result<bool> EnsureServiceAccount(View& v);
   // The Job `name`, creating `job` when missing. A refusal ends the restore as Failed
   // (returns null then); other errors are returned.

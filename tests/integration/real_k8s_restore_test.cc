@@ -224,6 +224,14 @@ TEST_F(RestoreE2E, TheOperationLockIsWaitedForOrOverridden) {
   EXPECT_EQ(Lock("bao").value("holder", ""), "bao-backup-operator/restore/takes");
   EXPECT_TRUE(HasEvent(op::kConditionLockOverridden, "takes"));
   EXPECT_EQ(RestoreCondition("takes", op::kConditionLockOverridden).value("status", ""), "True");
+  // The restore that lost the lock stops instead of restoring beside the other one.
+  ReconcileRestore("waits");
+  EXPECT_EQ(Phase("waits"), "Failed");
+  EXPECT_NE(Message("waits").find("no longer this restore's (now: Restore by "
+                                  "bao-backup-operator/restore/takes)"),
+            std::string::npos)
+      << Message("waits");
+  EXPECT_EQ(Lock("bao").value("holder", ""), "bao-backup-operator/restore/takes");
 }
 
 // Bad requests end Failed with a message that says what to fix; OpenBao is never contacted
