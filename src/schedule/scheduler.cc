@@ -56,13 +56,9 @@ AttemptHooks DefaultHooks(const Clock* clock) {
   hooks.retain = [](const ClusterConfig& c, TimePoint now) -> Status {
     BAO_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                          storage::OpenStore(c.backup.target));
-    backup::PruneResult pruned;
-    Status s = backup::Prune(store.get(), c.backup.target.path_prefix, c.ns, c.name,
-                             c.backup.retention, now, /*dry_run=*/false, &pruned);
-    for (const std::string& key : pruned.deleted) {
-      log::Info("retention deleted a backup", {{"cluster", c.Key()}, {"key", key}});
-    }
-    return s;
+    backup::PruneResult pruned;  // Prune logs each key it keeps or deletes
+    return backup::Prune(store.get(), c.backup.target.path_prefix, c.ns, c.name, c.backup.retention,
+                         now, /*dry_run=*/false, &pruned);
   };
   return hooks;
 }
