@@ -19,6 +19,7 @@ Status GetRefName(const json& j, const char* name, const std::string& path, std:
                            ".namespace: cross-namespace Secret references are not "
                            "allowed; the Secret must be in the resource's namespace");
   }
+  BAO_RETURN_IF_ERROR(CheckKnownFields(j[name], field, {"name"}));
   return GetString(j[name], "name", field, out);
 }
 
@@ -28,6 +29,8 @@ Result<RetentionPolicy> ParseRetention(const json& j, const std::string& path) {
   RetentionPolicy p;
   if (j.is_null()) return p;
   if (!j.is_object()) return InvalidArgument(path + ": must be an object");
+  BAO_RETURN_IF_ERROR(
+      CheckKnownFields(j, path, {"maxCount", "maxAge", "keepDaily", "keepWeekly", "keepMonthly"}));
   auto get_count = [&](const char* name, int64_t max, int64_t* out) -> Status {
     if (!j.contains(name) || j[name].is_null()) return Status::Ok();
     if (!j[name].is_number_integer() || j[name].get<int64_t>() < 0 ||
@@ -59,6 +62,8 @@ Result<RetentionPolicy> ParseRetention(const json& j, const std::string& path) {
 Result<BackupSpec> ParseBackupSpec(const json& j, const std::string& path, bool require_schedule,
                                    bool validate_target, const std::string& default_provider) {
   if (!j.is_object()) return InvalidArgument(path + ": must be an object");
+  BAO_RETURN_IF_ERROR(CheckKnownFields(
+      j, path, {"schedule", "target", "jwtAuthRole", "tokenSecretRef", "retention", "image"}));
   BackupSpec spec;
   BAO_RETURN_IF_ERROR(GetString(j, "schedule", path, &spec.schedule));
   if (require_schedule && spec.schedule.empty()) {

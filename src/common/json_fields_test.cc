@@ -29,3 +29,22 @@ TEST(JsonFieldsTest, MissingAndNullLeaveTheDefaultWrongTypesNameThePath) {
 
 }  // namespace
 }  // namespace bao
+
+namespace bao {
+namespace {
+
+TEST(JsonFieldsTest, UnknownFieldsAreRefusedWithAGuess) {
+  nlohmann::json j = {{"schedule", "x"}, {"retenton", {{"maxCount", 1}}}};
+  Status s = CheckKnownFields(j, "config", {"schedule", "target", "retention"});
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "config.retenton: unknown field; did you mean \"retention\"? (known: schedule, "
+            "target, retention)");
+  s = CheckKnownFields({{"zzzzzz", 1}}, "spec", {"schedule", "target"});
+  EXPECT_EQ(s.message(), "spec.zzzzzz: unknown field (known: schedule, target)");
+  EXPECT_TRUE(CheckKnownFields({{"target", 1}}, "spec", {"schedule", "target"}).ok());
+  EXPECT_TRUE(CheckKnownFields(nlohmann::json::array(), "spec", {"target"}).ok());
+}
+
+}  // namespace
+}  // namespace bao

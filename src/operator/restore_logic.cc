@@ -37,12 +37,16 @@ json RestoreAnnotations(const json& restore, const RestoreRequest& request) {
 
 Result<RestoreRequest> ParseRestoreSpec(const json& spec) {
   if (!spec.is_object()) return InvalidArgument("spec: must be an object");
+  BAO_RETURN_IF_ERROR(CheckKnownFields(spec, "spec",
+                                       {"cluster", "source", "jwtAuthRole", "tokenSecretRef",
+                                        "image", "force", "overrideOperationLock"}));
   RestoreRequest r;
   BAO_RETURN_IF_ERROR(GetString(spec, "cluster", "spec", &r.cluster));
   if (r.cluster.empty())
     return InvalidArgument("spec.cluster: required (the OpenBaoCluster to restore into)");
   const json& source = spec.contains("source") ? spec["source"] : json();
   if (!source.is_object()) return InvalidArgument("spec.source: required (target and key)");
+  BAO_RETURN_IF_ERROR(CheckKnownFields(source, "spec.source", {"target", "key"}));
   BAO_RETURN_IF_ERROR(GetString(source, "key", "spec.source", &r.key));
   if (r.key.empty()) return InvalidArgument("spec.source.key: required (the backup's object key)");
   if (!source.contains("target")) return InvalidArgument("spec.source.target: required");
@@ -59,6 +63,7 @@ Result<RestoreRequest> ParseRestoreSpec(const json& spec) {
           "spec.tokenSecretRef.namespace: cross-namespace Secret references are not allowed; "
           "the Secret must be in the restore's namespace");
     }
+    BAO_RETURN_IF_ERROR(CheckKnownFields(ref, "spec.tokenSecretRef", {"name"}));
     BAO_RETURN_IF_ERROR(GetString(ref, "name", "spec.tokenSecretRef", &r.token_secret));
   }
   BAO_RETURN_IF_ERROR(GetString(spec, "image", "spec", &r.image));

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "common/json_fields.h"
 #include "common/redact.h"
 #include "common/yaml_json.h"
 
@@ -27,6 +28,9 @@ Status GetSeconds(const nlohmann::json& j, const char* name, std::chrono::second
 
 Status ParseOpenBao(const nlohmann::json& j, const std::string& path, ClusterConfig* c) {
   if (!j.is_object()) return InvalidArgument(path + ": must be a mapping");
+  BAO_RETURN_IF_ERROR(CheckKnownFields(j, path,
+                                       {"addresses", "caCert", "skipVerify", "leaderWait", "token",
+                                        "tokenFile", "jwtRole", "jwtTokenFile", "jwtMount"}));
   if (!j.contains("addresses")) return InvalidArgument(path + ".addresses: required");
   const nlohmann::json& a = j["addresses"];
   if (a.is_string()) {
@@ -66,6 +70,7 @@ Status ParseOpenBao(const nlohmann::json& j, const std::string& path, ClusterCon
 
 Result<ClusterConfig> ParseCluster(const nlohmann::json& j, const std::string& path) {
   if (!j.is_object()) return InvalidArgument(path + ": must be a mapping");
+  BAO_RETURN_IF_ERROR(CheckKnownFields(j, path, {"name", "namespace", "openbao", "backup"}));
   ClusterConfig c;
   BAO_RETURN_IF_ERROR(GetString(j, path, "name", &c.name));
   if (c.name.empty()) return InvalidArgument(path + ".name: required");
@@ -110,6 +115,9 @@ Result<ClusterConfig> ParseCluster(const nlohmann::json& j, const std::string& p
 Result<SchedulerConfig> ParseSchedulerConfig(const nlohmann::json& j,
                                              const std::string& config_path) {
   if (!j.is_object()) return InvalidArgument(config_path + ": must be a YAML mapping");
+  BAO_RETURN_IF_ERROR(CheckKnownFields(j, "",
+                                       {"stateFile", "metricsAddress", "startingDeadlineSeconds",
+                                        "shutdownGracePeriodSeconds", "clusters"}));
   SchedulerConfig cfg;
   cfg.state_file = config_path + ".state.json";
   BAO_RETURN_IF_ERROR(GetString(j, "", "stateFile", &cfg.state_file));

@@ -314,5 +314,53 @@ TEST(SchedulerConfigTest, RejectsBadConfigsNamingTheField) {
   EXPECT_NE(r.status().message().find("listed twice"), std::string::npos);
 }
 
+// A misspelt key is an error with a guess, at every level (a silently ignored `retenton:` would
+// mean retention never runs).
+TEST(SchedulerConfigTest, UnknownKeysAreRefusedWithTheirPathAndAGuess) {
+  nlohmann::json good = {
+      {"clusters", nlohmann::json::array(
+                       {{{"name", "bao"},
+                         {"namespace", "ns"},
+                         {"openbao", {{"addresses", "https://bao:8200"}, {"tokenFile", "/t"}}},
+                         {"backup",
+                          {{"schedule", "@hourly"},
+                           {"target", {{"provider", "file"}, {"bucket", "/tmp/x"}}},
+                           {"retention", {{"maxCount", 3}}}}}}})}};
+  ASSERT_TRUE(ParseSchedulerConfig(good, "c.yaml").ok());
+  struct Case {
+    std::vector<std::string> path;  // where to add the misspelt key
+    std::string key, want;
+  };
+  std::vector<Case> cases = {
+      {{}, "cluster", "cluster: unknown field; did you mean \"clusters\"?"},
+      {{"clusters", "0"},
+       "namespce",
+       "clusters[0].namespce: unknown field; did you mean \"namespace\"?"},
+      {{"clusters", "0", "openbao"},
+       "adresses",
+       "clusters[0].openbao.adresses: unknown field; did you mean \"addresses\"?"},
+      {{"clusters", "0", "backup"},
+       "retenton",
+       "clusters[0].backup.retenton: unknown field; did you mean \"retention\"?"},
+      {{"clusters", "0", "backup", "retention"},
+       "maxcount",
+       "clusters[0].backup.retention.maxcount: unknown field; did you mean \"maxCount\"?"},
+      {{"clusters", "0", "backup", "target"},
+       "buckt",
+       "clusters[0].backup.target.buckt: unknown field; did you mean \"bucket\"?"},
+  };
+  for (const Case& c : cases) {
+    nlohmann::json j = good;
+    nlohmann::json* at = &j;
+    for (const std::string& step : c.path) {
+      at = at->is_array() ? &(*at)[std::stoul(step)] : &(*at)[step];
+    }
+    (*at)[c.key] = 1;
+    Result<SchedulerConfig> r = ParseSchedulerConfig(j, "c.yaml");
+    ASSERT_FALSE(r.ok()) << c.key;
+    EXPECT_NE(r.status().message().find(c.want), std::string::npos) << r.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace bao::schedule

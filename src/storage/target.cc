@@ -30,6 +30,12 @@ std::string TargetConfig::FullKey(const std::string& relative) const {
 Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
                                  const std::string& default_provider) {
   if (!j.is_object()) return WrongType(path, "an object");
+  // credentialsDir: the standalone scheduler's local credentials (schedule/config.cc).
+  BAO_RETURN_IF_ERROR(
+      CheckKnownFields(j, path,
+                       {"provider", "endpoint", "bucket", "pathPrefix", "credentialsSecretRef",
+                        "partSize", "concurrency", "region", "roleArn", "usePathStyle",
+                        "insecureSkipVerify", "gcs", "azure", "credentialsDir"}));
   TargetConfig t;
   t.provider = default_provider;
   BAO_RETURN_IF_ERROR(GetString(j, "provider", path, &t.provider));
@@ -47,6 +53,7 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
                              ".credentialsSecretRef.namespace: cross-namespace Secret references "
                              "are not allowed; the Secret must be in the resource's namespace");
     }
+    BAO_RETURN_IF_ERROR(CheckKnownFields(ref, path + ".credentialsSecretRef", {"name"}));
   }
   int64_t part_size = static_cast<int64_t>(t.part_size);
   BAO_RETURN_IF_ERROR(GetInt(j, "partSize", path, &part_size));
@@ -64,10 +71,13 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
   BAO_RETURN_IF_ERROR(GetBool(j, "insecureSkipVerify", path, &t.insecure_skip_verify));
   if (j.contains("gcs") && !j["gcs"].is_null()) {
     if (!j["gcs"].is_object()) return WrongType(path + ".gcs", "an object");
+    BAO_RETURN_IF_ERROR(CheckKnownFields(j["gcs"], path + ".gcs", {"project"}));
     BAO_RETURN_IF_ERROR(GetString(j["gcs"], "project", path + ".gcs", &t.gcs_project));
   }
   if (j.contains("azure") && !j["azure"].is_null()) {
     if (!j["azure"].is_object()) return WrongType(path + ".azure", "an object");
+    BAO_RETURN_IF_ERROR(
+        CheckKnownFields(j["azure"], path + ".azure", {"storageAccount", "container"}));
     BAO_RETURN_IF_ERROR(
         GetString(j["azure"], "storageAccount", path + ".azure", &t.azure_storage_account));
     BAO_RETURN_IF_ERROR(GetString(j["azure"], "container", path + ".azure", &t.azure_container));

@@ -113,6 +113,22 @@ TEST_F(BackupCliTest, BacksUpThroughAStandby) {
   EXPECT_EQ(r.err.find(reader_token_), std::string::npos);
 }
 
+// A misspelt key in --config is refused with its path and a guess (ignored, `retenton:` would
+// mean that retention never runs).
+TEST_F(BackupCliTest, MisspeltConfigKeyIsRefusedWithAGuess) {
+  TempDir dir;
+  WriteText(dir.File("config.yaml"), "target:\n  provider: file\n  bucket: " + store_.path() +
+                                         "\nretenton:\n  maxCount: 1\n");
+  RunResult r = Cli({"prune", "--config", dir.File("config.yaml"), "--namespace", "ns1",
+                     "--cluster", "bao", "--max-count", "1"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(LastJson(r)
+                .value("error", "")
+                .find("config.retenton: unknown field; did you mean \"retention\"?"),
+            std::string::npos)
+      << Describe(r);
+}
+
 TEST_F(BackupCliTest, WritesTheResultFileAndHonoursAnExplicitKey) {
   StartServer();
   std::string result_file = store_.File("result.json");
