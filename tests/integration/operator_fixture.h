@@ -320,7 +320,7 @@ class OperatorFixture : public ::testing::Test {
     const std::vector<std::string> urls = real != bao_urls_.end() ? real->second
                                           : bao_                  ? bao_->NodeUrls()
                                                                   : std::vector<std::string>{};
-    Result<LocalRun> r = RunJobLocally(*client_, job, urls, BuildBinary("bao-backup"), 60s);
+    Result<LocalRun> r = RunJobLocally(*client_, job, urls, BuildBinary("bao-backup"), 180s);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (!r.ok()) return -1;
     last_run_ = r->run;

@@ -169,7 +169,8 @@ TEST_F(RestoreE2E, DisasterRecoveryDrillThroughTheController) {
   EXPECT_EQ(RestoreJobs("r1").size(), 2u);
 
   ASSERT_TRUE(b.UnsealAll(a.unseal_key()).ok());
-  Status serves = b.EveryNodeServes("app", {{"password", "from-a"}}, a.root_token());
+  // A restore's own wait for the apply is up to 60 s; a loaded machine may need longer here.
+  Status serves = b.EveryNodeServes("app", {{"password", "from-a"}}, a.root_token(), 90s);
   EXPECT_TRUE(serves.ok()) << serves.ToString();
   // Done is done: more reconciles change nothing.
   ReconcileRestore("r1");
