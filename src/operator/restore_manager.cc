@@ -83,25 +83,9 @@ void RestoreManager::Event(const View& v, bool warning, const std::string& reaso
 Status RestoreManager::SetCondition(View& v, const std::string& type, bool status,
                                     const std::string& reason, const std::string& message) {
   json conds = At(v.restore, {"status", "conditions"});
-  if (!conds.is_array()) conds = json::array();
-  const std::string s = status ? "True" : "False";
-  json cond = {{"type", type},
-               {"status", s},
-               {"reason", reason},
-               {"message", message},
-               {"lastTransitionTime", FormatRfc3339(v.now)},
-               {"observedGeneration", v.Generation()}};
-  bool found = false;
-  for (json& c : conds) {
-    if (Str(c, "type") != type) continue;
-    found = true;
-    if (Str(c, "status") == s && Str(c, "reason") == reason && Str(c, "message") == message) {
-      return Status::Ok();
-    }
-    if (Str(c, "status") == s) cond["lastTransitionTime"] = c["lastTransitionTime"];
-    c = cond;
+  if (!op::SetCondition(conds, type, status, reason, message, v.now, v.Generation())) {
+    return Status::Ok();
   }
-  if (!found) conds.push_back(cond);
   BAO_ASSIGN_OR_RETURN(v.restore, client_->PatchStatus(k8s::kOpenBaoRestores, v.ns, v.name,
                                                        {{"status", {{"conditions", conds}}}}));
   return Status::Ok();
