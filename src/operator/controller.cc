@@ -96,15 +96,6 @@ class Informers {
   void Visit(const std::function<void(const json&)>& fn) const {
     for (const auto& i : informers_) i->Visit(fn);
   }
-  std::vector<json> List() const {
-    std::vector<json> all;
-    for (const auto& i : informers_) {
-      std::vector<json> part = i->List();
-      all.insert(all.end(), std::make_move_iterator(part.begin()),
-                 std::make_move_iterator(part.end()));
-    }
-    return all;
-  }
 
  private:
   std::vector<std::unique_ptr<k8s::Informer>> informers_;
@@ -201,12 +192,12 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
     // The elector logs the change; a new leader looks at every cluster once.
     if (!leading) return;
     if (options.backups) {
-      for (const json& c : clusters.List()) enqueue_cluster(c);
+      clusters.Visit(enqueue_cluster);
     }
     if (options.restores) {
-      for (const json& r : restores.List()) {
+      restores.Visit([&](const json& r) {
         queue.Add(std::string(kRestoreKeyPrefix) + k8s::ObjectKey(r), now());
-      }
+      });
     }
   });
 
