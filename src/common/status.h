@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace bao {
 
@@ -27,6 +28,46 @@ enum class Code {
 // Returns the canonical lower-case name of `code` ("not found", "unavailable", ...).
 const char* CodeName(Code code);
 
+// Which step of an operation failed. The pipeline that knows the step sets it (see
+// Status::InStage); the executor's exit code is derived from it (backup/exit_code.h).
+enum class Stage {
+  kUnspecified = 0,
+  kConfig,    // flags, files, configuration: wrong before any network call
+  kAuth,      // logging in to OpenBao
+  kLeader,    // finding the active node
+  kSnapshot,  // reading (or, for a restore, sending) the snapshot
+  kStorage,   // the object store
+  kVerify,    // checking what was stored
+};
+
+// "config", "auth", "leader", "snapshot", "storage", "verify", or "" when unspecified.
+const char* StageName(Stage stage);
+
+// Why, in a word a program can act on; finer than Code. The layer that sees the cause sets it.
+enum class Reason {
+  kUnspecified = 0,
+  kNotFound,           // the object, bucket, key, file or resource does not exist
+  kConflict,           // taken already, or changed meanwhile (write-once keys, 409)
+  kPermissionDenied,   // 403, or a file mode
+  kUnauthenticated,    // credentials missing, refused or expired (401)
+  kNoCredentials,      // nothing to authenticate with was configured
+  kTimeout,            // a deadline passed
+  kStalled,            // a transfer moved no byte for the stall time
+  kCancelled,          // a signal or the caller asked to stop
+  kThrottled,          // 429 / SlowDown
+  kServerError,        // 5xx
+  kUnreachable,        // DNS, connection refused or reset
+  kTlsVerification,    // the peer's certificate was not accepted
+  kInvalidValue,       // a configuration value or flag is malformed
+  kCrossNamespace,     // a reference outside the resource's namespace
+  kBadResponse,        // the peer answered something unexpected or malformed
+  kChecksumMismatch,   // stored bytes differ from the recorded checksum or size
+  kLocked,             // an operation lock or object lock is held
+};
+
+// "NotFound", "Conflict", ... (CamelCase, as Kubernetes reasons), or "" when unspecified.
+const char* ReasonName(Reason reason);
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
@@ -38,7 +79,24 @@ class [[nodiscard]] Status {
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
 
-  // Returns a copy whose message is "<context>: <message>"; the code is kept.
+  // Machine-readable detail, in the manner of Abseil's status payloads. Decisions are made on
+  // these and on code(), never on the message text.
+  Stage stage() const { return stage_; }
+  Reason reason() const { return reason_; }
+  int http_status() const { return http_status_; }  // 0 when no HTTP answer is involved
+  // Named extra facts ("openbaoUnchanged" -> "true"); nullptr when absent.
+  const std::string* payload(const std::string& key) const;
+
+  // Copies with one detail set (overwriting). No-ops on an ok Status.
+  Status WithStage(Stage stage) const;
+  Status WithReason(Reason reason) const;
+  Status WithHttpStatus(int http_status) const;
+  Status WithPayload(const std::string& key, std::string value) const;
+  // Sets the stage only when none is set yet: an error keeps the stage of its origin (a
+  // malformed credentials file stays kConfig when the storage step reports it).
+  Status InStage(Stage stage) const;
+
+  // Returns a copy whose message is "<context>: <message>"; code and detail are kept.
   Status WithContext(const std::string& context) const;
 
   // "<code name>: <message>", or "ok".
@@ -47,7 +105,16 @@ class [[nodiscard]] Status {
  private:
   Code code_ = Code::kOk;
   std::string message_;
+  Stage stage_ = Stage::kUnspecified;
+  Reason reason_ = Reason::kUnspecified;
+  int http_status_ = 0;
+  std::vector<std::pair<std::string, std::string>> payload_;
 };
+
+// Shorthand: `code` with `reason`, e.g. Error(Code::kNotFound, Reason::kNotFound, "...").
+inline Status Error(Code code, Reason reason, std::string message) {
+  return Status(code, std::move(message)).WithReason(reason);
+}
 
 inline Status InvalidArgument(std::string m) {
   return {Code::kInvalidArgument, std::move(m)};
