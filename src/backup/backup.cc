@@ -2,25 +2,11 @@
 
 #include "backup/naming.h"
 #include "common/async_sink.h"
-#include "common/cancel.h"
 #include "common/log.h"
 #include "common/redact.h"
 #include "snapshot/archive_checker.h"
 
 namespace bao::backup {
-
-const char* StageName(ExitCode code) {
-  switch (code) {
-    case ExitCode::kOk: return "ok";
-    case ExitCode::kConfig: return "config";
-    case ExitCode::kAuth: return "auth";
-    case ExitCode::kLeaderDiscovery: return "leader";
-    case ExitCode::kSnapshotRead: return "snapshot";
-    case ExitCode::kStorage: return "storage";
-    case ExitCode::kVerification: return "verification";
-  }
-  return "unknown";
-}
 
 nlohmann::json BackupResult::ToJson() const {
   return {{"key", key},
@@ -37,29 +23,25 @@ nlohmann::json BackupResult::ToJson() const {
           {"store", store}};
 }
 
-nlohmann::json FailureToJson(const Failure& failure) {
-  nlohmann::json j = {{"error", Redact(failure.status.message())},
-                      {"stage", StageName(failure.code)},
-                      {"exitCode", static_cast<int>(failure.code)}};
-  if (failure.openbao_unchanged) j["openbaoUnchanged"] = *failure.openbao_unchanged;
-  return j;
-}
-
 namespace {
 
-ExitCode StorageStage(const Status& s) {
-  return s.code() == Code::kDataLoss ? ExitCode::kVerification : ExitCode::kStorage;
+// Storage failures are exit 5, except a read-back that does not match what was sent (6).
+Status StorageFailure(const Status& s) {
+  return s.InStage(s.code() == Code::kDataLoss ? Stage::kVerify : Stage::kStorage);
+}
+
+// Worth another snapshot request: the source answered 5xx or could not be reached, and no
+// byte of the stream arrived.
+bool SourceRetryable(const Status& s) {
+  if (s.http_status() >= 500) return true;
+  return s.reason() == Reason::kUnreachable || s.reason() == Reason::kServerError;
 }
 
 }  // namespace
 
-Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, Failure* failure) {
+Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req,
+                               storage::Store* store) {
   const Clock& clock = req.clock != nullptr ? *req.clock : SystemClock();
-  auto fail = [&](ExitCode code, Status s) -> Status {
-    *failure = Fail(code, s);
-    return s;
-  };
-
   BackupResult result;
   result.started = clock.Now();
   result.store = store->Describe();
@@ -68,54 +50,46 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
     result.key = req.key;
   } else {
     if (!IsValidNameSegment(req.ns) || !IsValidNameSegment(req.cluster)) {
-      return fail(ExitCode::kConfig,
-                  InvalidArgument("namespace \"" + req.ns + "\" and cluster \"" + req.cluster +
-                                  "\" must be lower-case DNS labels (a-z, 0-9, '-')"));
+      return Error(Code::kInvalidArgument, Reason::kInvalidValue,
+                   "namespace \"" + req.ns + "\" and cluster \"" + req.cluster +
+                       "\" must be lower-case DNS labels (a-z, 0-9, '-')")
+          .WithStage(Stage::kConfig);
     }
     result.key =
         NewBackupKey(req.target.path_prefix, req.ns, req.cluster, result.started, req.file_prefix);
   }
-  if (Status s = storage::ValidateKey(result.key); !s.ok()) return fail(ExitCode::kConfig, s);
+  if (Status s = storage::ValidateKey(result.key); !s.ok()) return s.InStage(Stage::kConfig);
   if (!req.key.empty()) {
     // Backups are write-once, on every provider: an explicit key that exists is refused before
     // OpenBao is contacted.
-    Result<storage::ObjectInfo> existing = store->Stat(result.key);
+    Result<storage::ObjectInfo> existing = store->Stat(ctx, result.key);
     if (existing.ok()) {
-      return fail(ExitCode::kConfig,
-                  AlreadyExists("--key " + result.key +
-                                ": an object with this key already exists "
-                                "in " +
-                                result.store +
-                                "; backups are write-once: choose another key, or delete that "
-                                "one first"));
+      return Error(Code::kAlreadyExists, Reason::kConflict,
+                   "--key " + result.key + ": an object with this key already exists in " +
+                       result.store +
+                       "; backups are write-once: choose another key, or delete that one first")
+          .WithStage(Stage::kConfig);
     }
     if (existing.status().code() != Code::kNotFound) {
-      return fail(StorageStage(existing.status()),
-                  existing.status().WithContext("checking that " + result.key + " is free"));
+      return StorageFailure(existing.status().WithContext("checking that " + result.key +
+                                                          " is free"));
     }
   }
 
   openbao::Client bao(req.connection);
-  Result<std::string> leader = bao.FindLeader();
-  if (!leader.ok()) {
-    ExitCode code = leader.status().code() == Code::kInvalidArgument ? ExitCode::kConfig
-                                                                     : ExitCode::kLeaderDiscovery;
-    return fail(code, leader.status().WithContext("leader discovery"));
-  }
+  Result<std::string> leader = bao.FindLeader(ctx);
+  if (!leader.ok()) return leader.status().WithContext("leader discovery").InStage(Stage::kLeader);
   result.leader = *leader;
-  log::Info("found the active OpenBao node", {{"leader", *leader}});
-
-  if (Status s = bao.Login(*leader, req.auth); !s.ok()) {
-    bool no_creds =
-        s.code() == Code::kInvalidArgument && s.message().starts_with("no OpenBao credentials");
-    return fail(no_creds ? ExitCode::kConfig : ExitCode::kAuth, s.WithContext("authentication"));
+  if (Status s = bao.Login(ctx, *leader, req.auth); !s.ok()) {
+    return s.WithContext("authentication").InStage(Stage::kAuth);
   }
 
-  Result<std::unique_ptr<storage::ObjectWriter>> writer = store->NewWriter(result.key);
+  Result<std::unique_ptr<storage::ObjectWriter>> writer = store->NewWriter(ctx, result.key);
   if (!writer.ok()) {
-    return fail(writer.status().code() == Code::kAlreadyExists ? ExitCode::kConfig
-                                                               : StorageStage(writer.status()),
-                writer.status().WithContext("opening " + result.key + " in " + result.store));
+    const Status& s = writer.status();
+    Status opened = s.WithContext("opening " + result.key + " in " + result.store);
+    return s.code() == Code::kAlreadyExists ? opened.InStage(Stage::kConfig)
+                                            : StorageFailure(opened);
   }
 
   // Three threads: this one receives the stream and copies it once into blocks that two more
@@ -130,8 +104,8 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
                    1 << 20, 4);
   auto stage_failure = [&](const Status& s) {
     return stages.failed_consumer() == kCheckerStage
-               ? Fail(ExitCode::kVerification, s.WithContext("the snapshot archive is damaged"))
-               : Fail(StorageStage(s), s.WithContext("writing " + result.key));
+               ? s.WithContext("the snapshot archive is damaged").InStage(Stage::kVerify)
+               : StorageFailure(s.WithContext("writing " + result.key));
   };
   auto abandon = [&] {
     stages.Stop();  // no Append() runs any more
@@ -139,16 +113,15 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
   };
   uint64_t bytes = 0;
   uint64_t next_progress = 64ull << 20;
-  Failure sink_failure;
-  log::Info("streaming snapshot", {{"key", result.key}, {"store", result.store}});
-  Status stream = bao.StreamSnapshot(*leader, [&](std::string_view chunk) -> Status {
-    if (CancelRequested()) {
-      sink_failure = Fail(ExitCode::kSnapshotRead, Aborted("cancelled by signal"));
-      return sink_failure.status;
+  Status sink_failure;
+  auto sink = [&](std::string_view chunk) -> Status {
+    if (Status s = ctx.Check("reading the snapshot"); !s.ok()) {
+      sink_failure = s;
+      return s;
     }
     if (Status s = stages.Push(chunk); !s.ok()) {
       sink_failure = stage_failure(s);
-      return sink_failure.status;
+      return sink_failure;
     }
     bytes += chunk.size();
     if (bytes >= next_progress) {
@@ -156,38 +129,62 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
       if (req.on_progress) req.on_progress(bytes);
     }
     return Status::Ok();
-  });
-  if (!stream.ok()) {
-    abandon();
-    if (sink_failure.code != ExitCode::kOk) {
-      *failure = sink_failure;
-      return sink_failure.status;
+  };
+  log::Info("streaming snapshot", {{"key", result.key}, {"store", result.store}});
+  Status stream = bao.StreamSnapshot(ctx, *leader, sink);
+  std::chrono::milliseconds backoff = req.source_backoff;
+  for (int attempt = 2; !stream.ok() && sink_failure.ok() && bytes == 0 &&
+                        attempt <= req.source_attempts && SourceRetryable(stream);
+       ++attempt) {
+    log::Warn("the snapshot request failed before any byte arrived; retrying",
+              {{"attempt", std::to_string(attempt) + "/" + std::to_string(req.source_attempts)},
+               {"backoff", FormatDuration(backoff)},
+               {"error", stream.message()}});
+    if (Status s = ctx.SleepFor(backoff, "waiting to retry the snapshot"); !s.ok()) {
+      stream = s;
+      break;
     }
-    switch (stream.code()) {
-      case Code::kPermissionDenied:
-      case Code::kUnauthenticated: return fail(ExitCode::kAuth, stream);
-      case Code::kFailedPrecondition: return fail(ExitCode::kLeaderDiscovery, stream);
-      default: {
-        std::string now = bao.LeaderChangedFrom(*leader);
-        if (!now.empty()) {
-          stream = Unavailable("the OpenBao leader changed from " + *leader + " to " + now +
-                               " during the snapshot; the partial snapshot was discarded (" +
-                               stream.message() + ")");
-        }
-        return fail(ExitCode::kSnapshotRead, stream);
+    backoff *= 2;
+    Result<std::string> again = bao.FindLeader(ctx);
+    if (!again.ok()) {
+      stream = again.status().WithContext("leader discovery").InStage(Stage::kLeader);
+      break;
+    }
+    if (*again != *leader) {
+      leader = again;
+      result.leader = *leader;
+      if (Status s = bao.Login(ctx, *leader, req.auth); !s.ok()) {
+        stream = s.WithContext("authentication").InStage(Stage::kAuth);
+        break;
       }
     }
+    stream = bao.StreamSnapshot(ctx, *leader, sink);
+  }
+  if (!stream.ok()) {
+    abandon();
+    if (!sink_failure.ok()) return sink_failure;
+    if (stream.reason() == Reason::kCancelled) return stream;
+    if (stream.stage() == Stage::kUnspecified) {
+      std::string now = bao.LeaderChangedFrom(ctx, *leader);
+      if (!now.empty()) {
+        stream = Status(stream.code(), "the OpenBao leader changed from " + *leader + " to " +
+                                           now + " during the snapshot; the partial snapshot "
+                                           "was discarded (" +
+                                           stream.message() + ")")
+                     .WithReason(stream.reason())
+                     .WithHttpStatus(stream.http_status());
+      }
+    }
+    return stream.InStage(Stage::kSnapshot);
   }
   if (Status s = stages.Finish(); !s.ok()) {
     abandon();
-    *failure = stage_failure(s);
-    return failure->status;
+    return stage_failure(s);
   }
   Result<snapshot::ArchiveReport> report = checker.Finish();
   if (!report.ok()) {
     out->Abort();
-    return fail(ExitCode::kVerification,
-                report.status().WithContext("the snapshot archive is damaged"));
+    return report.status().WithContext("the snapshot archive is damaged").InStage(Stage::kVerify);
   }
   result.size = bytes;
   result.sha256 = report->sha256;
@@ -196,16 +193,17 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
 
   Result<storage::ObjectInfo> stored = (*writer)->Commit({result.size, result.sha256});
   if (!stored.ok()) {
-    return fail(StorageStage(stored.status()),
-                stored.status().WithContext("committing " + result.key));
+    return StorageFailure(stored.status().WithContext("committing " + result.key));
   }
   if (stored->size != result.size || (!stored->sha256.empty() && stored->sha256 != result.sha256)) {
-    if (Status d = store->Delete(result.key); !d.ok()) {
+    if (Status d = store->Delete(Context::ForCleanup(std::chrono::seconds(30)), result.key);
+        !d.ok()) {
       log::Warn("could not delete a mismatching object",
                 {{"key", result.key}, {"error", d.message()}});
     }
-    return fail(ExitCode::kVerification,
-                DataLoss("the stored object " + result.key + " does not match what was sent"));
+    return Error(Code::kDataLoss, Reason::kChecksumMismatch,
+                 "the stored object " + result.key + " does not match what was sent")
+        .WithStage(Stage::kVerify);
   }
   result.duration =
       std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "backup/exit_code.h"
+#include "common/context.h"
 #include "common/time.h"
 #include "openbao/client.h"
 #include "storage/store.h"
@@ -25,7 +26,11 @@ struct BackupRequest {
   std::string key;               // explicit object key; empty = generated per the contract
   std::string file_prefix;       // optional file-name prefix ("pre-upgrade-")
   const Clock* clock = nullptr;  // defaults to SystemClock()
-  // Called now and then with the bytes stored so far (progress display).
+  // Tries of the snapshot request when OpenBao answers 5xx or cannot be reached before the
+  // first byte (the leader is looked up again before each); once bytes flowed, no retry.
+  int source_attempts = 4;
+  std::chrono::milliseconds source_backoff{1000};  // before the second try; doubles
+  // Called with the bytes stored so far, at least every 64 MiB (progress reporting).
   std::function<void(uint64_t bytes)> on_progress;
 };
 
@@ -43,12 +48,13 @@ struct BackupResult {
 };
 
 // Takes one backup into `store` (not owned). On failure nothing is left under the final key,
-// and the Failure says which stage failed (its exit code) and why. Backups are write-once: an
-// explicit `key` that exists is refused (kAlreadyExists, exit 1) before OpenBao is contacted.
-Result<BackupResult> RunBackup(const BackupRequest& request, storage::Store* store,
-                               Failure* failure);
-
-// The JSON line printed for a failure: {"error": "...", "stage": "...", "exitCode": N}.
-nlohmann::json FailureToJson(const Failure& failure);
+// and the Status's stage says which step failed (ExitCodeFor() gives the exit code): kConfig
+// for a bad key or request, and for an explicit `key` that exists (backups are write-once; it
+// is refused before OpenBao is contacted); kLeader, kAuth, kSnapshot, kStorage, kVerify for
+// the steps of the run. `ctx` bounds the whole run: once it is cancelled, the run stops within
+// about a second with kAborted/Reason::kCancelled and aborts the upload; past its deadline it
+// fails with kDeadlineExceeded in the step it reached.
+Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& request,
+                               storage::Store* store);
 
 }  // namespace bao::backup

@@ -7,6 +7,7 @@
 
 #include "backup/naming.h"
 #include "common/status.h"
+#include "common/context.h"
 #include "storage/store.h"
 
 namespace bao::backup {
@@ -19,7 +20,9 @@ struct BackupEntry {
 // This cluster's backups in `store`, newest first. Objects under the prefix that do not parse
 // as this cluster's backups are skipped. With `with_checksums`, objects whose listing carries
 // no checksum are Stat()ed to fetch it.
-Result<std::vector<BackupEntry>> ListBackups(storage::Store* store, const std::string& path_prefix,
+// Failures are Stage::kStorage.
+Result<std::vector<BackupEntry>> ListBackups(const Context& ctx, storage::Store* store,
+                                             const std::string& path_prefix,
                                              const std::string& ns, const std::string& cluster,
                                              bool with_checksums);
 
@@ -33,9 +36,11 @@ struct Selector {
 };
 
 // Resolves `selector` to one key. kInvalidArgument when the selector is empty or ambiguous,
-// kFailedPrecondition when nothing matches (the message says what was looked for and where);
-// a failed listing comes back as the store reported it (kNotFound for a missing bucket).
-Result<std::string> SelectBackup(storage::Store* store, const std::string& path_prefix,
+// kFailedPrecondition with Reason::kNotFound when nothing matches (the message says what was
+// looked for and where), both Stage::kConfig; a failed listing comes back as the store reported
+// it, Stage::kStorage (kNotFound for a missing bucket).
+Result<std::string> SelectBackup(const Context& ctx, storage::Store* store,
+                                 const std::string& path_prefix,
                                  const std::string& ns, const std::string& cluster,
                                  const Selector& selector);
 

@@ -33,8 +33,9 @@ struct PruneResult {
 // deletes what the plan drops. Every decision is logged (info; a failed delete as an error),
 // one line per backup. A failed delete is recorded and the rest continue; the Status is an
 // error only when listing fails or some delete failed (then the result is still filled, see
-// `failed`).
-Status Prune(storage::Store* store, const std::string& path_prefix, const std::string& ns,
+// `failed`). Failures are Stage::kStorage. Cancelling `ctx` stops before the next delete.
+Status Prune(const Context& ctx, storage::Store* store, const std::string& path_prefix,
+             const std::string& ns,
              const std::string& cluster, const RetentionPolicy& policy, TimePoint now, bool dry_run,
              PruneResult* result);
 

@@ -4,7 +4,6 @@
 #include <thread>
 
 #include "backup/verify.h"
-#include "common/cancel.h"
 #include "common/log.h"
 #include "common/pipe.h"
 
@@ -54,60 +53,58 @@ namespace {
 constexpr std::chrono::milliseconds kProbeTimeout{3000};
 
 // Polls the node the snapshot went to until RestoreSettled() or `timeout`.
-openbao::NodeState WaitUntilSettled(openbao::Client* bao, const openbao::NodeState& before,
+openbao::NodeState WaitUntilSettled(const Context& ctx, openbao::Client* bao,
+                                    const openbao::NodeState& before,
                                     std::chrono::seconds timeout, bool* settled) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   openbao::NodeState now;
   while (true) {
-    now = bao->Probe(before.address, /*with_leader=*/true, kProbeTimeout);
+    now = bao->Probe(ctx, before.address, /*with_leader=*/true, kProbeTimeout);
     *settled = RestoreSettled(before, now);
-    if (*settled || CancelRequested() || std::chrono::steady_clock::now() >= deadline) return now;
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    if (*settled || std::chrono::steady_clock::now() >= deadline) return now;
+    if (!ctx.SleepFor(std::chrono::milliseconds(250)).ok()) return now;
   }
+}
+
+// A restore failure, with whether OpenBao is certainly unchanged.
+Status Failed(const Status& s, bool unchanged) {
+  return s.WithPayload(kOpenBaoUnchanged, unchanged ? "true" : "false");
 }
 
 }  // namespace
 
-Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* store,
-                                 Failure* failure) {
+Result<RestoreResult> RunRestore(const Context& ctx, const RestoreRequest& req,
+                                 storage::Store* store,
+                                 const std::function<void(uint64_t)>& on_progress) {
   // Until the POST succeeded, OpenBao is as it was: nothing was sent, or it refused the
   // snapshot, or the upload stopped before its end.
-  auto fail = [&](ExitCode code, Status s, bool unchanged = true) -> Status {
-    *failure = Fail(code, s);
-    failure->openbao_unchanged = unchanged;
-    return s;
-  };
   auto start = std::chrono::steady_clock::now();
-  Result<storage::ObjectInfo> info = store->Stat(req.key);
-  if (!info.ok()) return fail(ExitCode::kStorage, info.status());
+  Result<storage::ObjectInfo> info = store->Stat(ctx, req.key);
+  if (!info.ok()) return Failed(info.status().InStage(Stage::kStorage), true);
   if (req.verify_first) {
     log::Info("verifying the backup before contacting OpenBao", {{"key", req.key}});
-    Result<VerifyReport> v = VerifyBackup(store, req.key, failure);
-    failure->openbao_unchanged = true;
-    if (!v.ok()) return v.status();
+    Result<VerifyReport> v = VerifyBackup(ctx, store, req.key);
+    if (!v.ok()) return Failed(v.status(), true);
   }
 
   openbao::Client bao(req.connection);
-  Result<std::string> leader = bao.FindLeader();
+  Result<std::string> leader = bao.FindLeader(ctx);
   if (!leader.ok()) {
-    return fail(leader.status().code() == Code::kInvalidArgument ? ExitCode::kConfig
-                                                                 : ExitCode::kLeaderDiscovery,
-                leader.status().WithContext("leader discovery"));
+    return Failed(leader.status().WithContext("leader discovery").InStage(Stage::kLeader), true);
   }
-  if (Status s = bao.Login(*leader, req.auth); !s.ok()) {
-    bool no_creds =
-        s.code() == Code::kInvalidArgument && s.message().starts_with("no OpenBao credentials");
-    return fail(no_creds ? ExitCode::kConfig : ExitCode::kAuth, s.WithContext("authentication"));
+  if (Status s = bao.Login(ctx, *leader, req.auth); !s.ok()) {
+    return Failed(s.WithContext("authentication").InStage(Stage::kAuth), true);
   }
 
   // The node must be the active one right before the POST: a standby answers a restore with
   // 204, restores nothing and seals itself.
-  openbao::NodeState before = bao.Probe(*leader, /*with_leader=*/true, kProbeTimeout);
+  openbao::NodeState before = bao.Probe(ctx, *leader, /*with_leader=*/true, kProbeTimeout);
   if (!before.active() || !before.is_self) {
-    return fail(
-        ExitCode::kLeaderDiscovery,
-        FailedPrecondition("leader discovery: " + *leader + " is no longer the active node (" +
-                           before.Describe() + "); nothing was sent, run the restore again"));
+    return Failed(FailedPrecondition("leader discovery: " + *leader +
+                                     " is no longer the active node (" + before.Describe() +
+                                     "); nothing was sent, run the restore again")
+                      .WithStage(Stage::kLeader),
+                  true);
   }
 
   // Producer: read the object, check it, and push it into the pipe, always holding back the
@@ -115,13 +112,16 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
   // means the consumer (the POST) stopped; its own result says why.
   BytePipe pipe(4 << 20);
   StreamVerifier verifier(req.key, info->sha256, info->size);
-  Failure producer_failure;
+  Status producer_failure;
   std::thread producer([&] {
     std::string held;
     Status check, pushed;
-    Status read = store->Read(req.key, 0, [&](std::string_view chunk) -> Status {
+    uint64_t bytes = 0;
+    Status read = store->Read(ctx, req.key, 0, [&](std::string_view chunk) -> Status {
       check = verifier.Update(chunk);
       if (!check.ok()) return check;
+      bytes += chunk.size();
+      if (on_progress) on_progress(bytes);
       if (!held.empty()) {
         pushed = pipe.Write(held);
         if (!pushed.ok()) return pushed;
@@ -130,57 +130,48 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
       return Status::Ok();
     });
     if (!check.ok()) {
-      producer_failure = Fail(ExitCode::kVerification, check);
+      producer_failure = check.InStage(Stage::kVerify);
     } else if (!pushed.ok()) {
       // The POST ended early; its outcome is reported below.
     } else if (!read.ok()) {
-      producer_failure =
-          Fail(read.code() == Code::kAborted ? ExitCode::kSnapshotRead : ExitCode::kStorage,
-               read.WithContext("reading " + req.key));
+      producer_failure = read.WithContext("reading " + req.key).InStage(Stage::kStorage);
     } else if (Result<snapshot::ArchiveReport> r = verifier.Finish(); !r.ok()) {
-      producer_failure = Fail(ExitCode::kVerification, r.status());
+      producer_failure = r.status().InStage(Stage::kVerify);
     } else {
       static_cast<void>(pipe.Write(held));  // a failure here is the POST's to report
     }
-    pipe.CloseWrite(producer_failure.status);
+    pipe.CloseWrite(producer_failure);
   });
 
   log::Info("restoring",
             {{"key", req.key}, {"leader", *leader}, {"force", req.force ? "true" : "false"}});
   auto upload_start = std::chrono::steady_clock::now();
-  Status posted =
-      bao.Restore(*leader, req.force, [&](char* buf, size_t len) { return pipe.Read(buf, len); });
+  Status posted = bao.Restore(ctx, *leader, req.force,
+                              [&](char* buf, size_t len) { return pipe.Read(buf, len); });
   auto upload_end = std::chrono::steady_clock::now();
   pipe.CloseRead();
   producer.join();
-  if (producer_failure.code != ExitCode::kOk) {
-    *failure = producer_failure;
-    failure->openbao_unchanged = true;
-    return failure->status.WithContext(
-        "the restore was aborted before OpenBao received the whole "
-        "snapshot");
+  if (!producer_failure.ok()) {
+    return Failed(producer_failure.WithContext(
+                      "the restore was aborted before OpenBao received the whole snapshot"),
+                  true);
   }
   if (!posted.ok()) {
-    ExitCode code =
-        posted.code() == Code::kPermissionDenied || posted.code() == Code::kUnauthenticated
-            ? ExitCode::kAuth
-        : posted.code() == Code::kFailedPrecondition ? ExitCode::kLeaderDiscovery
-        : posted.code() == Code::kInvalidArgument || posted.code() == Code::kDataLoss
-            ? ExitCode::kVerification
-            : ExitCode::kSnapshotRead;
-    // A refusal left OpenBao as it was; a transfer that broke off may have ended after the
-    // last byte, so whether OpenBao applied it is not known.
-    return fail(code, posted, code != ExitCode::kSnapshotRead);
+    // A refusal (OpenBao answered, and set the stage) left OpenBao as it was; a transfer that
+    // broke off may have ended after the last byte, so whether OpenBao applied it is not known.
+    const bool refused = posted.stage() != Stage::kUnspecified;
+    return Failed(posted.InStage(Stage::kSnapshot), refused);
   }
 
   log::Info("OpenBao accepted the snapshot; waiting for it to apply",
             {{"node", *leader}, {"timeout", std::to_string(req.settle_timeout.count()) + "s"}});
   RestoreResult out;
-  openbao::NodeState after = WaitUntilSettled(&bao, before, req.settle_timeout, &out.settled);
+  openbao::NodeState after =
+      WaitUntilSettled(ctx, &bao, before, req.settle_timeout, &out.settled);
   for (const std::string& address : bao.addresses()) {
     out.nodes.push_back(address == after.address
                             ? after
-                            : bao.Probe(address, /*with_leader=*/false, kProbeTimeout));
+                            : bao.Probe(ctx, address, /*with_leader=*/false, kProbeTimeout));
   }
   if (std::none_of(out.nodes.begin(), out.nodes.end(),
                    [&](const openbao::NodeState& n) { return n.address == after.address; })) {
@@ -201,12 +192,12 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
   out.upload_duration = std::chrono::duration_cast<Duration>(upload_end - upload_start);
   switch (JudgeRestore(before, after, out.settled, out.nodes)) {
     case RestoreOutcome::kReachedStandby:
-      return fail(
-          ExitCode::kLeaderDiscovery,
+      return Failed(
           FailedPrecondition("the restore reached a standby; nothing was restored (" + *leader +
                              " sealed itself while another node stayed active; "
                              "unseal it with this cluster's keys and run the restore "
-                             "again)"),
+                             "again)")
+              .WithStage(Stage::kLeader),
           /*unchanged=*/false);  // the node sealed itself
     case RestoreOutcome::kSealed:
       log::Warn(

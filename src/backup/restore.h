@@ -3,10 +3,12 @@
 // aborted before it is complete and OpenBao never applies a damaged snapshot.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "backup/exit_code.h"
+#include "common/context.h"
 #include "openbao/client.h"
 #include "storage/store.h"
 
@@ -57,7 +59,14 @@ bool RestoreSettled(const openbao::NodeState& before, const openbao::NodeState& 
 RestoreOutcome JudgeRestore(const openbao::NodeState& before, const openbao::NodeState& after,
                             bool settled, const std::vector<openbao::NodeState>& others);
 
-Result<RestoreResult> RunRestore(const RestoreRequest& request, storage::Store* store,
-                                 Failure* failure);
+// Restores object `key` from `store` (not owned). Failures carry their stage (ExitCodeFor()
+// gives the exit code) and the payload kOpenBaoUnchanged: "true" when OpenBao certainly did not
+// receive the whole snapshot (refused, or cut off before its end, or never contacted).
+// `on_progress` (may be empty) is called from a reader thread with the bytes read so far.
+// Cancelling `ctx` aborts the upload before its last byte: kAborted/Reason::kCancelled, OpenBao
+// unchanged; once OpenBao accepted the snapshot, the wait for it to apply ends early instead.
+Result<RestoreResult> RunRestore(const Context& ctx, const RestoreRequest& request,
+                                 storage::Store* store,
+                                 const std::function<void(uint64_t)>& on_progress = {});
 
 }  // namespace bao::backup

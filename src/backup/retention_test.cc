@@ -231,14 +231,14 @@ TEST_F(PruneTest, OnlyThisClustersBackupsAreCandidates) {
   policy.max_count = 1;
   PruneResult dry;
   ASSERT_TRUE(
-      Prune(store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry).ok());
+      Prune(Context(), store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry).ok());
   EXPECT_TRUE(dry.deleted.empty());
   EXPECT_TRUE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
   ASSERT_EQ(dry.plan.size(), 3u);
 
   PruneResult real;
   ASSERT_TRUE(
-      Prune(store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real).ok());
+      Prune(Context(), store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real).ok());
   EXPECT_EQ(real.deleted.size(), 2u);
   EXPECT_TRUE(Exists("p/ns/c/2026-03-03T00-00-00Z-00000003.snap"));
   EXPECT_FALSE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
@@ -254,12 +254,12 @@ TEST_F(PruneTest, EmptyPrefixAndNoBackups) {
   policy.max_count = 1;
   PruneResult r;
   ASSERT_TRUE(
-      Prune(store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
+      Prune(Context(), store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
   EXPECT_TRUE(r.plan.empty());
   Put("ns/c/2026-03-01T00-00-00Z-00000001.snap");
   Put("ns/c/2026-03-02T00-00-00Z-00000002.snap");
   ASSERT_TRUE(
-      Prune(store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
+      Prune(Context(), store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
   EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-01T00-00-00Z-00000001.snap"});
 }
 
@@ -282,7 +282,7 @@ TEST_F(PruneTest, ResultJsonIsCountsWhateverTheNumberOfBackups) {
   policy.max_count = 2;
   PruneResult dry;
   ASSERT_TRUE(
-      Prune(store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry).ok());
+      Prune(Context(), store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry).ok());
   nlohmann::json d = dry.ToJson();
   EXPECT_LT(d.dump().size(), 1024u) << d.dump().substr(0, 500);
   EXPECT_EQ(d["dryRun"], true);
@@ -293,7 +293,7 @@ TEST_F(PruneTest, ResultJsonIsCountsWhateverTheNumberOfBackups) {
 
   PruneResult real;
   ASSERT_TRUE(
-      Prune(store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real).ok());
+      Prune(Context(), store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real).ok());
   EXPECT_EQ(real.deleted.size(), static_cast<size_t>(kBackups - 2));
   nlohmann::json j = real.ToJson();
   EXPECT_LT(j.dump().size(), 1024u) << j.dump().substr(0, 500);
@@ -316,7 +316,7 @@ TEST_F(PruneTest, KeepsTheNewestPreUpgradeBackupInTheStore) {
   policy.max_count = 1;
   PruneResult r;
   ASSERT_TRUE(
-      Prune(store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"), false, &r).ok());
+      Prune(Context(), store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"), false, &r).ok());
   EXPECT_TRUE(Exists("p/ns/c/2026-03-04T00-00-00Z-00000004.snap"));
   EXPECT_TRUE(Exists("p/ns/c/pre-upgrade-2026-03-02T00-00-00Z-00000002.snap"));
   EXPECT_FALSE(Exists("p/ns/c/pre-upgrade-2026-03-01T00-00-00Z-00000001.snap"));
@@ -342,7 +342,7 @@ TEST_F(PruneTest, AFailedDeleteIsReportedAndTheRestContinue) {
   RetentionPolicy policy;
   policy.max_count = 1;
   PruneResult r;
-  Status s = Prune(&failing, "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r);
+  Status s = Prune(Context(), &failing, "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("disk on fire"), std::string::npos);
   EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-02T00-00-00Z-00000002.snap"});

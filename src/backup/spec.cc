@@ -15,9 +15,10 @@ Status GetRefName(const json& j, const char* name, const std::string& path, std:
   std::string field = path + "." + name;
   if (!j[name].is_object()) return InvalidArgument(field + ": must be an object with a name");
   if (j[name].contains("namespace")) {
-    return InvalidArgument(field +
-                           ".namespace: cross-namespace Secret references are not "
-                           "allowed; the Secret must be in the resource's namespace");
+    return Error(Code::kInvalidArgument, Reason::kCrossNamespace,
+                 field +
+                     ".namespace: cross-namespace Secret references are not "
+                     "allowed; the Secret must be in the resource's namespace");
   }
   BAO_RETURN_IF_ERROR(CheckKnownFields(j[name], field, {"name"}));
   return GetString(j[name], "name", field, out);

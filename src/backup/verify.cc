@@ -16,18 +16,21 @@ Result<snapshot::ArchiveReport> StreamVerifier::Finish() {
   if (!report.ok()) return report.status().WithContext(key_ + " is not an intact snapshot archive");
   computed_ = report->sha256;
   if (report->compressed_bytes != recorded_size_) {
-    return DataLoss(key_ + " has " + std::to_string(report->compressed_bytes) +
-                    " bytes but the store reported " + std::to_string(recorded_size_));
+    return Error(Code::kDataLoss, Reason::kChecksumMismatch,
+                 key_ + " has " + std::to_string(report->compressed_bytes) +
+                     " bytes but the store reported " + std::to_string(recorded_size_));
   }
   if (recorded_.empty()) {
-    return DataLoss(key_ +
-                    " has no recorded SHA-256, so its integrity cannot be confirmed "
-                    "(computed " +
-                    computed_ + ")");
+    return Error(Code::kDataLoss, Reason::kChecksumMismatch,
+                 key_ +
+                     " has no recorded SHA-256, so its integrity cannot be confirmed "
+                     "(computed " +
+                     computed_ + ")");
   }
   if (computed_ != recorded_) {
-    return DataLoss("SHA-256 of " + key_ + " is " + computed_ + " but " + recorded_ +
-                    " was recorded at upload");
+    return Error(Code::kDataLoss, Reason::kChecksumMismatch,
+                 "SHA-256 of " + key_ + " is " + computed_ + " but " + recorded_ +
+                     " was recorded at upload");
   }
   return report;
 }
@@ -47,31 +50,24 @@ nlohmann::json VerifyReport::ToJson() const {
             "SHA256SUMS entries match", "state.bin size matches meta.json"}}};
 }
 
-Result<VerifyReport> VerifyBackup(storage::Store* store, const std::string& key, Failure* failure) {
-  Result<storage::ObjectInfo> info = store->Stat(key);
-  if (!info.ok()) {
-    *failure = Fail(ExitCode::kStorage, info.status());
-    return info.status();
-  }
+Result<VerifyReport> VerifyBackup(const Context& ctx, storage::Store* store,
+                                  const std::string& key,
+                                  const std::function<void(uint64_t)>& on_progress) {
+  Result<storage::ObjectInfo> info = store->Stat(ctx, key);
+  if (!info.ok()) return info.status().InStage(Stage::kStorage);
   StreamVerifier verifier(key, info->sha256, info->size);
   Status check;
-  Status read = store->Read(key, 0, [&](std::string_view chunk) {
+  uint64_t bytes = 0;
+  Status read = store->Read(ctx, key, 0, [&](std::string_view chunk) {
     check = verifier.Update(chunk);
+    bytes += chunk.size();
+    if (on_progress) on_progress(bytes);
     return check;
   });
-  if (!check.ok()) {
-    *failure = Fail(ExitCode::kVerification, check);
-    return check;
-  }
-  if (!read.ok()) {
-    *failure = Fail(ExitCode::kStorage, read.WithContext("reading " + key));
-    return failure->status;
-  }
+  if (!check.ok()) return check.InStage(Stage::kVerify);
+  if (!read.ok()) return read.WithContext("reading " + key).InStage(Stage::kStorage);
   Result<snapshot::ArchiveReport> report = verifier.Finish();
-  if (!report.ok()) {
-    *failure = Fail(ExitCode::kVerification, report.status());
-    return report.status();
-  }
+  if (!report.ok()) return report.status().InStage(Stage::kVerify);
   VerifyReport out;
   out.key = key;
   out.size = info->size;

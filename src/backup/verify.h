@@ -2,11 +2,13 @@
 // an OpenBao snapshot archive.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "backup/exit_code.h"
+#include "common/context.h"
 #include "common/status.h"
 #include "snapshot/archive_checker.h"
 #include "storage/store.h"
@@ -38,8 +40,12 @@ struct VerifyReport {
   nlohmann::json ToJson() const;
 };
 
-// Streams object `key` and checks it. kVerification failures for any mismatch (including an
-// object with no recorded checksum), kStorage when it cannot be read.
-Result<VerifyReport> VerifyBackup(storage::Store* store, const std::string& key, Failure* failure);
+// Streams object `key` and checks it, calling `on_progress` (may be empty) with the bytes read
+// so far after each chunk. Stage::kVerify for any mismatch (including an object with no
+// recorded checksum), Stage::kStorage when it cannot be read (kNotFound when it does not
+// exist). Cancelling `ctx` stops the read: kAborted, Reason::kCancelled.
+Result<VerifyReport> VerifyBackup(const Context& ctx, storage::Store* store,
+                                  const std::string& key,
+                                  const std::function<void(uint64_t)>& on_progress = {});
 
 }  // namespace bao::backup

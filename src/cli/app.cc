@@ -11,6 +11,7 @@
 #include "cli/settings.h"
 #include "common/cancel.h"
 #include "common/log.h"
+#include "common/time.h"
 
 namespace bao::cli {
 namespace {
@@ -47,6 +48,8 @@ void AddConnectionFlags(CLI::App* app, Flags* f) {
       std::string("JWT auth mount; default ") + openbao::kDefaultJwtMount);
   Opt(app, "--leader-wait", &f->leader_wait,
       "how long to wait for an active node, e.g. 60s (default 60s)");
+  Opt(app, "--source-stall-timeout", &f->source_stall_timeout,
+      "the snapshot stream fails as stalled when no byte arrives for this long (default 60s)");
 }
 
 void AddTargetFlags(CLI::App* app, Flags* f) {
@@ -123,6 +126,13 @@ int RunCli(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "bao-backup 0.1.0");
   std::string log_format = "text", log_level = "info";
+  std::string timeout = "12h", shutdown_grace = "20s";
+  app.add_option("--timeout", timeout,
+                 "the whole command's deadline; past it the run fails in the step it reached "
+                 "(default 12h)");
+  app.add_option("--shutdown-grace", shutdown_grace,
+                 "after SIGTERM/SIGINT, in-flight work is aborted and the process exits within "
+                 "this time (exit code 7; default 20s)");
   app.add_option("--log-format", log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--log-level", log_level, "debug, info, warn or error")
@@ -215,8 +225,17 @@ int RunCli(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "bao-backup: %s\nRun with --help for more information.\n",
-                 WithoutArgumentValues(e.what(), argc, argv, app).c_str());
+    log::Err("bao-backup: " + WithoutArgumentValues(e.what(), argc, argv, app) +
+             "\nRun with --help for more information.");
+    return static_cast<int>(backup::ExitCode::kConfig);
+  }
+  Result<Duration> deadline = ParseDuration(timeout);
+  Result<Duration> grace = ParseDuration(shutdown_grace);
+  if (!deadline.ok() || deadline->count() == 0 || !grace.ok()) {
+    log::Err("bao-backup: " +
+             (!deadline.ok()  ? "--timeout: " + deadline.status().message()
+              : !grace.ok()   ? "--shutdown-grace: " + grace.status().message()
+                              : std::string("--timeout: must be more than 0s")));
     return static_cast<int>(backup::ExitCode::kConfig);
   }
   log::Level level = log::Level::kInfo;
@@ -228,20 +247,23 @@ int RunCli(int argc, char** argv) {
         "--bao-token on the command line is visible to every user of this machine (ps); "
         "prefer --bao-token-file or the BAO_TOKEN environment variable");
   }
-  InstallCancelSignalHandlers();
-
-  if (*backup_cmd) return RunBackupCommand(flags, opts);
-  if (*restore_cmd) return RunRestoreCommand(flags, opts);
-  if (*verify_cmd) return RunVerifyCommand(flags, opts);
-  if (*list_cmd) return RunListCommand(flags, opts);
-  if (*prune_cmd) return RunPruneCommand(flags, opts);
-  if (*schedule_cmd) {
+  if (*schedule_cmd) {  // the scheduler takes its signals itself (graceful drain)
     if (!sched.next.empty()) return RunScheduleNextCommand(sched);
     if (!sched.config.empty()) return RunScheduleCommand(sched);
-    std::fprintf(stderr, "bao-backup schedule: give --next EXPR or --config FILE\n");
+    log::Err("bao-backup schedule: give --next EXPR or --config FILE");
     return static_cast<int>(backup::ExitCode::kConfig);
   }
-  if (*operator_cmd) return RunOperatorCommand(op_opts);
+  // The root of every context: SIGTERM/SIGINT cancel it; the process ends at the latest
+  // --shutdown-grace later, with the cancellation exit code.
+  static CancelSource root;
+  HandleTerminationSignals(&root, *grace, static_cast<int>(backup::ExitCode::kCancelled));
+  if (*operator_cmd) return RunOperatorCommand(Context(&root), op_opts);
+  const Context ctx = Context(&root).WithTimeout(*deadline);
+  if (*backup_cmd) return RunBackupCommand(ctx, flags, opts);
+  if (*restore_cmd) return RunRestoreCommand(ctx, flags, opts);
+  if (*verify_cmd) return RunVerifyCommand(ctx, flags, opts);
+  if (*list_cmd) return RunListCommand(ctx, flags, opts);
+  if (*prune_cmd) return RunPruneCommand(ctx, flags, opts);
   return static_cast<int>(backup::ExitCode::kConfig);
 }
 

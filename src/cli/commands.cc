@@ -16,6 +16,7 @@
 #include "common/cancel.h"
 #include "common/files.h"
 #include "common/log.h"
+#include "common/progress.h"
 #include "common/redact.h"
 #include "schedule/cron.h"
 #include "schedule/metrics.h"
@@ -29,8 +30,7 @@ using backup::ExitCode;
 // Prints `j` as the last line of stdout and, when asked, writes it to `result_file`.
 void EmitResult(const nlohmann::json& j, const std::string& result_file) {
   std::string line = Redact(j.dump());
-  std::fprintf(stdout, "%s\n", line.c_str());
-  std::fflush(stdout);
+  log::Out(line);
   if (!result_file.empty()) {
     FILE* f = std::fopen(result_file.c_str(), "w");
     if (f == nullptr) {
@@ -42,36 +42,38 @@ void EmitResult(const nlohmann::json& j, const std::string& result_file) {
   }
 }
 
-int Finish(const backup::Failure& failure, const std::string& result_file) {
-  log::Error(failure.status.message(), {{"stage", backup::StageName(failure.code)}});
-  EmitResult(backup::FailureToJson(failure), result_file);
-  return static_cast<int>(failure.code);
+// Every failed command ends here: one error line in the log, the result JSON (error, stage,
+// reason, exitCode) on stdout and in the result file, and the exit code from the one table.
+int Finish(const Status& failure, const std::string& result_file) {
+  log::Error(failure.message(), {{"stage", StageName(failure.stage())},
+                                 {"reason", ReasonName(failure.reason())}});
+  EmitResult(backup::ErrorToJson(failure), result_file);
+  return static_cast<int>(backup::ExitCodeFor(failure));
+}
+
+Status ConfigFailure(const Status& s) {
+  return s.InStage(Stage::kConfig);
 }
 
 }  // namespace
 
-int RunBackupCommand(const Flags& flags, const CommandOptions& opts) {
+int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts) {
   Result<Settings> settings = ResolveSettings(flags, ProcessEnv());
-  if (!settings.ok()) {
-    return Finish(backup::Fail(ExitCode::kConfig, settings.status()), opts.result_file);
-  }
+  if (!settings.ok()) return Finish(ConfigFailure(settings.status()), opts.result_file);
   if (Status s = ValidateTargetSettings(*settings); !s.ok()) {
-    return Finish(backup::Fail(ExitCode::kConfig, s), opts.result_file);
+    return Finish(ConfigFailure(s), opts.result_file);
   }
   if (opts.key.empty() && settings->cluster.empty()) {
-    return Finish(backup::Fail(ExitCode::kConfig,
-                               InvalidArgument("--cluster is required to name the backup (or "
-                                               "give --key)")),
+    return Finish(ConfigFailure(InvalidArgument("--cluster is required to name the backup (or "
+                                                "give --key)")),
                   opts.result_file);
   }
-  Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(settings->spec.target);
-  if (!store.ok()) {
-    ExitCode code = store.status().code() == Code::kInvalidArgument ||
-                            store.status().code() == Code::kFailedPrecondition
-                        ? ExitCode::kConfig
-                        : ExitCode::kStorage;
-    return Finish(backup::Fail(code, store.status()), opts.result_file);
+  // Everything that can be checked without the network, before the store is created.
+  if (Status s = openbao::ValidateConnection(settings->connection); !s.ok()) {
+    return Finish(ConfigFailure(s), opts.result_file);
   }
+  Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(settings->spec.target);
+  if (!store.ok()) return Finish(store.status(), opts.result_file);
 
   backup::BackupRequest req;
   req.connection = settings->connection;
@@ -81,18 +83,10 @@ int RunBackupCommand(const Flags& flags, const CommandOptions& opts) {
   req.cluster = settings->cluster;
   req.key = opts.key;
   req.file_prefix = opts.file_prefix;
-  auto start = std::chrono::steady_clock::now();
-  req.on_progress = [start](uint64_t bytes) {
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    char line[128];
-    std::snprintf(line, sizeof line, "streamed %s (%.0f MiB/s)", FormatBytes(bytes).c_str(),
-                  secs > 0 ? static_cast<double>(bytes) / (1 << 20) / secs : 0.0);
-    log::Progress(line);
-  };
-  backup::Failure failure;
-  Result<backup::BackupResult> result = backup::RunBackup(req, store->get(), &failure);
-  log::ProgressDone();
-  if (!result.ok()) return Finish(failure, opts.result_file);
+  ProgressReporter progress("backup", std::nullopt);
+  req.on_progress = [&progress](uint64_t bytes) { progress.Update(bytes); };
+  Result<backup::BackupResult> result = backup::RunBackup(ctx, req, store->get());
+  if (!result.ok()) return Finish(result.status(), opts.result_file);
   log::Info("backup stored and verified", {{"key", result->key},
                                            {"size", std::to_string(result->size)},
                                            {"sha256", result->sha256},
@@ -100,7 +94,7 @@ int RunBackupCommand(const Flags& flags, const CommandOptions& opts) {
   nlohmann::json out = result->ToJson();
   if (!settings->spec.retention.empty() && !settings->cluster.empty()) {
     backup::PruneResult pruned;
-    Status s = backup::Prune(store->get(), settings->spec.target.path_prefix, settings->ns,
+    Status s = backup::Prune(ctx, store->get(), settings->spec.target.path_prefix, settings->ns,
                              settings->cluster, settings->spec.retention, SystemClock().Now(),
                              /*dry_run=*/false, &pruned);
     // Counts only: this line is the Job's termination message, which the kubelet cuts at 4096
@@ -126,36 +120,35 @@ namespace {
 
 using backup::ExitCode;
 
-// Resolves settings and opens the store; on failure returns the exit code via `code`.
-struct Context {
+// Settings resolved and the store opened.
+struct Opened {
   Settings settings;
   std::unique_ptr<storage::Store> store;
 };
 
-std::optional<Context> OpenContext(const Flags& flags, const std::string& result_file,
-                                   bool need_cluster, int* code) {
+// Resolves settings (and, with `need_openbao`, checks the OpenBao connection settings) and
+// opens the store; on failure returns the exit code via `code`.
+std::optional<Opened> Open(const Flags& flags, const std::string& result_file, bool need_cluster,
+                           bool need_openbao, int* code) {
   Result<Settings> settings = ResolveSettings(flags, ProcessEnv());
   Status s = settings.ok() ? ValidateTargetSettings(*settings) : settings.status();
   if (s.ok() && need_cluster && settings->cluster.empty()) {
     s = InvalidArgument("--cluster is required to find this cluster's backups");
   }
+  if (s.ok() && need_openbao) s = openbao::ValidateConnection(settings->connection);
   if (!s.ok()) {
-    *code = Finish(backup::Fail(ExitCode::kConfig, s), result_file);
+    *code = Finish(ConfigFailure(s), result_file);
     return std::nullopt;
   }
   Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(settings->spec.target);
   if (!store.ok()) {
-    ExitCode c = store.status().code() == Code::kInvalidArgument ||
-                         store.status().code() == Code::kFailedPrecondition
-                     ? ExitCode::kConfig
-                     : ExitCode::kStorage;
-    *code = Finish(backup::Fail(c, store.status()), result_file);
+    *code = Finish(store.status(), result_file);
     return std::nullopt;
   }
-  return Context{std::move(*settings), std::move(store).value()};
+  return Opened{std::move(*settings), std::move(store).value()};
 }
 
-Result<std::string> ChooseKey(Context& ctx, const CommandOptions& opts,
+Result<std::string> ChooseKey(const Context& ctx, Opened& o, const CommandOptions& opts,
                               bool verifiable_only = false) {
   backup::Selector sel;
   sel.key = opts.key;
@@ -163,28 +156,21 @@ Result<std::string> ChooseKey(Context& ctx, const CommandOptions& opts,
   sel.verifiable_only = verifiable_only;
   if (!opts.before.empty()) {
     Result<TimePoint> t = ParseRfc3339(opts.before);
-    if (!t.ok()) return InvalidArgument("--before: " + t.status().message());
+    if (!t.ok()) return ConfigFailure(InvalidArgument("--before: " + t.status().message()));
     sel.before = *t;
   }
-  if (opts.key.empty() && ctx.settings.cluster.empty()) {
-    return InvalidArgument("--latest and --before need --cluster (and --namespace)");
+  if (opts.key.empty() && o.settings.cluster.empty()) {
+    return ConfigFailure(
+        InvalidArgument("--latest and --before need --cluster (and --namespace)"));
   }
-  return backup::SelectBackup(ctx.store.get(), ctx.settings.spec.target.path_prefix,
-                              ctx.settings.ns, ctx.settings.cluster, sel);
-}
-
-int KeyFailure(const Status& s, const std::string& result_file) {
-  // A selector that matches nothing is a usage problem; a listing that failed (a missing
-  // bucket included) is a storage failure.
-  ExitCode code = s.code() == Code::kInvalidArgument || s.code() == Code::kFailedPrecondition
-                      ? ExitCode::kConfig
-                      : ExitCode::kStorage;
-  return Finish(backup::Fail(code, s), result_file);
+  return backup::SelectBackup(ctx, o.store.get(), o.settings.spec.target.path_prefix,
+                              o.settings.ns, o.settings.cluster, sel);
 }
 
 bool ConfirmOnTerminal(const std::string& question) {
   if (!isatty(STDIN_FILENO)) return false;
-  std::fprintf(stderr, "%s\nType \"yes\" to continue: ", question.c_str());
+  log::Err(question);
+  std::fputs("Type \"yes\" to continue: ", stderr);
   std::fflush(stderr);
   char answer[16] = {0};
   if (std::fgets(answer, sizeof answer, stdin) == nullptr) return false;
@@ -193,14 +179,14 @@ bool ConfirmOnTerminal(const std::string& question) {
 
 }  // namespace
 
-int RunListCommand(const Flags& flags, const CommandOptions& opts) {
+int RunListCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts) {
   int code = 0;
-  std::optional<Context> ctx = OpenContext(flags, "", true, &code);
-  if (!ctx) return code;
+  std::optional<Opened> o = Open(flags, "", true, false, &code);
+  if (!o) return code;
   Result<std::vector<backup::BackupEntry>> entries =
-      backup::ListBackups(ctx->store.get(), ctx->settings.spec.target.path_prefix, ctx->settings.ns,
-                          ctx->settings.cluster, true);
-  if (!entries.ok()) return Finish(backup::Fail(ExitCode::kStorage, entries.status()), "");
+      backup::ListBackups(ctx, o->store.get(), o->settings.spec.target.path_prefix, o->settings.ns,
+                          o->settings.cluster, true);
+  if (!entries.ok()) return Finish(entries.status(), "");
   if (opts.output == "json") {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& e : *entries) {
@@ -209,81 +195,90 @@ int RunListCommand(const Flags& flags, const CommandOptions& opts) {
                      {"size", e.info.size},
                      {"sha256", e.info.sha256}});
     }
-    std::printf("%s\n", arr.dump(2).c_str());
+    log::Out(arr.dump(2));
     return 0;
   }
   if (entries->empty()) {
-    std::printf("no backups of %s/%s in %s\n", ctx->settings.ns.c_str(),
-                ctx->settings.cluster.c_str(), ctx->store->Describe().c_str());
+    log::Out("no backups of " + o->settings.ns + "/" + o->settings.cluster + " in " +
+             o->store->Describe());
     return 0;
   }
-  std::printf("%-20s  %10s  %-64s  %s\n", "TIME", "SIZE", "SHA256", "KEY");
+  auto row = [](const std::string& time, const std::string& size, const std::string& sha,
+                const std::string& key) {
+    char line[512];
+    std::snprintf(line, sizeof line, "%-20s  %10s  %-64s  ", time.c_str(), size.c_str(),
+                  sha.c_str());
+    log::Out(line + key);
+  };
+  row("TIME", "SIZE", "SHA256", "KEY");
   for (const auto& e : *entries) {
-    std::printf("%-20s  %10s  %-64s  %s\n", FormatRfc3339(e.name.time).c_str(),
-                FormatBytes(e.info.size).c_str(),
-                e.info.sha256.empty() ? "(none recorded)" : e.info.sha256.c_str(),
-                e.name.key.c_str());
+    row(FormatRfc3339(e.name.time), FormatBytes(e.info.size),
+        e.info.sha256.empty() ? "(none recorded)" : e.info.sha256, e.name.key);
   }
   return 0;
 }
 
-int RunVerifyCommand(const Flags& flags, const CommandOptions& opts) {
+int RunVerifyCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts) {
   int code = 0;
-  std::optional<Context> ctx = OpenContext(flags, opts.result_file, false, &code);
-  if (!ctx) return code;
-  Result<std::string> key = ChooseKey(*ctx, opts);
-  if (!key.ok()) return KeyFailure(key.status(), opts.result_file);
-  backup::Failure failure;
-  Result<backup::VerifyReport> report = backup::VerifyBackup(ctx->store.get(), *key, &failure);
-  if (!report.ok()) return Finish(failure, opts.result_file);
+  std::optional<Opened> o = Open(flags, opts.result_file, false, false, &code);
+  if (!o) return code;
+  Result<std::string> key = ChooseKey(ctx, *o, opts);
+  if (!key.ok()) return Finish(key.status(), opts.result_file);
+  std::optional<uint64_t> size;
+  if (Result<storage::ObjectInfo> info = o->store->Stat(ctx, *key); info.ok()) size = info->size;
+  ProgressReporter progress("verify", size);
+  Result<backup::VerifyReport> report = backup::VerifyBackup(
+      ctx, o->store.get(), *key, [&progress](uint64_t bytes) { progress.Update(bytes); });
+  if (!report.ok()) return Finish(report.status(), opts.result_file);
   log::Info("backup verified", {{"key", *key}, {"sha256", report->sha256}});
   nlohmann::json out = report->ToJson();
   for (const auto& check : out["checks"]) {
-    std::fprintf(stderr, "  ok  %s\n", check.get<std::string>().c_str());
+    log::Err("  ok  " + check.get<std::string>());
   }
   EmitResult(out, opts.result_file);
   return 0;
 }
 
-int RunRestoreCommand(const Flags& flags, const CommandOptions& opts) {
+int RunRestoreCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts) {
   int code = 0;
-  std::optional<Context> ctx = OpenContext(flags, opts.result_file, false, &code);
-  if (!ctx) return code;
+  std::optional<Opened> o = Open(flags, opts.result_file, false, true, &code);
+  if (!o) return code;
   Result<Duration> settle = ParseDuration(opts.settle_timeout);
   if (!settle.ok()) {
-    return Finish(backup::Fail(ExitCode::kConfig,
-                               InvalidArgument("--settle-timeout: " + settle.status().message())),
-                  opts.result_file);
+    return Finish(
+        ConfigFailure(InvalidArgument("--settle-timeout: " + settle.status().message())),
+        opts.result_file);
   }
-  Result<std::string> key = ChooseKey(*ctx, opts, /*verifiable_only=*/true);
-  if (!key.ok()) return KeyFailure(key.status(), opts.result_file);
+  Result<std::string> key = ChooseKey(ctx, *o, opts, /*verifiable_only=*/true);
+  if (!key.ok()) return Finish(key.status(), opts.result_file);
   if (!opts.yes) {
     std::string question =
         "Restoring " + *key + " replaces ALL data of the OpenBao cluster at " +
-        (ctx->settings.connection.addresses.empty() ? std::string("(no address)")
-                                                    : ctx->settings.connection.addresses.front()) +
+        (o->settings.connection.addresses.empty() ? std::string("(no address)")
+                                                  : o->settings.connection.addresses.front()) +
         (opts.force ? " (forced: also into a cluster with other keys)." : ".");
     if (!isatty(STDIN_FILENO)) {
-      return Finish(backup::Fail(ExitCode::kConfig,
-                                 InvalidArgument("a restore replaces all data; pass --yes to "
-                                                 "confirm when not running on a terminal")),
+      return Finish(ConfigFailure(InvalidArgument("a restore replaces all data; pass --yes to "
+                                                  "confirm when not running on a terminal")),
                     opts.result_file);
     }
     if (!ConfirmOnTerminal(question)) {
-      return Finish(backup::Fail(ExitCode::kConfig, Aborted("restore not confirmed")),
-                    opts.result_file);
+      return Finish(ConfigFailure(Aborted("restore not confirmed")), opts.result_file);
     }
   }
   backup::RestoreRequest req;
-  req.connection = ctx->settings.connection;
-  req.auth = ctx->settings.auth;
+  req.connection = o->settings.connection;
+  req.auth = o->settings.auth;
   req.key = *key;
   req.force = opts.force;
   req.verify_first = opts.verify_first;
   req.settle_timeout = std::chrono::duration_cast<std::chrono::seconds>(*settle);
-  backup::Failure failure;
-  Result<backup::RestoreResult> result = backup::RunRestore(req, ctx->store.get(), &failure);
-  if (!result.ok()) return Finish(failure, opts.result_file);
+  std::optional<uint64_t> size;
+  if (Result<storage::ObjectInfo> info = o->store->Stat(ctx, *key); info.ok()) size = info->size;
+  ProgressReporter progress("restore", size);
+  Result<backup::RestoreResult> result = backup::RunRestore(
+      ctx, req, o->store.get(), [&progress](uint64_t bytes) { progress.Update(bytes); });
+  if (!result.ok()) return Finish(result.status(), opts.result_file);
   log::Info("restore completed", {{"key", *key},
                                   {"leader", result->leader},
                                   {"sealed", result->sealed ? "true" : "false"},
@@ -293,30 +288,29 @@ int RunRestoreCommand(const Flags& flags, const CommandOptions& opts) {
   return 0;
 }
 
-int RunPruneCommand(const Flags& flags, const CommandOptions& opts) {
+int RunPruneCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts) {
   int code = 0;
-  std::optional<Context> ctx = OpenContext(flags, opts.result_file, true, &code);
-  if (!ctx) return code;
-  if (ctx->settings.spec.retention.empty()) {
-    return Finish(backup::Fail(ExitCode::kConfig,
-                               InvalidArgument("no retention rule given: use --max-count, "
-                                               "--max-age or --keep-daily/weekly/monthly")),
+  std::optional<Opened> o = Open(flags, opts.result_file, true, false, &code);
+  if (!o) return code;
+  if (o->settings.spec.retention.empty()) {
+    return Finish(ConfigFailure(InvalidArgument("no retention rule given: use --max-count, "
+                                                "--max-age or --keep-daily/weekly/monthly")),
                   opts.result_file);
   }
   backup::PruneResult result;
-  Status s = backup::Prune(ctx->store.get(), ctx->settings.spec.target.path_prefix,
-                           ctx->settings.ns, ctx->settings.cluster, ctx->settings.spec.retention,
+  Status s = backup::Prune(ctx, o->store.get(), o->settings.spec.target.path_prefix,
+                           o->settings.ns, o->settings.cluster, o->settings.spec.retention,
                            SystemClock().Now(), opts.dry_run, &result);
   // The plan (each key: kept, deleted or would be, and why) was logged by Prune(); the result
   // holds counts only, whatever the number of backups.
   nlohmann::json out = result.ToJson();
   if (!s.ok()) {
     // What was deleted before the failure is reported beside the error, never as a success.
-    backup::Failure failure = backup::Fail(ExitCode::kStorage, s);
-    log::Error(s.message(), {{"stage", backup::StageName(failure.code)}});
-    out.update(backup::FailureToJson(failure));
+    log::Error(s.message(),
+               {{"stage", StageName(s.stage())}, {"reason", ReasonName(s.reason())}});
+    out.update(backup::ErrorToJson(s));
     EmitResult(out, opts.result_file);
-    return static_cast<int>(failure.code);
+    return static_cast<int>(backup::ExitCodeFor(s));
   }
   EmitResult(out, opts.result_file);
   return 0;
@@ -325,25 +319,25 @@ int RunPruneCommand(const Flags& flags, const CommandOptions& opts) {
 int RunScheduleNextCommand(const ScheduleOptions& opts) {
   Result<CronSchedule> cron = CronSchedule::Parse(opts.next);
   if (!cron.ok()) {
-    std::fprintf(stderr, "bao-backup: %s\n", cron.status().message().c_str());
+    log::Err("bao-backup: " + cron.status().message());
     return static_cast<int>(ExitCode::kConfig);
   }
   TimePoint after = SystemClock().Now();
   if (!opts.after.empty()) {
     Result<TimePoint> t = ParseRfc3339(opts.after);
     if (!t.ok()) {
-      std::fprintf(stderr, "bao-backup: --after: %s\n", t.status().message().c_str());
+      log::Err("bao-backup: --after: " + t.status().message());
       return static_cast<int>(ExitCode::kConfig);
     }
     after = *t;
   }
   if (opts.count < 1 || opts.count > 10000) {
-    std::fprintf(stderr, "bao-backup: --count must be between 1 and 10000\n");
+    log::Err("bao-backup: --count must be between 1 and 10000");
     return static_cast<int>(ExitCode::kConfig);
   }
   for (TimePoint t : cron->NextN(after, opts.count)) {
     if (t == CronSchedule::kNever) break;
-    std::printf("%s\n", FormatRfc3339(t).c_str());
+    log::Out(FormatRfc3339(t));
   }
   return 0;
 }
@@ -351,13 +345,13 @@ int RunScheduleNextCommand(const ScheduleOptions& opts) {
 int RunScheduleCommand(const ScheduleOptions& opts) {
   Result<schedule::SchedulerConfig> cfg = schedule::LoadSchedulerConfig(opts.config);
   if (!cfg.ok()) {
-    std::fprintf(stderr, "bao-backup: %s\n", cfg.status().message().c_str());
+    log::Err("bao-backup: " + cfg.status().message());
     return static_cast<int>(ExitCode::kConfig);
   }
   if (opts.status) {
     Result<schedule::SchedulerState> state = schedule::LoadState(cfg->state_file);
     if (!state.ok()) {
-      std::fprintf(stderr, "bao-backup: %s\n", state.status().message().c_str());
+      log::Err("bao-backup: " + state.status().message());
       return static_cast<int>(ExitCode::kConfig);
     }
     nlohmann::json out = {{"stateFile", cfg->state_file}, {"clusters", nlohmann::json::array()}};
@@ -370,7 +364,7 @@ int RunScheduleCommand(const ScheduleOptions& opts) {
                                  {"status", it == state->clusters.end() ? nlohmann::json::object()
                                                                         : it->second.ToJson()}});
     }
-    std::printf("%s\n", Redact(out.dump(2)).c_str());
+    log::Out(out.dump(2));
     return 0;
   }
 
@@ -385,14 +379,14 @@ int RunScheduleCommand(const ScheduleOptions& opts) {
 
   schedule::Scheduler scheduler(*cfg, &SystemClock(), schedule::DefaultHooks(&SystemClock()));
   if (Status s = scheduler.Start(); !s.ok()) {
-    std::fprintf(stderr, "bao-backup: %s\n", s.message().c_str());
+    log::Err("bao-backup: " + s.message());
     return static_cast<int>(ExitCode::kConfig);
   }
   schedule::MetricsServer metrics([&scheduler] { return scheduler.Snapshot(); });
   if (!cfg->metrics_address.empty()) {
     Result<std::string> bound = metrics.Start(cfg->metrics_address);
     if (!bound.ok()) {
-      std::fprintf(stderr, "bao-backup: %s\n", bound.status().message().c_str());
+      log::Err("bao-backup: " + bound.status().message());
       return static_cast<int>(ExitCode::kConfig);
     }
     scheduler.SetMetricsAddress(*bound);
@@ -413,7 +407,7 @@ int RunScheduleCommand(const ScheduleOptions& opts) {
         shutdown_thread = std::thread([&scheduler] { scheduler.Shutdown(); });
       } else {
         log::Warn("second signal: cancelling running backups now");
-        RequestCancel();
+        scheduler.CancelAll();
       }
     }
   });

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cli/settings.h"
+#include "common/context.h"
 
 namespace bao::cli {
 
@@ -30,16 +31,19 @@ struct ScheduleOptions {
   bool status = false;  // with config: print the persisted status and exit
 };
 
+// The one-shot commands run under `ctx`: cancelled by SIGTERM/SIGINT, bounded by --timeout.
+// A failure prints its result JSON (backup::ErrorToJson) and returns backup::ExitCodeFor().
+
 // `bao-backup backup`: one backup; prints the result JSON as the last stdout line.
-int RunBackupCommand(const Flags& flags, const CommandOptions& opts);
+int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts);
 // `bao-backup list`: this cluster's backups, newest first.
-int RunListCommand(const Flags& flags, const CommandOptions& opts);
+int RunListCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts);
 // `bao-backup verify`: checksum and archive checks of one stored backup.
-int RunVerifyCommand(const Flags& flags, const CommandOptions& opts);
+int RunVerifyCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts);
 // `bao-backup restore`: stream one backup into OpenBao.
-int RunRestoreCommand(const Flags& flags, const CommandOptions& opts);
+int RunRestoreCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts);
 // `bao-backup prune`: apply retention.
-int RunPruneCommand(const Flags& flags, const CommandOptions& opts);
+int RunPruneCommand(const Context& ctx, const Flags& flags, const CommandOptions& opts);
 // `bao-backup schedule --next`: the next run times of a cron expression.
 int RunScheduleNextCommand(const ScheduleOptions& opts);
 // `bao-backup schedule --config FILE [--status]`: the standalone scheduler (docs/scheduler.md)
@@ -61,6 +65,6 @@ struct OperatorOptions {
 };
 
 // `bao-backup operator`: the backup manager until SIGTERM/SIGINT (cli/operator_command.cc).
-int RunOperatorCommand(const OperatorOptions& opts);
+int RunOperatorCommand(const Context& ctx, const OperatorOptions& opts);
 
 }  // namespace bao::cli

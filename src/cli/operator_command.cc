@@ -6,7 +6,6 @@
 
 #include "backup/exit_code.h"
 #include "cli/commands.h"
-#include "common/cancel.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
 #include "k8s/config.h"
@@ -21,7 +20,7 @@ std::string Env(const char* name, const std::string& fallback) {
 }
 }  // namespace
 
-int RunOperatorCommand(const OperatorOptions& opts) {
+int RunOperatorCommand(const Context& ctx, const OperatorOptions& opts) {
   Result<k8s::Config> config =
       opts.kubeconfig.empty() ? k8s::DefaultConfig() : k8s::LoadKubeconfig(opts.kubeconfig);
   if (!config.ok()) {
@@ -50,7 +49,7 @@ int RunOperatorCommand(const OperatorOptions& opts) {
   }
   config->user_agent = "bao-backup-operator";
   k8s::Client client(*config);
-  Status s = op::RunController(&client, o, CancelFlag());
+  Status s = op::RunController(&client, o, ctx);
   if (!s.ok()) {
     log::Error(s.message());
     return static_cast<int>(backup::ExitCode::kConfig);

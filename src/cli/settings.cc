@@ -101,6 +101,14 @@ Result<Settings> ResolveSettings(const Flags& flags, const EnvLookup& env) {
     if (!d.ok()) return InvalidArgument("--leader-wait: " + d.status().message());
     s.connection.leader_wait = *d;
   }
+  if (flags.source_stall_timeout) {
+    Result<Duration> d = ParseDuration(*flags.source_stall_timeout);
+    if (!d.ok() || *d < std::chrono::seconds(1)) {
+      return InvalidArgument("--source-stall-timeout: " +
+                             (d.ok() ? std::string("must be at least 1s") : d.status().message()));
+    }
+    s.connection.stall_timeout = std::chrono::duration_cast<std::chrono::seconds>(*d);
+  }
   // The contract: a token is used only when no JWT role applies.
   if (!s.auth.jwt_role.empty()) s.auth.token.clear();
 

@@ -27,6 +27,7 @@ struct Flags {
   std::optional<std::string> jwt_token_file;
   std::optional<std::string> jwt_mount;
   std::optional<std::string> leader_wait;
+  std::optional<std::string> source_stall_timeout;  // the snapshot stream's stall limit
   // Target (contract field names in kebab-case).
   std::optional<std::string> provider;
   std::optional<std::string> endpoint;

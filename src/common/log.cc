@@ -1,7 +1,5 @@
 #include "common/log.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -16,7 +14,6 @@ namespace {
 std::atomic<Level> g_level{Level::kInfo};
 std::atomic<Format> g_format{Format::kText};
 std::mutex g_mu;
-bool g_progress_open = false;
 
 const char* LevelName(Level level) {
   switch (level) {
@@ -26,13 +23,6 @@ const char* LevelName(Level level) {
     case Level::kError: return "error";
   }
   return "info";
-}
-
-void CloseProgressLocked() {
-  if (g_progress_open) {
-    std::fputs("\r\033[K", stderr);
-    g_progress_open = false;
-  }
 }
 
 }  // namespace
@@ -78,23 +68,28 @@ void Write(Level level, std::string_view message, std::initializer_list<Field> f
   }
   line += "\n";
   std::lock_guard<std::mutex> lock(g_mu);
-  CloseProgressLocked();
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }
 
-void Progress(std::string_view text) {
-  if (g_format.load() != Format::kText || !isatty(STDERR_FILENO)) return;
+namespace {
+
+void Print(FILE* stream, std::string_view text) {
+  std::string line = Redact(text);
+  line.push_back('\n');
   std::lock_guard<std::mutex> lock(g_mu);
-  std::string line = "\r\033[K" + std::string(text);
-  std::fwrite(line.data(), 1, line.size(), stderr);
-  std::fflush(stderr);
-  g_progress_open = true;
+  std::fwrite(line.data(), 1, line.size(), stream);
+  std::fflush(stream);
 }
 
-void ProgressDone() {
-  std::lock_guard<std::mutex> lock(g_mu);
-  CloseProgressLocked();
+}  // namespace
+
+void Out(std::string_view text) {
+  Print(stdout, text);
+}
+
+void Err(std::string_view text) {
+  Print(stderr, text);
 }
 
 }  // namespace bao::log

@@ -33,9 +33,10 @@ inline void Error(std::string_view m, std::initializer_list<Field> f = {}) {
   Write(Level::kError, m, f);
 }
 
-// Overwrites the current terminal line with `text` (progress display). No-op unless stderr is
-// a terminal and the format is text. Call ProgressDone() to finish the line.
-void Progress(std::string_view text);
-void ProgressDone();
+// The printer for everything that is not a log line: results on stdout, usage errors and
+// prompts on stderr. Redact()s `text` (registered secrets, URL user-info and queries) and
+// writes it with a newline. Thread-safe.
+void Out(std::string_view text);
+void Err(std::string_view text);
 
 }  // namespace bao::log

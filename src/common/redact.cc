@@ -29,8 +29,46 @@ void RegisterSecret(std::string_view secret) {
             [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 }
 
+namespace {
+
+bool UrlChar(char c) {
+  return c > ' ' && c != '"' && c != '\'' && c != '<' && c != '>' && c != '\\' && c != ')' &&
+         c != ']' && c != ',';
+}
+
+// Every URL in `text` loses its user-info and its query string's values (they can carry
+// passwords, SAS signatures, pre-signed credentials): "https://u:p@h/x?sig=1" becomes
+// "https://[REDACTED]@h/x?[REDACTED]".
+void RedactUrls(std::string* text) {
+  size_t pos = 0;
+  while ((pos = text->find("://", pos)) != std::string::npos) {
+    size_t start = pos + 3;
+    size_t end = start;
+    while (end < text->size() && UrlChar((*text)[end])) ++end;
+    std::string_view url(text->data() + start, end - start);
+    size_t slash = url.find_first_of("/?#");
+    size_t at = url.substr(0, slash).rfind('@');
+    std::string rebuilt;
+    if (at != std::string_view::npos) {
+      rebuilt = "[REDACTED]@";
+      url.remove_prefix(at + 1);
+    }
+    size_t query = url.find('?');
+    if (query != std::string_view::npos && query + 1 < url.size()) {
+      rebuilt += std::string(url.substr(0, query)) + "?[REDACTED]";
+    } else {
+      rebuilt += std::string(url);
+    }
+    text->replace(start, end - start, rebuilt);
+    pos = start + rebuilt.size();
+  }
+}
+
+}  // namespace
+
 std::string Redact(std::string_view text) {
   std::string out(text);
+  RedactUrls(&out);
   Registry& r = GetRegistry();
   std::lock_guard<std::mutex> lock(r.mu);
   for (const std::string& secret : r.secrets) {

@@ -12,7 +12,8 @@ namespace bao {
 // are ignored (they would mask ordinary words). Safe to call many times with the same value.
 void RegisterSecret(std::string_view secret);
 
-// Returns `text` with every registered secret replaced by "[REDACTED]".
+// Returns `text` with every registered secret replaced by "[REDACTED]", and every URL's
+// user-info and query string ("scheme://user:pass@host/p?sig=x") replaced as well.
 std::string Redact(std::string_view text);
 
 // Returns `url` without its query string and user-info, which can carry credentials

@@ -21,5 +21,17 @@ TEST(RedactTest, UrlForDisplayDropsQueryAndUserInfo) {
             "http://127.0.0.1:8200/v1/sys/leader");
 }
 
+TEST(RedactTest, UrlsInAnyTextLoseUserInfoAndQuery) {
+  EXPECT_EQ(Redact("GET http://u:pa55word@host:8200/v1/x?sig=abc failed"),
+            "GET http://[REDACTED]@host:8200/v1/x?[REDACTED] failed");
+  EXPECT_EQ(Redact("\"addr\":\"https://bob@h/\""), "\"addr\":\"https://[REDACTED]@h/\"");
+  EXPECT_EQ(Redact("see https://h/p?, then"), "see https://h/p?, then");
+  EXPECT_EQ(Redact("a (https://h:1/x) b"), "a (https://h:1/x) b");
+  EXPECT_EQ(Redact("two: s3://k@b/x and https://y?z=1"),
+            "two: s3://[REDACTED]@b/x and https://y?[REDACTED]");
+  // A path segment with '@' is not user-info.
+  EXPECT_EQ(Redact("https://h/a@b"), "https://h/a@b");
+}
+
 }  // namespace
 }  // namespace bao

@@ -83,8 +83,11 @@ size_t OnRead(char* buf, size_t size, size_t n, void* user) {
 
 int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* t = static_cast<Transfer*>(user);
-  if (t->request->cancel != nullptr && t->request->cancel->load()) {
-    t->callback_error = Aborted("cancelled");
+  if ((t->request->cancel != nullptr && t->request->cancel->load()) || t->request->ctx.done()) {
+    t->callback_error = t->request->ctx.expired()
+                            ? t->request->ctx.Check(t->request->method + " " +
+                                                    UrlForDisplay(t->request->url))
+                            : Error(Code::kAborted, Reason::kCancelled, "cancelled");
     return 1;
   }
   return 0;

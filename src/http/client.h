@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/context.h"
 #include "common/status.h"
 
 namespace bao::http {
@@ -51,6 +52,9 @@ struct Request {
   TlsOptions tls;
   bool follow_redirects = false;
   const std::atomic<bool>* cancel = nullptr;  // when it becomes true the request is aborted
+  // Cancellation and deadline of the operation the request belongs to: the request is aborted
+  // when it is cancelled (kAborted, Reason::kCancelled) and never runs past its deadline.
+  Context ctx;
 };
 
 struct Response {

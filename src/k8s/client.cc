@@ -10,6 +10,7 @@ namespace bao::k8s {
 namespace {
 
 constexpr std::string_view kReasonMarker = " (reason ";
+const std::string kReasonPayload = "k8sReason";
 
 std::string StrField(const json& obj, const char* field) {
   auto it = obj.find(field);
@@ -51,14 +52,19 @@ Status ApiStatus(const std::string& what, int code, const json& status_object,
   std::string text = Redact(what + ": " + message + std::string(kReasonMarker) + reason +
                             ", HTTP " + std::to_string(code) + ")");
   Code c = Code::kInternal;
-  if (code == 400 || code == 415 || code == 422) c = Code::kInvalidArgument;
-  if (code == 401) c = Code::kUnauthenticated;
-  if (code == 403) c = Code::kPermissionDenied;
-  if (code == 404) c = Code::kNotFound;
-  if (code == 409) c = reason == "AlreadyExists" ? Code::kAlreadyExists : Code::kFailedPrecondition;
-  if (code == 410) c = Code::kFailedPrecondition;
-  if (code == 429 || code >= 500) c = Code::kUnavailable;
-  return Status(c, text);
+  Reason why = Reason::kBadResponse;
+  if (code == 400 || code == 415 || code == 422) c = Code::kInvalidArgument, why = Reason::kInvalidValue;
+  if (code == 401) c = Code::kUnauthenticated, why = Reason::kUnauthenticated;
+  if (code == 403) c = Code::kPermissionDenied, why = Reason::kPermissionDenied;
+  if (code == 404) c = Code::kNotFound, why = Reason::kNotFound;
+  if (code == 409) {
+    c = reason == "AlreadyExists" ? Code::kAlreadyExists : Code::kFailedPrecondition;
+    why = Reason::kConflict;
+  }
+  if (code == 410) c = Code::kFailedPrecondition, why = Reason::kConflict;
+  if (code == 429) c = Code::kUnavailable, why = Reason::kThrottled;
+  if (code >= 500) c = Code::kUnavailable, why = Reason::kServerError;
+  return Status(c, text).WithReason(why).WithHttpStatus(code).WithPayload(kReasonPayload, reason);
 }
 
 std::string Describe(const Resource& r, const std::string& ns, const std::string& name) {
@@ -71,19 +77,12 @@ std::string Describe(const Resource& r, const std::string& ns, const std::string
 }  // namespace
 
 std::string ReasonOf(const Status& status) {
-  const std::string& m = status.message();
-  size_t at = m.rfind(kReasonMarker);
-  if (status.ok() || at == std::string::npos || m.back() != ')') return "";
-  size_t start = at + kReasonMarker.size();
-  size_t comma = m.find(", HTTP ", start);
-  return comma == std::string::npos ? "" : m.substr(start, comma - start);
+  const std::string* reason = status.payload(kReasonPayload);
+  return reason == nullptr ? "" : *reason;
 }
 
 int HttpCodeOf(const Status& status) {
-  if (ReasonOf(status).empty()) return 0;
-  const std::string& m = status.message();
-  size_t at = m.rfind(", HTTP ");
-  return std::atoi(m.c_str() + at + 7);
+  return ReasonOf(status).empty() ? 0 : status.http_status();
 }
 
 bool IsNotFound(const Status& s) {

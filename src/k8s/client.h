@@ -6,8 +6,9 @@
 // Errors: an API error answer becomes a Status whose code follows the HTTP status (404
 // kNotFound, 409 AlreadyExists kAlreadyExists, 409 Conflict and 410 Gone kFailedPrecondition,
 // 400/415/422 kInvalidArgument, 401 kUnauthenticated, 403 kPermissionDenied, 429/5xx
-// kUnavailable) and whose message carries the server's message and ends with
-// "(reason <Reason>, HTTP <code>)"; use ReasonOf() / IsConflict() & co. to tell them apart.
+// kUnavailable), whose detail carries the HTTP status, a bao::Reason and the API's own reason
+// (payload "k8sReason"), and whose message carries the server's message for people; use
+// ReasonOf() / IsConflict() & co. to tell them apart, never the message.
 // Transport failures are passed through from http::Client (kUnavailable, kDeadlineExceeded, ...).
 #pragma once
 

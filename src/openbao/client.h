@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/context.h"
 #include "common/status.h"
 #include "http/client.h"
 
@@ -59,23 +60,31 @@ class Client {
 
   // Finds the active node: asks each address for /v1/sys/leader and confirms the announced
   // leader with /v1/sys/health (falling back to any address whose health says "active"), and
-  // keeps trying with backoff for up to `leader_wait`. Returns the leader's API address.
-  // kFailedPrecondition when no active node appeared in time (the message lists what each
-  // address answered), kUnavailable when no address could be reached at all.
-  Result<std::string> FindLeader();
+  // keeps trying with backoff for up to `leader_wait`. Returns the leader's API address and logs
+  // it. An announced leader whose scheme is weaker than the address asked (http announced by an
+  // https node) is never used: the token would travel in clear text. Configuration problems
+  // (ValidateConnection) come first, Stage::kConfig. kFailedPrecondition when no active node
+  // appeared in time (the message lists what each address answered), kUnavailable
+  // (Reason::kUnreachable) when no address could be reached at all, kFailedPrecondition with
+  // Reason::kTlsVerification when a certificate was refused. Cancellation: kAborted,
+  // Reason::kCancelled, as soon as `ctx` is cancelled (also while waiting between tries).
+  Result<std::string> FindLeader(const Context& ctx);
 
   // Authenticates against `leader`. With a static token, only checks it is non-empty. With a
   // JWT role, reads the JWT file and logs in at auth/<mount>/login. kInvalidArgument when
   // neither is configured or the JWT file is missing/empty; kUnauthenticated when OpenBao
   // refuses (its reason is in the message).
-  Status Login(const std::string& leader, const AuthConfig& auth);
+  // Stage::kConfig with Reason::kNoCredentials / kInvalidValue for a missing credential or JWT
+  // file; the others carry the HTTP status.
+  Status Login(const Context& ctx, const std::string& leader, const AuthConfig& auth);
 
   // Streams GET /v1/sys/storage/raft/snapshot from `leader` into `sink`. Nothing is retried
-  // once bytes have flowed. kPermissionDenied (403: the token lacks `read` on the path),
-  // kUnauthenticated (no token), kFailedPrecondition (307/503: the node is not, or no longer,
-  // the active node), kUnavailable (connection failure, the stream broke off, stalled), or the
-  // sink's own error.
-  Status StreamSnapshot(const std::string& leader,
+  // here. Stage::kAuth: kPermissionDenied (403: the token lacks `read` on the path, or OpenBao
+  // does not know it; see Forbidden()) or kUnauthenticated (401, no token). Stage::kLeader: kFailedPrecondition (307: not the active
+  // node). Unstaged, with the HTTP status where there is one: kUnavailable (5xx with
+  // Reason::kServerError; Reason::kUnreachable, kStalled when the connection failed, broke off
+  // or stalled), kAborted/Reason::kCancelled, or the sink's own error.
+  Status StreamSnapshot(const Context& ctx, const std::string& leader,
                         const std::function<Status(std::string_view)>& sink);
 
   // Streams `body_reader` into POST /v1/sys/storage/raft/snapshot (or snapshot-force) on
@@ -87,30 +96,45 @@ class Client {
   // kDataLoss (500: OpenBao could not read the archive), kFailedPrecondition (307/503), each
   // with OpenBao's own reason. Success (204/200) means OpenBao accepted the snapshot; it applies
   // it afterwards, in the background.
-  Status Restore(const std::string& leader, bool force,
+  // Stages: 400 and 500 are Stage::kVerify, 401/403 Stage::kAuth, 307/503 Stage::kLeader.
+  Status Restore(const Context& ctx, const std::string& leader, bool force,
                  const std::function<Result<size_t>(char*, size_t)>& body_reader);
 
   // Asks `address` for sys/health (and sys/leader when `with_leader`), each bounded by
   // `timeout`. Never fails: an unreachable node or an unexpected answer is described in the
   // returned state (reachable = false).
-  NodeState Probe(const std::string& address, bool with_leader, std::chrono::milliseconds timeout);
+  NodeState Probe(const Context& ctx, const std::string& address, bool with_leader,
+                  std::chrono::milliseconds timeout);
 
   // The configured addresses (trailing slashes removed).
   const std::vector<std::string>& addresses() const { return config_.addresses; }
 
   // After a failed stream: the current leader if it differs from `previous`, else "".
-  std::string LeaderChangedFrom(const std::string& previous);
+  std::string LeaderChangedFrom(const Context& ctx, const std::string& previous);
 
  private:
-  http::Request NewRequest(const std::string& method, const std::string& url) const;
+  http::Request NewRequest(const Context& ctx, const std::string& method,
+                           const std::string& url) const;
+  // A 403 with a token (kPermissionDenied, Stage::kAuth): when the token can look itself up
+  // (auth/token/lookup-self), it certainly lacks `capability`; otherwise the message names
+  // both possibilities (OpenBao answers 403 for unknown tokens too).
+  Status Forbidden(const Context& ctx, const std::string& leader, const std::string& what,
+                   const std::string& capability, const std::string& path,
+                   const std::string& reason);
 
   ConnectionConfig config_;
   http::Client http_;
   std::string token_;
 };
 
-// Reads a token the way the CLI accepts it: the file's content, trimmed. kInvalidArgument when
-// missing or empty. The value is registered with Redact().
+// Checks what can be checked without the network: at least one address, each an http(s) URL
+// without user-info, query or fragment (they could carry credentials, and OpenBao uses
+// neither), and a readable CA file when one is named. kInvalidArgument, Stage::kConfig; the
+// message never repeats user-info or a query.
+Status ValidateConnection(const ConnectionConfig& config);
+
+// Reads a token the way the CLI accepts it: the file's content, trimmed. kInvalidArgument
+// (Stage::kConfig) when missing or empty. The value is registered with Redact().
 Result<std::string> ReadSecretFile(const std::string& path, const std::string& what);
 
 }  // namespace bao::openbao

@@ -63,10 +63,14 @@ struct BackupManager::View {
 
 namespace {
 
-std::string Reason(const Status& s) {
-  const std::string& m = s.message();
-  if (m.find("cross-namespace") != std::string::npos) return "CrossNamespaceReference";
-  return "InvalidSpec";
+// What started the Job holding a lock, recorded in the lock (status.operationLock.trigger) so
+// that a restarted operator can rebuild the Job it was about to create.
+constexpr const char* kTriggerSchedule = "schedule";
+constexpr const char* kTriggerManual = "manual";
+constexpr const char* kTriggerPreUpgrade = "pre-upgrade";
+
+std::string SpecReason(const Status& s) {
+  return s.reason() == bao::Reason::kCrossNamespace ? "CrossNamespaceReference" : "InvalidSpec";
 }
 
 // A write the API server refused for good (validation, admission, RBAC): retrying the same
@@ -207,7 +211,7 @@ Result<bool> BackupManager::ValidateSpec(View& v) {
   }
   Result<backup::BackupSpec> spec =
       backup::ParseBackupSpec(At(v.cluster, {"spec", "backup"}), "spec.backup", true, true);
-  if (!spec.ok()) return invalid(Reason(spec.status()), spec.status().message());
+  if (!spec.ok()) return invalid(SpecReason(spec.status()), spec.status().message());
   v.spec = *spec;
   Result<CronSchedule> cron = CronSchedule::Parse(v.spec.schedule);
   if (!cron.ok()) {
@@ -331,8 +335,9 @@ Result<bool> BackupManager::MaintainLock(View& v) {
     auto acquired = ParseRfc3339(Str(lock, "acquiredAt"));
     auto slot = ParseRfc3339(Str(lock, "slot"));
     // A pre-upgrade attempt is rebuilt from status.backup.lastPreUpgradeAttempt, written in the
-    // same patch as the lock.
-    const bool pre_upgrade = Str(lock, "message").rfind("pre-upgrade", 0) == 0;
+    // same patch as the lock; what started the Job is in the lock's `trigger`.
+    const std::string trigger = Str(lock, "trigger");
+    const bool pre_upgrade = trigger == kTriggerPreUpgrade;
     const json attempt = v.Backup().value("lastPreUpgradeAttempt", json::object());
     const std::string version = Str(attempt, "version");
     const json& na = At(attempt, {"attempt"});
@@ -344,7 +349,7 @@ Result<bool> BackupManager::MaintainLock(View& v) {
                      ? BuildPreUpgradeBackupJob(v.cluster, v.spec, v.jwt_role, version, n, *slot,
                                                 n > 1, options_.job)
                      : BuildBackupJob(v.cluster, v.spec, v.jwt_role, *slot,
-                                      Str(lock, "message").rfind("manual", 0) == 0, options_.job);
+                                      trigger == kTriggerManual, options_.job);
       BAO_RETURN_IF_ERROR(
           CreateJob(v, job, "created backup Job " + job_name + " (resumed after a restart)"));
       BAO_RETURN_IF_ERROR(RemoveTrigger(v));
@@ -455,6 +460,7 @@ Status BackupManager::StartPreUpgradeBackup(View& v, const PreUpgradeDecision& d
                    {{"operation", "Backup"},
                     {"holder", kLockHolderPrefix + job_name},
                     {"message", what},
+                    {"trigger", kTriggerPreUpgrade},
                     {"slot", FormatRfc3339(v.now)},
                     {"acquiredAt", FormatRfc3339(v.now)},
                     {"renewedAt", FormatRfc3339(v.now)}}},
@@ -517,6 +523,7 @@ Status BackupManager::StartBackup(View& v) {
          {{"operation", "Backup"},
           {"holder", kLockHolderPrefix + job_name},
           {"message", (v.triggered ? "manual backup Job " : "scheduled backup Job ") + job_name},
+          {"trigger", v.triggered ? kTriggerManual : kTriggerSchedule},
           {"slot", FormatRfc3339(v.slot)},
           {"acquiredAt", FormatRfc3339(v.now)},
           {"renewedAt", FormatRfc3339(v.now)}}}}}};

@@ -140,8 +140,20 @@ Result<BindAddress> ParseBindAddress(const std::string& text) {
   return a;
 }
 
-Status RunController(k8s::Client* client, const ControllerOptions& options,
-                     const std::atomic<bool>* stop) {
+Result<ReconcileResult> Guarded(const std::string& key,
+                                const std::function<Result<ReconcileResult>()>& reconcile) {
+  try {
+    return reconcile();
+  } catch (const std::exception& e) {
+    return Error(Code::kInternal, Reason::kBadResponse,
+                 "reconciling " + key + " failed unexpectedly: " + e.what());
+  } catch (...) {
+    return Error(Code::kInternal, Reason::kBadResponse,
+                 "reconciling " + key + " failed unexpectedly");
+  }
+}
+
+Status RunController(k8s::Client* client, const ControllerOptions& options, const Context& ctx) {
   BAO_ASSIGN_OR_RETURN(BindAddress bind, ParseBindAddress(options.metrics_bind_address));
   k8s::EventRecorder events(client, "bao-backup-operator", options.manager.clock);
   BackupManager manager(client, &events, options.manager);
@@ -248,7 +260,7 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
   log::Info("backup manager started",
             {{"identity", options.identity}, {"namespaces", scope.empty() ? "(all)" : scope}});
   std::map<std::string, int> failures_in_a_row;  // by cluster key
-  while (!stop->load()) {
+  while (!ctx.done()) {
     std::string key = queue.Pop();
     if (key.empty()) continue;
     if (!elector.IsLeader()) continue;  // the new leader re-enqueues everything
@@ -257,9 +269,17 @@ Status RunController(k8s::Client* client, const ControllerOptions& options,
     size_t slash = item.find('/');
     std::string ns = item.substr(0, slash), name = item.substr(slash + 1);
     if (is_restore ? !options.restores : !options.backups) continue;
-    Result<ReconcileResult> r =
-        is_restore ? restore_manager.Reconcile(ns, name) : manager.Reconcile(ns, name);
+    Result<ReconcileResult> r = Guarded(key, [&] {
+      return is_restore ? restore_manager.Reconcile(ns, name) : manager.Reconcile(ns, name);
+    });
     if (!r.ok()) {
+      if (r.status().code() == Code::kInternal) {
+        // Make it visible on the object; the Event itself may fail, the requeue still happens.
+        json ref = {{"apiVersion", "openbao.org/v1alpha1"},
+                    {"kind", is_restore ? "OpenBaoRestore" : "OpenBaoCluster"},
+                    {"metadata", {{"namespace", ns}, {"name", name}}}};
+        static_cast<void>(events.Warning(ref, "ReconcileFailed", r.status().message()));
+      }
       int n = std::min(++failures_in_a_row[key], 16);
       auto backoff = std::min<std::chrono::milliseconds>(options.min_backoff * (1LL << (n - 1)),
                                                          options.max_backoff);

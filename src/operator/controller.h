@@ -9,6 +9,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+
+#include "common/context.h"
 #include <string>
 #include <vector>
 
@@ -47,9 +50,15 @@ struct BindAddress {
 // (--metrics-bind-address) and the accepted forms.
 Result<BindAddress> ParseBindAddress(const std::string& text);
 
-// Runs until `*stop` becomes true; then releases the Lease and returns ok. An error when the
-// bind address is malformed or cannot be bound. `client` must outlive the call.
-Status RunController(k8s::Client* client, const ControllerOptions& options,
-                     const std::atomic<bool>* stop);
+// Runs until `ctx` is cancelled; then releases the Lease and returns ok. An error when the
+// bind address is malformed or cannot be bound. `client` must outlive the call. Every
+// reconcile runs behind a barrier: whatever goes wrong in it (an error, or an exception from
+// an object of an unexpected shape) becomes a Warning Event on the object and a requeue with
+// backoff, never the end of the process.
+Status RunController(k8s::Client* client, const ControllerOptions& options, const Context& ctx);
+
+// The barrier: runs `reconcile`, turning an exception into kInternal naming the object.
+Result<ReconcileResult> Guarded(const std::string& key,
+                                const std::function<Result<ReconcileResult>()>& reconcile);
 
 }  // namespace bao::op

@@ -59,9 +59,9 @@ Result<RestoreRequest> ParseRestoreSpec(const json& spec) {
     if (!ref.is_object())
       return InvalidArgument("spec.tokenSecretRef: must be an object with a name");
     if (ref.contains("namespace")) {
-      return InvalidArgument(
-          "spec.tokenSecretRef.namespace: cross-namespace Secret references are not allowed; "
-          "the Secret must be in the restore's namespace");
+      return Error(Code::kInvalidArgument, Reason::kCrossNamespace,
+                   "spec.tokenSecretRef.namespace: cross-namespace Secret references are not "
+                   "allowed; the Secret must be in the restore's namespace");
     }
     BAO_RETURN_IF_ERROR(CheckKnownFields(ref, "spec.tokenSecretRef", {"name"}));
     BAO_RETURN_IF_ERROR(GetString(ref, "name", "spec.tokenSecretRef", &r.token_secret));

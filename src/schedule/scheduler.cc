@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "backup/prune.h"
-#include "common/cancel.h"
 #include "common/log.h"
 #include "common/redact.h"
 #include "storage/target.h"
@@ -17,48 +16,34 @@ using std::chrono::milliseconds;
 constexpr int kMaxMissedCounted = 10000;
 constexpr auto kMaxSleep = std::chrono::seconds(30);
 
-backup::ExitCode OpenStoreExitCode(const Status& s) {
-  return s.code() == Code::kInvalidArgument || s.code() == Code::kFailedPrecondition
-             ? backup::ExitCode::kConfig
-             : backup::ExitCode::kStorage;
-}
 
 }  // namespace
 
 AttemptHooks DefaultHooks(const Clock* clock) {
   AttemptHooks hooks;
-  hooks.backup = [clock](const ClusterConfig& c,
-                         backup::Failure* failure) -> Result<backup::BackupResult> {
+  hooks.backup = [clock](const Context& ctx,
+                         const ClusterConfig& c) -> Result<backup::BackupResult> {
     backup::BackupRequest req;
     req.connection = c.connection;
     req.auth = c.auth;
     if (!c.token_file.empty()) {
-      Result<std::string> token = openbao::ReadSecretFile(c.token_file, "openbao.tokenFile token");
-      if (!token.ok()) {
-        *failure = backup::Fail(backup::ExitCode::kConfig, token.status());
-        return token.status();
-      }
-      req.auth.token = *token;
+      BAO_ASSIGN_OR_RETURN(req.auth.token,
+                           openbao::ReadSecretFile(c.token_file, "openbao.tokenFile token"));
     }
-    Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(c.backup.target);
-    if (!store.ok()) {
-      *failure = backup::Fail(OpenStoreExitCode(store.status()), store.status());
-      return store.status();
-    }
+    BAO_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
+                         storage::OpenStore(c.backup.target));
     req.target = c.backup.target;
     req.ns = c.ns;
     req.cluster = c.name;
     req.clock = clock;
-    Result<backup::BackupResult> result = backup::RunBackup(req, store->get(), failure);
-    if (!result.ok()) return failure->status;
-    return result;
+    return backup::RunBackup(ctx, req, store.get());
   };
-  hooks.retain = [](const ClusterConfig& c, TimePoint now) -> Status {
+  hooks.retain = [](const Context& ctx, const ClusterConfig& c, TimePoint now) -> Status {
     BAO_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                          storage::OpenStore(c.backup.target));
     backup::PruneResult pruned;  // Prune logs each key it keeps or deletes
-    return backup::Prune(store.get(), c.backup.target.path_prefix, c.ns, c.name, c.backup.retention,
-                         now, /*dry_run=*/false, &pruned);
+    return backup::Prune(ctx, store.get(), c.backup.target.path_prefix, c.ns, c.name,
+                         c.backup.retention, now, /*dry_run=*/false, &pruned);
   };
   return hooks;
 }
@@ -159,17 +144,22 @@ void Scheduler::StartAttemptLocked(size_t index, TimePoint slot, TimePoint now) 
   Worker& w = workers_[index];
   if (w.thread.joinable()) w.thread.join();  // the previous attempt has fully ended
   w.running = true;
+  w.cancel = std::make_unique<CancelSource>(&cancel_all_);
   log::Info("backup starting", {{"cluster", c.Key()}, {"slot", FormatRfc3339(slot)}});
   w.thread = std::thread([this, index, slot] { RunAttempt(index, slot); });
 }
 
 void Scheduler::RunAttempt(size_t index, TimePoint slot) {
   const ClusterConfig& c = config_.clusters[index];
-  backup::Failure failure;
-  Result<backup::BackupResult> result = hooks_.backup(c, &failure);
+  Context ctx;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ctx = Context(workers_[index].cancel.get());
+  }
+  Result<backup::BackupResult> result = hooks_.backup(ctx, c);
   Status retained;
   if (result.ok() && !c.backup.retention.empty()) {
-    retained = hooks_.retain(c, clock_->Now());
+    retained = hooks_.retain(ctx, c, clock_->Now());
   }
   std::lock_guard<std::mutex> lock(mu_);
   ClusterStatus& st = state_.clusters[c.Key()];
@@ -188,18 +178,20 @@ void Scheduler::RunAttempt(size_t index, TimePoint slot) {
                  {{"cluster", c.Key()}, {"error", retained.message()}});
     }
   } else {
-    Status s = failure.status.ok() ? result.status() : failure.status;
-    bool cancelled = stopping_ && CancelRequested();
-    std::string reason = std::string(backup::StageName(failure.code)) + ": " + s.message();
+    const Status& s = result.status();
+    const bool cancelled = s.reason() == Reason::kCancelled;
+    const char* stage = StageName(s.stage());
+    std::string reason = *stage == '\0' ? s.message() : std::string(stage) + ": " + s.message();
     if (cancelled) {
       st.attempts[kOutcomeCancelled] += 1;
-      st.last_failure_reason = Redact("cancelled by shutdown (" + reason + ")");
+      st.last_failure_reason =
+          Redact((stopping_ ? "cancelled by shutdown (" : "cancelled (") + reason + ")");
     } else {
       st.attempts[kOutcomeFailure] += 1;
       st.consecutive_failures += 1;
       st.last_failure_reason = Redact(reason);
     }
-    log::Error(cancelled ? "backup cancelled by shutdown" : "backup failed",
+    log::Error(cancelled ? "backup cancelled" : "backup failed",
                {{"cluster", c.Key()}, {"slot", FormatRfc3339(slot)}, {"error", s.message()}});
   }
   st.running = false;
@@ -268,7 +260,7 @@ void Scheduler::Shutdown() {
               {{"gracePeriodSeconds", std::to_string(config_.shutdown_grace.count())}});
     if (!cv_.wait_for(lock, config_.shutdown_grace, idle)) {
       log::Warn("grace period over: aborting running backups (no partial object is kept)");
-      RequestCancel();
+      cancel_all_.Cancel();
       cv_.wait(lock, idle);
     }
   }
@@ -282,6 +274,18 @@ void Scheduler::Shutdown() {
   SaveLocked();
   shut_down_ = true;
   cv_.notify_all();
+}
+
+bool Scheduler::Cancel(const std::string& cluster_key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < config_.clusters.size(); ++i) {
+    if (config_.clusters[i].Key() == cluster_key && workers_[i].running) {
+      log::Info("cancelling the running backup", {{"cluster", cluster_key}});
+      workers_[i].cancel->Cancel();
+      return true;
+    }
+  }
+  return false;
 }
 
 void Scheduler::WaitIdle() {

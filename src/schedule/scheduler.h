@@ -23,19 +23,21 @@
 #include <vector>
 
 #include "backup/backup.h"
+#include "common/context.h"
 #include "schedule/config.h"
 #include "schedule/state_file.h"
 
 namespace bao::schedule {
 
-// What an attempt does, replaceable in tests. Both are called on the attempt's thread.
+// What an attempt does, replaceable in tests. Both are called on the attempt's thread, with
+// the attempt's context: cancelled when this attempt is cancelled (Scheduler::Cancel) or when
+// the shutdown grace period is over.
 struct AttemptHooks {
-  // One backup of `cluster`. On failure fills `failure` and returns its Status.
-  std::function<Result<backup::BackupResult>(const ClusterConfig& cluster,
-                                             backup::Failure* failure)>
+  // One backup of `cluster`; a failure's Status carries its stage.
+  std::function<Result<backup::BackupResult>(const Context& ctx, const ClusterConfig& cluster)>
       backup;
   // Retention after a successful backup, at `now`.
-  std::function<Status(const ClusterConfig& cluster, TimePoint now)> retain;
+  std::function<Status(const Context& ctx, const ClusterConfig& cluster, TimePoint now)> retain;
 };
 
 // The real thing: OpenStore + RunBackup (object names from `clock`) and Prune. A tokenFile is
@@ -68,10 +70,17 @@ class Scheduler {
   // Shutdown() once attempts have ended.
   void Run();
 
-  // Stops new work and wakes Run(). Running attempts get `shutdown_grace` to finish, then the
-  // process-wide cancel flag aborts them (their uploads leave no object); returns when all
-  // ended and the state is saved. Idempotent.
+  // Stops new work and wakes Run(). Running attempts get `shutdown_grace` to finish, then
+  // their contexts are cancelled (their uploads leave no object); returns when all ended and
+  // the state is saved. Idempotent.
   void Shutdown();
+
+  // Cancels the running attempt of the cluster with this Key() ("namespace/name"), and no
+  // other; it is recorded as cancelled. False when that cluster has no running attempt.
+  bool Cancel(const std::string& cluster_key);
+
+  // Cancels every running attempt now (a second signal); they are recorded as cancelled.
+  void CancelAll() { cancel_all_.Cancel(); }
 
   // A copy of the current state (for /metrics and tests).
   SchedulerState Snapshot() const;
@@ -85,6 +94,8 @@ class Scheduler {
   struct Worker {
     std::thread thread;
     bool running = false;
+    // The running attempt's cancellation, a child of cancel_all_; replaced per attempt.
+    std::unique_ptr<CancelSource> cancel;
   };
 
   void StartAttemptLocked(size_t index, TimePoint slot, TimePoint now);
@@ -99,6 +110,7 @@ class Scheduler {
   std::condition_variable cv_;
   SchedulerState state_;
   std::vector<Worker> workers_;  // one per cluster, same order as config_.clusters
+  CancelSource cancel_all_;      // cancelled when the shutdown grace period is over
   bool stopping_ = false;
   bool shut_down_ = false;
 };

@@ -6,9 +6,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 
-#include "common/cancel.h"
 #include "common/files.h"
 #include "schedule/metrics.h"
 
@@ -37,8 +37,7 @@ struct FakeBackups {
 
   AttemptHooks Hooks() {
     AttemptHooks h;
-    h.backup = [this](const ClusterConfig& c,
-                      backup::Failure* failure) -> Result<backup::BackupResult> {
+    h.backup = [this](const Context&, const ClusterConfig& c) -> Result<backup::BackupResult> {
       std::unique_lock<std::mutex> lock(mu);
       ++calls;
       clusters.push_back(c.Key());
@@ -46,17 +45,14 @@ struct FakeBackups {
       cv.notify_all();
       cv.wait(lock, [this] { return !block; });
       --in_flight;
-      if (fail) {
-        *failure = backup::Fail(backup::ExitCode::kAuth, Unauthenticated("permission denied"));
-        return failure->status;
-      }
+      if (fail) return Unauthenticated("permission denied").WithStage(Stage::kAuth);
       backup::BackupResult r;
       r.key = "default/" + c.name + "/backup-" + std::to_string(calls) + ".snap";
       r.size = 1234;
       r.duration = Duration(45000);
       return r;
     };
-    h.retain = [this](const ClusterConfig&, TimePoint) {
+    h.retain = [this](const Context&, const ClusterConfig&, TimePoint) {
       std::lock_guard<std::mutex> lock(mu);
       ++retains;
       return Status::Ok();
@@ -256,24 +252,77 @@ TEST_F(SchedulerTest, FailuresCountUntilASuccessAndRetentionOnlyAfterSuccess) {
             std::string::npos);
 }
 
+TEST_F(SchedulerTest, CancellingOneAttemptLeavesTheOthersRunning) {
+  ManualClock clock(T("2026-01-31T02:59:59Z"));
+  SchedulerConfig cfg = Config("* * * * *");
+  cfg.clusters.push_back(cfg.clusters.front());
+  cfg.clusters.back().name = "other";
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, bool> cancelled_seen;
+  int started = 0;
+  std::atomic<bool> release{false};
+  AttemptHooks hooks;
+  hooks.backup = [&](const Context& ctx, const ClusterConfig& c) -> Result<backup::BackupResult> {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      ++started;
+      cv.notify_all();
+    }
+    while (!ctx.cancelled() && !release) std::this_thread::yield();
+    {
+      std::lock_guard<std::mutex> l(mu);
+      cancelled_seen[c.name] = ctx.cancelled();
+    }
+    if (ctx.cancelled()) return ctx.Check("uploading");
+    backup::BackupResult r;
+    r.key = "k";
+    return r;
+  };
+  hooks.retain = [](const Context&, const ClusterConfig&, TimePoint) { return Status::Ok(); };
+  Scheduler s(cfg, &clock, hooks);
+  ASSERT_TRUE(s.Start().ok());
+  clock.Set(T("2026-01-31T03:00:00Z"));
+  s.Tick(clock.Now());
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, seconds(30), [&] { return started == 2; }));
+  }
+  EXPECT_TRUE(s.Cancel("default/prod"));
+  EXPECT_FALSE(s.Cancel("default/nonexistent"));
+  // Wait (bounded) until the cancelled attempt has ended, then let the other one finish.
+  auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (s.Snapshot().clusters.at("default/prod").running &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_TRUE(s.Snapshot().clusters.at("default/other").running);
+  release = true;
+  s.WaitIdle();
+  SchedulerState st = s.Snapshot();
+  EXPECT_EQ(st.clusters.at("default/prod").attempts[kOutcomeCancelled], 1u);
+  EXPECT_EQ(st.clusters.at("default/other").attempts[kOutcomeSuccess], 1u);
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_TRUE(cancelled_seen["prod"]);
+  EXPECT_FALSE(cancelled_seen["other"]);
+}
+
 TEST_F(SchedulerTest, ShutdownAbortsARunningAttemptAfterTheGracePeriod) {
   ManualClock clock(T("2026-01-31T02:59:59Z"));
   AttemptHooks hooks;
   std::atomic<bool> started{false};
-  hooks.backup = [&](const ClusterConfig&, backup::Failure* f) -> Result<backup::BackupResult> {
+  hooks.backup = [&](const Context& ctx, const ClusterConfig&) -> Result<backup::BackupResult> {
     started = true;
-    while (!CancelRequested()) std::this_thread::yield();  // a long upload
-    *f = backup::Fail(backup::ExitCode::kSnapshotRead, Aborted("cancelled by signal"));
-    return f->status;
+    while (!ctx.cancelled()) std::this_thread::yield();  // a long upload
+    return ctx.Check("reading the snapshot");
   };
-  hooks.retain = [](const ClusterConfig&, TimePoint) { return Status::Ok(); };
+  hooks.retain = [](const Context&, const ClusterConfig&, TimePoint) { return Status::Ok(); };
   Scheduler s(Config("* * * * *"), &clock, hooks);
   ASSERT_TRUE(s.Start().ok());
   clock.Set(T("2026-01-31T03:00:00Z"));
   s.Tick(clock.Now());
   while (!started) std::this_thread::yield();
   s.Shutdown();  // grace 0 s
-  ResetCancel();
   ClusterStatus st = s.Snapshot().clusters.at("default/prod");
   EXPECT_EQ(st.attempts[kOutcomeCancelled], 1u);
   EXPECT_EQ(st.consecutive_failures, 0);

@@ -49,9 +49,10 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
     BAO_RETURN_IF_ERROR(
         GetString(ref, "name", path + ".credentialsSecretRef", &t.credentials_secret));
     if (ref.contains("namespace")) {
-      return InvalidArgument(path +
-                             ".credentialsSecretRef.namespace: cross-namespace Secret references "
-                             "are not allowed; the Secret must be in the resource's namespace");
+      return Error(Code::kInvalidArgument, Reason::kCrossNamespace,
+                   path +
+                       ".credentialsSecretRef.namespace: cross-namespace Secret references "
+                       "are not allowed; the Secret must be in the resource's namespace");
     }
     BAO_RETURN_IF_ERROR(CheckKnownFields(ref, path + ".credentialsSecretRef", {"name"}));
   }
@@ -140,7 +141,9 @@ json TargetToJson(const TargetConfig& t) {
   return j;
 }
 
-Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target) {
+namespace {
+
+Result<std::unique_ptr<Store>> OpenProvider(const TargetConfig& target) {
   BAO_RETURN_IF_ERROR(ValidateTarget(target, "target"));
   if (target.provider == "file") return OpenFileStore(target.bucket);
   if (target.provider == "gcs") return OpenGcsStore(target);
@@ -148,6 +151,18 @@ Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target) {
   if (target.provider == "azure") return OpenAzureStore(target);
   return FailedPrecondition("the " + target.provider +
                             " provider is not available in this build yet");
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target) {
+  Result<std::unique_ptr<Store>> store = OpenProvider(target);
+  if (store.ok()) return store;
+  const Status& s = store.status();
+  // Opening reads only configuration and local files; a provider that already asked its
+  // service (a token endpoint, say) tagged its failure as a storage one.
+  const bool local = s.code() == Code::kInvalidArgument || s.code() == Code::kFailedPrecondition;
+  return s.InStage(local ? Stage::kConfig : Stage::kStorage);
 }
 
 }  // namespace bao::storage

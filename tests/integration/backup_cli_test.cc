@@ -339,7 +339,7 @@ TEST_F(BackupCliTest, TruncatedAndCorruptStreamsStoreNothing) {
     ASSERT_TRUE(server_->SetFaults({{"corrupt_at_byte", at}}).ok());
     RunResult bad = Backup(server_->Url(0));
     EXPECT_EQ(bad.exit_code, 6) << "corrupt at " << at << "\n" << Describe(bad);
-    EXPECT_EQ(LastJson(bad).value("stage", ""), "verification");
+    EXPECT_EQ(LastJson(bad).value("stage", ""), "verify");
     ExpectNothingStored();
   }
   ASSERT_TRUE(server_->ClearFaults().ok());
