@@ -112,7 +112,6 @@ Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req,
     out->Abort();
   };
   uint64_t bytes = 0;
-  uint64_t next_progress = 64ull << 20;
   Status sink_failure;
   auto sink = [&](std::string_view chunk) -> Status {
     if (Status s = ctx.Check("reading the snapshot"); !s.ok()) {
@@ -124,10 +123,7 @@ Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req,
       return sink_failure;
     }
     bytes += chunk.size();
-    if (bytes >= next_progress) {
-      next_progress += 64ull << 20;
-      if (req.on_progress) req.on_progress(bytes);
-    }
+    if (req.on_progress) req.on_progress(bytes);
     return Status::Ok();
   };
   log::Info("streaming snapshot", {{"key", result.key}, {"store", result.store}});

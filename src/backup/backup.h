@@ -30,7 +30,7 @@ struct BackupRequest {
   // first byte (the leader is looked up again before each); once bytes flowed, no retry.
   int source_attempts = 4;
   std::chrono::milliseconds source_backoff{1000};  // before the second try; doubles
-  // Called with the bytes stored so far, at least every 64 MiB (progress reporting).
+  // Called with the bytes received so far after every chunk (progress reporting; keep it cheap).
   std::function<void(uint64_t bytes)> on_progress;
 };
 

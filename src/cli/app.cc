@@ -124,9 +124,12 @@ void AddSelectorFlags(CLI::App* app, CommandOptions* o) {
 int RunCli(int argc, char** argv) {
   CLI::App app{"bao-backup: backups and disaster recovery for OpenBao Raft clusters"};
   app.require_subcommand(1);
+  app.fallthrough();  // --log-format, --timeout & co. also after the subcommand
   app.set_version_flag("--version", "bao-backup 0.1.0");
   std::string log_format = "text", log_level = "info";
-  std::string timeout = "12h", shutdown_grace = "20s";
+  std::string timeout = "12h", shutdown_grace = "20s", progress_interval = "5s";
+  app.add_option("--progress-interval", progress_interval,
+                 "how often backup, verify and restore log their progress (default 5s)");
   app.add_option("--timeout", timeout,
                  "the whole command's deadline; past it the run fails in the step it reached "
                  "(default 12h)");
@@ -231,13 +234,16 @@ int RunCli(int argc, char** argv) {
   }
   Result<Duration> deadline = ParseDuration(timeout);
   Result<Duration> grace = ParseDuration(shutdown_grace);
-  if (!deadline.ok() || deadline->count() == 0 || !grace.ok()) {
+  Result<Duration> interval = ParseDuration(progress_interval);
+  if (!deadline.ok() || deadline->count() == 0 || !grace.ok() || !interval.ok()) {
     log::Err("bao-backup: " +
-             (!deadline.ok()  ? "--timeout: " + deadline.status().message()
-              : !grace.ok()   ? "--shutdown-grace: " + grace.status().message()
-                              : std::string("--timeout: must be more than 0s")));
+             (!deadline.ok()   ? "--timeout: " + deadline.status().message()
+              : !grace.ok()    ? "--shutdown-grace: " + grace.status().message()
+              : !interval.ok() ? "--progress-interval: " + interval.status().message()
+                               : std::string("--timeout: must be more than 0s")));
     return static_cast<int>(backup::ExitCode::kConfig);
   }
+  opts.progress_interval = *interval;
   log::Level level = log::Level::kInfo;
   log::ParseLevel(log_level, &level);
   log::SetLevel(level);

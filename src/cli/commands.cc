@@ -83,7 +83,7 @@ int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOption
   req.cluster = settings->cluster;
   req.key = opts.key;
   req.file_prefix = opts.file_prefix;
-  ProgressReporter progress("backup", std::nullopt);
+  ProgressReporter progress("backup", std::nullopt, opts.progress_interval);
   req.on_progress = [&progress](uint64_t bytes) { progress.Update(bytes); };
   Result<backup::BackupResult> result = backup::RunBackup(ctx, req, store->get());
   if (!result.ok()) return Finish(result.status(), opts.result_file);
@@ -226,7 +226,7 @@ int RunVerifyCommand(const Context& ctx, const Flags& flags, const CommandOption
   if (!key.ok()) return Finish(key.status(), opts.result_file);
   std::optional<uint64_t> size;
   if (Result<storage::ObjectInfo> info = o->store->Stat(ctx, *key); info.ok()) size = info->size;
-  ProgressReporter progress("verify", size);
+  ProgressReporter progress("verify", size, opts.progress_interval);
   Result<backup::VerifyReport> report = backup::VerifyBackup(
       ctx, o->store.get(), *key, [&progress](uint64_t bytes) { progress.Update(bytes); });
   if (!report.ok()) return Finish(report.status(), opts.result_file);
@@ -275,7 +275,7 @@ int RunRestoreCommand(const Context& ctx, const Flags& flags, const CommandOptio
   req.settle_timeout = std::chrono::duration_cast<std::chrono::seconds>(*settle);
   std::optional<uint64_t> size;
   if (Result<storage::ObjectInfo> info = o->store->Stat(ctx, *key); info.ok()) size = info->size;
-  ProgressReporter progress("restore", size);
+  ProgressReporter progress("restore", size, opts.progress_interval);
   Result<backup::RestoreResult> result = backup::RunRestore(
       ctx, req, o->store.get(), [&progress](uint64_t bytes) { progress.Update(bytes); });
   if (!result.ok()) return Finish(result.status(), opts.result_file);

@@ -1,6 +1,7 @@
 // The subcommands, each returning the process exit code.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ struct CommandOptions {
   bool yes = false;
   bool dry_run = false;
   std::string output = "text";  // list: text or json
+  // How often backup, verify and restore log a progress line.
+  std::chrono::milliseconds progress_interval{5000};
 };
 
 struct ScheduleOptions {
