@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/context.h"
 #include "common/status.h"
 #include "common/time.h"
 
@@ -96,6 +97,20 @@ class Store {
   // Deletes object `key` (and anything the provider keeps beside it). Deleting an object that
   // does not exist succeeds.
   virtual Status Delete(const std::string& key) = 0;
+
+  // TRANSITIONAL (replaced by the Context-taking interface on branch h-storage).
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(const Context&, const std::string& key) {
+    return NewWriter(key);
+  }
+  Status Read(const Context&, const std::string& key, uint64_t offset, const ByteSink& sink) {
+    return Read(key, offset, sink);
+  }
+  Result<ObjectInfo> Stat(const Context&, const std::string& key) { return Stat(key); }
+  Status List(const Context&, const std::string& prefix,
+              const std::function<Status(const ObjectInfo&)>& fn) {
+    return List(prefix, fn);
+  }
+  Status Delete(const Context&, const std::string& key) { return Delete(key); }
 };
 
 // Checks the key rules above; kInvalidArgument naming the problem.
