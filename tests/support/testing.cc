@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -22,20 +25,54 @@ extern char** environ;
 
 namespace bao::testing {
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// The lowest port the kernel hands out on its own (connect() without bind(), bind() to port 0):
+// ports below it are only ever taken by someone asking for them by number.
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 32768;
+  if (!(in >> low) || low < 10000) low = 32768;
+  return low;
+}
+
+bool Bindable(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+}  // namespace
+
+int FreePort() {
+  // Not bind-to-0-then-close (the kernel may give that port to the next connect() before the
+  // peer binds it): a port below the ephemeral range, reserved for the life of this process by
+  // an exclusive lock on /tmp/bao-test-ports/<port>, so that no other test process (ctest -j)
+  // and no later call here picks it, and checked to be bindable now.
+  static const int high = EphemeralLow();
+  static const int low = high - 12000;
+  const std::string dir = "/tmp/bao-test-ports";
+  mkdir(dir.c_str(), 01777);
+  static std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(low, high - 1);
+  for (int tries = 0; tries < 1000; ++tries) {
+    int port = pick(rng);
+    std::string lock = dir + "/" + std::to_string(port);
+    int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || !Bindable(port)) {
+      close(fd);
+      continue;
+    }
+    return port;  // `fd` stays open: the reservation lasts until this process exits
+  }
+  return -1;
 }
 
 TempDir::TempDir() {

@@ -12,7 +12,9 @@
 
 namespace bao::testing {
 
-// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it).
+// A TCP port on 127.0.0.1 for a peer to listen on: free now, outside the kernel's ephemeral
+// range, and reserved for this process's lifetime against every other caller (other test
+// processes included). -1 when none could be found.
 int FreePort();
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
