@@ -2,10 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
-#include <cstdlib>
+#include <charconv>
+#include <climits>
 
 #include "common/files.h"
+#include "common/numbers.h"
 
 namespace bao {
 namespace {
@@ -47,13 +48,18 @@ nlohmann::json ScalarToJson(const YAML::Node& node) {
   if (s == "false" || s == "False" || s == "FALSE") return false;
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (IsInteger(s)) {
-    errno = 0;
-    char* end = nullptr;
-    long long v = std::strtoll(s.c_str(), &end, 10);
-    if (errno == 0 && end != nullptr && *end == '\0') return v;
+    // from_chars takes no '+'; an integer out of range stays text (and fails typed parsing).
+    std::string_view digits = s[0] == '+' ? std::string_view(s).substr(1) : std::string_view(s);
+    std::optional<long long> v = ParseInteger<long long>(digits, LLONG_MIN, LLONG_MAX);
+    if (v.has_value()) return *v;
     return s;
   }
-  if (IsFloat(s)) return std::strtod(s.c_str(), nullptr);
+  if (IsFloat(s)) {
+    std::string_view text = s[0] == '+' ? std::string_view(s).substr(1) : std::string_view(s);
+    double v = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc() && end == text.data() + text.size()) return v;
+  }
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "common/files.h"
+#include "common/numbers.h"
 #include "schedule/metrics.h"
 
 namespace bao::schedule {
@@ -402,7 +403,7 @@ TEST(SchedulerConfigTest, UnknownKeysAreRefusedWithTheirPathAndAGuess) {
     nlohmann::json j = good;
     nlohmann::json* at = &j;
     for (const std::string& step : c.path) {
-      at = at->is_array() ? &(*at)[std::stoul(step)] : &(*at)[step];
+      at = at->is_array() ? &(*at)[*ParseInteger<size_t>(step, 0, 1000000)] : &(*at)[step];
     }
     (*at)[c.key] = 1;
     Result<SchedulerConfig> r = ParseSchedulerConfig(j, "c.yaml");
