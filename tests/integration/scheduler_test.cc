@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <mutex>
 
-#include "common/cancel.h"
 #include "common/yaml_json.h"
 #include "http/client.h"
 #include "schedule/metrics.h"
@@ -66,7 +65,6 @@ class SchedulerIntegrationTest : public ::testing::Test {
     ASSERT_OK(server_->AddToken("sched-reader-token", {{"sys/storage/raft/snapshot", {"read"}}}));
     testing::WriteText(dir_.File("token"), "sched-reader-token\n");
   }
-  void TearDown() override { ResetCancel(); }
 
   std::string StoreDir() const { return dir_.File("store"); }
 
