@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <deque>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -11,10 +13,20 @@
 namespace bao {
 namespace {
 
+// A new source that lives until exit (sources handed out must outlive their contexts).
+CancelSource* NewProcessSource() {
+  static std::mutex mu;
+  static std::deque<CancelSource> sources;
+  std::lock_guard<std::mutex> lock(mu);
+  return &sources.emplace_back();
+}
+
 std::atomic<bool> g_cancel{false};
+std::atomic<CancelSource*> g_source{NewProcessSource()};
 
 void OnSignal(int) {
   if (g_cancel.exchange(true)) _exit(130);
+  g_source.load()->Cancel();  // lock-free atomics only: async-signal-safe
 }
 
 }  // namespace
@@ -22,14 +34,19 @@ void OnSignal(int) {
 const std::atomic<bool>* CancelFlag() {
   return &g_cancel;
 }
+const CancelSource* ProcessCancelSource() {
+  return g_source.load();
+}
 bool CancelRequested() {
   return g_cancel.load();
 }
 void RequestCancel() {
   g_cancel = true;
+  g_source.load()->Cancel();
 }
 void ResetCancel() {
   g_cancel = false;
+  g_source = NewProcessSource();
 }
 
 void InstallCancelSignalHandlers() {

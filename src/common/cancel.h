@@ -1,6 +1,6 @@
-// Process-wide cancellation: SIGTERM/SIGINT set a flag that long operations poll (HTTP
-// transfers through http::Request::cancel, the backup pipeline between chunks). Cleanup code
-// (aborting uploads, removing temporary files) deliberately does not observe it.
+// Process-wide signal handling. The termination handler below cancels a CancelSource (see
+// common/context.h); the process-global flag further down is deprecated and only bridges
+// callers that do not pass a Context yet.
 #pragma once
 
 #include <atomic>
@@ -21,8 +21,14 @@ void HandleTerminationSignals(CancelSource* source, std::chrono::milliseconds gr
 
 // Deprecated: the process-global flag below is being replaced by Context; do not add users.
 
-// The flag itself, for http::Request::cancel.
+// The flag itself (for code that still polls an atomic).
 const std::atomic<bool>* CancelFlag();
+// The CancelSource the flag drives: RequestCancel() and the handlers of
+// InstallCancelSignalHandlers() cancel it, so `Context(ProcessCancelSource())` is cancelled
+// exactly when CancelRequested() becomes true. ResetCancel() replaces it with a fresh source;
+// contexts made from an earlier one stay cancelled. Never null; lives until exit. For call sites
+// that have no Context of their own yet (the CLI, the scheduler, the OpenBao client).
+const CancelSource* ProcessCancelSource();
 bool CancelRequested();
 void RequestCancel();
 // Clears the flag (tests, and the scheduler between runs).
