@@ -2,7 +2,6 @@
 
 #include "backup/naming.h"
 #include "common/async_sink.h"
-#include "common/cancel.h"
 #include "common/log.h"
 #include "common/redact.h"
 #include "snapshot/archive_checker.h"
@@ -53,7 +52,8 @@ ExitCode StorageStage(const Status& s) {
 
 }  // namespace
 
-Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, Failure* failure) {
+Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req, storage::Store* store,
+                               Failure* failure) {
   const Clock& clock = req.clock != nullptr ? *req.clock : SystemClock();
   auto fail = [&](ExitCode code, Status s) -> Status {
     *failure = Fail(code, s);
@@ -79,7 +79,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
   if (!req.key.empty()) {
     // Backups are write-once, on every provider: an explicit key that exists is refused before
     // OpenBao is contacted.
-    Result<storage::ObjectInfo> existing = store->Stat(result.key);
+    Result<storage::ObjectInfo> existing = store->Stat(ctx, result.key);
     if (existing.ok()) {
       return fail(ExitCode::kConfig,
                   AlreadyExists("--key " + result.key +
@@ -95,7 +95,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
     }
   }
 
-  openbao::Client bao(req.connection);
+  openbao::Client bao(req.connection, ctx);
   Result<std::string> leader = bao.FindLeader();
   if (!leader.ok()) {
     ExitCode code = leader.status().code() == Code::kInvalidArgument ? ExitCode::kConfig
@@ -111,7 +111,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
     return fail(no_creds ? ExitCode::kConfig : ExitCode::kAuth, s.WithContext("authentication"));
   }
 
-  Result<std::unique_ptr<storage::ObjectWriter>> writer = store->NewWriter(result.key);
+  Result<std::unique_ptr<storage::ObjectWriter>> writer = store->NewWriter(ctx, result.key);
   if (!writer.ok()) {
     return fail(writer.status().code() == Code::kAlreadyExists ? ExitCode::kConfig
                                                                : StorageStage(writer.status()),
@@ -126,7 +126,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
   storage::ObjectWriter* out = writer->get();
   constexpr size_t kCheckerStage = 0;
   AsyncSink stages({[&checker](std::string_view block) { return checker.Update(block); },
-                    [out](std::string_view block) { return out->Append(block); }},
+                    [out, &ctx](std::string_view block) { return out->Append(ctx, block); }},
                    1 << 20, 4);
   auto stage_failure = [&](const Status& s) {
     return stages.failed_consumer() == kCheckerStage
@@ -142,7 +142,7 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
   Failure sink_failure;
   log::Info("streaming snapshot", {{"key", result.key}, {"store", result.store}});
   Status stream = bao.StreamSnapshot(*leader, [&](std::string_view chunk) -> Status {
-    if (CancelRequested()) {
+    if (ctx.cancelled()) {
       sink_failure = Fail(ExitCode::kSnapshotRead, Aborted("cancelled by signal"));
       return sink_failure.status;
     }
@@ -194,13 +194,14 @@ Result<BackupResult> RunBackup(const BackupRequest& req, storage::Store* store, 
   result.raft_index = report->meta.index;
   result.raft_term = report->meta.term;
 
-  Result<storage::ObjectInfo> stored = (*writer)->Commit({result.size, result.sha256});
+  Result<storage::ObjectInfo> stored = (*writer)->Commit(ctx, {result.size, result.sha256});
   if (!stored.ok()) {
     return fail(StorageStage(stored.status()),
                 stored.status().WithContext("committing " + result.key));
   }
   if (stored->size != result.size || (!stored->sha256.empty() && stored->sha256 != result.sha256)) {
-    if (Status d = store->Delete(result.key); !d.ok()) {
+    if (Status d = store->Delete(Context::ForCleanup(storage::kCleanupBudget), result.key);
+        !d.ok()) {
       log::Warn("could not delete a mismatching object",
                 {{"key", result.key}, {"error", d.message()}});
     }

@@ -45,8 +45,9 @@ struct BackupResult {
 // Takes one backup into `store` (not owned). On failure nothing is left under the final key,
 // and the Failure says which stage failed (its exit code) and why. Backups are write-once: an
 // explicit `key` that exists is refused (kAlreadyExists, exit 1) before OpenBao is contacted.
-Result<BackupResult> RunBackup(const BackupRequest& request, storage::Store* store,
-                               Failure* failure);
+// Every OpenBao and storage call runs under `ctx`.
+Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& request,
+                               storage::Store* store, Failure* failure);
 
 // The JSON line printed for a failure: {"error": "...", "stage": "...", "exitCode": N}.
 nlohmann::json FailureToJson(const Failure& failure);

@@ -6,12 +6,12 @@
 
 namespace bao::backup {
 
-Result<std::vector<BackupEntry>> ListBackups(storage::Store* store, const std::string& path_prefix,
-                                             const std::string& ns, const std::string& cluster,
-                                             bool with_checksums) {
+Result<std::vector<BackupEntry>> ListBackups(const Context& ctx, storage::Store* store,
+                                             const std::string& path_prefix, const std::string& ns,
+                                             const std::string& cluster, bool with_checksums) {
   std::vector<BackupEntry> out;
   Status s = store->List(
-      ClusterPrefix(path_prefix, ns, cluster), [&](const storage::ObjectInfo& info) -> Status {
+      ctx, ClusterPrefix(path_prefix, ns, cluster), [&](const storage::ObjectInfo& info) -> Status {
         std::optional<ParsedKey> parsed = ParseBackupKey(info.key, path_prefix, ns, cluster);
         if (parsed) out.push_back({*parsed, info});
         return Status::Ok();
@@ -23,7 +23,7 @@ Result<std::vector<BackupEntry>> ListBackups(storage::Store* store, const std::s
   if (with_checksums) {
     for (BackupEntry& e : out) {
       if (!e.info.sha256.empty()) continue;
-      Result<storage::ObjectInfo> info = store->Stat(e.name.key);
+      Result<storage::ObjectInfo> info = store->Stat(ctx, e.name.key);
       if (info.ok())
         e.info.sha256 = info->sha256;
       else if (info.status().code() != Code::kNotFound)
@@ -33,16 +33,16 @@ Result<std::vector<BackupEntry>> ListBackups(storage::Store* store, const std::s
   return out;
 }
 
-Result<std::string> SelectBackup(storage::Store* store, const std::string& path_prefix,
-                                 const std::string& ns, const std::string& cluster,
-                                 const Selector& selector) {
+Result<std::string> SelectBackup(const Context& ctx, storage::Store* store,
+                                 const std::string& path_prefix, const std::string& ns,
+                                 const std::string& cluster, const Selector& selector) {
   int given = (!selector.key.empty()) + selector.latest + selector.before.has_value();
   if (given != 1) {
     return InvalidArgument("choose the backup with exactly one of --key, --latest or --before");
   }
   if (!selector.key.empty()) return selector.key;
   BAO_ASSIGN_OR_RETURN(std::vector<BackupEntry> entries,
-                       ListBackups(store, path_prefix, ns, cluster, selector.verifiable_only));
+                       ListBackups(ctx, store, path_prefix, ns, cluster, selector.verifiable_only));
   if (selector.verifiable_only) {
     std::erase_if(entries, [](const BackupEntry& e) {
       if (!e.info.sha256.empty()) return false;

@@ -19,9 +19,9 @@ struct BackupEntry {
 // This cluster's backups in `store`, newest first. Objects under the prefix that do not parse
 // as this cluster's backups are skipped. With `with_checksums`, objects whose listing carries
 // no checksum are Stat()ed to fetch it.
-Result<std::vector<BackupEntry>> ListBackups(storage::Store* store, const std::string& path_prefix,
-                                             const std::string& ns, const std::string& cluster,
-                                             bool with_checksums);
+Result<std::vector<BackupEntry>> ListBackups(const Context& ctx, storage::Store* store,
+                                             const std::string& path_prefix, const std::string& ns,
+                                             const std::string& cluster, bool with_checksums);
 
 struct Selector {
   std::string key;                  // exactly this key
@@ -35,8 +35,8 @@ struct Selector {
 // Resolves `selector` to one key. kInvalidArgument when the selector is empty or ambiguous,
 // kFailedPrecondition when nothing matches (the message says what was looked for and where);
 // a failed listing comes back as the store reported it (kNotFound for a missing bucket).
-Result<std::string> SelectBackup(storage::Store* store, const std::string& path_prefix,
-                                 const std::string& ns, const std::string& cluster,
-                                 const Selector& selector);
+Result<std::string> SelectBackup(const Context& ctx, storage::Store* store,
+                                 const std::string& path_prefix, const std::string& ns,
+                                 const std::string& cluster, const Selector& selector);
 
 }  // namespace bao::backup

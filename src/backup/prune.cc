@@ -32,14 +32,14 @@ nlohmann::json PruneResult::ToJson() const {
           {"oldestKept", oldest != nullptr ? nlohmann::json(oldest->backup.key) : nullptr}};
 }
 
-Status Prune(storage::Store* store, const std::string& path_prefix, const std::string& ns,
-             const std::string& cluster, const RetentionPolicy& policy, TimePoint now, bool dry_run,
-             PruneResult* result) {
+Status Prune(const Context& ctx, storage::Store* store, const std::string& path_prefix,
+             const std::string& ns, const std::string& cluster, const RetentionPolicy& policy,
+             TimePoint now, bool dry_run, PruneResult* result) {
   *result = PruneResult();
   result->dry_run = dry_run;
   // With checksums: a backup counts toward what is kept only when it can be verified.
   BAO_ASSIGN_OR_RETURN(std::vector<BackupEntry> entries,
-                       ListBackups(store, path_prefix, ns, cluster, /*with_checksums=*/true));
+                       ListBackups(ctx, store, path_prefix, ns, cluster, /*with_checksums=*/true));
   std::vector<ParsedKey> names;
   std::set<std::string> unverifiable;
   for (const BackupEntry& e : entries) {
@@ -57,7 +57,7 @@ Status Prune(storage::Store* store, const std::string& path_prefix, const std::s
       log::Info("would delete", {{"key", d.backup.key}, {"reason", d.reason}});
       continue;
     }
-    Status s = store->Delete(d.backup.key);
+    Status s = store->Delete(ctx, d.backup.key);
     if (s.ok()) {
       log::Info("deleted", {{"key", d.backup.key}, {"reason", d.reason}});
       result->deleted.push_back(d.backup.key);

@@ -34,8 +34,8 @@ struct PruneResult {
 // one line per backup. A failed delete is recorded and the rest continue; the Status is an
 // error only when listing fails or some delete failed (then the result is still filled, see
 // `failed`).
-Status Prune(storage::Store* store, const std::string& path_prefix, const std::string& ns,
-             const std::string& cluster, const RetentionPolicy& policy, TimePoint now, bool dry_run,
-             PruneResult* result);
+Status Prune(const Context& ctx, storage::Store* store, const std::string& path_prefix,
+             const std::string& ns, const std::string& cluster, const RetentionPolicy& policy,
+             TimePoint now, bool dry_run, PruneResult* result);
 
 }  // namespace bao::backup

@@ -4,7 +4,6 @@
 #include <thread>
 
 #include "backup/verify.h"
-#include "common/cancel.h"
 #include "common/log.h"
 #include "common/pipe.h"
 
@@ -54,22 +53,23 @@ namespace {
 constexpr std::chrono::milliseconds kProbeTimeout{3000};
 
 // Polls the node the snapshot went to until RestoreSettled() or `timeout`.
-openbao::NodeState WaitUntilSettled(openbao::Client* bao, const openbao::NodeState& before,
-                                    std::chrono::seconds timeout, bool* settled) {
+openbao::NodeState WaitUntilSettled(const Context& ctx, openbao::Client* bao,
+                                    const openbao::NodeState& before, std::chrono::seconds timeout,
+                                    bool* settled) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   openbao::NodeState now;
   while (true) {
     now = bao->Probe(before.address, /*with_leader=*/true, kProbeTimeout);
     *settled = RestoreSettled(before, now);
-    if (*settled || CancelRequested() || std::chrono::steady_clock::now() >= deadline) return now;
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    if (*settled || ctx.cancelled() || std::chrono::steady_clock::now() >= deadline) return now;
+    (void)ctx.SleepFor(std::chrono::milliseconds(250));
   }
 }
 
 }  // namespace
 
-Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* store,
-                                 Failure* failure) {
+Result<RestoreResult> RunRestore(const Context& ctx, const RestoreRequest& req,
+                                 storage::Store* store, Failure* failure) {
   // Until the POST succeeded, OpenBao is as it was: nothing was sent, or it refused the
   // snapshot, or the upload stopped before its end.
   auto fail = [&](ExitCode code, Status s, bool unchanged = true) -> Status {
@@ -78,16 +78,16 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
     return s;
   };
   auto start = std::chrono::steady_clock::now();
-  Result<storage::ObjectInfo> info = store->Stat(req.key);
+  Result<storage::ObjectInfo> info = store->Stat(ctx, req.key);
   if (!info.ok()) return fail(ExitCode::kStorage, info.status());
   if (req.verify_first) {
     log::Info("verifying the backup before contacting OpenBao", {{"key", req.key}});
-    Result<VerifyReport> v = VerifyBackup(store, req.key, failure);
+    Result<VerifyReport> v = VerifyBackup(ctx, store, req.key, failure);
     failure->openbao_unchanged = true;
     if (!v.ok()) return v.status();
   }
 
-  openbao::Client bao(req.connection);
+  openbao::Client bao(req.connection, ctx);
   Result<std::string> leader = bao.FindLeader();
   if (!leader.ok()) {
     return fail(leader.status().code() == Code::kInvalidArgument ? ExitCode::kConfig
@@ -119,7 +119,7 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
   std::thread producer([&] {
     std::string held;
     Status check, pushed;
-    Status read = store->Read(req.key, 0, [&](std::string_view chunk) -> Status {
+    Status read = store->Read(ctx, req.key, 0, [&](std::string_view chunk) -> Status {
       check = verifier.Update(chunk);
       if (!check.ok()) return check;
       if (!held.empty()) {
@@ -176,7 +176,8 @@ Result<RestoreResult> RunRestore(const RestoreRequest& req, storage::Store* stor
   log::Info("OpenBao accepted the snapshot; waiting for it to apply",
             {{"node", *leader}, {"timeout", std::to_string(req.settle_timeout.count()) + "s"}});
   RestoreResult out;
-  openbao::NodeState after = WaitUntilSettled(&bao, before, req.settle_timeout, &out.settled);
+  openbao::NodeState after =
+      WaitUntilSettled(ctx, &bao, before, req.settle_timeout, &out.settled);
   for (const std::string& address : bao.addresses()) {
     out.nodes.push_back(address == after.address
                             ? after

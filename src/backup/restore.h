@@ -57,7 +57,8 @@ bool RestoreSettled(const openbao::NodeState& before, const openbao::NodeState& 
 RestoreOutcome JudgeRestore(const openbao::NodeState& before, const openbao::NodeState& after,
                             bool settled, const std::vector<openbao::NodeState>& others);
 
-Result<RestoreResult> RunRestore(const RestoreRequest& request, storage::Store* store,
-                                 Failure* failure);
+// Every OpenBao and storage call runs under `ctx`.
+Result<RestoreResult> RunRestore(const Context& ctx, const RestoreRequest& request,
+                                 storage::Store* store, Failure* failure);
 
 }  // namespace bao::backup

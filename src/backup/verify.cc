@@ -47,15 +47,16 @@ nlohmann::json VerifyReport::ToJson() const {
             "SHA256SUMS entries match", "state.bin size matches meta.json"}}};
 }
 
-Result<VerifyReport> VerifyBackup(storage::Store* store, const std::string& key, Failure* failure) {
-  Result<storage::ObjectInfo> info = store->Stat(key);
+Result<VerifyReport> VerifyBackup(const Context& ctx, storage::Store* store, const std::string& key,
+                                  Failure* failure) {
+  Result<storage::ObjectInfo> info = store->Stat(ctx, key);
   if (!info.ok()) {
     *failure = Fail(ExitCode::kStorage, info.status());
     return info.status();
   }
   StreamVerifier verifier(key, info->sha256, info->size);
   Status check;
-  Status read = store->Read(key, 0, [&](std::string_view chunk) {
+  Status read = store->Read(ctx, key, 0, [&](std::string_view chunk) {
     check = verifier.Update(chunk);
     return check;
   });

@@ -40,6 +40,7 @@ struct VerifyReport {
 
 // Streams object `key` and checks it. kVerification failures for any mismatch (including an
 // object with no recorded checksum), kStorage when it cannot be read.
-Result<VerifyReport> VerifyBackup(storage::Store* store, const std::string& key, Failure* failure);
+Result<VerifyReport> VerifyBackup(const Context& ctx, storage::Store* store, const std::string& key,
+                                  Failure* failure);
 
 }  // namespace bao::backup

@@ -90,7 +90,9 @@ int RunBackupCommand(const Flags& flags, const CommandOptions& opts) {
     log::Progress(line);
   };
   backup::Failure failure;
-  Result<backup::BackupResult> result = backup::RunBackup(req, store->get(), &failure);
+  // Cancelled by SIGTERM/SIGINT through the process-wide flag (InstallCancelSignalHandlers).
+  bao::Context run_ctx(ProcessCancelSource());
+  Result<backup::BackupResult> result = backup::RunBackup(run_ctx, req, store->get(), &failure);
   log::ProgressDone();
   if (!result.ok()) return Finish(failure, opts.result_file);
   log::Info("backup stored and verified", {{"key", result->key},
@@ -100,9 +102,9 @@ int RunBackupCommand(const Flags& flags, const CommandOptions& opts) {
   nlohmann::json out = result->ToJson();
   if (!settings->spec.retention.empty() && !settings->cluster.empty()) {
     backup::PruneResult pruned;
-    Status s = backup::Prune(store->get(), settings->spec.target.path_prefix, settings->ns,
-                             settings->cluster, settings->spec.retention, SystemClock().Now(),
-                             /*dry_run=*/false, &pruned);
+    Status s = backup::Prune(run_ctx, store->get(), settings->spec.target.path_prefix,
+                             settings->ns, settings->cluster, settings->spec.retention,
+                             SystemClock().Now(), /*dry_run=*/false, &pruned);
     // Counts only: this line is the Job's termination message, which the kubelet cuts at 4096
     // bytes. Prune() logged each kept and deleted key.
     const backup::RetentionDecision* oldest = pruned.oldest_kept();
@@ -169,8 +171,9 @@ Result<std::string> ChooseKey(Context& ctx, const CommandOptions& opts,
   if (opts.key.empty() && ctx.settings.cluster.empty()) {
     return InvalidArgument("--latest and --before need --cluster (and --namespace)");
   }
-  return backup::SelectBackup(ctx.store.get(), ctx.settings.spec.target.path_prefix,
-                              ctx.settings.ns, ctx.settings.cluster, sel);
+  return backup::SelectBackup(bao::Context(ProcessCancelSource()), ctx.store.get(),
+                              ctx.settings.spec.target.path_prefix, ctx.settings.ns,
+                              ctx.settings.cluster, sel);
 }
 
 int KeyFailure(const Status& s, const std::string& result_file) {
@@ -198,7 +201,8 @@ int RunListCommand(const Flags& flags, const CommandOptions& opts) {
   std::optional<Context> ctx = OpenContext(flags, "", true, &code);
   if (!ctx) return code;
   Result<std::vector<backup::BackupEntry>> entries =
-      backup::ListBackups(ctx->store.get(), ctx->settings.spec.target.path_prefix, ctx->settings.ns,
+      backup::ListBackups(bao::Context(ProcessCancelSource()), ctx->store.get(),
+                          ctx->settings.spec.target.path_prefix, ctx->settings.ns,
                           ctx->settings.cluster, true);
   if (!entries.ok()) return Finish(backup::Fail(ExitCode::kStorage, entries.status()), "");
   if (opts.output == "json") {
@@ -234,7 +238,8 @@ int RunVerifyCommand(const Flags& flags, const CommandOptions& opts) {
   Result<std::string> key = ChooseKey(*ctx, opts);
   if (!key.ok()) return KeyFailure(key.status(), opts.result_file);
   backup::Failure failure;
-  Result<backup::VerifyReport> report = backup::VerifyBackup(ctx->store.get(), *key, &failure);
+  Result<backup::VerifyReport> report =
+      backup::VerifyBackup(bao::Context(ProcessCancelSource()), ctx->store.get(), *key, &failure);
   if (!report.ok()) return Finish(failure, opts.result_file);
   log::Info("backup verified", {{"key", *key}, {"sha256", report->sha256}});
   nlohmann::json out = report->ToJson();
@@ -282,7 +287,8 @@ int RunRestoreCommand(const Flags& flags, const CommandOptions& opts) {
   req.verify_first = opts.verify_first;
   req.settle_timeout = std::chrono::duration_cast<std::chrono::seconds>(*settle);
   backup::Failure failure;
-  Result<backup::RestoreResult> result = backup::RunRestore(req, ctx->store.get(), &failure);
+  Result<backup::RestoreResult> result =
+      backup::RunRestore(bao::Context(ProcessCancelSource()), req, ctx->store.get(), &failure);
   if (!result.ok()) return Finish(failure, opts.result_file);
   log::Info("restore completed", {{"key", *key},
                                   {"leader", result->leader},
@@ -304,8 +310,9 @@ int RunPruneCommand(const Flags& flags, const CommandOptions& opts) {
                   opts.result_file);
   }
   backup::PruneResult result;
-  Status s = backup::Prune(ctx->store.get(), ctx->settings.spec.target.path_prefix,
-                           ctx->settings.ns, ctx->settings.cluster, ctx->settings.spec.retention,
+  Status s = backup::Prune(bao::Context(ProcessCancelSource()), ctx->store.get(),
+                           ctx->settings.spec.target.path_prefix, ctx->settings.ns,
+                           ctx->settings.cluster, ctx->settings.spec.retention,
                            SystemClock().Now(), opts.dry_run, &result);
   // The plan (each key: kept, deleted or would be, and why) was logged by Prune(); the result
   // holds counts only, whatever the number of backups.

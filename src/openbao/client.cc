@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "common/cancel.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/redact.h"
@@ -48,7 +47,8 @@ std::string NodeState::Describe() const {
   return sealed ? "sealed" : RoleOfHealth(health_status);
 }
 
-Client::Client(ConnectionConfig config) : config_(std::move(config)) {
+Client::Client(ConnectionConfig config, Context ctx)
+    : config_(std::move(config)), ctx_(std::move(ctx)) {
   for (std::string& a : config_.addresses) a = TrimSlash(a);
 }
 
@@ -59,7 +59,7 @@ http::Request Client::NewRequest(const std::string& method, const std::string& u
   req.tls = config_.tls;
   req.timeout = config_.request_timeout;
   req.connect_timeout = std::chrono::milliseconds(5000);
-  req.cancel = CancelFlag();
+  req.ctx = ctx_;
   req.headers.push_back({"X-Vault-Request", "true"});
   if (!token_.empty()) req.headers.push_back({"X-Vault-Token", token_});
   return req;
@@ -122,7 +122,7 @@ Result<std::string> Client::FindLeader() {
     }
     std::string summary;
     for (const std::string& s : seen) summary += (summary.empty() ? "" : "; ") + s;
-    if (CancelRequested()) return Aborted("cancelled while looking for the OpenBao leader");
+    if (Status s = ctx_.Check("looking for the OpenBao leader"); !s.ok()) return s;
     if (std::chrono::steady_clock::now() + backoff > deadline) {
       if (!reached_any) {
         return Unavailable("no OpenBao node could be reached: " + summary);
@@ -132,7 +132,7 @@ Result<std::string> Client::FindLeader() {
                                 "s: " + summary);
     }
     log::Warn("no active OpenBao node yet, retrying", {{"detail", summary}});
-    std::this_thread::sleep_for(backoff);
+    if (Status s = ctx_.SleepFor(backoff, "looking for the OpenBao leader"); !s.ok()) return s;
     backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
 }
@@ -184,9 +184,10 @@ Status Client::StreamSnapshot(const std::string& leader,
   req.on_body = sink;
   Result<http::Response> r = http_.Do(req);
   if (!r.ok()) {
+    if (ctx_.done()) return r.status();  // cancelled or out of time: said as such
     if (r.status().code() == Code::kUnavailable || r.status().code() == Code::kDeadlineExceeded) {
-      return Unavailable("the snapshot stream from " + leader +
-                         " broke off: " + r.status().message());
+      return Error(Code::kUnavailable, r.status().reason(),
+                   "the snapshot stream from " + leader + " broke off: " + r.status().message());
     }
     return r.status();
   }

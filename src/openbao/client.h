@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/context.h"
 #include "common/status.h"
 #include "http/client.h"
 
@@ -55,7 +56,10 @@ struct NodeState {
 
 class Client {
  public:
-  explicit Client(ConnectionConfig config);
+  // Every request and wait of this client runs under `ctx`: once it is cancelled or past its
+  // deadline, calls end with kAborted (Reason::kCancelled) or kDeadlineExceeded
+  // (Reason::kTimeout), as http::Client::Do() describes.
+  explicit Client(ConnectionConfig config, Context ctx = Context());
 
   // Finds the active node: asks each address for /v1/sys/leader and confirms the announced
   // leader with /v1/sys/health (falling back to any address whose health says "active"), and
@@ -105,6 +109,7 @@ class Client {
   http::Request NewRequest(const std::string& method, const std::string& url) const;
 
   ConnectionConfig config_;
+  Context ctx_;
   http::Client http_;
   std::string token_;
 };

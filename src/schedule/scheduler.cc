@@ -49,7 +49,9 @@ AttemptHooks DefaultHooks(const Clock* clock) {
     req.ns = c.ns;
     req.cluster = c.name;
     req.clock = clock;
-    Result<backup::BackupResult> result = backup::RunBackup(req, store->get(), failure);
+    // Cancelled by the process-wide flag (Shutdown() after the grace period, a second signal).
+    Context ctx(ProcessCancelSource());
+    Result<backup::BackupResult> result = backup::RunBackup(ctx, req, store->get(), failure);
     if (!result.ok()) return failure->status;
     return result;
   };
@@ -57,8 +59,8 @@ AttemptHooks DefaultHooks(const Clock* clock) {
     BAO_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                          storage::OpenStore(c.backup.target));
     backup::PruneResult pruned;  // Prune logs each key it keeps or deletes
-    return backup::Prune(store.get(), c.backup.target.path_prefix, c.ns, c.name, c.backup.retention,
-                         now, /*dry_run=*/false, &pruned);
+    return backup::Prune(Context(ProcessCancelSource()), store.get(), c.backup.target.path_prefix,
+                         c.ns, c.name, c.backup.retention, now, /*dry_run=*/false, &pruned);
   };
   return hooks;
 }
