@@ -97,6 +97,7 @@ class Observer {
   }
   void Stop() {
     stop_ = true;
+    cancel_.Cancel();
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
@@ -218,7 +219,7 @@ class Observer {
             if (meta.contains("resourceVersion")) rv = meta["resourceVersion"];
             return Status::Ok();
           },
-          &stop_);
+          Context(&cancel_));
       if (!s.ok() && !stop_) {
         std::fprintf(stderr, "operator_scale: watch %s: %s\n", r.plural.c_str(),
                      s.ToString().c_str());
@@ -230,6 +231,7 @@ class Observer {
 
   k8s::Client* client_;
   std::atomic<bool> stop_{false};
+  CancelSource cancel_;  // ends the watches in flight at Stop()
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::map<std::string, Seen> seen_;

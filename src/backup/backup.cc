@@ -100,7 +100,7 @@ Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req,
   storage::ObjectWriter* out = writer->get();
   constexpr size_t kCheckerStage = 0;
   AsyncSink stages({[&checker](std::string_view block) { return checker.Update(block); },
-                    [out](std::string_view block) { return out->Append(block); }},
+                    [out, &ctx](std::string_view block) { return out->Append(ctx, block); }},
                    1 << 20, 4);
   auto stage_failure = [&](const Status& s) {
     return stages.failed_consumer() == kCheckerStage
@@ -187,7 +187,7 @@ Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req,
   result.raft_index = report->meta.index;
   result.raft_term = report->meta.term;
 
-  Result<storage::ObjectInfo> stored = (*writer)->Commit({result.size, result.sha256});
+  Result<storage::ObjectInfo> stored = (*writer)->Commit(ctx, {result.size, result.sha256});
   if (!stored.ok()) {
     return StorageFailure(stored.status().WithContext("committing " + result.key));
   }

@@ -209,14 +209,15 @@ class PruneTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(root_); }
   void Put(const std::string& key) {
-    auto w = std::move(store_->NewWriter(key).value());
-    ASSERT_TRUE(w->Append("x").ok());
-    ASSERT_TRUE(w->Commit({1, std::string(64, 'a')}).ok());
+    auto w = std::move(store_->NewWriter(Context(), key).value());
+    ASSERT_TRUE(w->Append(Context(), "x").ok());
+    ASSERT_TRUE(w->Commit(Context(), {1, std::string(64, 'a')}).ok());
   }
-  bool Exists(const std::string& key) { return store_->Stat(key).ok(); }
+  bool Exists(const std::string& key) { return store_->Stat(Context(), key).ok(); }
 
   std::filesystem::path root_;
   std::unique_ptr<storage::Store> store_;
+  Context ctx_;
 };
 
 TEST_F(PruneTest, OnlyThisClustersBackupsAreCandidates) {
@@ -230,15 +231,15 @@ TEST_F(PruneTest, OnlyThisClustersBackupsAreCandidates) {
   RetentionPolicy policy;
   policy.max_count = 1;
   PruneResult dry;
-  ASSERT_TRUE(
-      Prune(Context(), store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry).ok());
+  ASSERT_TRUE(Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
+                    true, &dry).ok());
   EXPECT_TRUE(dry.deleted.empty());
   EXPECT_TRUE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
   ASSERT_EQ(dry.plan.size(), 3u);
 
   PruneResult real;
-  ASSERT_TRUE(
-      Prune(Context(), store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real).ok());
+  ASSERT_TRUE(Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
+                    false, &real).ok());
   EXPECT_EQ(real.deleted.size(), 2u);
   EXPECT_TRUE(Exists("p/ns/c/2026-03-03T00-00-00Z-00000003.snap"));
   EXPECT_FALSE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
@@ -253,13 +254,13 @@ TEST_F(PruneTest, EmptyPrefixAndNoBackups) {
   RetentionPolicy policy;
   policy.max_count = 1;
   PruneResult r;
-  ASSERT_TRUE(
-      Prune(Context(), store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
+  ASSERT_TRUE(Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
+                    false, &r).ok());
   EXPECT_TRUE(r.plan.empty());
   Put("ns/c/2026-03-01T00-00-00Z-00000001.snap");
   Put("ns/c/2026-03-02T00-00-00Z-00000002.snap");
-  ASSERT_TRUE(
-      Prune(Context(), store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
+  ASSERT_TRUE(Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
+                    false, &r).ok());
   EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-01T00-00-00Z-00000001.snap"});
 }
 
@@ -281,8 +282,8 @@ TEST_F(PruneTest, ResultJsonIsCountsWhateverTheNumberOfBackups) {
   RetentionPolicy policy;
   policy.max_count = 2;
   PruneResult dry;
-  ASSERT_TRUE(
-      Prune(Context(), store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry).ok());
+  ASSERT_TRUE(Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
+                    true, &dry).ok());
   nlohmann::json d = dry.ToJson();
   EXPECT_LT(d.dump().size(), 1024u) << d.dump().substr(0, 500);
   EXPECT_EQ(d["dryRun"], true);
@@ -292,8 +293,8 @@ TEST_F(PruneTest, ResultJsonIsCountsWhateverTheNumberOfBackups) {
   EXPECT_EQ(d["deleted"], 0);
 
   PruneResult real;
-  ASSERT_TRUE(
-      Prune(Context(), store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real).ok());
+  ASSERT_TRUE(Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
+                    false, &real).ok());
   EXPECT_EQ(real.deleted.size(), static_cast<size_t>(kBackups - 2));
   nlohmann::json j = real.ToJson();
   EXPECT_LT(j.dump().size(), 1024u) << j.dump().substr(0, 500);
@@ -315,8 +316,8 @@ TEST_F(PruneTest, KeepsTheNewestPreUpgradeBackupInTheStore) {
   RetentionPolicy policy;
   policy.max_count = 1;
   PruneResult r;
-  ASSERT_TRUE(
-      Prune(Context(), store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"), false, &r).ok());
+  ASSERT_TRUE(Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"),
+                    false, &r).ok());
   EXPECT_TRUE(Exists("p/ns/c/2026-03-04T00-00-00Z-00000004.snap"));
   EXPECT_TRUE(Exists("p/ns/c/pre-upgrade-2026-03-02T00-00-00Z-00000002.snap"));
   EXPECT_FALSE(Exists("p/ns/c/pre-upgrade-2026-03-01T00-00-00Z-00000001.snap"));
@@ -328,9 +329,9 @@ TEST_F(PruneTest, KeepsTheNewestPreUpgradeBackupInTheStore) {
 class FailingDeleteStore : public storage::ForwardingStore {
  public:
   using ForwardingStore::ForwardingStore;
-  Status Delete(const std::string& key) override {
+  Status Delete(const Context& ctx, const std::string& key) override {
     if (key.find("00000001") != std::string::npos) return Unavailable("disk on fire");
-    return ForwardingStore::Delete(key);
+    return ForwardingStore::Delete(ctx, key);
   }
 };
 
@@ -342,7 +343,7 @@ TEST_F(PruneTest, AFailedDeleteIsReportedAndTheRestContinue) {
   RetentionPolicy policy;
   policy.max_count = 1;
   PruneResult r;
-  Status s = Prune(Context(), &failing, "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r);
+  Status s = Prune(ctx_, &failing, "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("disk on fire"), std::string::npos);
   EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-02T00-00-00Z-00000002.snap"});

@@ -1,9 +1,7 @@
-// Process-wide cancellation: SIGTERM/SIGINT set a flag that long operations poll (HTTP
-// transfers through http::Request::cancel, the backup pipeline between chunks). Cleanup code
-// (aborting uploads, removing temporary files) deliberately does not observe it.
+// Process-wide signal handling: SIGTERM and SIGINT cancel the CancelSource at the root of the
+// process's contexts (see common/context.h). There is no process-global cancel flag.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 
 #include "common/context.h"
@@ -18,17 +16,5 @@ namespace bao {
 // Call once per process; `source` must live until exit. SIGPIPE is ignored.
 void HandleTerminationSignals(CancelSource* source, std::chrono::milliseconds grace,
                               int exit_code);
-
-// Deprecated: the process-global flag below is being replaced by Context; do not add users.
-
-// The flag itself, for http::Request::cancel.
-const std::atomic<bool>* CancelFlag();
-bool CancelRequested();
-void RequestCancel();
-// Clears the flag (tests, and the scheduler between runs).
-void ResetCancel();
-// Installs SIGTERM and SIGINT handlers that call RequestCancel(); a second signal exits at once
-// with status 130.
-void InstallCancelSignalHandlers();
 
 }  // namespace bao

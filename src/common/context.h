@@ -54,6 +54,9 @@ class Context {
   static Context ForCleanup(std::chrono::milliseconds budget);
 
   bool cancelled() const { return source_ != nullptr && source_->cancelled(); }
+  // The source this context is cancelled by (null when none), for deriving a child source that
+  // cancels with it: CancelSource child(ctx.source()).
+  const CancelSource* source() const { return source_; }
   bool expired() const { return deadline_.has_value() && std::chrono::steady_clock::now() >= *deadline_; }
   bool done() const { return cancelled() || expired(); }
   const std::optional<SteadyTime>& deadline() const { return deadline_; }

@@ -29,7 +29,11 @@ struct Transfer {
   const Request* request;
   Response* response;
   CURL* curl;
+  std::string what;       // "METHOD url: " for messages
   Status callback_error;  // set when a callback aborted the transfer
+  // Stall detection: bytes moved (both directions) when the current window started.
+  curl_off_t window_bytes = 0;
+  SteadyTime window_start{};
 };
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
@@ -81,39 +85,79 @@ size_t OnRead(char* buf, size_t size, size_t n, void* user) {
   return *r;
 }
 
-int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+// Called by libcurl frequently while data moves and about once a second while it does not:
+// cancellation, the deadline and stalls are decided here, on what is known, never on libcurl's
+// message text.
+int OnProgress(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
   auto* t = static_cast<Transfer*>(user);
-  if ((t->request->cancel != nullptr && t->request->cancel->load()) || t->request->ctx.done()) {
-    t->callback_error = t->request->ctx.expired()
-                            ? t->request->ctx.Check(t->request->method + " " +
-                                                    UrlForDisplay(t->request->url))
-                            : Error(Code::kAborted, Reason::kCancelled, "cancelled");
+  const Request& req = *t->request;
+  if (req.ctx.done()) {
+    Status s = req.ctx.Check();
+    t->callback_error = Error(s.code(), s.reason(), t->what + s.message());
+    return 1;
+  }
+  if (req.stall_time.count() <= 0) return 0;
+  const curl_off_t moved = dlnow + ulnow;
+  const SteadyTime now = std::chrono::steady_clock::now();
+  // A new response (redirect, 100 Continue) may restart the counters: any change that is not a
+  // step back below the window's start counts only when it reaches stall_bytes.
+  if (moved < t->window_bytes || moved - t->window_bytes >= req.stall_bytes) {
+    t->window_bytes = moved;
+    t->window_start = now;
+    return 0;
+  }
+  if (now - t->window_start >= req.stall_time) {
+    t->callback_error = Error(
+        Code::kUnavailable, Reason::kStalled,
+        t->what + "transfer stalled: fewer than " + std::to_string(req.stall_bytes) +
+            " bytes moved in " +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(req.stall_time)
+                               .count()) +
+            " ms");
     return 1;
   }
   return 0;
 }
 
-Status MapCurlError(CURLcode rc, const Request& req, const char* errbuf) {
-  std::string what = req.method + " " + UrlForDisplay(req.url) + ": ";
+// Maps a libcurl failure from its code and from what the transfer knows (the context, whether a
+// connection was made); libcurl's message text is only shown, never inspected.
+Status MapCurlError(CURLcode rc, const Transfer& t, const char* errbuf, bool deadline_bound) {
+  const Request& req = *t.request;
+  const std::string& what = t.what;
   std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
   switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-      if (detail.find("than") != std::string::npos) {  // low-speed limit: a stalled transfer
-        return Unavailable(what + "transfer stalled (" + detail + ")");
+    case CURLE_OPERATION_TIMEDOUT: {
+      if (req.ctx.expired() || deadline_bound) {
+        return Error(Code::kDeadlineExceeded, Reason::kTimeout,
+                     what + "deadline exceeded (" + detail + ")");
       }
-      return DeadlineExceeded(what + "timed out (" + detail + ")");
+      curl_off_t pretransfer = 0;
+      curl_easy_getinfo(t.curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+      if (pretransfer == 0) {  // no connection was made within the connect timeout
+        return Error(Code::kUnavailable, Reason::kUnreachable,
+                     what + "cannot connect (" + detail + ")");
+      }
+      return Error(Code::kDeadlineExceeded, Reason::kTimeout, what + "timed out (" + detail + ")");
+    }
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
-      return FailedPrecondition(what + "TLS verification failed (" + detail + ")");
+      return Error(Code::kFailedPrecondition, Reason::kTlsVerification,
+                   what + "TLS verification failed (" + detail + ")");
     case CURLE_SSL_CONNECT_ERROR:
-      return Unavailable(what + "TLS handshake failed (" + detail + ")");
+      return Error(Code::kUnavailable, Reason::kUnreachable,
+                   what + "TLS handshake failed (" + detail + ")");
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL: return InvalidArgument(what + "bad URL (" + detail + ")");
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return Error(Code::kInvalidArgument, Reason::kInvalidValue,
+                   what + "bad URL (" + detail + ")");
     case CURLE_COULDNT_RESOLVE_HOST:
-      return Unavailable(what + "cannot resolve host (" + detail + ")");
-    case CURLE_COULDNT_CONNECT: return Unavailable(what + "cannot connect (" + detail + ")");
-    default: return Unavailable(what + detail);
+      return Error(Code::kUnavailable, Reason::kUnreachable,
+                   what + "cannot resolve host (" + detail + ")");
+    case CURLE_COULDNT_CONNECT:
+      return Error(Code::kUnavailable, Reason::kUnreachable,
+                   what + "cannot connect (" + detail + ")");
+    default: return Error(Code::kUnavailable, Reason::kUnreachable, what + detail);
   }
 }
 
@@ -137,7 +181,21 @@ Result<Response> Client::Do(const Request& req) {
   CURL* curl = static_cast<CURL*>(handle_);
   curl_easy_reset(curl);
   Response response;
-  Transfer t{&req, &response, curl, Status()};
+  Transfer t{&req, &response, curl, req.method + " " + UrlForDisplay(req.url) + ": ", Status()};
+  if (Status s = req.ctx.Check(); !s.ok()) {
+    return Error(s.code(), s.reason(), t.what + s.message());
+  }
+  // The request's own timeout, shortened to the context's deadline when that comes first.
+  long timeout_ms = static_cast<long>(req.timeout.count());
+  bool deadline_bound = false;
+  if (req.ctx.deadline().has_value()) {
+    long left = static_cast<long>(req.ctx.Remaining(std::chrono::milliseconds(0)).count());
+    if (timeout_ms <= 0 || left < timeout_ms) {
+      timeout_ms = std::max(1L, left);
+      deadline_bound = true;
+    }
+  }
+  t.window_start = std::chrono::steady_clock::now();
   char errbuf[CURL_ERROR_SIZE] = {0};
 
   curl_easy_setopt(curl, CURLOPT_URL, req.url.c_str());
@@ -152,14 +210,11 @@ Result<Response> Client::Do(const Request& req) {
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, req.stall_bytes);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, static_cast<long>(req.stall_time.count()));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, req.follow_redirects ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);
-
   if (req.tls.insecure_skip_verify) {
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -217,12 +272,30 @@ Result<Response> Client::Do(const Request& req) {
     // upload then fails, but the status line it sent is the real outcome.
     bool answered_mid_upload =
         (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR) && has_body && response.status >= 300;
-    if (!answered_mid_upload) return MapCurlError(rc, req, errbuf);
+    if (!answered_mid_upload) return MapCurlError(rc, t, errbuf, deadline_bound);
   }
   char* effective = nullptr;
   curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &effective);
   if (effective != nullptr) response.effective_url = effective;
   return response;
+}
+
+ClientPool::Lease ClientPool::Acquire() {
+  std::unique_ptr<Client> client;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_.empty()) {
+      client = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!client) client = std::make_unique<Client>();
+  return Lease(this, std::move(client));
+}
+
+void ClientPool::Release(std::unique_ptr<Client> client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (idle_.size() < max_idle_) idle_.push_back(std::move(client));
 }
 
 std::string UrlEncode(std::string_view text, bool keep_slash) {

@@ -1,15 +1,19 @@
 // A small HTTP client over libcurl: buffered or streamed request and response bodies, TLS
-// with a custom CA or verification off (only when asked), timeouts, stall detection and
-// cancellation. Messages never contain query strings or header values (they can hold
-// credentials).
+// with a custom CA or verification off (only when asked), timeouts, stall detection, and
+// cancellation and deadlines through a Context. Messages never contain query strings or header
+// values (they can hold credentials).
+//
+// Every error Client::Do() returns carries a Reason (status.h): kUnreachable, kTlsVerification,
+// kStalled, kTimeout, kCancelled, or the reason of a body callback's own error.
 #pragma once
 
-#include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,15 +49,16 @@ struct Request {
   // aborts the transfer and becomes Do()'s result. Non-2xx bodies are always collected.
   std::function<Status(std::string_view)> on_body;
   std::chrono::milliseconds connect_timeout{10000};
-  std::chrono::milliseconds timeout{0};  // whole request; 0 = no limit
-  // The transfer fails as stalled when fewer than `stall_bytes` move within `stall_time`.
-  std::chrono::seconds stall_time{60};
+  // The whole request; 0 = no limit of its own (the context's deadline still applies).
+  std::chrono::milliseconds timeout{0};
+  // The transfer fails as stalled when fewer than `stall_bytes` bytes move (sent and received
+  // together) within any `stall_time`, waiting for the answer included. Zero turns it off.
+  std::chrono::milliseconds stall_time{60000};
   long stall_bytes = 1;
   TlsOptions tls;
   bool follow_redirects = false;
-  const std::atomic<bool>* cancel = nullptr;  // when it becomes true the request is aborted
-  // Cancellation and deadline of the operation the request belongs to: the request is aborted
-  // when it is cancelled (kAborted, Reason::kCancelled) and never runs past its deadline.
+  // Cancellation and deadline: the request is aborted (within about a second) once `ctx` is
+  // cancelled, and never runs past its deadline.
   Context ctx;
 };
 
@@ -68,7 +73,8 @@ struct Response {
   bool ok() const { return status >= 200 && status < 300; }
 };
 
-// One connection-reusing client. Not thread-safe: use one per thread.
+// One connection-reusing client. Not thread-safe: use one per thread, or lease them from a
+// ClientPool.
 class Client {
  public:
   Client();
@@ -78,14 +84,63 @@ class Client {
 
   // Performs `request`. Returns the response for any HTTP status (check `status`), also when
   // the server answered while the request body was still being sent and then closed the
-  // connection (the upload breaks, but the server's answer is what counts); an error only when
-  // no response arrived: kUnavailable (connection refused or reset, stall,
-  // DNS), kDeadlineExceeded (timeout), kFailedPrecondition (TLS verification), kAborted
-  // (cancelled), or the error returned by `body_reader` / `on_body`.
+  // connection (the upload breaks, but the server's answer is what counts). An error only when
+  // no response arrived:
+  //  - kUnavailable with Reason::kUnreachable: DNS failure, connection refused, reset or
+  //    dropped, TLS handshake failure, or no connection within `connect_timeout`;
+  //  - kUnavailable with Reason::kStalled: fewer than `stall_bytes` moved within `stall_time`;
+  //  - kDeadlineExceeded with Reason::kTimeout: `timeout` or the context's deadline passed (the
+  //    request is not started when the deadline has passed already);
+  //  - kAborted with Reason::kCancelled: `ctx` was cancelled (before or during the request);
+  //  - kFailedPrecondition with Reason::kTlsVerification: the peer's certificate was refused;
+  //  - kInvalidArgument with Reason::kInvalidValue: a malformed URL;
+  //  - the error returned by `body_reader` / `on_body`, unchanged.
+  // Blocks the calling thread; callbacks run on it.
   Result<Response> Do(const Request& request);
 
  private:
   void* handle_;  // CURL*
+};
+
+// Idle Clients (and their open connections) shared by the threads of one user, e.g. a Store:
+// a Lease hands one Client to one caller at a time and gives it back when destroyed, so
+// connections are reused across requests and threads instead of one TLS handshake per request.
+// Thread-safe. A Lease must not outlive its pool.
+class ClientPool {
+ public:
+  // Keeps at most `max_idle` idle clients; more are closed when given back.
+  explicit ClientPool(size_t max_idle = 16) : max_idle_(max_idle) {}
+  ClientPool(const ClientPool&) = delete;
+  ClientPool& operator=(const ClientPool&) = delete;
+
+  class Lease {
+   public:
+    Lease(ClientPool* pool, std::unique_ptr<Client> client)
+        : pool_(pool), client_(std::move(client)) {}
+    Lease(Lease&& other) noexcept = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (client_) pool_->Release(std::move(client_));
+    }
+    Client* operator->() { return client_.get(); }
+    Client& operator*() { return *client_; }
+
+   private:
+    ClientPool* pool_;
+    std::unique_ptr<Client> client_;
+  };
+
+  // An idle client, or a new one when none is idle. Never blocks on other callers.
+  Lease Acquire();
+  // Acquire()->Do(request): the result as Client::Do() describes it.
+  Result<Response> Do(const Request& request) { return Acquire()->Do(request); }
+
+ private:
+  void Release(std::unique_ptr<Client> client);
+
+  const size_t max_idle_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Client>> idle_;
 };
 
 // Percent-encodes per RFC 3986 (unreserved characters kept); '/' kept when `keep_slash`.

@@ -283,7 +283,7 @@ Status Client::Delete(const Resource& r, const std::string& ns, const std::strin
 
 Status Client::Watch(const Resource& r, const std::string& ns, const WatchOptions& opts,
                      const std::function<Status(const WatchEvent&)>& on_event,
-                     const std::atomic<bool>* cancel) {
+                     const Context& ctx) {
   std::string what = "watch " + Describe(r, ns, "");
   http::Request req;
   req.url = Url(r, ns, "", "") + "?watch=1&timeoutSeconds=" + std::to_string(opts.timeout_seconds);
@@ -300,7 +300,7 @@ Status Client::Watch(const Resource& r, const std::string& ns, const WatchOption
   req.timeout = std::chrono::seconds(opts.timeout_seconds + 30);
   // A quiet watch (no bookmarks, no changes) legitimately sends nothing for a long time.
   req.stall_time = std::chrono::seconds(opts.timeout_seconds + 30);
-  req.cancel = cancel;
+  req.ctx = ctx;
   std::string buffer;
   req.on_body = [&](std::string_view chunk) -> Status {
     buffer.append(chunk);
@@ -322,7 +322,7 @@ Status Client::Watch(const Resource& r, const std::string& ns, const WatchOption
   };
   Result<http::Response> response = Do(std::move(req));
   if (!response.ok()) {
-    if (cancel != nullptr && cancel->load()) return Aborted(what + ": stopped");
+    if (ctx.cancelled()) return Aborted(what + ": stopped");
     return response.status();
   }
   if (!response->ok()) {

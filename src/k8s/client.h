@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/context.h"
 #include "common/status.h"
 #include "http/client.h"
 #include "k8s/config.h"
@@ -119,12 +120,12 @@ class Client {
                 const DeleteOptions& opts = {});
 
   // Streams watch events to `on_event` (on the calling thread) until the server ends the
-  // stream (ok), `on_event` returns an error (returned), `*cancel` becomes true (kAborted), the
-  // server sends an ERROR event (its Status; IsGone() for an expired resourceVersion) or the
-  // connection fails.
+  // stream (ok), `on_event` returns an error (returned), `ctx` is cancelled (kAborted) or past
+  // its deadline (kDeadlineExceeded), the server sends an ERROR event (its Status; IsGone() for
+  // an expired resourceVersion) or the connection fails.
   Status Watch(const Resource& r, const std::string& ns, const WatchOptions& opts,
                const std::function<Status(const WatchEvent&)>& on_event,
-               const std::atomic<bool>* cancel = nullptr);
+               const Context& ctx = Context());
 
  private:
   std::string Url(const Resource& r, const std::string& ns, const std::string& name,

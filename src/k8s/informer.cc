@@ -35,6 +35,7 @@ Informer::~Informer() {
 void Informer::Start() {
   if (thread_.joinable()) return;
   stop_ = false;
+  cancel_ = std::make_unique<CancelSource>();
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -52,6 +53,7 @@ void Informer::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    if (cancel_) cancel_->Cancel();
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -185,7 +187,7 @@ void Informer::Run() {
           if (type) Deliver(*type, e.object);
           return Status::Ok();
         },
-        &stop_);
+        Context(cancel_.get()));
     if (stop_) break;
     if (s.ok()) continue;  // the server closed the watch at its timeout: resume
     if (IsGone(s)) {

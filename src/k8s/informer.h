@@ -9,12 +9,14 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/context.h"
 #include "k8s/client.h"
 
 namespace bao::k8s {
@@ -77,6 +79,7 @@ class Informer {
   InformerOptions options_;
   Handler handler_;
   std::atomic<bool> stop_{false};
+  std::unique_ptr<CancelSource> cancel_;  // cancels the running watch; a new one per Start()
   std::thread thread_;
   mutable std::mutex mu_;
   std::condition_variable wake_;

@@ -56,6 +56,9 @@ struct NodeState {
 
 class Client {
  public:
+  // Every method runs its requests and waits under the `ctx` it is given: once that is
+  // cancelled or past its deadline, the call ends with kAborted (Reason::kCancelled) or
+  // kDeadlineExceeded (Reason::kTimeout), as http::Client::Do() describes.
   explicit Client(ConnectionConfig config);
 
   // Finds the active node: asks each address for /v1/sys/leader and confirms the announced

@@ -9,6 +9,7 @@
 #include "common/retry.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
+#include "storage/errors.h"
 
 namespace bao::storage {
 namespace {
@@ -19,7 +20,7 @@ class StaticProvider : public AwsCredentialsProvider {
  public:
   StaticProvider(AwsCredentials creds, std::string source)
       : creds_(std::move(creds)), source_(std::move(source)) {}
-  Result<AwsCredentials> Get() override { return creds_; }
+  Result<AwsCredentials> Get(const Context&) override { return creds_; }
   std::string Source() const override { return source_; }
 
  private:
@@ -37,11 +38,11 @@ class WebIdentityProvider : public AwsCredentialsProvider {
         session_name_(std::move(session_name)),
         clock_(clock) {}
 
-  Result<AwsCredentials> Get() override {
+  Result<AwsCredentials> Get(const Context& ctx) override {
     std::lock_guard<std::mutex> lock(mu_);
     TimePoint now = clock_.Now();
     if (have_ && creds_.expiration - kRefreshMargin > now) return creds_;
-    Result<AwsCredentials> fresh = Fetch();
+    Result<AwsCredentials> fresh = Fetch(ctx);
     if (!fresh.ok()) {
       if (have_ && creds_.expiration > now) {
         log::Warn("could not renew the web identity credentials; using the current ones",
@@ -60,11 +61,16 @@ class WebIdentityProvider : public AwsCredentialsProvider {
   std::string Source() const override { return "web identity (role " + role_arn_ + ")"; }
 
  private:
-  Result<AwsCredentials> Fetch() {
-    BAO_ASSIGN_OR_RETURN(std::string token, ReadFile(token_file_, 1 << 20));
-    token = Trim(token);
+  Result<AwsCredentials> Fetch(const Context& ctx) {
+    Result<std::string> read = ReadFile(token_file_, 1 << 20);
+    if (!read.ok()) {
+      return AsConfigError(read.status(),
+                           "the web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE)");
+    }
+    std::string token = Trim(*read);
     if (token.empty()) {
-      return InvalidArgument("the web identity token file " + token_file_ + " is empty");
+      return ConfigError(Reason::kNoCredentials,
+                         "the web identity token file " + token_file_ + " is empty");
     }
     RegisterSecret(token);
     http::Request req;
@@ -76,10 +82,11 @@ class WebIdentityProvider : public AwsCredentialsProvider {
                http::UrlEncode(role_arn_) + "&RoleSessionName=" + http::UrlEncode(session_name_) +
                "&WebIdentityToken=" + http::UrlEncode(token);
     req.timeout = std::chrono::seconds(30);
+    req.stall_time = std::chrono::seconds(15);
+    req.ctx = ctx;
     Result<AwsCredentials> out = Unavailable("no attempt made");
-    Status st = Retry(RetryPolicy{}, "STS AssumeRoleWithWebIdentity", [&]() -> Status {
-      http::Client client;
-      Result<http::Response> resp = client.Do(req);
+    Status st = Retry(ctx, RetryPolicy{}, "STS AssumeRoleWithWebIdentity", [&]() -> Status {
+      Result<http::Response> resp = client_.Do(req);
       if (!resp.ok()) {
         out = resp.status().WithContext("cannot reach STS at " + UrlForDisplay(sts_endpoint_));
         return out.status();
@@ -94,6 +101,7 @@ class WebIdentityProvider : public AwsCredentialsProvider {
   const std::string role_arn_, token_file_, sts_endpoint_, session_name_;
   const Clock& clock_;
   std::mutex mu_;
+  http::Client client_;  // guarded by mu_
   AwsCredentials creds_;
   bool have_ = false;
 };
@@ -114,8 +122,9 @@ EnvLookup ProcessEnv() {
   };
 }
 
-Result<AwsSetup> ResolveAwsCredentials(const TargetConfig& target, const EnvLookup& env,
-                                       const Clock& clock) {
+namespace {
+
+Result<AwsSetup> Resolve(const TargetConfig& target, const EnvLookup& env, const Clock& clock) {
   AwsSetup setup;
   const std::string& dir = target.credentials_dir;
   if (!dir.empty()) {
@@ -127,7 +136,8 @@ Result<AwsSetup> ResolveAwsCredentials(const TargetConfig& target, const EnvLook
     if (region) setup.region = *region;
     if (ca) setup.ca_pem = *ca + "\n";
     if (key_id.has_value() != secret.has_value()) {
-      return InvalidArgument("credentials directory " + dir + ": " +
+      return ConfigError(Reason::kInvalidValue,
+                         "credentials directory " + dir + ": " +
                              (key_id ? "secretAccessKey" : "accessKeyId") +
                              " is missing (both accessKeyId and secretAccessKey are needed)");
     }
@@ -143,7 +153,8 @@ Result<AwsSetup> ResolveAwsCredentials(const TargetConfig& target, const EnvLook
   auto env_key = env("AWS_ACCESS_KEY_ID");
   auto env_secret = env("AWS_SECRET_ACCESS_KEY");
   if (env_key.has_value() != env_secret.has_value()) {
-    return InvalidArgument(std::string(env_key ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID") +
+    return ConfigError(Reason::kInvalidValue,
+                       std::string(env_key ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID") +
                            " is not set (both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are "
                            "needed)");
   }
@@ -159,11 +170,22 @@ Result<AwsSetup> ResolveAwsCredentials(const TargetConfig& target, const EnvLook
   std::string role = target.role_arn.empty() ? env("AWS_ROLE_ARN").value_or("") : target.role_arn;
   auto token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
   if (!role.empty() && !token_file) {
-    return InvalidArgument("roleArn " + role +
+    return ConfigError(Reason::kInvalidValue,
+                       "roleArn " + role +
                            " is set, but AWS_WEB_IDENTITY_TOKEN_FILE (the projected service "
                            "account token) is not");
   }
   if (!role.empty()) {
+    // The token is read (and exchanged) at the first request; that it exists is checked now.
+    Result<std::optional<std::string>> token = ReadOptionalTrimmed(*token_file);
+    if (!token.ok()) {
+      return AsConfigError(token.status(), "AWS_WEB_IDENTITY_TOKEN_FILE " + *token_file);
+    }
+    if (!token->has_value()) {
+      return ConfigError(Reason::kNoCredentials,
+                         "AWS_WEB_IDENTITY_TOKEN_FILE names " + *token_file +
+                             ", which does not exist (is the service account token projected?)");
+    }
     std::string region = !target.region.empty()  ? target.region
                          : !setup.region.empty() ? setup.region
                                                  : env("AWS_REGION").value_or("us-east-1");
@@ -175,12 +197,22 @@ Result<AwsSetup> ResolveAwsCredentials(const TargetConfig& target, const EnvLook
         std::make_shared<WebIdentityProvider>(role, *token_file, sts, session, clock);
     return setup;
   }
-  return InvalidArgument(
+  return ConfigError(
+      Reason::kNoCredentials,
       "no S3 credentials: provide accessKeyId and secretAccessKey in the credentials "
       "directory" +
-      (dir.empty() ? std::string() : " (" + dir + ")") +
-      ", or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or roleArn/AWS_ROLE_ARN with "
-      "AWS_WEB_IDENTITY_TOKEN_FILE for web identity");
+          (dir.empty() ? std::string() : " (" + dir + ")") +
+          ", or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or roleArn/AWS_ROLE_ARN with "
+          "AWS_WEB_IDENTITY_TOKEN_FILE for web identity");
+}
+
+}  // namespace
+
+Result<AwsSetup> ResolveAwsCredentials(const TargetConfig& target, const EnvLookup& env,
+                                       const Clock& clock) {
+  Result<AwsSetup> setup = Resolve(target, env, clock);
+  if (!setup.ok()) return AsConfigError(setup.status(), "");  // file read errors included
+  return setup;
 }
 
 Result<AwsCredentials> ParseAssumeRoleWithWebIdentity(long http_status, std::string_view body,
@@ -198,12 +230,23 @@ Result<AwsCredentials> ParseAssumeRoleWithWebIdentity(long http_status, std::str
     }
     std::string detail = code.empty() ? "HTTP " + std::to_string(http_status)
                                       : code + (message.empty() ? "" : ": " + message);
-    if (http_status >= 500 || http_status == 429 || code == "IDPCommunicationError") {
-      return Unavailable(what + " failed (" + detail + ")");
+    int status = static_cast<int>(http_status);
+    if (http_status == 429 || code == "Throttling") {
+      return Error(Code::kUnavailable, Reason::kThrottled, what + " failed (" + detail + ")")
+          .WithHttpStatus(status);
     }
-    return Unauthenticated(what + " was refused (" + detail + ")");
+    if (http_status >= 500 || code == "IDPCommunicationError") {
+      return Error(Code::kUnavailable, Reason::kServerError, what + " failed (" + detail + ")")
+          .WithHttpStatus(status);
+    }
+    return Error(Code::kUnauthenticated, Reason::kUnauthenticated,
+                 what + " was refused (" + detail + ")")
+        .WithHttpStatus(status);
   }
-  if (!parsed) return Internal(what + ": STS returned an unreadable answer");
+  if (!parsed) {
+    return Error(Code::kInternal, Reason::kBadResponse,
+                 what + ": STS returned an unreadable answer");
+  }
   pugi::xml_node c = doc.child("AssumeRoleWithWebIdentityResponse")
                          .child("AssumeRoleWithWebIdentityResult")
                          .child("Credentials");
@@ -213,12 +256,16 @@ Result<AwsCredentials> ParseAssumeRoleWithWebIdentity(long http_status, std::str
                        {}};
   if (creds.access_key_id.empty() || creds.secret_access_key.empty() ||
       creds.session_token.empty()) {
-    return Internal(what + ": STS answered without credentials");
+    return Error(Code::kInternal, Reason::kBadResponse,
+                 what + ": STS answered without credentials");
   }
   RegisterSecret(creds.secret_access_key);
   RegisterSecret(creds.session_token);
   Result<TimePoint> expiration = ParseRfc3339(c.child_value("Expiration"));
-  if (!expiration.ok()) return Internal(what + ": STS answered without a valid Expiration");
+  if (!expiration.ok()) {
+    return Error(Code::kInternal, Reason::kBadResponse,
+                 what + ": STS answered without a valid Expiration");
+  }
   creds.expiration = *expiration;
   return creds;
 }

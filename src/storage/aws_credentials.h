@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "common/context.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "storage/sigv4.h"
@@ -28,11 +29,14 @@ namespace bao::storage {
 class AwsCredentialsProvider {
  public:
   virtual ~AwsCredentialsProvider() = default;
-  // The credentials to sign with now. Temporary credentials are renewed when they expire
-  // within five minutes; when renewal fails while the current ones are still valid, those are
-  // returned (and the failure logged). Errors: kUnauthenticated when the identity provider
-  // refuses, kUnavailable when it cannot be reached.
-  virtual Result<AwsCredentials> Get() = 0;
+  // The credentials to sign with now. Temporary credentials are fetched on the first call and
+  // renewed when they expire within five minutes; when renewal fails while the current ones are
+  // still valid, those are returned (and the failure logged). Errors: kUnauthenticated
+  // (Reason::kUnauthenticated) when the identity provider refuses; kUnavailable when it cannot
+  // be reached after the retries; kInvalidArgument (Stage::kConfig) when the web identity token
+  // file is missing or empty; kAborted / kDeadlineExceeded from `ctx`. Static credentials never
+  // fail and never block.
+  virtual Result<AwsCredentials> Get(const Context& ctx) = 0;
   // Where the credentials come from, for messages ("environment (AWS_ACCESS_KEY_ID)").
   virtual std::string Source() const = 0;
 };
@@ -47,9 +51,12 @@ struct AwsSetup {
   std::string ca_pem;  // from the credentials directory's `caCert` file; "" when absent
 };
 
-// Resolves the chain above without network calls (web identity fetches on the first Get()).
-// kInvalidArgument naming the missing piece when a source is half configured (accessKeyId
-// without secretAccessKey, roleArn without a token file) or when no source is configured.
+// Resolves the chain above without network calls (web identity fetches on the first Get(); its
+// token file must exist now). Errors are configuration errors (Stage::kConfig,
+// kInvalidArgument) naming the missing piece: Reason::kNoCredentials when no source is
+// configured at all, kInvalidValue when a source is half configured (accessKeyId without
+// secretAccessKey, roleArn without a token file) or a file cannot be read, kNoCredentials when
+// the web identity token file does not exist.
 Result<AwsSetup> ResolveAwsCredentials(const TargetConfig& target, const EnvLookup& env,
                                        const Clock& clock = SystemClock());
 

@@ -48,7 +48,7 @@ TEST_F(AwsCredentialsTest, CredentialsDirectoryComesFirst) {
   env_ = {{"AWS_ACCESS_KEY_ID", "AKIAENV"}, {"AWS_SECRET_ACCESS_KEY", "env-secret-value"}};
   Result<AwsSetup> setup = ResolveAwsCredentials(target_, Env());
   ASSERT_TRUE(setup.ok()) << setup.status().ToString();
-  Result<AwsCredentials> creds = setup->credentials->Get();
+  Result<AwsCredentials> creds = setup->credentials->Get(Context());
   ASSERT_TRUE(creds.ok());
   EXPECT_EQ(creds->access_key_id, "AKIADIR");
   EXPECT_EQ(creds->secret_access_key, "dir-secret-value");
@@ -69,7 +69,7 @@ TEST_F(AwsCredentialsTest, EnvironmentWhenTheDirectoryHasNoKeys) {
   Result<AwsSetup> setup = ResolveAwsCredentials(target_, Env());
   ASSERT_TRUE(setup.ok()) << setup.status().ToString();
   EXPECT_EQ(setup->region, "ap-south-1");
-  Result<AwsCredentials> creds = setup->credentials->Get();
+  Result<AwsCredentials> creds = setup->credentials->Get(Context());
   ASSERT_TRUE(creds.ok());
   EXPECT_EQ(creds->access_key_id, "AKIAENV");
   EXPECT_EQ(creds->session_token, "env-session-token");
@@ -77,6 +77,7 @@ TEST_F(AwsCredentialsTest, EnvironmentWhenTheDirectoryHasNoKeys) {
 }
 
 TEST_F(AwsCredentialsTest, WebIdentityLast) {
+  Write("token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
   env_ = {{"AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r"},
           {"AWS_WEB_IDENTITY_TOKEN_FILE", (dir_ / "token").string()}};
   Result<AwsSetup> setup = ResolveAwsCredentials(target_, Env());
@@ -87,9 +88,18 @@ TEST_F(AwsCredentialsTest, WebIdentityLast) {
   setup = ResolveAwsCredentials(target_, Env());
   ASSERT_TRUE(setup.ok());
   EXPECT_NE(setup->credentials->Source().find("from-target"), std::string::npos);
-  // A missing token file is reported on first use, by name.
-  Result<AwsCredentials> creds = setup->credentials->Get();
-  EXPECT_EQ(creds.status().code(), Code::kNotFound);
+  // A token file that disappears later is reported on first use, by name, as configuration.
+  std::filesystem::remove(dir_ / "token");
+  Result<AwsCredentials> creds = setup->credentials->Get(Context());
+  EXPECT_EQ(creds.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(creds.status().stage(), Stage::kConfig);
+  EXPECT_NE(creds.status().message().find((dir_ / "token").string()), std::string::npos);
+  // A token file missing from the start fails the resolution, before any request.
+  setup = ResolveAwsCredentials(target_, Env());
+  EXPECT_EQ(setup.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(setup.status().stage(), Stage::kConfig);
+  EXPECT_EQ(setup.status().reason(), Reason::kNoCredentials);
+  EXPECT_NE(setup.status().message().find((dir_ / "token").string()), std::string::npos);
 }
 
 TEST_F(AwsCredentialsTest, HalfConfiguredSourcesAreNamed) {
@@ -97,6 +107,8 @@ TEST_F(AwsCredentialsTest, HalfConfiguredSourcesAreNamed) {
   target_.credentials_dir = dir_.string();
   Result<AwsSetup> setup = ResolveAwsCredentials(target_, Env());
   EXPECT_EQ(setup.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(setup.status().stage(), Stage::kConfig);
+  EXPECT_EQ(setup.status().reason(), Reason::kInvalidValue);
   EXPECT_NE(setup.status().message().find("secretAccessKey is missing"), std::string::npos);
 
   target_.credentials_dir.clear();
@@ -109,9 +121,12 @@ TEST_F(AwsCredentialsTest, HalfConfiguredSourcesAreNamed) {
   setup = ResolveAwsCredentials(target_, Env());
   EXPECT_NE(setup.status().message().find("AWS_WEB_IDENTITY_TOKEN_FILE"), std::string::npos);
 
+  // Nothing configured at all: a configuration error, found without any request.
   target_.role_arn.clear();
   setup = ResolveAwsCredentials(target_, Env());
   EXPECT_EQ(setup.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(setup.status().stage(), Stage::kConfig);
+  EXPECT_EQ(setup.status().reason(), Reason::kNoCredentials);
   EXPECT_NE(setup.status().message().find("no S3 credentials"), std::string::npos);
 }
 
@@ -139,8 +154,12 @@ TEST(AssumeRoleWithWebIdentity, ParsesCredentialsAndErrors) {
     </ErrorResponse>)";
   Result<AwsCredentials> d = ParseAssumeRoleWithWebIdentity(403, denied, "arn:r");
   EXPECT_EQ(d.status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(d.status().reason(), Reason::kUnauthenticated);
+  EXPECT_EQ(d.status().http_status(), 403);
   EXPECT_NE(d.status().message().find("AccessDenied"), std::string::npos);
-  EXPECT_EQ(ParseAssumeRoleWithWebIdentity(503, "", "arn:r").status().code(), Code::kUnavailable);
+  Status busy = ParseAssumeRoleWithWebIdentity(503, "", "arn:r").status();
+  EXPECT_EQ(busy.code(), Code::kUnavailable);
+  EXPECT_EQ(busy.reason(), Reason::kServerError);
 }
 
 }  // namespace

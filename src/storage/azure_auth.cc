@@ -12,6 +12,7 @@
 #include "common/redact.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
+#include "storage/errors.h"
 
 namespace bao::storage::azure {
 namespace {
@@ -234,22 +235,18 @@ Result<ConnectionString> ParseConnectionString(std::string_view text) {
 
 // ---- Token sources --------------------------------------------------------------------------
 
-Result<std::string> TokenSource::Token() {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto now = std::chrono::steady_clock::now();
-  if (!token_.empty() && now < refresh_at_) return token_;
-  BAO_ASSIGN_OR_RETURN(Fetched f, Fetch());
-  RegisterSecret(f.token);
-  auto margin = std::min<std::chrono::seconds>(std::chrono::seconds(300), f.expires_in / 2);
-  token_ = std::move(f.token);
-  refresh_at_ = now + f.expires_in - margin;
-  ++fetches_;
-  return token_;
+TokenSource::TokenSource() : cache_([this](const Context& ctx) { return Fetch(ctx); }) {}
+
+Result<std::string> TokenSource::Token(const Context& ctx) {
+  return cache_.Get(ctx);
+}
+
+void TokenSource::Invalidate() {
+  cache_.Invalidate();
 }
 
 int TokenSource::fetches() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return fetches_;
+  return cache_.fetches();
 }
 
 namespace {
@@ -257,40 +254,13 @@ namespace {
 constexpr const char* kStorageScope = "https://storage.azure.com/.default";
 constexpr const char* kStorageResource = "https://storage.azure.com/";
 
-// Reads access_token and expires_in (a number or a numeric string) from a token response.
-Result<std::chrono::seconds> ParseExpiresIn(const nlohmann::json& j) {
-  if (!j.contains("expires_in")) return std::chrono::seconds(3600);
-  const auto& e = j["expires_in"];
-  if (e.is_number_integer()) return std::chrono::seconds(std::max<int64_t>(0, e.get<int64_t>()));
-  if (e.is_string()) {
-    // At most ten years: a token lifetime beyond that is a malformed answer.
-    if (std::optional<int64_t> n =
-            ParseInteger<int64_t>(e.get_ref<const std::string&>(), 0, 10LL * 365 * 86400)) {
-      return std::chrono::seconds(*n);
-    }
-  }
-  return InvalidArgument("expires_in is not a number");
-}
-
-Result<std::pair<std::string, std::chrono::seconds>> ParseTokenResponse(const http::Response& r,
-                                                                        const std::string& what) {
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("access_token") ||
-      !j["access_token"].is_string() || j["access_token"].get_ref<const std::string&>().empty()) {
-    return Internal(what + " answered without an access_token");
-  }
-  std::string token = j["access_token"].get<std::string>();
-  RegisterSecret(token);
-  Result<std::chrono::seconds> expires = ParseExpiresIn(j);
-  if (!expires.ok()) return Internal(what + " answered with an unusable expires_in");
-  return std::make_pair(std::move(token), *expires);
-}
-
-Status TokenHttpError(const http::Response& r, const std::string& what) {
-  std::string msg = what + " refused the token request (HTTP " + std::to_string(r.status) +
-                    "): " + http::ErrorSummary(r);
-  if (r.status >= 500 || r.status == 429 || r.status == 408) return Unavailable(msg);
-  return Unauthenticated(msg);
+// Token requests: small answers, so a short stall time and a bound on the whole request.
+http::Request TokenRequest(const Context& ctx) {
+  http::Request req;
+  req.timeout = std::chrono::seconds(30);
+  req.stall_time = std::chrono::seconds(15);
+  req.ctx = ctx;
+  return req;
 }
 
 class WorkloadIdentityTokenSource final : public TokenSource {
@@ -307,7 +277,7 @@ class WorkloadIdentityTokenSource final : public TokenSource {
   }
 
  protected:
-  Result<Fetched> Fetch() override {
+  Result<AccessToken> Fetch(const Context& ctx) override {
     Result<std::string> assertion = ReadFile(token_file_, 1 << 20);
     if (!assertion.ok()) {
       return assertion.status().WithContext(
@@ -316,9 +286,10 @@ class WorkloadIdentityTokenSource final : public TokenSource {
     std::string jwt = Trim(*assertion);
     RegisterSecret(jwt);
     if (jwt.empty()) {
-      return Unauthenticated("the federated token file " + token_file_ + " is empty");
+      return Error(Code::kUnauthenticated, Reason::kNoCredentials,
+                   "the federated token file " + token_file_ + " is empty");
     }
-    http::Request req;
+    http::Request req = TokenRequest(ctx);
     req.method = "POST";
     req.url = authority_host_ + "/" + http::UrlEncode(tenant_id_) + "/oauth2/v2.0/token";
     req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
@@ -328,13 +299,13 @@ class WorkloadIdentityTokenSource final : public TokenSource {
                http::UrlEncode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") +
                "&client_assertion=" + http::UrlEncode(jwt) +
                "&scope=" + http::UrlEncode(kStorageScope);
-    req.timeout = std::chrono::seconds(30);
     std::string what = "the Microsoft Entra token endpoint " + UrlForDisplay(req.url);
     http::Client client;
     BAO_ASSIGN_OR_RETURN(http::Response r, client.Do(req));
-    if (!r.ok()) return TokenHttpError(r, what);
-    BAO_ASSIGN_OR_RETURN(auto parsed, ParseTokenResponse(r, what));
-    return Fetched{std::move(parsed.first), parsed.second};
+    if (!r.ok()) {
+      return TokenEndpointError(r, what + " refused the token request for " + Describe());
+    }
+    return ParseAccessTokenResponse(r.body, what);
   }
 
  private:
@@ -352,26 +323,25 @@ class ImdsTokenSource final : public TokenSource {
   }
 
  protected:
-  Result<Fetched> Fetch() override {
-    http::Request req;
+  Result<AccessToken> Fetch(const Context& ctx) override {
+    http::Request req = TokenRequest(ctx);
     req.url = endpoint_ + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" +
               http::UrlEncode(kStorageResource);
     if (!client_id_.empty()) req.url += "&client_id=" + http::UrlEncode(client_id_);
     req.headers = {{"Metadata", "true"}};
     req.connect_timeout = std::chrono::seconds(5);
-    req.timeout = std::chrono::seconds(30);
     std::string what = "the instance metadata service " + UrlForDisplay(req.url);
     http::Client client;
     Result<http::Response> r = client.Do(req);
     if (!r.ok()) {
-      return Status(r.status().code(),
-                    r.status().message() +
-                        " (no storage credentials were given, so a managed identity was "
-                        "expected; set credentialsSecretRef or run on Azure with an identity)");
+      const Status& s = r.status();
+      return Error(s.code(), s.reason(),
+                   s.message() +
+                       " (no storage credentials were given, so a managed identity was "
+                       "expected; set credentialsSecretRef or run on Azure with an identity)");
     }
-    if (!r->ok()) return TokenHttpError(*r, what);
-    BAO_ASSIGN_OR_RETURN(auto parsed, ParseTokenResponse(*r, what));
-    return Fetched{std::move(parsed.first), parsed.second};
+    if (!r->ok()) return TokenEndpointError(*r, what + " refused the token request");
+    return ParseAccessTokenResponse(r->body, what);
   }
 
  private:
@@ -394,7 +364,9 @@ std::unique_ptr<TokenSource> NewImdsTokenSource(std::string endpoint, std::strin
 
 // ---- Resolution -----------------------------------------------------------------------------
 
-Result<Credentials> ResolveCredentials(const TargetConfig& target) {
+namespace {
+
+Result<Credentials> Resolve(const TargetConfig& target) {
   Credentials c;
   c.account = target.azure_storage_account;
   std::string endpoint = StripTrailingSlashes(target.endpoint);
@@ -419,8 +391,9 @@ Result<Credentials> ResolveCredentials(const TargetConfig& target) {
     }
     BAO_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadOptionalTrimmed(cs_path));
     if (!text) {
-      return NotFound("no Azure credentials in " + target.credentials_dir +
-                      ": expected a file named accountKey or connectionString");
+      return ConfigError(Reason::kNoCredentials,
+                         "no Azure credentials in " + target.credentials_dir +
+                             ": expected a file named accountKey or connectionString");
     }
     RegisterSecret(*text);
     Result<ConnectionString> cs = ParseConnectionString(*text);
@@ -459,8 +432,9 @@ Result<Credentials> ResolveCredentials(const TargetConfig& target) {
     Result<std::optional<std::string>> jwt = ReadOptionalTrimmed(token_file);
     if (!jwt.ok()) return jwt.status().WithContext("AZURE_FEDERATED_TOKEN_FILE");
     if (!jwt->has_value()) {
-      return NotFound("AZURE_FEDERATED_TOKEN_FILE names " + token_file +
-                      ", which does not exist (is the workload identity webhook active?)");
+      return ConfigError(Reason::kNoCredentials,
+                         "AZURE_FEDERATED_TOKEN_FILE names " + token_file +
+                             ", which does not exist (is the workload identity webhook active?)");
     }
     c.tokens = NewWorkloadIdentityTokenSource(token_file, client_id, tenant_id, authority);
   } else {
@@ -469,6 +443,14 @@ Result<Credentials> ResolveCredentials(const TargetConfig& target) {
     c.tokens = NewImdsTokenSource(imds, client_id);
   }
   c.source = c.tokens->Describe();
+  return c;
+}
+
+}  // namespace
+
+Result<Credentials> ResolveCredentials(const TargetConfig& target) {
+  Result<Credentials> c = Resolve(target);
+  if (!c.ok()) return AsConfigError(c.status(), "");
   return c;
 }
 

@@ -8,15 +8,16 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "common/context.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "storage/target.h"
+#include "storage/token_cache.h"
 
 namespace bao::storage::azure {
 
@@ -75,32 +76,32 @@ struct ConnectionString {
 // secrets.
 Result<ConnectionString> ParseConnectionString(std::string_view text);
 
-// A source of OAuth bearer tokens for https://storage.azure.com. Thread-safe: tokens are cached
-// until shortly before they expire (5 minutes, or half the lifetime for short-lived tokens)
-// and concurrent callers share one fetch.
+// A source of OAuth bearer tokens for https://storage.azure.com, cached by the shared
+// TokenCache (token_cache.h: reused until 5 minutes before expiry, or half the lifetime for
+// short-lived tokens; concurrent callers share one fetch). Thread-safe.
 class TokenSource {
  public:
+  TokenSource();
   virtual ~TokenSource() = default;
-  // A valid access token, fetching a new one when needed. kUnauthenticated when the identity
-  // provider refuses, kUnavailable when it cannot be reached.
-  Result<std::string> Token();
+  TokenSource(const TokenSource&) = delete;
+  TokenSource& operator=(const TokenSource&) = delete;
+  // A valid access token, fetching a new one when needed. Errors: kUnauthenticated when the
+  // identity provider refuses; kUnavailable when it cannot be reached or answers 408/429/5xx;
+  // kInternal (Reason::kBadResponse) for an unreadable answer; kAborted / kDeadlineExceeded
+  // from `ctx`.
+  Result<std::string> Token(const Context& ctx);
+  // Forgets the cached token (after the service refused it), so the next Token() fetches.
+  void Invalidate();
   // How tokens are obtained, for messages ("AKS workload identity (client ...)").
   virtual std::string Describe() const = 0;
   // Number of successful fetches so far (tests check the cache with it).
   int fetches() const;
 
  protected:
-  struct Fetched {
-    std::string token;
-    std::chrono::seconds expires_in{0};
-  };
-  virtual Result<Fetched> Fetch() = 0;
+  virtual Result<AccessToken> Fetch(const Context& ctx) = 0;
 
  private:
-  mutable std::mutex mu_;
-  std::string token_;
-  std::chrono::steady_clock::time_point refresh_at_{};
-  int fetches_ = 0;
+  TokenCache cache_;
 };
 
 // AKS workload identity: client-credentials grant at

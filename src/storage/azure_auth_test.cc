@@ -183,6 +183,8 @@ TEST_F(ResolveTest, ConnectionStringForAnotherAccountIsRefused) {
   auto c = ResolveCredentials(target_);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.status().stage(), Stage::kConfig);
+  EXPECT_EQ(c.status().reason(), Reason::kInvalidValue);
   EXPECT_NE(c.status().message().find("\"other\""), std::string::npos);
 }
 
@@ -190,7 +192,9 @@ TEST_F(ResolveTest, EmptyCredentialsDirNamesTheExpectedFiles) {
   target_.credentials_dir = dir_.string();
   auto c = ResolveCredentials(target_);
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().code(), Code::kNotFound);
+  EXPECT_EQ(c.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(c.status().stage(), Stage::kConfig);
+  EXPECT_EQ(c.status().reason(), Reason::kNoCredentials);
   EXPECT_NE(c.status().message().find("accountKey or connectionString"), std::string::npos);
 }
 
@@ -211,7 +215,9 @@ TEST_F(ResolveTest, AmbientIdentityPrefersWorkloadIdentityThenImds) {
   setenv("AZURE_FEDERATED_TOKEN_FILE", (dir_ / "missing").c_str(), 1);
   auto missing = ResolveCredentials(target_);
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().code(), Code::kNotFound);
+  EXPECT_EQ(missing.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(missing.status().stage(), Stage::kConfig);
+  EXPECT_EQ(missing.status().reason(), Reason::kNoCredentials);
   unsetenv("AZURE_FEDERATED_TOKEN_FILE");
   unsetenv("AZURE_CLIENT_ID");
   unsetenv("AZURE_TENANT_ID");

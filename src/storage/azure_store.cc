@@ -8,53 +8,23 @@
 #include <pugixml.hpp>
 #include <vector>
 
-#include "common/cancel.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "common/numbers.h"
 #include "common/redact.h"
+#include "common/retry.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
 #include "storage/azure_auth.h"
+#include "storage/errors.h"
 #include "storage/part_writer.h"
 #include "storage/resumable_read.h"
+#include "storage/upload.h"
 
 namespace bao::storage {
 namespace {
 
 using azure::Credentials;
-
-// Reuses connections across requests; one client per concurrent caller.
-class ClientPool {
- public:
-  class Lease {
-   public:
-    Lease(ClientPool* pool, std::unique_ptr<http::Client> client)
-        : pool_(pool), client_(std::move(client)) {}
-    ~Lease() { pool_->Release(std::move(client_)); }
-    http::Client* operator->() { return client_.get(); }
-
-   private:
-    ClientPool* pool_;
-    std::unique_ptr<http::Client> client_;
-  };
-
-  Lease Acquire() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (free_.empty()) return Lease(this, std::make_unique<http::Client>());
-    auto c = std::move(free_.back());
-    free_.pop_back();
-    return Lease(this, std::move(c));
-  }
-
- private:
-  void Release(std::unique_ptr<http::Client> c) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(std::move(c));
-  }
-  std::mutex mu_;
-  std::vector<std::unique_ptr<http::Client>> free_;
-};
 
 bool IsOneOf(const std::string& code, std::initializer_list<const char*> codes) {
   for (const char* c : codes) {
@@ -63,6 +33,8 @@ bool IsOneOf(const std::string& code, std::initializer_list<const char*> codes) 
   return false;
 }
 
+// The service's machine-readable error code: the x-ms-error-code header, else the body's
+// <Error><Code>.
 std::string ErrorCode(const http::Response& r) {
   std::string code = r.Header("x-ms-error-code");
   if (!code.empty()) return code;
@@ -73,31 +45,32 @@ std::string ErrorCode(const http::Response& r) {
   return "";
 }
 
+RetryPolicy CleanupPolicy(const RetryPolicy& base) {
+  RetryPolicy p = base;
+  p.max_attempts = std::min(p.max_attempts, kCleanupAttempts);
+  return p;
+}
+
 class AzureStore;
 
-class AzureWriter final : public ObjectWriter {
+// The Azure protocol of one object upload: Put Blob, or Put Block + Put Block List (the
+// writer's shared mechanics are in upload.h).
+class AzureUpload final : public Upload {
  public:
-  AzureWriter(AzureStore* store, std::string key, uint64_t part_size, int concurrency);
-  ~AzureWriter() override { Abort(); }
+  AzureUpload(AzureStore* store, std::string key, const Context& writer_ctx, uint64_t part_size,
+              int concurrency);
 
-  Status Append(std::string_view data) override;
-  Result<ObjectInfo> Commit(const CommitInfo& info) override;
-  void Abort() override;
+  Status Append(const Context& ctx, std::string_view data) override;
+  Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) override;
+  void Abort(const Context& cleanup) override;
 
  private:
-  Status Fail(Status s) {
-    if (error_.ok()) error_ = s;
-    parts_.Cancel();
-    return s;
-  }
   std::string BlockId(int number) const;
 
   AzureStore* store_;
   std::string key_;
   std::string upload_id_;
   ParallelPartWriter parts_;
-  Status error_;
-  bool done_ = false;  // committed or aborted
 };
 
 class AzureStore final : public Store {
@@ -117,11 +90,15 @@ class AzureStore final : public Store {
   std::string BlobUrl(const std::string& key) const {
     return ContainerUrl() + "/" + http::UrlEncode(key, /*keep_slash=*/true);
   }
+  std::string Where() const {
+    return "Azure storage account \"" + creds_.account + "\" at " + UrlForDisplay(creds_.endpoint);
+  }
 
-  // Signs and sends one request (no retry). Transport errors name the endpoint.
-  Result<http::Response> Send(http::Request req) {
+  // Signs and sends one request under `ctx` (no retry). Transport errors name the endpoint.
+  Result<http::Response> Send(const Context& ctx, http::Request req) {
     req.tls = tls_;
-    req.cancel = CancelFlag();
+    req.ctx = ctx;
+    req.stall_time = options_.stall_time;
     req.headers.emplace_back("x-ms-date", azure::FormatRfc1123(SystemClock().Now()));
     req.headers.emplace_back("x-ms-version", azure::kApiVersion);
     switch (creds_.kind) {
@@ -138,7 +115,7 @@ class AzureStore final : public Store {
         req.url += (req.url.find('?') == std::string::npos ? "?" : "&") + creds_.sas;
         break;
       case Credentials::Kind::kBearer: {
-        Result<std::string> token = creds_.tokens->Token();
+        Result<std::string> token = creds_.tokens->Token(ctx);
         if (!token.ok()) {
           return token.status().WithContext("cannot get a token for Azure storage account \"" +
                                             creds_.account + "\" via " + creds_.source);
@@ -147,68 +124,87 @@ class AzureStore final : public Store {
         break;
       }
     }
-    ClientPool::Lease client = pool_.Acquire();
-    Result<http::Response> r = client->Do(req);
-    if (!r.ok()) {
-      return r.status().WithContext("Azure storage account \"" + creds_.account + "\" at " +
-                                    UrlForDisplay(creds_.endpoint));
-    }
+    Result<http::Response> r = pool_.Do(req);
+    if (!r.ok()) return r.status().WithContext(Where());
+    if (r->status == 401 && creds_.kind == Credentials::Kind::kBearer) creds_.tokens->Invalidate();
     return r;
   }
 
-  // Maps a non-2xx answer to a Status. `key` is "" for container-level requests.
+  // Maps a non-2xx answer to a storage error, on the HTTP status and the service's error code.
+  // `key` is "" for container-level requests.
   Status ErrorFor(const http::Response& r, const std::string& what, const std::string& key) {
     std::string code = ErrorCode(r);
-    std::string where =
-        "Azure storage account \"" + creds_.account + "\" at " + UrlForDisplay(creds_.endpoint);
     std::string detail =
         " (HTTP " + std::to_string(r.status) + (code.empty() ? "" : ", " + code) + ")";
     std::string summary = r.body.empty() ? "" : ": " + http::ErrorSummary(r);
-    // Azurite reports a bad signature as AuthorizationFailure with the service's
-    // "failed to authenticate" message, where Azure says AuthenticationFailed.
-    bool bad_signature = code == "AuthorizationFailure" &&
-                         r.body.find("failed to authenticate") != std::string::npos;
+    auto error = [&](Code c, Reason reason, const std::string& message) {
+      return StorageError(c, reason, what + ": " + message, r.status);
+    };
+    // With an account key every operation is allowed, so an authorization failure means the
+    // signature was not accepted (Azurite's answer to a wrong key) or a network rule of the
+    // account refuses this client.
+    bool key_refused =
+        code == "AuthorizationFailure" && creds_.kind == Credentials::Kind::kSharedKey;
     if (IsOneOf(code, {"AuthenticationFailed", "InvalidAuthenticationInfo",
                        "NoAuthenticationInformation"}) ||
-        bad_signature || (code.empty() && r.status == 401)) {
-      return Unauthenticated(what + ": " + where + " rejected the credentials (" + creds_.source +
-                             ")" + detail + summary);
+        key_refused || (code.empty() && r.status == 401)) {
+      std::string or_rule = key_refused ? " or a network rule of the account refuses this client"
+                                        : "";
+      return error(Code::kUnauthenticated, Reason::kUnauthenticated,
+                   Where() + " rejected the credentials (" + creds_.source + ")" + or_rule +
+                       detail + summary);
     }
     if (code == "ContainerNotFound" || (code.empty() && r.status == 404 && key.empty())) {
-      return NotFound(what + ": Azure container \"" + container_ +
-                      "\" does not exist in storage account \"" + creds_.account + "\" at " +
-                      UrlForDisplay(creds_.endpoint));
+      return error(Code::kNotFound, Reason::kNotFound,
+                   "Azure container \"" + container_ + "\" does not exist in storage account \"" +
+                       creds_.account + "\" at " + UrlForDisplay(creds_.endpoint));
     }
     if (code == "BlobNotFound" || (code.empty() && r.status == 404)) {
-      return NotFound(what + ": no object \"" + key + "\" in " + Describe());
+      return error(Code::kNotFound, Reason::kNotFound,
+                   "no object \"" + key + "\" in " + Describe());
     }
     if (code.starts_with("Authorization") || code == "InsufficientAccountPermissions" ||
         r.status == 403) {
-      return PermissionDenied(what + ": " + where + " denied access to container \"" + container_ +
-                              "\" for " + creds_.source + detail + summary);
+      return error(Code::kPermissionDenied, Reason::kPermissionDenied,
+                   Where() + " denied access to container \"" + container_ + "\" for " +
+                       creds_.source + detail + summary);
     }
-    if (r.status == 408 || r.status == 429 || r.status >= 500) {
-      return Unavailable(what + ": " + where + " is unavailable" + detail + summary);
+    if (code == "ServerBusy" || r.status == 429 || r.status == 503) {
+      return error(Code::kUnavailable, Reason::kThrottled, Where() + " is busy" + detail + summary);
     }
-    if (r.status == 412) {
-      return FailedPrecondition(what + ": the object changed while being read" + detail);
+    if (code == "OperationTimedOut" || r.status == 408) {
+      return error(Code::kUnavailable, Reason::kTimeout,
+                   Where() + " timed out" + detail + summary);
     }
-    return Internal(what + ": unexpected answer from " + where + detail + summary);
+    if (r.status >= 500) {
+      return error(Code::kUnavailable, Reason::kServerError,
+                   Where() + " is unavailable" + detail + summary);
+    }
+    if (r.status == 412 || code == "ConditionNotMet") {
+      return error(Code::kFailedPrecondition, Reason::kConflict,
+                   "the object changed while being read" + detail);
+    }
+    if (r.status == 409) {
+      return error(Code::kFailedPrecondition, Reason::kConflict,
+                   Where() + " refused the request" + detail + summary);
+    }
+    return error(Code::kInternal, Reason::kBadResponse,
+                 "unexpected answer from " + Where() + detail + summary);
   }
 
-  // Sends the request built by `make` until it succeeds or fails for good; `*out` receives the
-  // 2xx response.
-  Status Call(const std::string& what, const std::string& key,
-              const std::function<http::Request()>& make, http::Response* out) {
-    return Retry(
-        options_.retry, what,
-        [&]() -> Status {
-          BAO_ASSIGN_OR_RETURN(http::Response r, Send(make()));
-          if (!r.ok()) return ErrorFor(r, what, key);
-          if (out != nullptr) *out = std::move(r);
-          return Status::Ok();
-        },
-        CancelFlag());
+  // Sends the request built by `make` until it succeeds or fails for good under `ctx` and
+  // `policy` (the store's by default); `*out` receives the 2xx response, or an answer `accept`
+  // takes as it is.
+  Status Call(const Context& ctx, const std::string& what, const std::string& key,
+              const std::function<http::Request()>& make, http::Response* out,
+              const std::function<bool(const http::Response&)>& accept = nullptr,
+              const RetryPolicy* policy = nullptr) {
+    return Retry(ctx, policy != nullptr ? *policy : options_.retry, what, [&]() -> Status {
+      BAO_ASSIGN_OR_RETURN(http::Response r, Send(ctx, make()));
+      if (!r.ok() && !(accept && accept(r))) return ErrorFor(r, what, key);
+      if (out != nullptr) *out = std::move(r);
+      return Status::Ok();
+    });
   }
 
   struct Props {
@@ -216,10 +212,10 @@ class AzureStore final : public Store {
     std::string etag;
   };
 
-  Result<Props> Properties(const std::string& key) {
+  Result<Props> Properties(const Context& ctx, const std::string& key) {
     http::Response r;
     BAO_RETURN_IF_ERROR(Call(
-        "reading the properties of \"" + key + "\" in " + Describe(), key,
+        ctx, "reading the properties of \"" + key + "\" in " + Describe(), key,
         [&] {
           http::Request req;
           req.method = "HEAD";
@@ -233,8 +229,10 @@ class AzureStore final : public Store {
     std::optional<uint64_t> length =
         ParseInteger<uint64_t>(r.Header("content-length"), 0, UINT64_MAX);
     if (!length) {
-      return Internal("the properties of \"" + key + "\" in " + Describe() +
-                      " carry no valid Content-Length");
+      return StorageError(Code::kInternal, Reason::kBadResponse,
+                          "the properties of \"" + key + "\" in " + Describe() +
+                              " carry no valid Content-Length",
+                          r.status);
     }
     info.size = *length;
     Result<TimePoint> modified = azure::ParseRfc1123(r.Header("last-modified"));
@@ -244,26 +242,30 @@ class AzureStore final : public Store {
     return p;
   }
 
-  Result<std::unique_ptr<ObjectWriter>> NewWriter(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(const Context& ctx,
+                                                  const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
     // Catches a missing container and refused credentials before any byte is sent. A
     // permission error here is not final: write-only credentials may not list.
     Status s = Call(
-        "checking container \"" + container_ + "\"", "",
+        ctx, "checking container \"" + container_ + "\"", "",
         [&] {
           http::Request req;
           req.url = ContainerUrl() + "?restype=container&comp=list&maxresults=1";
           return req;
         },
         nullptr);
-    if (!s.ok() && s.code() != Code::kPermissionDenied) return s;
-    return std::unique_ptr<ObjectWriter>(new AzureWriter(this, key, part_size_, concurrency_));
+    if (!s.ok() && s.code() != Code::kPermissionDenied) return InStorage(s);
+    return NewObjectWriter(
+        "\"" + key + "\" in " + Describe(), ctx,
+        std::make_unique<AzureUpload>(this, key, ctx, part_size_, concurrency_));
   }
 
-  Status PutBlock(const std::string& key, const std::string& block_id, std::string_view data) {
+  Status PutBlock(const Context& ctx, const std::string& key, const std::string& block_id,
+                  std::string_view data) {
     std::string md5 = crypto::Md5Base64(data);
     return Call(
-        "uploading block of \"" + key + "\" to " + Describe(), key,
+        ctx, "uploading block of \"" + key + "\" to " + Describe(), key,
         [&] {
           http::Request req;
           req.method = "PUT";
@@ -277,16 +279,16 @@ class AzureStore final : public Store {
             *pos += n;
             return n;
           };
-          req.stall_time = std::chrono::seconds(60);
           return req;
         },
         nullptr);
   }
 
-  Status PutBlob(const std::string& key, std::string_view data, const std::string& sha256) {
+  Status PutBlob(const Context& ctx, const std::string& key, std::string_view data,
+                 const std::string& sha256) {
     std::string md5 = crypto::Md5Base64(data);
     return Call(
-        "uploading \"" + key + "\" to " + Describe(), key,
+        ctx, "uploading \"" + key + "\" to " + Describe(), key,
         [&] {
           http::Request req;
           req.method = "PUT";
@@ -302,14 +304,14 @@ class AzureStore final : public Store {
         nullptr);
   }
 
-  Status PutBlockList(const std::string& key, const std::vector<std::string>& ids,
-                      const std::string& sha256) {
+  Status PutBlockList(const Context& ctx, const std::string& key,
+                      const std::vector<std::string>& ids, const std::string& sha256) {
     std::string body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
     for (const std::string& id : ids) body += "<Latest>" + id + "</Latest>";
     body += "</BlockList>";
     std::string md5 = crypto::Md5Base64(body);
     return Call(
-        "committing the block list of \"" + key + "\" in " + Describe(), key,
+        ctx, "committing the block list of \"" + key + "\" in " + Describe(), key,
         [&] {
           http::Request req;
           req.method = "PUT";
@@ -324,61 +326,66 @@ class AzureStore final : public Store {
         nullptr);
   }
 
-  Status Read(const std::string& key, uint64_t offset, const ByteSink& sink) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
-    BAO_ASSIGN_OR_RETURN(Props props, Properties(key));
-    const ObjectInfo& info = props.info;
+  Status Read(const Context& ctx, const std::string& key, uint64_t offset,
+              const ByteSink& sink) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    Result<Props> props = Properties(ctx, key);
+    if (!props.ok()) return InStorage(props.status());
+    const ObjectInfo& info = props->info;
     if (offset > info.size) {
-      return InvalidArgument("read of \"" + key + "\" from offset " + std::to_string(offset) +
-                             " beyond its size " + std::to_string(info.size));
+      return StorageError(Code::kInvalidArgument, Reason::kInvalidValue,
+                          "read of \"" + key + "\" from offset " + std::to_string(offset) +
+                              " beyond its size " + std::to_string(info.size));
     }
     ResumableRead progress(sink, offset);
     std::string what = "downloading \"" + key + "\" from " + Describe();
-    Status s = Retry(
-        options_.retry, what,
-        [&]() -> Status {
-          if (progress.position() == info.size) return Status::Ok();
-          http::Request req;
-          req.url = BlobUrl(key);
-          if (progress.position() > 0) req.headers.emplace_back("x-ms-range", progress.Range());
-          if (!props.etag.empty()) req.headers.emplace_back("If-Match", props.etag);
-          req.on_body = [&](std::string_view chunk) { return progress.Deliver(chunk); };
-          Result<http::Response> r = Send(std::move(req));
-          // The reader's own refusal is final, whatever its code: never retried.
-          if (progress.reader_failed()) return Aborted("stopped by the reader");
-          if (!r.ok()) {
-            if (progress.position() > offset) {
-              log::Info("download dropped, resuming",
-                        {{"key", key}, {"offset", std::to_string(progress.position())}});
-            }
-            return r.status();
-          }
-          if (!r->ok()) return ErrorFor(*r, what, key);
-          if (progress.position() != info.size) {
-            return Unavailable(what + ": the transfer ended at byte " +
-                               std::to_string(progress.position()) + " of " +
-                               std::to_string(info.size));
-          }
-          return Status::Ok();
-        },
-        CancelFlag());
-    if (progress.reader_failed()) return progress.reader_error();
-    return s;
+    Status s = Retry(ctx, options_.retry, what, [&]() -> Status {
+      if (progress.position() == info.size) return Status::Ok();
+      http::Request req;
+      req.url = BlobUrl(key);
+      if (progress.position() > 0) req.headers.emplace_back("x-ms-range", progress.Range());
+      if (!props->etag.empty()) req.headers.emplace_back("If-Match", props->etag);
+      req.on_body = [&](std::string_view chunk) { return progress.Deliver(chunk); };
+      Result<http::Response> r = Send(ctx, std::move(req));
+      // The reader's own refusal is final, whatever its code: never retried.
+      if (progress.reader_failed()) return Aborted("stopped by the reader");
+      if (!r.ok()) {
+        if (progress.position() > offset) {
+          log::Info("download dropped, resuming",
+                    {{"key", key}, {"offset", std::to_string(progress.position())}});
+        }
+        return r.status();
+      }
+      if (!r->ok()) return ErrorFor(*r, what, key);
+      if (progress.position() != info.size) {
+        return StorageError(Code::kUnavailable, Reason::kUnreachable,
+                            what + ": the transfer ended at byte " +
+                                std::to_string(progress.position()) + " of " +
+                                std::to_string(info.size));
+      }
+      return Status::Ok();
+    });
+    if (progress.reader_failed()) return progress.reader_error();  // the sink's, unchanged
+    return InStorage(s);
   }
 
-  Result<ObjectInfo> Stat(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
-    BAO_ASSIGN_OR_RETURN(Props props, Properties(key));
-    return props.info;
+  Result<ObjectInfo> Stat(const Context& ctx, const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    Result<Props> props = Properties(ctx, key);
+    if (!props.ok()) return InStorage(props.status());
+    return props->info;
   }
 
-  Status List(const std::string& prefix,
+  Status List(const Context& ctx, const std::string& prefix,
               const std::function<Status(const ObjectInfo&)>& fn) override {
     std::string marker;
+    auto bad = [&](const std::string& why) {
+      return StorageError(Code::kInternal, Reason::kBadResponse, "listing " + Describe() + why);
+    };
     do {
       http::Response r;
-      BAO_RETURN_IF_ERROR(Call(
-          "listing \"" + prefix + "\" in " + Describe(), "",
+      BAO_RETURN_IF_ERROR(InStorage(Call(
+          ctx, "listing \"" + prefix + "\" in " + Describe(), "",
           [&] {
             http::Request req;
             req.url = ContainerUrl() + "?restype=container&comp=list&include=metadata&maxresults=" +
@@ -387,18 +394,19 @@ class AzureStore final : public Store {
             if (!marker.empty()) req.url += "&marker=" + http::UrlEncode(marker);
             return req;
           },
-          &r));
+          &r)));
       pugi::xml_document doc;
-      if (!doc.load_buffer(r.body.data(), r.body.size())) {
-        return Internal("listing " + Describe() + ": the answer is not XML");
-      }
+      if (!doc.load_buffer(r.body.data(), r.body.size())) return bad(": the answer is not XML");
       pugi::xml_node root = doc.child("EnumerationResults");
-      if (!root) return Internal("listing " + Describe() + ": no EnumerationResults element");
+      if (!root) return bad(": no EnumerationResults element");
       for (pugi::xml_node blob : root.child("Blobs").children("Blob")) {
         ObjectInfo info;
         info.key = blob.child("Name").text().get();
         pugi::xml_node props = blob.child("Properties");
-        info.size = props.child("Content-Length").text().as_ullong();
+        std::optional<uint64_t> size =
+            ParseInteger<uint64_t>(props.child("Content-Length").text().get(), 0, UINT64_MAX);
+        if (!size) return bad(": \"" + info.key + "\" has no valid Content-Length");
+        info.size = *size;
         Result<TimePoint> modified = azure::ParseRfc1123(props.child("Last-Modified").text().get());
         if (modified.ok()) info.modified = *modified;
         for (pugi::xml_node m : blob.child("Metadata").children()) {
@@ -407,28 +415,43 @@ class AzureStore final : public Store {
           if (name == "sha256") info.sha256 = m.text().get();
         }
         if (info.key.empty() || !info.key.starts_with(prefix)) continue;
-        BAO_RETURN_IF_ERROR(fn(info));
+        BAO_RETURN_IF_ERROR(fn(info));  // the callback's error, as it is
       }
       marker = root.child("NextMarker").text().get();
     } while (!marker.empty());
     return Status::Ok();
   }
 
-  Status Delete(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
-    Status s = Call(
-        "deleting \"" + key + "\" from " + Describe(), key,
+  Status Delete(const Context& ctx, const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    return InStorage(DeleteBlob(ctx, key, nullptr));
+  }
+
+  // Deletes blob `key`; an absent blob counts as deleted, a missing container does not.
+  Status DeleteBlob(const Context& ctx, const std::string& key, const RetryPolicy* policy) {
+    return Call(
+        ctx, "deleting \"" + key + "\" from " + Describe(), key,
         [&] {
           http::Request req;
           req.method = "DELETE";
           req.url = BlobUrl(key);
           return req;
         },
-        nullptr);
-    if (s.code() == Code::kNotFound && s.message().find("no object") != std::string::npos) {
-      return Status::Ok();
+        nullptr,
+        [](const http::Response& r) {
+          return r.status == 404 && ErrorCode(r) != "ContainerNotFound";
+        },
+        policy);
+  }
+
+  // Deletes a blob that failed its checks, under a cleanup context; logs failures.
+  void TakeBack(const std::string& key) {
+    RetryPolicy policy = CleanupPolicy(options_.retry);
+    Status d = DeleteBlob(Context::ForCleanup(kCleanupBudget), key, &policy);
+    if (!d.ok()) {
+      log::Error("could not delete a blob that failed its checks; delete it by hand",
+                 {{"key", key}, {"error", d.message()}});
     }
-    return s;
   }
 
  private:
@@ -438,77 +461,60 @@ class AzureStore final : public Store {
   uint64_t part_size_;
   int concurrency_;
   AzureOptions options_;
-  ClientPool pool_;
+  http::ClientPool pool_;
 };
 
-AzureWriter::AzureWriter(AzureStore* store, std::string key, uint64_t part_size, int concurrency)
+AzureUpload::AzureUpload(AzureStore* store, std::string key, const Context& writer_ctx,
+                         uint64_t part_size, int concurrency)
     : store_(store),
       key_(std::move(key)),
       upload_id_(crypto::RandomHex(16)),
-      parts_(part_size, concurrency,
-             [this](int number, std::string_view data) -> Result<std::string> {
+      parts_(writer_ctx, part_size, concurrency,
+             [this](const Context& ctx, int number, std::string_view data) -> Result<std::string> {
                std::string id = BlockId(number);
-               BAO_RETURN_IF_ERROR(store_->PutBlock(key_, id, data));
+               BAO_RETURN_IF_ERROR(store_->PutBlock(ctx, key_, id, data));
                return id;
              }) {}
 
-std::string AzureWriter::BlockId(int number) const {
+std::string AzureUpload::BlockId(int number) const {
   char digits[16];
   std::snprintf(digits, sizeof digits, "%06d", number);
   // Same length for every block of the blob, as the service requires.
   return crypto::Base64Encode(upload_id_ + "-" + digits);
 }
 
-Status AzureWriter::Append(std::string_view data) {
-  if (!error_.ok()) return error_;
-  if (done_) return FailedPrecondition("the writer for \"" + key_ + "\" is closed");
-  Status s = parts_.Append(data);
-  if (!s.ok()) return Fail(s);
-  return s;
+Status AzureUpload::Append(const Context& ctx, std::string_view data) {
+  return parts_.Append(ctx, data);
 }
 
-Result<ObjectInfo> AzureWriter::Commit(const CommitInfo& info) {
-  if (!error_.ok()) return error_;
-  if (done_) return FailedPrecondition("the writer for \"" + key_ + "\" is closed");
-  if (info.size != parts_.bytes_appended()) {
-    return Fail(Internal("commit of \"" + key_ + "\" claims " + std::to_string(info.size) +
-                         " bytes but " + std::to_string(parts_.bytes_appended()) +
-                         " were appended"));
-  }
-  Status s;
+Result<ObjectInfo> AzureUpload::Commit(const Context& ctx, const CommitInfo& info) {
   if (parts_.NothingDispatched()) {
-    s = store_->PutBlob(key_, parts_.Buffered(), info.sha256);
+    BAO_RETURN_IF_ERROR(store_->PutBlob(ctx, key_, parts_.Buffered(), info.sha256));
     parts_.Cancel();
   } else {
-    Result<std::vector<std::string>> ids = parts_.Finish();
-    s = ids.ok() ? store_->PutBlockList(key_, *ids, info.sha256) : ids.status();
+    BAO_ASSIGN_OR_RETURN(std::vector<std::string> ids, parts_.Finish(ctx));
+    BAO_RETURN_IF_ERROR(store_->PutBlockList(ctx, key_, ids, info.sha256));
   }
-  done_ = true;
-  if (!s.ok()) {
-    error_ = s;
-    return s;
-  }
-  auto stored = store_->Properties(key_);
-  if (stored.ok() && (stored->info.size != info.size || stored->info.sha256 != info.sha256)) {
-    s = DataLoss(key_ + " in " + store_->Describe() + " reads back as " +
-                 std::to_string(stored->info.size) + " bytes with checksum \"" +
-                 stored->info.sha256 + "\" after writing " + std::to_string(info.size) +
-                 " bytes with checksum \"" + info.sha256 + "\"");
-  } else if (!stored.ok()) {
+  // Published: from here on, any failure takes the blob back.
+  Result<AzureStore::Props> stored = store_->Properties(ctx, key_);
+  Status s;
+  if (!stored.ok()) {
     s = stored.status().WithContext("checking \"" + key_ + "\" after the commit");
+  } else if (stored->info.size != info.size || stored->info.sha256 != info.sha256) {
+    s = StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
+                     key_ + " in " + store_->Describe() + " reads back as " +
+                         std::to_string(stored->info.size) + " bytes with checksum \"" +
+                         stored->info.sha256 + "\" after writing " + std::to_string(info.size) +
+                         " bytes with checksum \"" + info.sha256 + "\"");
   }
   if (!s.ok()) {
-    Status d = store_->Delete(key_);
-    if (!d.ok()) log::Warn("could not delete the unverified blob", {{"error", d.message()}});
-    error_ = s;
+    store_->TakeBack(key_);
     return s;
   }
   return stored->info;
 }
 
-void AzureWriter::Abort() {
-  if (done_) return;
-  done_ = true;
+void AzureUpload::Abort(const Context&) {
   parts_.Cancel();
   // Uncommitted blocks are invisible and discarded by the service (after a week at most);
   // nothing to delete.
@@ -521,15 +527,15 @@ void AzureWriter::Abort() {
 
 Result<std::unique_ptr<Store>> OpenAzureStore(const TargetConfig& target,
                                               const AzureOptions& options) {
-  BAO_RETURN_IF_ERROR(ValidateTarget(target, "target"));
+  if (Status s = ValidateTarget(target, "target"); !s.ok()) return AsConfigError(s, "");
   BAO_ASSIGN_OR_RETURN(Credentials creds, azure::ResolveCredentials(target));
   std::string container = target.azure_container.empty() ? target.bucket : target.azure_container;
   http::TlsOptions tls;
   tls.insecure_skip_verify = target.insecure_skip_verify;
   if (!target.credentials_dir.empty()) {
-    BAO_ASSIGN_OR_RETURN(std::optional<std::string> ca,
-                         ReadOptionalTrimmed(target.credentials_dir + "/caCert"));
-    if (ca) tls.ca_pem = *ca + "\n";
+    Result<std::optional<std::string>> ca = ReadOptionalTrimmed(target.credentials_dir + "/caCert");
+    if (!ca.ok()) return AsConfigError(ca.status(), "reading the CA bundle caCert");
+    if (*ca) tls.ca_pem = **ca + "\n";
   }
   return std::unique_ptr<Store>(new AzureStore(std::move(creds), std::move(container),
                                                std::move(tls), target.part_size, target.concurrency,

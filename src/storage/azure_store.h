@@ -9,14 +9,20 @@
 // deletes the blob: kDataLoss).
 //
 // Keys are used as given (the caller applies pathPrefix via TargetConfig::FullKey, as for
-// every Store). Transient failures (connection errors, 408, 429, 5xx) are retried with
-// backoff per request. Errors: AuthenticationFailed -> kUnauthenticated, ContainerNotFound ->
-// kNotFound naming container and account, Authorization* -> kPermissionDenied; connection
-// failures name the endpoint. Credentials never appear in messages (see azure_auth.h).
+// every Store). Transient failures (connection errors, stalls, 408, 429, 5xx) are retried with
+// backoff per request (AzureOptions::retry), each request failing as stalled when no byte moves
+// for AzureOptions::stall_time. Errors (store.h), decided on the HTTP status and the service's
+// error code (x-ms-error-code): AuthenticationFailed, InvalidAuthenticationInfo, 401, and
+// AuthorizationFailure for an account key -> kUnauthenticated naming where the credentials came
+// from; ContainerNotFound -> kNotFound naming container and account; BlobNotFound -> kNotFound;
+// other Authorization* and 403 -> kPermissionDenied; ServerBusy/429/503 -> kUnavailable
+// (kThrottled); connection failures name the endpoint. Credentials never appear in messages
+// (see azure_auth.h). Abort() abandons uncommitted blocks (the service drops them).
 //
-// Thread-safe as the Store contract requires.
+// Thread-safe as the Store contract requires; HTTP connections are shared through a pool.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "common/retry.h"
@@ -29,12 +35,16 @@ namespace bao::storage {
 struct AzureOptions {
   int list_page_size = 5000;  // maxresults of each List Blobs page (tests use small pages)
   RetryPolicy retry;          // per request
+  // A request moving no byte for this long fails as stalled (kUnavailable, Reason::kStalled,
+  // retried).
+  std::chrono::milliseconds stall_time{60000};
 };
 
 // Opens the container the target names (azure.container, else bucket) in
 // azure.storageAccount. Resolves credentials and the endpoint now (azure_auth.h
-// ResolveCredentials); no request is sent until the first operation. Also reads
-// credentials_dir/caCert as an extra CA bundle when present.
+// ResolveCredentials: its errors are configuration errors, Stage::kConfig); no request is sent
+// until the first operation. Also reads credentials_dir/caCert as an extra CA bundle when
+// present.
 Result<std::unique_ptr<Store>> OpenAzureStore(const TargetConfig& target,
                                               const AzureOptions& options = {});
 

@@ -14,6 +14,8 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "crypto/crypto.h"
+#include "storage/errors.h"
+#include "storage/upload.h"
 
 namespace bao::storage {
 namespace {
@@ -23,11 +25,16 @@ namespace fs = std::filesystem;
 constexpr const char* kSumSuffix = ".sha256";
 constexpr const char* kPartialMarker = ".partial-";
 
+// An errno as a storage error: ENOENT kNotFound, EACCES/EPERM/EROFS kPermissionDenied, EEXIST
+// kAlreadyExists (Reason::kConflict), anything else kUnavailable.
 Status ErrnoStatus(const std::string& what, int err) {
   std::string msg = what + ": " + std::strerror(err);
-  if (err == ENOENT) return NotFound(msg);
-  if (err == EACCES || err == EPERM || err == EROFS) return PermissionDenied(msg);
-  return Unavailable(msg);
+  if (err == ENOENT) return StorageError(Code::kNotFound, Reason::kNotFound, msg);
+  if (err == EACCES || err == EPERM || err == EROFS) {
+    return StorageError(Code::kPermissionDenied, Reason::kPermissionDenied, msg);
+  }
+  if (err == EEXIST) return StorageError(Code::kAlreadyExists, Reason::kConflict, msg);
+  return StorageError(Code::kUnavailable, Reason::kUnspecified, msg);
 }
 
 // Objects and their checksum files: readable by the owner's group, as the other providers'
@@ -35,8 +42,10 @@ Status ErrnoStatus(const std::string& what, int err) {
 constexpr mode_t kFileMode = 0640;
 
 Status ExistsError(const std::string& path) {
-  return AlreadyExists("an object already exists at " + path +
-                       "; backups are write-once: choose another key, or delete that one first");
+  return StorageError(
+      Code::kAlreadyExists, Reason::kConflict,
+      "an object already exists at " + path +
+          "; backups are write-once: choose another key, or delete that one first");
 }
 
 // kAlreadyExists when something (a file, a link) is at `path`.
@@ -85,11 +94,11 @@ std::string ParseSumFile(const std::string& text) {
 // buffer first. Where O_DIRECT is refused (tmpfs on older kernels, some network file systems)
 // the writes are ordinary buffered ones. Append() returns once its bytes are written (or
 // gathered), so a caller that streams should call it from a thread of its own.
-class FileWriter final : public ObjectWriter {
+class FileUpload final : public Upload {
  public:
   static constexpr size_t kBlockSize = 1 << 20;  // a multiple of the direct I/O alignment
 
-  FileWriter(std::string final_path, std::string temp_path, int fd)
+  FileUpload(std::string final_path, std::string temp_path, int fd)
       : final_path_(std::move(final_path)),
         temp_path_(std::move(temp_path)),
         fd_(fd),
@@ -97,17 +106,16 @@ class FileWriter final : public ObjectWriter {
     int flags = fcntl(fd_, F_GETFL);
     direct_ = flags >= 0 && fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
   }
-  ~FileWriter() override { Abort(); }
+  ~FileUpload() override {
+    if (fd_ >= 0) close(fd_);
+  }
 
-  Status Append(std::string_view data) override {
-    if (!error_.ok()) return error_;
-    if (fd_ < 0) return FailedPrecondition("writer for " + final_path_ + " is closed");
-    written_ += data.size();
+  Status Append(const Context&, std::string_view data) override {
     while (!data.empty()) {
       if (pending_size_ == 0 && direct_ && data.size() >= kDirectAlignment &&
           reinterpret_cast<uintptr_t>(data.data()) % kDirectAlignment == 0) {
         size_t n = data.size() / kDirectAlignment * kDirectAlignment;
-        if (Status s = Write(data.substr(0, n)); !s.ok()) return Fail(s);
+        BAO_RETURN_IF_ERROR(Write(data.substr(0, n)));
         data.remove_prefix(n);
         continue;
       }
@@ -115,31 +123,20 @@ class FileWriter final : public ObjectWriter {
       std::memcpy(pending_.data() + pending_size_, data.data(), n);
       pending_size_ += n;
       data.remove_prefix(n);
-      if (pending_size_ == kBlockSize) {
-        if (Status s = WritePending(); !s.ok()) return Fail(s);
-      }
+      if (pending_size_ == kBlockSize) BAO_RETURN_IF_ERROR(WritePending());
     }
     return Status::Ok();
   }
 
-  Result<ObjectInfo> Commit(const CommitInfo& info) override {
-    if (!error_.ok()) return error_;
-    if (fd_ < 0) return FailedPrecondition("writer for " + final_path_ + " is closed");
-    if (Status s = WritePending(); !s.ok()) return Fail(s);
-    if (info.size != written_) {
-      Status s = Internal("commit of " + final_path_ + " claims " + std::to_string(info.size) +
-                          " bytes but " + std::to_string(written_) + " were written");
-      return Fail(s);
-    }
-    if (fsync(fd_) != 0) {
-      return Fail(ErrnoStatus("cannot fsync " + temp_path_, errno));
-    }
+  Result<ObjectInfo> Commit(const Context&, const CommitInfo& info) override {
+    BAO_RETURN_IF_ERROR(WritePending());
+    if (fsync(fd_) != 0) return ErrnoStatus("cannot fsync " + temp_path_, errno);
     close(fd_);
     fd_ = -1;
     // Write-once: the checksum goes first (an object is never visible without it), and neither
     // file replaces an existing object's. A checksum file without its object is a crash's
     // leftover and is replaced. (Two writers of one key at once are not supported.)
-    if (Status e = RefuseExisting(final_path_); !e.ok()) return Fail(e);
+    BAO_RETURN_IF_ERROR(RefuseExisting(final_path_));
     std::string sum_path = final_path_ + kSumSuffix;
     std::string sum_line = info.sha256 + "  " + fs::path(final_path_).filename().string() + "\n";
     Status s = WriteFileAtomic(sum_path, sum_line, kFileMode, Replace::kNo);
@@ -148,8 +145,8 @@ class FileWriter final : public ObjectWriter {
       s = RenameNoReplace(temp_path_, final_path_);
       if (s.code() == Code::kAlreadyExists) s = ExistsError(final_path_);
     }
-    if (!s.ok()) return Fail(s);
-    committed_ = true;
+    if (!s.ok()) return InStorage(s);
+    temp_path_.clear();  // renamed: nothing temporary is left to remove
     FsyncDir(fs::path(final_path_).parent_path().string());
 
     // Read back what is stored and compare.
@@ -158,13 +155,15 @@ class FileWriter final : public ObjectWriter {
     if (stat(final_path_.c_str(), &st) != 0) {
       s = ErrnoStatus("cannot stat " + final_path_ + " after writing", errno);
     } else if (static_cast<uint64_t>(st.st_size) != info.size) {
-      s = DataLoss(final_path_ + " holds " + std::to_string(st.st_size) + " bytes after writing " +
-                   std::to_string(info.size));
+      s = StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
+                       final_path_ + " holds " + std::to_string(st.st_size) +
+                           " bytes after writing " + std::to_string(info.size));
     } else {
       Result<std::string> sum = ReadFile(sum_path, 4096);
       stored_sum = sum.ok() ? ParseSumFile(*sum) : "";
       if (stored_sum != info.sha256) {
-        s = DataLoss("the checksum recorded for " + final_path_ + " does not read back");
+        s = StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
+                         "the checksum recorded for " + final_path_ + " does not read back");
       }
     }
     if (!s.ok()) {
@@ -179,8 +178,7 @@ class FileWriter final : public ObjectWriter {
     return out;
   }
 
-  void Abort() override {
-    if (committed_) return;
+  void Abort(const Context&) override {
     if (fd_ >= 0) {
       close(fd_);
       fd_ = -1;
@@ -231,12 +229,6 @@ class FileWriter final : public ObjectWriter {
     return Status::Ok();
   }
 
-  Status Fail(const Status& s) {
-    error_ = s;
-    Abort();
-    return s;
-  }
-
   static constexpr size_t kDirectAlignment = AlignedBuffer::kAlignment;
 
   std::string final_path_;
@@ -245,9 +237,6 @@ class FileWriter final : public ObjectWriter {
   bool direct_ = false;
   AlignedBuffer pending_;  // bytes not yet written, fewer than kBlockSize
   size_t pending_size_ = 0;
-  uint64_t written_ = 0;
-  bool committed_ = false;
-  Status error_;
 };
 
 class FileStore final : public Store {
@@ -256,15 +245,17 @@ class FileStore final : public Store {
 
   std::string Describe() const override { return "file://" + root_; }
 
-  Result<std::unique_ptr<ObjectWriter>> NewWriter(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(const Context& ctx,
+                                                  const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    BAO_RETURN_IF_ERROR(InStorage(ctx.Check("writing " + key)));
     fs::path final_path = fs::path(root_) / key;
     BAO_RETURN_IF_ERROR(RefuseExisting(final_path.string()));
     std::error_code ec;
     fs::create_directories(final_path.parent_path(), ec);
     if (ec) {
-      return Unavailable("cannot create directory " + final_path.parent_path().string() + ": " +
-                         ec.message());
+      return ErrnoStatus("cannot create directory " + final_path.parent_path().string(),
+                         ec.value());
     }
     std::string temp = (final_path.parent_path() / ("." + final_path.filename().string() +
                                                     kPartialMarker + crypto::RandomHex(8)))
@@ -277,15 +268,21 @@ class FileStore final : public Store {
       unlink(temp.c_str());
       return s;
     }
-    return std::unique_ptr<ObjectWriter>(new FileWriter(final_path.string(), temp, fd));
+    return NewObjectWriter(final_path.string(), ctx,
+                           std::make_unique<FileUpload>(final_path.string(), temp, fd));
   }
 
-  Status Read(const std::string& key, uint64_t offset, const ByteSink& sink) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
+  Status Read(const Context& ctx, const std::string& key, uint64_t offset,
+              const ByteSink& sink) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    BAO_RETURN_IF_ERROR(InStorage(ctx.Check("reading " + key)));
     std::string path = (fs::path(root_) / key).string();
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      if (errno == ENOENT) return NotFound("no object \"" + key + "\" in " + Describe());
+      if (errno == ENOENT) {
+        return StorageError(Code::kNotFound, Reason::kNotFound,
+                            "no object \"" + key + "\" in " + Describe());
+      }
       return ErrnoStatus("cannot open " + path, errno);
     }
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -301,22 +298,31 @@ class FileStore final : public Store {
       }
       if (n == 0) break;
       pos += n;
-      result = sink(std::string_view(buf.data(), static_cast<size_t>(n)));
+      result = sink(std::string_view(buf.data(), static_cast<size_t>(n)));  // as the sink says
+      if (!result.ok()) break;
+      result = InStorage(ctx.Check("reading " + key));
       if (!result.ok()) break;
     }
     close(fd);
     return result;
   }
 
-  Result<ObjectInfo> Stat(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
+  Result<ObjectInfo> Stat(const Context& ctx, const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    BAO_RETURN_IF_ERROR(InStorage(ctx.Check("describing " + key)));
     std::string path = (fs::path(root_) / key).string();
     struct stat st;
     if (stat(path.c_str(), &st) != 0) {
-      if (errno == ENOENT) return NotFound("no object \"" + key + "\" in " + Describe());
+      if (errno == ENOENT) {
+        return StorageError(Code::kNotFound, Reason::kNotFound,
+                            "no object \"" + key + "\" in " + Describe());
+      }
       return ErrnoStatus("cannot stat " + path, errno);
     }
-    if (!S_ISREG(st.st_mode)) return NotFound("\"" + key + "\" is not an object (a directory)");
+    if (!S_ISREG(st.st_mode)) {
+      return StorageError(Code::kNotFound, Reason::kNotFound,
+                          "\"" + key + "\" is not an object (a directory)");
+    }
     ObjectInfo info;
     info.key = key;
     info.size = static_cast<uint64_t>(st.st_size);
@@ -326,23 +332,25 @@ class FileStore final : public Store {
     return info;
   }
 
-  Status List(const std::string& prefix,
+  Status List(const Context& ctx, const std::string& prefix,
               const std::function<Status(const ObjectInfo&)>& fn) override {
+    BAO_RETURN_IF_ERROR(InStorage(ctx.Check("listing " + Describe())));
     // Walk the deepest directory the prefix names, then filter by the full prefix.
     std::string dir_part =
         prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/'));
     fs::path start = dir_part.empty() ? fs::path(root_) : fs::path(root_) / dir_part;
     std::error_code ec;
     if (!fs::is_directory(root_, ec)) {
-      return NotFound("the backup directory " + root_ +
-                      " does not exist (check --bucket; only a backup creates it)");
+      return StorageError(Code::kNotFound, Reason::kNotFound,
+                          "the backup directory " + root_ +
+                              " does not exist (check --bucket; only a backup creates it)");
     }
     if (!fs::is_directory(start, ec)) return Status::Ok();
     std::vector<std::string> keys;
     fs::recursive_directory_iterator it(start, ec), end;
-    if (ec) return Unavailable("cannot list " + start.string() + ": " + ec.message());
+    if (ec) return ErrnoStatus("cannot list " + start.string(), ec.value());
     for (; it != end; it.increment(ec)) {
-      if (ec) return Unavailable("cannot list " + start.string() + ": " + ec.message());
+      if (ec) return ErrnoStatus("cannot list " + start.string(), ec.value());
       if (!it->is_regular_file(ec)) continue;
       std::string name = it->path().filename().string();
       if (IsInternalName(name)) continue;
@@ -354,18 +362,19 @@ class FileStore final : public Store {
     }
     std::sort(keys.begin(), keys.end());
     for (const std::string& key : keys) {
-      Result<ObjectInfo> info = Stat(key);
+      Result<ObjectInfo> info = Stat(ctx, key);
       if (!info.ok()) {
         if (info.status().code() == Code::kNotFound) continue;  // deleted meanwhile
         return info.status();
       }
-      BAO_RETURN_IF_ERROR(fn(*info));
+      BAO_RETURN_IF_ERROR(fn(*info));  // the callback's error, as it is
     }
     return Status::Ok();
   }
 
-  Status Delete(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
+  Status Delete(const Context& ctx, const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    BAO_RETURN_IF_ERROR(InStorage(ctx.Check("deleting " + key)));
     std::string path = (fs::path(root_) / key).string();
     if (unlink(path.c_str()) != 0 && errno != ENOENT) {
       return ErrnoStatus("cannot delete " + path, errno);
@@ -384,7 +393,10 @@ class FileStore final : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenFileStore(const std::string& root) {
-  if (root.empty()) return InvalidArgument("the file provider needs a root directory (--bucket)");
+  if (root.empty()) {
+    return ConfigError(Reason::kInvalidValue,
+                       "the file provider needs a root directory (--bucket)");
+  }
   // Nothing is created here: a read-only command on a mistyped directory must fail, not make
   // it. NewWriter() creates the directories a backup needs.
   std::error_code ec;

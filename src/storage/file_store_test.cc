@@ -62,19 +62,19 @@ void RoundTrip(const std::string& root, const std::string& data, size_t chunk) {
   SCOPED_TRACE("size " + std::to_string(data.size()) + ", chunk " + std::to_string(chunk));
   Result<std::unique_ptr<Store>> store = OpenFileStore(root);
   ASSERT_TRUE(store.ok()) << store.status().message();
-  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter("ns/c/obj.snap");
+  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(Context(), "ns/c/obj.snap");
   ASSERT_TRUE(w.ok()) << w.status().message();
   for (size_t off = 0; off < data.size(); off += chunk) {
-    ASSERT_TRUE((*w)->Append(std::string_view(data).substr(off, chunk)).ok());
+    ASSERT_TRUE((*w)->Append(Context(), std::string_view(data).substr(off, chunk)).ok());
   }
   std::string sha = crypto::Sha256Hex(data);
-  Result<ObjectInfo> info = (*w)->Commit({data.size(), sha});
+  Result<ObjectInfo> info = (*w)->Commit(Context(), {data.size(), sha});
   ASSERT_TRUE(info.ok()) << info.status().message();
   EXPECT_EQ(info->size, data.size());
   EXPECT_EQ(info->sha256, sha);
 
   std::string back;
-  Status read = (*store)->Read("ns/c/obj.snap", 0, [&](std::string_view c) {
+  Status read = (*store)->Read(Context(), "ns/c/obj.snap", 0, [&](std::string_view c) {
     back.append(c);
     return Status::Ok();
   });
@@ -111,7 +111,7 @@ TEST(FileStoreTest, AlignedAndUnalignedAppendsInterleave) {
   std::string data = Pattern(5 * (1 << 20) + 777);
   AlignedBuffer aligned(data.size());
   std::memcpy(aligned.data(), data.data(), data.size());
-  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter("k.snap");
+  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(Context(), "k.snap");
   ASSERT_TRUE(w.ok());
   // 1 MiB aligned (written straight), unaligned pieces, and an aligned piece that arrives while
   // gathered bytes are pending (so it must be gathered behind them).
@@ -119,13 +119,13 @@ TEST(FileStoreTest, AlignedAndUnalignedAppendsInterleave) {
                               5 << 20, data.size()};
   for (size_t i = 0; i + 1 < cuts.size(); ++i) {
     const char* from = (i % 2 == 0 ? aligned.data() : data.data()) + cuts[i];
-    ASSERT_TRUE((*w)->Append(std::string_view(from, cuts[i + 1] - cuts[i])).ok());
+    ASSERT_TRUE((*w)->Append(Context(), std::string_view(from, cuts[i + 1] - cuts[i])).ok());
   }
-  Result<ObjectInfo> info = (*w)->Commit({data.size(), crypto::Sha256Hex(data)});
+  Result<ObjectInfo> info = (*w)->Commit(Context(), {data.size(), crypto::Sha256Hex(data)});
   ASSERT_TRUE(info.ok()) << info.status().message();
   std::string back;
   ASSERT_TRUE((*store)
-                  ->Read("k.snap", 0,
+                  ->Read(Context(), "k.snap", 0,
                          [&](std::string_view c) {
                            back.append(c);
                            return Status::Ok();
@@ -140,45 +140,49 @@ TEST(FileStoreTest, AbortAndFailedCommitLeaveNothing) {
   ASSERT_TRUE(store.ok());
   std::string data = Pattern((2 << 20) + 5);
   {
-    Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter("a/b.snap");
+    Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(Context(), "a/b.snap");
     ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append(data).ok());
+    ASSERT_TRUE((*w)->Append(Context(), data).ok());
     (*w)->Abort();
-    EXPECT_FALSE((*w)->Append("more").ok());
+    EXPECT_FALSE((*w)->Append(Context(), "more").ok());
   }
   EXPECT_TRUE(Entries(dir.path()).empty());
   {
-    Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter("a/b.snap");
+    Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(Context(), "a/b.snap");
     ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append(data).ok());
-    Result<ObjectInfo> info = (*w)->Commit({data.size() + 1, crypto::Sha256Hex(data)});
+    ASSERT_TRUE((*w)->Append(Context(), data).ok());
+    Result<ObjectInfo> info = (*w)->Commit(Context(), {data.size() + 1, crypto::Sha256Hex(data)});
     ASSERT_FALSE(info.ok());
-    EXPECT_NE(info.status().message().find("bytes but"), std::string::npos)
-        << info.status().message();
+    EXPECT_EQ(info.status().code(), Code::kInvalidArgument) << info.status().ToString();
+    EXPECT_EQ(info.status().stage(), Stage::kStorage);
+    // The first error sticks.
+    EXPECT_EQ((*w)->Append(Context(), "x").message(), info.status().message());
+    EXPECT_EQ((*w)->Commit(Context(), {data.size(), crypto::Sha256Hex(data)}).status().message(),
+              info.status().message());
   }
   EXPECT_TRUE(Entries(dir.path()).empty());
   {
-    Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter("a/b.snap");
+    Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(Context(), "a/b.snap");
     ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append(data).ok());
+    ASSERT_TRUE((*w)->Append(Context(), data).ok());
   }  // destroyed without Commit
   EXPECT_TRUE(Entries(dir.path()).empty());
-  Result<ObjectInfo> gone = (*store)->Stat("a/b.snap");
+  Result<ObjectInfo> gone = (*store)->Stat(Context(), "a/b.snap");
   EXPECT_EQ(gone.status().code(), Code::kNotFound);
 }
 
 // Commits `data` under `key`; the status of NewWriter or Commit.
 Status Put(Store* store, const std::string& key, const std::string& data) {
-  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter(key);
+  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter(Context(), key);
   if (!w.ok()) return w.status();
-  BAO_RETURN_IF_ERROR((*w)->Append(data));
-  Result<ObjectInfo> info = (*w)->Commit({data.size(), crypto::Sha256Hex(data)});
+  BAO_RETURN_IF_ERROR((*w)->Append(Context(), data));
+  Result<ObjectInfo> info = (*w)->Commit(Context(), {data.size(), crypto::Sha256Hex(data)});
   return info.ok() ? Status::Ok() : info.status();
 }
 
 std::vector<std::string> Keys(Store* store, const std::string& prefix) {
   std::vector<std::string> keys;
-  Status s = store->List(prefix, [&](const ObjectInfo& o) {
+  Status s = store->List(Context(), prefix, [&](const ObjectInfo& o) {
     keys.push_back(o.key);
     return Status::Ok();
   });
@@ -192,18 +196,21 @@ TEST(FileStoreTest, BackupsAreWriteOnce) {
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE(Put(store->get(), "ns/c/a.snap", "first").ok());
   // Refused when the writer is created...
-  Result<std::unique_ptr<ObjectWriter>> again = (*store)->NewWriter("ns/c/a.snap");
+  Result<std::unique_ptr<ObjectWriter>> again = (*store)->NewWriter(Context(), "ns/c/a.snap");
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(again.status().reason(), Reason::kConflict);
+  EXPECT_EQ(again.status().stage(), Stage::kStorage);
   EXPECT_NE(again.status().message().find("write-once"), std::string::npos);
   // ... and at the commit, when the object appeared meanwhile.
-  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter("ns/c/b.snap");
+  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(Context(), "ns/c/b.snap");
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append("second").ok());
+  ASSERT_TRUE((*w)->Append(Context(), "second").ok());
   ASSERT_TRUE(Put(store->get(), "ns/c/b.snap", "other").ok());
-  Result<ObjectInfo> late = (*w)->Commit({6, crypto::Sha256Hex("second")});
+  Result<ObjectInfo> late = (*w)->Commit(Context(), {6, crypto::Sha256Hex("second")});
   EXPECT_EQ(late.status().code(), Code::kAlreadyExists);
-  Result<ObjectInfo> kept = (*store)->Stat("ns/c/b.snap");
+  EXPECT_EQ(late.status().reason(), Reason::kConflict);
+  Result<ObjectInfo> kept = (*store)->Stat(Context(), "ns/c/b.snap");
   ASSERT_TRUE(kept.ok());
   EXPECT_EQ(kept->sha256, crypto::Sha256Hex("other"));
   EXPECT_EQ(Entries(dir.path()), (std::vector<std::string>{"ns/c/a.snap", "ns/c/a.snap.sha256",
@@ -211,7 +218,7 @@ TEST(FileStoreTest, BackupsAreWriteOnce) {
   // A checksum file left without its object (a crash between the two renames) is replaced.
   fs::remove(dir.path() + "/ns/c/a.snap");
   ASSERT_TRUE(Put(store->get(), "ns/c/a.snap", "third").ok());
-  EXPECT_EQ((*store)->Stat("ns/c/a.snap")->sha256, crypto::Sha256Hex("third"));
+  EXPECT_EQ((*store)->Stat(Context(), "ns/c/a.snap")->sha256, crypto::Sha256Hex("third"));
 }
 
 TEST(FileStoreTest, NeverWritesThroughPlantedLinksAndKeepsModesConsistent) {
@@ -261,14 +268,49 @@ TEST(FileStoreTest, ReadingAMissingDirectoryFailsAndCreatesNothing) {
   std::string typo = dir.path() + "/typo/dir";
   auto store = OpenFileStore(typo);
   ASSERT_TRUE(store.ok());
-  Status listed = (*store)->List("ns/c/", [](const ObjectInfo&) { return Status::Ok(); });
+  Status listed =
+      (*store)->List(Context(), "ns/c/", [](const ObjectInfo&) { return Status::Ok(); });
   EXPECT_EQ(listed.code(), Code::kNotFound);
   EXPECT_NE(listed.message().find("does not exist"), std::string::npos) << listed.message();
-  EXPECT_EQ((*store)->Stat("ns/c/x.snap").status().code(), Code::kNotFound);
+  EXPECT_EQ((*store)->Stat(Context(), "ns/c/x.snap").status().code(), Code::kNotFound);
   EXPECT_FALSE(fs::exists(dir.path() + "/typo"));
   // A backup creates it.
   EXPECT_TRUE(Put(store->get(), "ns/c/x.snap", "data").ok());
   EXPECT_TRUE(fs::exists(typo + "/ns/c/x.snap"));
+}
+
+TEST(FileStoreTest, ACancelledContextStopsTheWriteAndLeavesNothing) {
+  ScratchDir dir(fs::temp_directory_path());
+  auto store = OpenFileStore(dir.path());
+  ASSERT_TRUE(store.ok());
+  CancelSource source;
+  Context ctx(&source);
+  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(ctx, "ns/c/x.snap");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(ctx, Pattern(3000)).ok());
+  source.Cancel();
+  Status s = (*w)->Append(ctx, Pattern(3000));
+  EXPECT_EQ(s.code(), Code::kAborted);
+  EXPECT_EQ(s.reason(), Reason::kCancelled);
+  EXPECT_EQ(s.stage(), Stage::kStorage);
+  EXPECT_EQ((*w)->Commit(Context(), {6000, ""}).status().reason(), Reason::kCancelled);
+  EXPECT_TRUE(Entries(dir.path()).empty());
+  // A cancelled context also stops reads and new writers before they start.
+  EXPECT_EQ((*store)->NewWriter(ctx, "ns/c/y.snap").status().reason(), Reason::kCancelled);
+  EXPECT_EQ((*store)->Stat(ctx, "ns/c/y.snap").status().code(), Code::kAborted);
+}
+
+TEST(FileStoreTest, ASinksErrorComesBackUnchanged) {
+  ScratchDir dir(fs::temp_directory_path());
+  auto store = OpenFileStore(dir.path());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE(Put(store->get(), "ns/c/x.snap", "data").ok());
+  Status s = (*store)->Read(Context(), "ns/c/x.snap", 0, [](std::string_view) {
+    return Error(Code::kDataLoss, Reason::kChecksumMismatch, "bad").WithStage(Stage::kVerify);
+  });
+  EXPECT_EQ(s.code(), Code::kDataLoss);
+  EXPECT_EQ(s.stage(), Stage::kVerify);
+  EXPECT_EQ(s.message(), "bad");
 }
 
 }  // namespace

@@ -9,11 +9,15 @@
 
 #include "common/files.h"
 #include "common/log.h"
+#include "common/numbers.h"
 #include "common/redact.h"
+#include "common/retry.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
+#include "storage/errors.h"
 #include "storage/google_auth.h"
 #include "storage/resumable_read.h"
+#include "storage/upload.h"
 
 namespace bao::storage {
 namespace {
@@ -33,14 +37,33 @@ bool FileExists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// The machine-readable reason of a GCS JSON error ({"error": {"errors": [{"reason": ...}]}}),
+// or "".
+std::string ErrorReason(const http::Response& resp) {
+  json j = json::parse(resp.body, nullptr, false);
+  if (!j.is_object() || !j.contains("error") || !j["error"].is_object()) return "";
+  const json& e = j["error"];
+  if (!e.contains("errors") || !e["errors"].is_array() || e["errors"].empty()) return "";
+  const json& first = e["errors"][0];
+  if (!first.is_object() || !first.contains("reason") || !first["reason"].is_string()) return "";
+  return first["reason"].get<std::string>();
+}
+
+RetryPolicy CleanupPolicy(const RetryPolicy& base) {
+  RetryPolicy p = base;
+  p.max_attempts = std::min(p.max_attempts, kCleanupAttempts);
+  return p;
+}
+
 // What every request needs; shared by the store and its writers.
-struct GcsContext {
+struct GcsShared {
   std::string base;  // API base URL, no trailing '/'
   std::string bucket;
   std::string project;
   http::TlsOptions tls;
   std::unique_ptr<TokenSource> auth;
   GcsOptions options;
+  mutable http::ClientPool pool;  // connections reused across requests, threads and writers
 
   std::string Where() const { return UrlForDisplay(base); }
   std::string ObjectName(const std::string& key) const { return "gs://" + bucket + "/" + key; }
@@ -48,53 +71,93 @@ struct GcsContext {
     return base + "/storage/v1/b/" + http::UrlEncode(bucket) + "/o/" + http::UrlEncode(key);
   }
 
-  // Performs `req` with authentication and TLS. A 401 forgets the cached token so the next
-  // request fetches a fresh one.
-  Result<http::Response> Do(http::Client& client, http::Request req) const {
-    BAO_ASSIGN_OR_RETURN(std::string authz, auth->AuthorizationHeader());
-    if (!authz.empty()) req.headers.emplace_back("Authorization", authz);
+  // Performs `req` under `ctx` with authentication, TLS and the stall timeout. A 401 forgets
+  // the cached token so the next request fetches a fresh one.
+  Result<http::Response> Do(const Context& ctx, http::Request req) const {
+    Result<std::string> authz = auth->AuthorizationHeader(ctx);
+    if (!authz.ok()) {
+      return authz.status().WithContext("cannot get a GCS token from " + auth->Describe());
+    }
+    if (!authz->empty()) req.headers.emplace_back("Authorization", *authz);
     req.tls = tls;
-    BAO_ASSIGN_OR_RETURN(http::Response resp, client.Do(req));
-    if (resp.status == 401) auth->Invalidate();
+    req.ctx = ctx;
+    req.stall_time = options.stall_time;
+    Result<http::Response> resp = pool.Do(req);
+    if (!resp.ok()) return resp.status().WithContext("GCS at " + Where());
+    if (resp->status == 401) auth->Invalidate();
     return resp;
   }
 
-  // The Status for a non-2xx answer about `what` (e.g. "upload of gs://b/k").
+  // The storage error for a non-2xx answer about `what` (e.g. "upload of gs://b/k"), decided on
+  // the HTTP status and the error's machine-readable reason.
   Status ErrorFor(const http::Response& resp, const std::string& what) const {
-    std::string detail = " (HTTP " + std::to_string(resp.status) + " from " + Where() +
+    const std::string reason = ErrorReason(resp);
+    std::string detail = " (HTTP " + std::to_string(resp.status) +
+                         (reason.empty() ? "" : ", " + reason) + " from " + Where() +
                          "): " + http::ErrorSummary(resp);
     long s = resp.status;
+    auto error = [&](Code code, Reason r, const std::string& message) {
+      return StorageError(code, r, message, s);
+    };
     if (s == 401) {
-      return Unauthenticated("GCS rejected the credentials (" + auth->Describe() + ") for " + what +
-                             detail);
+      return error(Code::kUnauthenticated, Reason::kUnauthenticated,
+                   "GCS rejected the credentials (" + auth->Describe() + ") for " + what + detail);
+    }
+    if (s == 403 && (reason == "rateLimitExceeded" || reason == "userRateLimitExceeded")) {
+      return error(Code::kUnavailable, Reason::kThrottled, what + " was throttled" + detail);
     }
     if (s == 403) {
-      return PermissionDenied("permission denied for " + what + " as " + auth->Describe() + detail);
+      return error(Code::kPermissionDenied, Reason::kPermissionDenied,
+                   "permission denied for " + what + " as " + auth->Describe() + detail);
     }
-    if (s == 404) return NotFound(what + ": not found" + detail);
-    if (s == 408 || s == 429 || s >= 500) return Unavailable(what + " failed" + detail);
-    if (s == 412) return FailedPrecondition(what + ": precondition failed" + detail);
-    if (s == 400) return InvalidArgument(what + " was rejected" + detail);
-    return Internal(what + ": unexpected answer" + detail);
+    if (s == 404) return error(Code::kNotFound, Reason::kNotFound, what + ": not found" + detail);
+    if (s == 408) return error(Code::kUnavailable, Reason::kTimeout, what + " failed" + detail);
+    if (s == 429 || s == 503) {
+      return error(Code::kUnavailable, Reason::kThrottled, what + " failed" + detail);
+    }
+    if (s >= 500) return error(Code::kUnavailable, Reason::kServerError, what + " failed" + detail);
+    if (s == 409 || s == 412) {
+      return error(Code::kFailedPrecondition, Reason::kConflict,
+                   what + ": precondition failed" + detail);
+    }
+    if (s == 400) {
+      return error(Code::kInvalidArgument, Reason::kBadResponse, what + " was rejected" + detail);
+    }
+    return error(Code::kInternal, Reason::kBadResponse, what + ": unexpected answer" + detail);
   }
 
-  Status BucketMissing() const {
+  Status BucketMissing(long http_status) const {
     std::string hint = project.empty() ? "" : " (create it in project \"" + project + "\")";
-    return NotFound("GCS bucket \"" + bucket + "\" does not exist at " + Where() + hint);
+    return StorageError(Code::kNotFound, Reason::kNotFound,
+                        "GCS bucket \"" + bucket + "\" does not exist at " + Where() + hint,
+                        http_status);
+  }
+
+  // Whether the bucket exists, asked after a 404 about an object: the JSON API answers the
+  // same for a missing object and a missing bucket. False only on a 404 for the bucket itself;
+  // true when it exists or cannot be told (the identity may not read bucket metadata, or the
+  // question failed).
+  bool BucketExists(const Context& ctx) const {
+    http::Request req;
+    req.url = base + "/storage/v1/b/" + http::UrlEncode(bucket) + "?fields=name";
+    req.timeout = std::chrono::seconds(60);
+    Result<http::Response> resp = Do(ctx, req);
+    return !(resp.ok() && resp->status == 404);
+  }
+
+  // kNotFound after a 404 about object `key`, naming the bucket when that is what is missing.
+  Status NotFoundFor(const Context& ctx, const std::string& key) const {
+    if (!BucketExists(ctx)) return BucketMissing(404);
+    return StorageError(Code::kNotFound, Reason::kNotFound,
+                        "GCS object " + ObjectName(key) + " does not exist at " + Where(), 404);
   }
 };
-
-bool IsBucketMissing(const http::Response& resp) {
-  if (resp.status != 404) return false;
-  std::string summary = http::ErrorSummary(resp);
-  std::transform(summary.begin(), summary.end(), summary.begin(), ::tolower);
-  return summary.find("bucket") != std::string::npos;
-}
 
 Result<json> ParseObject(const http::Response& resp, const std::string& what) {
   json j = json::parse(resp.body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    return Internal(what + ": the server's answer is not a JSON object");
+    return StorageError(Code::kInternal, Reason::kBadResponse,
+                        what + ": the server's answer is not a JSON object", resp.status);
   }
   return j;
 }
@@ -107,19 +170,22 @@ std::string StringField(const json& j, const char* name) {
 Result<ObjectInfo> InfoFromResource(const json& j, const std::string& what) {
   ObjectInfo info;
   info.key = StringField(j, "name");
+  auto bad = [&](const std::string& why) {
+    return StorageError(Code::kInternal, Reason::kBadResponse, what + ": " + why);
+  };
   if (j.contains("size")) {
     if (j["size"].is_string()) {
       const std::string s = j["size"].get<std::string>();
-      char* end = nullptr;
-      info.size = std::strtoull(s.c_str(), &end, 10);
-      if (s.empty() || *end != '\0') return Internal(what + ": bad object size \"" + s + "\"");
+      std::optional<uint64_t> size = ParseInteger<uint64_t>(s, 0, UINT64_MAX);
+      if (!size) return bad("bad object size \"" + s + "\"");
+      info.size = *size;
     } else if (j["size"].is_number_unsigned()) {
       info.size = j["size"].get<uint64_t>();
     } else {
-      return Internal(what + ": the object resource has no usable size");
+      return bad("the object resource has no usable size");
     }
   } else {
-    return Internal(what + ": the object resource has no size");
+    return bad("the object resource has no size");
   }
   std::string updated = StringField(j, "updated");
   if (!updated.empty()) {
@@ -132,47 +198,47 @@ Result<ObjectInfo> InfoFromResource(const json& j, const std::string& what) {
   return info;
 }
 
-// Deletes one generation of an object, logging (not returning) problems: used to take back an
-// object that failed its checks.
-void DeleteGeneration(const GcsContext& ctx, http::Client& client, const std::string& key,
+// Deletes one generation of an object under a cleanup context (kCleanupBudget, at most
+// kCleanupAttempts tries), logging (not returning) problems: used to take back an object that
+// failed its checks, also after the caller's context ended.
+void DeleteGeneration(const GcsShared& gcs, const std::string& key,
                       const std::string& generation) {
   http::Request req;
   req.method = "DELETE";
-  req.url = ctx.ObjectUrl(key);
+  req.url = gcs.ObjectUrl(key);
   if (!generation.empty()) req.url += "?ifGenerationMatch=" + generation;
   req.timeout = std::chrono::seconds(60);
-  Status st = Retry(ctx.options.retry, "GCS delete of a rejected upload", [&]() -> Status {
-    BAO_ASSIGN_OR_RETURN(http::Response resp, ctx.Do(client, req));
-    if (resp.ok() || resp.status == 404 || resp.status == 412) return Status::Ok();
-    return ctx.ErrorFor(resp, "delete of " + ctx.ObjectName(key));
-  });
+  Context cleanup = Context::ForCleanup(kCleanupBudget);
+  Status st = Retry(cleanup, CleanupPolicy(gcs.options.retry), "GCS delete of a rejected upload",
+                    [&]() -> Status {
+                      BAO_ASSIGN_OR_RETURN(http::Response resp, gcs.Do(cleanup, req));
+                      if (resp.ok() || resp.status == 404 || resp.status == 412) {
+                        return Status::Ok();
+                      }
+                      return gcs.ErrorFor(resp, "delete of " + gcs.ObjectName(key));
+                    });
   if (!st.ok()) {
     log::Error("could not delete a rejected GCS object; delete it by hand",
-               {{"object", ctx.ObjectName(key)}, {"error", st.ToString()}});
+               {{"object", gcs.ObjectName(key)}, {"error", st.ToString()}});
   }
 }
 
-class GcsWriter : public ObjectWriter {
+// The GCS protocol of one object upload: a resumable session (the writer's shared mechanics
+// are in upload.h).
+class GcsUpload final : public Upload {
  public:
-  GcsWriter(std::shared_ptr<const GcsContext> ctx, std::string key, std::string session_url,
+  GcsUpload(std::shared_ptr<const GcsShared> gcs, std::string key, std::string session_url,
             uint64_t chunk_size)
-      : ctx_(std::move(ctx)),
+      : gcs_(std::move(gcs)),
         key_(std::move(key)),
         session_url_(std::move(session_url)),
         chunk_size_(chunk_size) {
     buf_.reserve(chunk_size_);
   }
 
-  ~GcsWriter() override { Abort(); }
-
-  Status Append(std::string_view data) override {
-    if (!error_.ok()) return FailedPrecondition("upload already failed: " + error_.message());
-    if (committed_) return FailedPrecondition("upload of " + Name() + " is already committed");
+  Status Append(const Context& ctx, std::string_view data) override {
     while (!data.empty()) {
-      if (buf_.size() == chunk_size_) {
-        auto sent = SendChunk(false);
-        if (!sent.ok()) return Fail(sent.status());
-      }
+      if (buf_.size() == chunk_size_) BAO_RETURN_IF_ERROR(SendChunk(ctx, false).status());
       size_t n = std::min<size_t>(chunk_size_ - buf_.size(), data.size());
       std::string_view piece = data.substr(0, n);
       buf_.append(piece);
@@ -183,35 +249,33 @@ class GcsWriter : public ObjectWriter {
     return Status::Ok();
   }
 
-  Result<ObjectInfo> Commit(const CommitInfo& info) override {
-    if (!error_.ok()) return FailedPrecondition("upload already failed: " + error_.message());
-    if (committed_) return FailedPrecondition("upload of " + Name() + " is already committed");
+  Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) override {
     const uint64_t total = flushed_ + buf_.size();
     const std::string sha = sha_.FinishHex();
     if (info.size != total || info.sha256 != sha) {
-      return Fail(DataLoss("upload of " + Name() + ": the caller reports " +
-                           std::to_string(info.size) + " bytes with SHA-256 " + info.sha256 +
-                           ", but the writer received " + std::to_string(total) +
-                           " bytes with SHA-256 " + sha));
+      return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
+                          "upload of " + Name() + ": the caller reports " +
+                              std::to_string(info.size) + " bytes with SHA-256 " + info.sha256 +
+                              ", but the writer received " + std::to_string(total) +
+                              " bytes with SHA-256 " + sha);
     }
-    auto final_obj = SendChunk(true);
-    if (!final_obj.ok()) return Fail(final_obj.status());
+    BAO_ASSIGN_OR_RETURN(json obj, SendChunk(ctx, true));
     session_url_.clear();  // finalized: nothing left to cancel
-    const json& obj = *final_obj;
     const std::string generation = StringField(obj, "generation");
     auto stored = InfoFromResource(obj, "upload of " + Name());
     if (!stored.ok()) {
-      DeleteGeneration(*ctx_, client_, key_, generation);
-      return Fail(stored.status());
+      DeleteGeneration(*gcs_, key_, generation);
+      return stored.status();
     }
     const std::string want_crc = crypto::Crc32cBase64(crc_);
     const std::string got_crc = StringField(obj, "crc32c");
     if (stored->size != total || (!got_crc.empty() && got_crc != want_crc)) {
-      DeleteGeneration(*ctx_, client_, key_, generation);
-      return Fail(DataLoss("GCS stored " + Name() + " with " + std::to_string(stored->size) +
-                           " bytes and CRC32C " + got_crc + ", but " + std::to_string(total) +
-                           " bytes with CRC32C " + want_crc +
-                           " were sent; the object was deleted again"));
+      DeleteGeneration(*gcs_, key_, generation);
+      return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
+                          "GCS stored " + Name() + " with " + std::to_string(stored->size) +
+                              " bytes and CRC32C " + got_crc + ", but " + std::to_string(total) +
+                              " bytes with CRC32C " + want_crc +
+                              " were sent; the object was deleted again");
     }
     if (got_crc.empty()) {
       log::Warn("GCS reported no CRC32C for the uploaded object; only its size was checked",
@@ -220,61 +284,60 @@ class GcsWriter : public ObjectWriter {
     // Record the SHA-256 beside the object, on exactly the generation just written.
     http::Request patch;
     patch.method = "PATCH";
-    patch.url = ctx_->ObjectUrl(key_);
+    patch.url = gcs_->ObjectUrl(key_);
     if (!generation.empty()) patch.url += "?ifGenerationMatch=" + generation;
     patch.headers = {{"Content-Type", "application/json"}};
     patch.body = json{{"metadata", {{kSha256Metadata, sha}}}}.dump();
     patch.timeout = std::chrono::seconds(60);
     json patched;
-    Status st = Retry(ctx_->options.retry, "GCS metadata update", [&]() -> Status {
-      BAO_ASSIGN_OR_RETURN(http::Response resp, ctx_->Do(client_, patch));
-      if (!resp.ok()) return ctx_->ErrorFor(resp, "recording the SHA-256 of " + Name());
+    Status st = Retry(ctx, gcs_->options.retry, "GCS metadata update", [&]() -> Status {
+      BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, patch));
+      if (!resp.ok()) return gcs_->ErrorFor(resp, "recording the SHA-256 of " + Name());
       BAO_ASSIGN_OR_RETURN(patched, ParseObject(resp, "metadata update of " + Name()));
       return Status::Ok();
     });
     if (!st.ok()) {
-      DeleteGeneration(*ctx_, client_, key_, generation);
-      return Fail(st.WithContext("the object was deleted again"));
+      DeleteGeneration(*gcs_, key_, generation);
+      return st.WithContext("the object was deleted again");
     }
     auto result = InfoFromResource(patched, "metadata update of " + Name());
     if (!result.ok() || result->sha256 != sha || result->size != total) {
-      DeleteGeneration(*ctx_, client_, key_, generation);
-      return Fail(DataLoss("GCS did not keep the SHA-256 metadata of " + Name() +
-                           "; the object was deleted again"));
+      DeleteGeneration(*gcs_, key_, generation);
+      return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
+                          "GCS did not keep the SHA-256 metadata of " + Name() +
+                              "; the object was deleted again");
     }
-    committed_ = true;
     result->key = key_;
     return *result;
   }
 
-  void Abort() override {
-    if (committed_ || session_url_.empty()) return;
+  void Abort(const Context& cleanup) override {
+    buf_.clear();
+    buf_.shrink_to_fit();
+    if (session_url_.empty()) return;
     http::Request req;
     req.method = "DELETE";
     req.url = session_url_;
     req.timeout = std::chrono::seconds(30);
     session_url_.clear();
-    buf_.clear();
-    buf_.shrink_to_fit();
-    auto resp = ctx_->Do(client_, req);
-    // GCS answers a cancelled session with 499.
-    if (!resp.ok()) {
+    Status st = Retry(cleanup, CleanupPolicy(gcs_->options.retry), "GCS upload cancellation",
+                      [&]() -> Status {
+                        BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(cleanup, req));
+                        // GCS answers a cancelled session with 499.
+                        if (resp.ok() || resp.status == 499 || resp.status == 404 ||
+                            resp.status == 410) {
+                          return Status::Ok();
+                        }
+                        return gcs_->ErrorFor(resp, "cancelling the upload of " + Name());
+                      });
+    if (!st.ok()) {
       log::Warn("could not cancel the GCS upload session; it expires on its own within a week",
-                {{"object", Name()}, {"error", resp.status().ToString()}});
-    } else if (!resp->ok() && resp->status != 499 && resp->status != 404 && resp->status != 410) {
-      log::Warn("GCS refused to cancel the upload session; it expires on its own within a week",
-                {{"object", Name()}, {"status", std::to_string(resp->status)}});
+                {{"object", Name()}, {"error", st.ToString()}});
     }
   }
 
  private:
-  std::string Name() const { return ctx_->ObjectName(key_); }
-
-  Status Fail(Status st) {
-    if (error_.ok()) error_ = st;
-    Abort();
-    return st;
-  }
+  std::string Name() const { return gcs_->ObjectName(key_); }
 
   // A request to the session for `buf_[from - flushed_, end)` declaring `total`.
   http::Request ChunkRequest(uint64_t from, uint64_t end, std::optional<uint64_t> total) {
@@ -307,18 +370,20 @@ class GcsWriter : public ObjectWriter {
       auto info = InfoFromResource(*obj, "upload");
       if (info.ok()) size = info->size;
     }
-    DeleteGeneration(*ctx_, client_, key_, generation);
-    return FailedPrecondition(
+    DeleteGeneration(*gcs_, key_, generation);
+    return StorageError(
+        Code::kFailedPrecondition, Reason::kBadResponse,
         "GCS finalized the upload of " + Name() + " at " + std::to_string(size) + " of " +
-        std::to_string(expected) +
-        "+ bytes without being asked to (real GCS never does; fake-gcs-server does on a status "
-        "query, its issue #2354); the partial object was deleted");
+            std::to_string(expected) +
+            "+ bytes without being asked to (real GCS never does; fake-gcs-server does on a "
+            "status query, its issue #2354); the partial object was deleted",
+        resp.status);
   }
 
   // Sends `buf_` (bytes [flushed_, flushed_ + buf_.size())). Not final: returns once the
   // session has persisted all of it, then empties the buffer. Final: declares the total and
   // returns the finalized object resource.
-  Result<json> SendChunk(bool final) {
+  Result<json> SendChunk(const Context& ctx, bool final) {
     const uint64_t start = flushed_;
     const uint64_t end = flushed_ + buf_.size();
     const std::optional<uint64_t> total = final ? std::optional<uint64_t>(end) : std::nullopt;
@@ -332,9 +397,11 @@ class GcsWriter : public ObjectWriter {
     auto take_offset = [&](const http::Response& resp) -> Status {
       BAO_ASSIGN_OR_RETURN(uint64_t p, gcs_internal::PersistedOffset(resp.Header("range")));
       if (p < start || p > end) {
-        fatal = DataLoss(what + ": the upload session reports " + std::to_string(p) +
-                         " bytes persisted, outside the " + std::to_string(start) + ".." +
-                         std::to_string(end) + " the writer still holds");
+        fatal = StorageError(Code::kDataLoss, Reason::kBadResponse,
+                             what + ": the upload session reports " + std::to_string(p) +
+                                 " bytes persisted, outside the " + std::to_string(start) +
+                                 ".." + std::to_string(end) + " the writer still holds",
+                             resp.status);
         return fatal;
       }
       persisted = p;
@@ -355,11 +422,13 @@ class GcsWriter : public ObjectWriter {
     };
     auto session_error = [&](const http::Response& resp) -> Status {
       if (resp.status == 404 || resp.status == 410) {
-        fatal = FailedPrecondition(what + ": the upload session no longer exists (HTTP " +
-                                   std::to_string(resp.status) + "); the upload must start over");
+        fatal = StorageError(Code::kFailedPrecondition, Reason::kNotFound,
+                             what + ": the upload session no longer exists (HTTP " +
+                                 std::to_string(resp.status) + "); the upload must start over",
+                             resp.status);
         return fatal;
       }
-      Status st = ctx_->ErrorFor(resp, what);
+      Status st = gcs_->ErrorFor(resp, what);
       if (IsRetryable(st)) {
         need_query = true;
       } else {
@@ -368,11 +437,11 @@ class GcsWriter : public ObjectWriter {
       return st;
     };
 
-    Status st = Retry(ctx_->options.retry, "GCS chunk upload", [&]() -> Status {
+    Status st = Retry(ctx, gcs_->options.retry, "GCS chunk upload", [&]() -> Status {
       if (need_query) {
         http::Request q = ChunkRequest(end, end, total);  // "bytes */T": a status query
         q.timeout = std::chrono::seconds(60);
-        BAO_ASSIGN_OR_RETURN(http::Response resp, ctx_->Do(client_, q));
+        BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, q));
         if (resp.status == 308) {
           BAO_RETURN_IF_ERROR(take_offset(resp));
           need_query = false;
@@ -385,7 +454,7 @@ class GcsWriter : public ObjectWriter {
       }
       while (true) {
         uint64_t before = persisted;
-        auto resp = ctx_->Do(client_, ChunkRequest(persisted, end, total));
+        auto resp = gcs_->Do(ctx, ChunkRequest(persisted, end, total));
         if (!resp.ok()) {
           if (IsRetryable(resp.status())) {
             need_query = true;
@@ -398,7 +467,9 @@ class GcsWriter : public ObjectWriter {
           BAO_RETURN_IF_ERROR(take_offset(*resp));
           if (!final && persisted == end) return Status::Ok();
           if (persisted == before) {
-            return Unavailable(what + ": the session persisted nothing of the last request");
+            return StorageError(Code::kUnavailable, Reason::kServerError,
+                                what + ": the session persisted nothing of the last request",
+                                resp->status);
           }
           continue;  // the session kept only part of it: send the rest
         }
@@ -413,151 +484,155 @@ class GcsWriter : public ObjectWriter {
     return json();
   }
 
-  std::shared_ptr<const GcsContext> ctx_;
+  std::shared_ptr<const GcsShared> gcs_;
   std::string key_;
   std::string session_url_;
   uint64_t chunk_size_;
-  http::Client client_;
   std::string buf_;
   uint64_t flushed_ = 0;  // bytes the session has persisted before buf_
   uint32_t crc_ = 0;
   crypto::Sha256 sha_;
-  Status error_;
-  bool committed_ = false;
 };
 
 class GcsStore : public Store {
  public:
-  GcsStore(std::shared_ptr<const GcsContext> ctx, uint64_t chunk_size)
-      : ctx_(std::move(ctx)), chunk_size_(chunk_size) {}
+  GcsStore(std::shared_ptr<const GcsShared> gcs, uint64_t chunk_size)
+      : gcs_(std::move(gcs)), chunk_size_(chunk_size) {}
 
-  std::string Describe() const override { return "gs://" + ctx_->bucket; }
+  std::string Describe() const override { return "gs://" + gcs_->bucket; }
 
-  Result<std::unique_ptr<ObjectWriter>> NewWriter(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
-    const std::string what = "starting the upload of " + ctx_->ObjectName(key);
-    http::Client client;
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(const Context& ctx,
+                                                  const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    const std::string what = "starting the upload of " + gcs_->ObjectName(key);
     http::Request req;
     req.method = "POST";
-    req.url = ctx_->base + "/upload/storage/v1/b/" + http::UrlEncode(ctx_->bucket) +
+    req.url = gcs_->base + "/upload/storage/v1/b/" + http::UrlEncode(gcs_->bucket) +
               "/o?uploadType=resumable&name=" + http::UrlEncode(key);
     req.headers = {{"Content-Type", "application/json; charset=UTF-8"},
                    {"X-Upload-Content-Type", "application/octet-stream"}};
     req.body = json{{"name", key}, {"contentType", "application/octet-stream"}}.dump();
     req.timeout = std::chrono::seconds(60);
     std::string session;
-    BAO_RETURN_IF_ERROR(Retry(ctx_->options.retry, "GCS upload session", [&]() -> Status {
-      BAO_ASSIGN_OR_RETURN(http::Response resp, ctx_->Do(client, req));
-      if (resp.status == 404) return ctx_->BucketMissing();
-      if (!resp.ok()) return ctx_->ErrorFor(resp, what);
+    Status st = Retry(ctx, gcs_->options.retry, "GCS upload session", [&]() -> Status {
+      BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
+      if (resp.status == 404) return gcs_->BucketMissing(resp.status);  // a bucket-level URL
+      if (!resp.ok()) return gcs_->ErrorFor(resp, what);
       session = resp.Header("location");
-      if (session.empty()) return Internal(what + ": the server returned no session URL");
+      if (session.empty()) {
+        return StorageError(Code::kInternal, Reason::kBadResponse,
+                            what + ": the server returned no session URL", resp.status);
+      }
       return Status::Ok();
-    }));
-    return std::unique_ptr<ObjectWriter>(
-        std::make_unique<GcsWriter>(ctx_, key, session, chunk_size_));
+    });
+    if (!st.ok()) return InStorage(st);
+    return NewObjectWriter(gcs_->ObjectName(key), ctx,
+                           std::make_unique<GcsUpload>(gcs_, key, session, chunk_size_));
   }
 
-  Status Read(const std::string& key, uint64_t offset, const ByteSink& sink) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
-    const std::string what = "download of " + ctx_->ObjectName(key);
-    http::Client client;
+  Status Read(const Context& ctx, const std::string& key, uint64_t offset,
+              const ByteSink& sink) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    const std::string what = "download of " + gcs_->ObjectName(key);
     ResumableRead progress(sink, offset);
     std::string generation;
     bool past_end = false;
-    Status st = Retry(ctx_->options.retry, "GCS download", [&]() -> Status {
+    Status st = Retry(ctx, gcs_->options.retry, "GCS download", [&]() -> Status {
       http::Request req;
-      req.url = ctx_->ObjectUrl(key) + "?alt=media";
+      req.url = gcs_->ObjectUrl(key) + "?alt=media";
       if (!generation.empty()) req.url += "&generation=" + generation;
       const uint64_t asked = progress.position();
       if (asked > 0) req.headers.emplace_back("Range", progress.Range());
-      req.stall_time = std::chrono::seconds(60);
       req.on_body = [&](std::string_view chunk) { return progress.Deliver(chunk); };
-      auto resp = ctx_->Do(client, req);
+      auto resp = gcs_->Do(ctx, req);
       if (progress.reader_failed()) return Aborted("stopped by the reader");
       if (!resp.ok()) return resp.status();
       if (resp->status == 416) {
         past_end = true;
         return Status::Ok();
       }
-      if (resp->status == 404) {
-        if (IsBucketMissing(*resp)) return ctx_->BucketMissing();
-        return NotFound("GCS object " + ctx_->ObjectName(key) + " does not exist at " +
-                        ctx_->Where());
-      }
-      if (!resp->ok()) return ctx_->ErrorFor(*resp, what);
+      if (resp->status == 404) return gcs_->NotFoundFor(ctx, key);
+      if (!resp->ok()) return gcs_->ErrorFor(*resp, what);
       if (asked > 0 && resp->status != 206) {
-        return Internal(what + ": the server ignored the byte range (HTTP " +
-                        std::to_string(resp->status) + ")");
+        return StorageError(Code::kInternal, Reason::kBadResponse,
+                            what + ": the server ignored the byte range (HTTP " +
+                                std::to_string(resp->status) + ")",
+                            resp->status);
       }
       if (generation.empty()) generation = resp->Header("x-goog-generation");
       return Status::Ok();
     });
-    if (progress.reader_failed()) return progress.reader_error();
-    BAO_RETURN_IF_ERROR(st);
+    if (progress.reader_failed()) return progress.reader_error();  // the sink's, unchanged
+    BAO_RETURN_IF_ERROR(InStorage(st));
     if (past_end) {
-      BAO_ASSIGN_OR_RETURN(ObjectInfo info, Stat(key));
+      BAO_ASSIGN_OR_RETURN(ObjectInfo info, Stat(ctx, key));
       if (progress.position() != info.size) {
-        return InvalidArgument(what + ": offset " + std::to_string(progress.position()) +
-                               " is beyond the object's " + std::to_string(info.size) + " bytes");
+        return StorageError(Code::kInvalidArgument, Reason::kInvalidValue,
+                            what + ": offset " + std::to_string(progress.position()) +
+                                " is beyond the object's " + std::to_string(info.size) +
+                                " bytes",
+                            416);
       }
     }
     return Status::Ok();
   }
 
-  Result<ObjectInfo> Stat(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
-    const std::string what = "metadata of " + ctx_->ObjectName(key);
-    http::Client client;
+  Result<ObjectInfo> Stat(const Context& ctx, const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    const std::string what = "metadata of " + gcs_->ObjectName(key);
     http::Request req;
-    req.url = ctx_->ObjectUrl(key);
+    req.url = gcs_->ObjectUrl(key);
     req.timeout = std::chrono::seconds(60);
     ObjectInfo info;
-    BAO_RETURN_IF_ERROR(Retry(ctx_->options.retry, "GCS stat", [&]() -> Status {
-      BAO_ASSIGN_OR_RETURN(http::Response resp, ctx_->Do(client, req));
-      if (resp.status == 404) {
-        if (IsBucketMissing(resp)) return ctx_->BucketMissing();
-        return NotFound("GCS object " + ctx_->ObjectName(key) + " does not exist at " +
-                        ctx_->Where());
-      }
-      if (!resp.ok()) return ctx_->ErrorFor(resp, what);
+    Status st = Retry(ctx, gcs_->options.retry, "GCS stat", [&]() -> Status {
+      BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
+      if (resp.status == 404) return gcs_->NotFoundFor(ctx, key);
+      if (!resp.ok()) return gcs_->ErrorFor(resp, what);
       BAO_ASSIGN_OR_RETURN(json j, ParseObject(resp, what));
       BAO_ASSIGN_OR_RETURN(info, InfoFromResource(j, what));
       return Status::Ok();
-    }));
+    });
+    if (!st.ok()) return InStorage(st);
     info.key = key;
     return info;
   }
 
-  Status List(const std::string& prefix,
+  Status List(const Context& ctx, const std::string& prefix,
               const std::function<Status(const ObjectInfo&)>& fn) override {
-    const std::string what = "listing of gs://" + ctx_->bucket + "/" + prefix;
-    http::Client client;
+    const std::string what = "listing of gs://" + gcs_->bucket + "/" + prefix;
     std::string page_token;
     do {
       http::Request req;
-      req.url = ctx_->base + "/storage/v1/b/" + http::UrlEncode(ctx_->bucket) +
+      req.url = gcs_->base + "/storage/v1/b/" + http::UrlEncode(gcs_->bucket) +
                 "/o?prefix=" + http::UrlEncode(prefix);
-      if (ctx_->options.list_page_size > 0) {
-        req.url += "&maxResults=" + std::to_string(ctx_->options.list_page_size);
+      if (gcs_->options.list_page_size > 0) {
+        req.url += "&maxResults=" + std::to_string(gcs_->options.list_page_size);
       }
       if (!page_token.empty()) req.url += "&pageToken=" + http::UrlEncode(page_token);
       req.timeout = std::chrono::seconds(120);
       json page;
-      BAO_RETURN_IF_ERROR(Retry(ctx_->options.retry, "GCS list", [&]() -> Status {
-        BAO_ASSIGN_OR_RETURN(http::Response resp, ctx_->Do(client, req));
-        if (resp.status == 404) return ctx_->BucketMissing();
-        if (!resp.ok()) return ctx_->ErrorFor(resp, what);
+      Status st = Retry(ctx, gcs_->options.retry, "GCS list", [&]() -> Status {
+        BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
+        if (resp.status == 404) return gcs_->BucketMissing(resp.status);  // a bucket-level URL
+        if (!resp.ok()) return gcs_->ErrorFor(resp, what);
         BAO_ASSIGN_OR_RETURN(page, ParseObject(resp, what));
         return Status::Ok();
-      }));
+      });
+      BAO_RETURN_IF_ERROR(InStorage(st));
       if (page.contains("items")) {
-        if (!page["items"].is_array()) return Internal(what + ": \"items\" is not a list");
+        if (!page["items"].is_array()) {
+          return StorageError(Code::kInternal, Reason::kBadResponse,
+                              what + ": \"items\" is not a list");
+        }
         for (const json& item : page["items"]) {
-          if (!item.is_object()) return Internal(what + ": an item is not an object");
-          BAO_ASSIGN_OR_RETURN(ObjectInfo info, InfoFromResource(item, what));
-          if (info.key.compare(0, prefix.size(), prefix) != 0) continue;
-          BAO_RETURN_IF_ERROR(fn(info));
+          if (!item.is_object()) {
+            return StorageError(Code::kInternal, Reason::kBadResponse,
+                                what + ": an item is not an object");
+          }
+          Result<ObjectInfo> info = InfoFromResource(item, what);
+          if (!info.ok()) return InStorage(info.status());
+          if (info->key.compare(0, prefix.size(), prefix) != 0) continue;
+          BAO_RETURN_IF_ERROR(fn(*info));  // the callback's error, as it is
         }
       }
       page_token = StringField(page, "nextPageToken");
@@ -565,34 +640,35 @@ class GcsStore : public Store {
     return Status::Ok();
   }
 
-  Status Delete(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
-    http::Client client;
+  Status Delete(const Context& ctx, const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
     http::Request req;
     req.method = "DELETE";
-    req.url = ctx_->ObjectUrl(key);
+    req.url = gcs_->ObjectUrl(key);
     req.timeout = std::chrono::seconds(60);
-    return Retry(ctx_->options.retry, "GCS delete", [&]() -> Status {
-      BAO_ASSIGN_OR_RETURN(http::Response resp, ctx_->Do(client, req));
+    return InStorage(Retry(ctx, gcs_->options.retry, "GCS delete", [&]() -> Status {
+      BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
       if (resp.ok()) return Status::Ok();
       if (resp.status == 404) {
-        return IsBucketMissing(resp) ? ctx_->BucketMissing() : Status::Ok();
+        // Deleting an absent object succeeds; a missing bucket does not.
+        return gcs_->BucketExists(ctx) ? Status::Ok() : gcs_->BucketMissing(404);
       }
-      return ctx_->ErrorFor(resp, "delete of " + ctx_->ObjectName(key));
-    });
+      return gcs_->ErrorFor(resp, "delete of " + gcs_->ObjectName(key));
+    }));
   }
 
  private:
-  std::shared_ptr<const GcsContext> ctx_;
+  std::shared_ptr<const GcsShared> gcs_;
   uint64_t chunk_size_;
 };
 
 Result<std::unique_ptr<TokenSource>> ServiceAccountFrom(const std::string& path,
                                                         const std::string& source) {
   auto text = ReadFile(path, 1 << 20);
-  if (!text.ok()) return text.status().WithContext("reading the GCS " + source);
-  BAO_ASSIGN_OR_RETURN(ServiceAccountKey key, ParseServiceAccountKey(*text, path));
-  return NewServiceAccountTokenSource(std::move(key));
+  if (!text.ok()) return AsConfigError(text.status(), "reading the GCS " + source);
+  Result<ServiceAccountKey> key = ParseServiceAccountKey(*text, path);
+  if (!key.ok()) return AsConfigError(key.status(), "");
+  return NewServiceAccountTokenSource(std::move(key).value());
 }
 
 bool IsGoogleHost(const std::string& base) {
@@ -621,19 +697,16 @@ std::string ContentRange(uint64_t start, uint64_t length, std::optional<uint64_t
 Result<uint64_t> PersistedOffset(std::string_view range) {
   if (range.empty()) return uint64_t{0};
   const std::string_view prefix = "bytes=0-";
-  if (range.substr(0, prefix.size()) != prefix || range.size() == prefix.size()) {
-    return Internal("unexpected Range header \"" + std::string(range) +
-                    "\" from the upload session");
+  std::optional<uint64_t> last;
+  if (range.substr(0, prefix.size()) == prefix) {
+    last = ParseInteger<uint64_t>(range.substr(prefix.size()), 0, UINT64_MAX - 1);
   }
-  uint64_t last = 0;
-  for (char c : range.substr(prefix.size())) {
-    if (c < '0' || c > '9') {
-      return Internal("unexpected Range header \"" + std::string(range) +
-                      "\" from the upload session");
-    }
-    last = last * 10 + static_cast<uint64_t>(c - '0');
+  if (!last) {
+    return StorageError(Code::kInternal, Reason::kBadResponse,
+                        "unexpected Range header \"" + std::string(range) +
+                            "\" from the upload session");
   }
-  return last + 1;
+  return *last + 1;
 }
 
 std::string ResolveEndpoint(const std::string& endpoint, const std::string& emulator_host) {
@@ -649,37 +722,57 @@ std::string ResolveEndpoint(const std::string& endpoint, const std::string& emul
 
 }  // namespace gcs_internal
 
+namespace {
+
+// Whether this machine says it is a Google Compute Engine VM (GKE nodes included), the way
+// Google's client libraries tell: the DMI product name. Read before any request is made.
+bool OnGoogleCloud(const std::string& product_name_file) {
+  Result<std::optional<std::string>> name = ReadOptionalTrimmed(product_name_file);
+  return name.ok() && name->has_value() && (**name).find("Google") != std::string::npos;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> OpenGcsStore(const TargetConfig& target, const GcsOptions& options) {
-  if (target.bucket.empty()) return InvalidArgument("target.bucket: required for gcs");
-  auto ctx = std::make_shared<GcsContext>();
+  if (target.bucket.empty()) {
+    return ConfigError(Reason::kInvalidValue, "target.bucket: required for gcs");
+  }
+  auto gcs = std::make_shared<GcsShared>();
   const std::string emulator_host = Getenv("STORAGE_EMULATOR_HOST");
-  ctx->base = gcs_internal::ResolveEndpoint(target.endpoint, emulator_host);
-  ctx->bucket = target.bucket;
-  ctx->project = target.gcs_project;
-  ctx->options = options;
-  ctx->tls.insecure_skip_verify = target.insecure_skip_verify;
+  gcs->base = gcs_internal::ResolveEndpoint(target.endpoint, emulator_host);
+  gcs->bucket = target.bucket;
+  gcs->project = target.gcs_project;
+  gcs->options = options;
+  gcs->tls.insecure_skip_verify = target.insecure_skip_verify;
 
   const std::string dir = target.credentials_dir;
-  if (!dir.empty() && FileExists(dir + "/caCert")) ctx->tls.ca_file = dir + "/caCert";
+  if (!dir.empty() && FileExists(dir + "/caCert")) gcs->tls.ca_file = dir + "/caCert";
 
   const std::string adc = Getenv("GOOGLE_APPLICATION_CREDENTIALS");
   if (!dir.empty() && FileExists(dir + "/credentials.json")) {
-    BAO_ASSIGN_OR_RETURN(ctx->auth,
+    BAO_ASSIGN_OR_RETURN(gcs->auth,
                          ServiceAccountFrom(dir + "/credentials.json", "credentials.json"));
   } else if (!adc.empty()) {
-    BAO_ASSIGN_OR_RETURN(ctx->auth,
+    BAO_ASSIGN_OR_RETURN(gcs->auth,
                          ServiceAccountFrom(adc, "key named by GOOGLE_APPLICATION_CREDENTIALS"));
   } else if (!emulator_host.empty()) {
-    ctx->auth = NewNoAuthTokenSource();
+    gcs->auth = NewNoAuthTokenSource();
   } else if (!Getenv("GCE_METADATA_HOST").empty()) {
-    ctx->auth = NewMetadataTokenSource(Getenv("GCE_METADATA_HOST"));
-  } else if (!IsGoogleHost(ctx->base)) {
-    ctx->auth = NewNoAuthTokenSource();  // an emulator endpoint without credentials
+    gcs->auth = NewMetadataTokenSource(Getenv("GCE_METADATA_HOST"));
+  } else if (!IsGoogleHost(gcs->base)) {
+    gcs->auth = NewNoAuthTokenSource();  // an emulator endpoint without credentials
+  } else if (OnGoogleCloud(options.gce_product_name_file)) {
+    gcs->auth = NewMetadataTokenSource("");
   } else {
-    ctx->auth = NewMetadataTokenSource("");
+    return ConfigError(
+        Reason::kNoCredentials,
+        "no GCS credentials: no credentials.json in the credentials directory" +
+            (dir.empty() ? std::string() : " (" + dir + ")") +
+            ", GOOGLE_APPLICATION_CREDENTIALS is not set, and this machine is not a Google "
+            "Cloud VM with a metadata server (set GCE_METADATA_HOST to use one anyway)");
   }
   const uint64_t chunk = gcs_internal::ChunkSize(target.part_size);
-  return std::unique_ptr<Store>(std::make_unique<GcsStore>(std::move(ctx), chunk));
+  return std::unique_ptr<Store>(std::make_unique<GcsStore>(std::move(gcs), chunk));
 }
 
 }  // namespace bao::storage

@@ -16,10 +16,17 @@
 // Authentication, first match wins: <credentials_dir>/credentials.json (service-account key),
 // the key file named by GOOGLE_APPLICATION_CREDENTIALS, none when STORAGE_EMULATOR_HOST is set,
 // the metadata server at GCE_METADATA_HOST when that is set, none when `endpoint` is outside
-// googleapis.com (an emulator), else the metadata server at metadata.google.internal. See
-// docs/storage-gcs.md.
+// googleapis.com (an emulator), else the metadata server at metadata.google.internal when the
+// machine is a Google Cloud VM (its DMI product name says "Google"). Otherwise opening fails at
+// once: no credentials are configured. See docs/storage-gcs.md.
+//
+// Errors follow store.h. GCS answers a 404 alike for a missing object and a missing bucket; on
+// a 404 about an object the store asks for the bucket (GET b/<bucket>) to tell which. Every
+// request is retried on transient failures (GcsOptions::retry) and fails as stalled when no byte
+// moves for GcsOptions::stall_time. HTTP connections are shared through a pool.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -38,10 +45,17 @@ struct GcsOptions {
   RetryPolicy retry;
   // maxResults per listing page; 0 leaves it to the server (1000).
   int list_page_size = 0;
+  // A request moving no byte for this long fails as stalled (kUnavailable, Reason::kStalled,
+  // retried).
+  std::chrono::milliseconds stall_time{60000};
+  // Where the machine's DMI product name is read ("Google Compute Engine" on GCE and GKE).
+  std::string gce_product_name_file = "/sys/class/dmi/id/product_name";
 };
 
-// Opens the GCS store for `target` (provider "gcs"). Reads credentials now: a bad key file is
-// kInvalidArgument naming the file. Does not contact the server.
+// Opens the GCS store for `target` (provider "gcs"). Reads credentials now and contacts no
+// server: a bad or unreadable key file is a configuration error (Stage::kConfig,
+// kInvalidArgument) naming the file; no credentials at all (none of the sources above, and not
+// a Google Cloud VM) is Stage::kConfig, kInvalidArgument, Reason::kNoCredentials.
 Result<std::unique_ptr<Store>> OpenGcsStore(const TargetConfig& target,
                                             const GcsOptions& options = {});
 

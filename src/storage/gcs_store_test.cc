@@ -1,6 +1,11 @@
 #include "storage/gcs_store.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "crypto/crypto.h"
 
@@ -41,6 +46,48 @@ TEST(GcsChunkTest, ResolveEndpoint) {
   EXPECT_EQ(ResolveEndpoint("", "http://127.0.0.1:4443/"), "http://127.0.0.1:4443");
   EXPECT_EQ(ResolveEndpoint("http://127.0.0.1:9/", "127.0.0.1:4443"), "http://127.0.0.1:9");
   EXPECT_EQ(ResolveEndpoint("gcs.internal:8443", ""), "https://gcs.internal:8443");
+}
+
+// Without any credentials, on a machine that is not a Google Cloud VM, opening fails at once as
+// a configuration error: no request to a metadata server that is not there, no retries.
+TEST(GcsOpenTest, NoCredentialsAtAllIsAConfigurationErrorBeforeAnyRequest) {
+  for (const char* v : {"STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS",
+                        "GCE_METADATA_HOST"}) {
+    unsetenv(v);
+  }
+  std::string dmi = std::filesystem::temp_directory_path() /
+                    ("bao-gcs-dmi-" + std::to_string(::getpid()));
+  TargetConfig t;
+  t.provider = "gcs";
+  t.bucket = "backups";  // the default endpoint: storage.googleapis.com
+  GcsOptions o;
+  o.gce_product_name_file = dmi;  // absent: not a Google Cloud VM
+  auto store = OpenGcsStore(t, o);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store.status().stage(), Stage::kConfig);
+  EXPECT_EQ(store.status().reason(), Reason::kNoCredentials);
+  EXPECT_NE(store.status().message().find("no GCS credentials"), std::string::npos);
+
+  { std::ofstream(dmi) << "Standard PC (Q35 + ICH9, 2009)\n"; }
+  EXPECT_EQ(OpenGcsStore(t, o).status().reason(), Reason::kNoCredentials);
+  { std::ofstream(dmi) << "Google Compute Engine\n"; }
+  EXPECT_TRUE(OpenGcsStore(t, o).ok());  // the metadata server, at the first request
+  std::filesystem::remove(dmi);
+}
+
+TEST(GcsOpenTest, AnUnreadableKeyFileIsAConfigurationErrorNamingIt) {
+  TargetConfig t;
+  t.provider = "gcs";
+  t.bucket = "backups";
+  setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json", 1);
+  auto store = OpenGcsStore(t);
+  unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store.status().stage(), Stage::kConfig);
+  EXPECT_NE(store.status().message().find("/nonexistent/key.json"), std::string::npos)
+      << store.status().message();
 }
 
 }  // namespace

@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/numbers.h"
 #include "common/redact.h"
 #include "crypto/crypto.h"
+#include "storage/token_cache.h"
 
 namespace bao::storage {
 namespace {
@@ -22,7 +22,34 @@ Status RequireString(const json& j, const char* field, const std::string& source
   return Status::Ok();
 }
 
-class ServiceAccountTokenSource : public CachingTokenSource {
+// A TokenSource whose tokens come from Fetch() through the shared TokenCache.
+class CachedTokenSource : public TokenSource {
+ public:
+  CachedTokenSource() : cache_([this](const Context& ctx) { return Fetch(ctx); }) {}
+
+  Result<std::string> AuthorizationHeader(const Context& ctx) override {
+    BAO_ASSIGN_OR_RETURN(std::string token, cache_.Get(ctx));
+    return "Bearer " + token;
+  }
+  void Invalidate() override { cache_.Invalidate(); }
+
+ protected:
+  virtual Result<AccessToken> Fetch(const Context& ctx) = 0;
+
+ private:
+  TokenCache cache_;
+};
+
+// Token requests: small answers, so a short stall time and a bound on the whole request.
+http::Request TokenRequest(const Context& ctx) {
+  http::Request req;
+  req.timeout = std::chrono::seconds(30);
+  req.stall_time = std::chrono::seconds(15);
+  req.ctx = ctx;
+  return req;
+}
+
+class ServiceAccountTokenSource : public CachedTokenSource {
  public:
   ServiceAccountTokenSource(ServiceAccountKey key, http::TlsOptions tls)
       : key_(std::move(key)), tls_(std::move(tls)) {}
@@ -30,32 +57,26 @@ class ServiceAccountTokenSource : public CachingTokenSource {
   std::string Describe() const override { return "service account " + key_.client_email; }
 
  protected:
-  Result<Token> Fetch() override {
+  Result<AccessToken> Fetch(const Context& ctx) override {
     BAO_ASSIGN_OR_RETURN(std::string assertion,
                          BuildJwtAssertion(key_, kGcsScope, SystemClock().Now()));
     RegisterSecret(assertion);
-    http::Request req;
+    http::Request req = TokenRequest(ctx);
     req.method = "POST";
     req.url = key_.token_uri;
     req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
     req.body = "grant_type=" + http::UrlEncode("urn:ietf:params:oauth:grant-type:jwt-bearer") +
                "&assertion=" + http::UrlEncode(assertion);
-    req.timeout = std::chrono::seconds(30);
     req.tls = tls_;
     const std::string who = "token endpoint " + UrlForDisplay(key_.token_uri);
     http::Client client;
-    BAO_ASSIGN_OR_RETURN(http::Response resp, client.Do(req));
-    if (!resp.ok()) {
-      std::string reason = http::ErrorSummary(resp);
-      std::string msg = who + " refused the token exchange for service account " +
-                        key_.client_email + " (HTTP " + std::to_string(resp.status) +
-                        "): " + reason;
-      if (resp.status >= 500 || resp.status == 429) return Unavailable(msg);
-      return Unauthenticated(msg);
+    Result<http::Response> resp = client.Do(req);
+    if (!resp.ok()) return resp.status().WithContext("cannot reach the GCS " + who);
+    if (!resp->ok()) {
+      return TokenEndpointError(*resp, who + " refused the token exchange for service account " +
+                                           key_.client_email);
     }
-    Token t;
-    BAO_ASSIGN_OR_RETURN(t.access_token, ParseAccessToken(resp.body, who, &t.expires_in));
-    return t;
+    return ParseAccessTokenResponse(resp->body, who);
   }
 
  private:
@@ -63,7 +84,7 @@ class ServiceAccountTokenSource : public CachingTokenSource {
   http::TlsOptions tls_;
 };
 
-class MetadataTokenSource : public CachingTokenSource {
+class MetadataTokenSource : public CachedTokenSource {
  public:
   explicit MetadataTokenSource(std::string host) : host_(std::move(host)) {
     if (host_.empty()) host_ = "metadata.google.internal";
@@ -72,12 +93,11 @@ class MetadataTokenSource : public CachingTokenSource {
   std::string Describe() const override { return "metadata server " + host_; }
 
  protected:
-  Result<Token> Fetch() override {
-    http::Request req;
+  Result<AccessToken> Fetch(const Context& ctx) override {
+    http::Request req = TokenRequest(ctx);
     req.url = "http://" + host_ + "/computeMetadata/v1/instance/service-accounts/default/token";
     req.headers = {{"Metadata-Flavor", "Google"}};
     req.connect_timeout = std::chrono::seconds(5);
-    req.timeout = std::chrono::seconds(30);
     const std::string who = "metadata server " + host_;
     http::Client client;
     auto resp = client.Do(req);
@@ -87,15 +107,8 @@ class MetadataTokenSource : public CachingTokenSource {
           "GOOGLE_APPLICATION_CREDENTIALS is not set, and the " +
           who + " is not reachable");
     }
-    if (!resp->ok()) {
-      std::string msg = who + " did not issue a token (HTTP " + std::to_string(resp->status) +
-                        "): " + http::ErrorSummary(*resp);
-      if (resp->status >= 500 || resp->status == 429) return Unavailable(msg);
-      return Unauthenticated(msg);
-    }
-    Token t;
-    BAO_ASSIGN_OR_RETURN(t.access_token, ParseAccessToken(resp->body, who, &t.expires_in));
-    return t;
+    if (!resp->ok()) return TokenEndpointError(*resp, who + " did not issue a token");
+    return ParseAccessTokenResponse(resp->body, who);
   }
 
  private:
@@ -104,7 +117,7 @@ class MetadataTokenSource : public CachingTokenSource {
 
 class NoAuthTokenSource : public TokenSource {
  public:
-  Result<std::string> AuthorizationHeader() override { return std::string(); }
+  Result<std::string> AuthorizationHeader(const Context&) override { return std::string(); }
   void Invalidate() override {}
   std::string Describe() const override { return "no authentication (emulator)"; }
 };
@@ -169,47 +182,6 @@ Result<std::string> BuildJwtAssertion(const ServiceAccountKey& key, std::string_
                            ": the private key is not usable");
   }
   return signing_input + "." + crypto::Base64UrlEncode(*sig);
-}
-
-Result<std::string> ParseAccessToken(std::string_view body, const std::string& who,
-                                     std::chrono::seconds* expires_in) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("access_token") ||
-      !j["access_token"].is_string() || j["access_token"].get<std::string>().empty()) {
-    return Internal(who + " answered without an access_token");
-  }
-  std::string token = j["access_token"].get<std::string>();
-  RegisterSecret(token);
-  *expires_in = std::chrono::seconds(3600);
-  if (j.contains("expires_in")) {
-    if (j["expires_in"].is_number_integer()) {
-      *expires_in = std::chrono::seconds(j["expires_in"].get<int64_t>());
-    } else if (j["expires_in"].is_string()) {
-      std::optional<int64_t> n =
-          ParseInteger<int64_t>(j["expires_in"].get<std::string>(), 0, 10LL * 365 * 86400);
-      if (!n) return Internal("the token endpoint answered an expires_in that is not a number");
-      *expires_in = std::chrono::seconds(*n);
-    }
-  }
-  return token;
-}
-
-Result<std::string> CachingTokenSource::AuthorizationHeader() {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto now = std::chrono::steady_clock::now();
-  if (!header_.empty() && now < expiry_) return header_;
-  BAO_ASSIGN_OR_RETURN(Token t, Fetch());
-  header_ = "Bearer " + t.access_token;
-  // A token that lives shorter than the margin is used for half its life.
-  std::chrono::seconds usable =
-      t.expires_in > 2 * refresh_margin_ ? t.expires_in - refresh_margin_ : t.expires_in / 2;
-  expiry_ = now + usable;
-  return header_;
-}
-
-void CachingTokenSource::Invalidate() {
-  std::lock_guard<std::mutex> lock(mu_);
-  header_.clear();
 }
 
 std::unique_ptr<TokenSource> NewServiceAccountTokenSource(ServiceAccountKey key,

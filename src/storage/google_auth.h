@@ -8,10 +8,10 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
+#include "common/context.h"
 #include "common/status.h"
 #include "common/time.h"
 #include "http/client.h"
@@ -46,35 +46,16 @@ Result<std::string> BuildJwtAssertion(const ServiceAccountKey& key, std::string_
 class TokenSource {
  public:
   virtual ~TokenSource() = default;
-  // "Bearer <token>", or "" when requests go unauthenticated (emulators). Errors:
-  // kUnauthenticated when the token server refuses (its reason included), kUnavailable when it
-  // cannot be reached, kInternal for an unreadable answer.
-  virtual Result<std::string> AuthorizationHeader() = 0;
+  // "Bearer <token>" (cached as token_cache.h describes), or "" when requests go
+  // unauthenticated (emulators). Errors: kUnauthenticated when the token server refuses (its
+  // reason included); kUnavailable when it cannot be reached or answers 408/429/5xx;
+  // kInternal (Reason::kBadResponse) for an unreadable answer; kAborted / kDeadlineExceeded
+  // from `ctx`. Blocks for at most one token request (with its stall timeout) per call.
+  virtual Result<std::string> AuthorizationHeader(const Context& ctx) = 0;
   // Forgets a cached token (after a 401) so that the next call fetches a fresh one.
   virtual void Invalidate() = 0;
   // "service account x@y", "metadata server", "no authentication (emulator)".
   virtual std::string Describe() const = 0;
-};
-
-// Fetches tokens and caches each until `refresh_margin` before it expires.
-class CachingTokenSource : public TokenSource {
- public:
-  Result<std::string> AuthorizationHeader() override;
-  void Invalidate() override;
-
- protected:
-  struct Token {
-    std::string access_token;
-    std::chrono::seconds expires_in{0};
-  };
-  // Obtains a fresh token (called with the cache lock held, so at most one fetch at a time).
-  virtual Result<Token> Fetch() = 0;
-  std::chrono::seconds refresh_margin_{300};
-
- private:
-  std::mutex mu_;
-  std::string header_;
-  std::chrono::steady_clock::time_point expiry_{};
 };
 
 // Exchanges a JWT assertion at key.token_uri.
@@ -87,10 +68,5 @@ std::unique_ptr<TokenSource> NewMetadataTokenSource(std::string host);
 
 // Sends no Authorization header.
 std::unique_ptr<TokenSource> NewNoAuthTokenSource();
-
-// Parses a token endpoint's JSON answer {"access_token", "expires_in"}. `who` names the
-// endpoint in messages. The token is registered as a secret.
-Result<std::string> ParseAccessToken(std::string_view body, const std::string& who,
-                                     std::chrono::seconds* expires_in);
 
 }  // namespace bao::storage

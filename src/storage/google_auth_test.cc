@@ -110,16 +110,5 @@ TEST(GoogleAuthTest, KeyFileErrorsNameTheProblemWithoutTheKey) {
   EXPECT_EQ(defaulted->token_uri, "https://oauth2.googleapis.com/token");
 }
 
-TEST(GoogleAuthTest, ParsesAccessTokenAndRegistersIt) {
-  std::chrono::seconds ttl{0};
-  auto t = ParseAccessToken(R"({"access_token":"ya29.unit-token-1","expires_in":1200})", "x", &ttl);
-  ASSERT_TRUE(t.ok());
-  EXPECT_EQ(*t, "ya29.unit-token-1");
-  EXPECT_EQ(ttl.count(), 1200);
-  EXPECT_EQ(Redact("Bearer ya29.unit-token-1"), "Bearer [REDACTED]");
-  EXPECT_FALSE(ParseAccessToken(R"({"token_type":"Bearer"})", "x", &ttl).ok());
-  EXPECT_FALSE(ParseAccessToken("<html>", "x", &ttl).ok());
-}
-
 }  // namespace
 }  // namespace bao::storage

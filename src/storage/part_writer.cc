@@ -1,11 +1,23 @@
 #include "storage/part_writer.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace bao::storage {
+namespace {
 
-ParallelPartWriter::ParallelPartWriter(uint64_t part_size, int concurrency, UploadFn upload)
-    : part_size_(part_size), concurrency_(std::max(1, concurrency)), upload_(std::move(upload)) {
+constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
+}  // namespace
+
+ParallelPartWriter::ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency,
+                                       UploadFn upload)
+    : stop_(ctx.source()),
+      parts_ctx_(ctx.deadline() ? Context(&stop_).WithDeadline(*ctx.deadline())
+                                : Context(&stop_)),
+      part_size_(part_size),
+      concurrency_(std::max(1, concurrency)),
+      upload_(std::move(upload)) {
   current_.reserve(part_size_);
 }
 
@@ -13,7 +25,16 @@ ParallelPartWriter::~ParallelPartWriter() {
   Cancel();
 }
 
-Status ParallelPartWriter::Append(std::string_view data) {
+Status ParallelPartWriter::WaitFor(const Context& ctx, std::unique_lock<std::mutex>& lock,
+                                   const std::function<bool()>& done) {
+  while (!done()) {
+    if (Status s = ctx.Check("waiting for parts in flight"); !s.ok()) return s;
+    cv_.wait_for(lock, kPollInterval);
+  }
+  return Status::Ok();
+}
+
+Status ParallelPartWriter::Append(const Context& ctx, std::string_view data) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!error_.ok()) return error_;
@@ -27,9 +48,7 @@ Status ParallelPartWriter::Append(std::string_view data) {
     data.remove_prefix(n);
     if (current_.size() == part_size_ && !data.empty()) {
       // Only dispatch a full part once more data follows, so the last part is never empty.
-      Dispatch();
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!error_.ok()) return error_;
+      BAO_RETURN_IF_ERROR(Dispatch(ctx));
     }
   }
   return Status::Ok();
@@ -43,13 +62,14 @@ std::string_view ParallelPartWriter::Buffered() const {
   return current_;
 }
 
-void ParallelPartWriter::Dispatch() {
+Status ParallelPartWriter::Dispatch(const Context& ctx) {
   std::unique_lock<std::mutex> lock(mu_);
   if (workers_.empty()) {
     for (int i = 0; i < concurrency_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   }
-  cv_.wait(lock, [&] { return in_flight_ < concurrency_ || !error_.ok(); });
-  if (!error_.ok()) return;
+  BAO_RETURN_IF_ERROR(
+      WaitFor(ctx, lock, [&] { return in_flight_ < concurrency_ || !error_.ok(); }));
+  if (!error_.ok()) return error_;
   Part part{next_number_++, std::move(current_)};
   ++in_flight_;
   queue_.push_back(std::move(part));
@@ -62,6 +82,7 @@ void ParallelPartWriter::Dispatch() {
   }
   current_.clear();
   cv_.notify_all();
+  return Status::Ok();
 }
 
 void ParallelPartWriter::WorkerLoop() {
@@ -79,7 +100,7 @@ void ParallelPartWriter::WorkerLoop() {
         continue;
       }
     }
-    Result<std::string> id = upload_(part.number, part.data);
+    Result<std::string> id = upload_(parts_ctx_, part.number, part.data);
     std::lock_guard<std::mutex> lock(mu_);
     if (id.ok()) {
       if (ids_.size() < static_cast<size_t>(part.number)) ids_.resize(part.number);
@@ -94,16 +115,16 @@ void ParallelPartWriter::WorkerLoop() {
   }
 }
 
-Result<std::vector<std::string>> ParallelPartWriter::Finish() {
+Result<std::vector<std::string>> ParallelPartWriter::Finish(const Context& ctx) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!error_.ok()) return error_;
     if (stopping_) return FailedPrecondition("the upload was already finished or cancelled");
   }
-  Dispatch();
+  BAO_RETURN_IF_ERROR(Dispatch(ctx));
   {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return in_flight_ == 0; });
+    BAO_RETURN_IF_ERROR(WaitFor(ctx, lock, [&] { return in_flight_ == 0; }));
   }
   StopWorkers();
   std::lock_guard<std::mutex> lock(mu_);
@@ -112,11 +133,15 @@ Result<std::vector<std::string>> ParallelPartWriter::Finish() {
 }
 
 void ParallelPartWriter::Cancel() {
+  stop_.Cancel();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (error_.ok() && !stopping_) error_ = Aborted("upload cancelled");
+    if (error_.ok() && !stopping_) {
+      error_ = Error(Code::kAborted, Reason::kCancelled, "upload cancelled");
+    }
     in_flight_ -= static_cast<int>(queue_.size());
     queue_.clear();
+    cv_.notify_all();
   }
   {
     std::unique_lock<std::mutex> lock(mu_);

@@ -14,26 +14,33 @@
 #include <thread>
 #include <vector>
 
+#include "common/context.h"
 #include "common/status.h"
 
 namespace bao::storage {
 
 class ParallelPartWriter {
  public:
-  // Uploads part `number` (1-based, in stream order) with contents `data` and returns the
-  // provider's identifier for it (an ETag, a block id). Called concurrently from worker
-  // threads; must do its own retries. An error stops the whole upload.
-  using UploadFn = std::function<Result<std::string>(int number, std::string_view data)>;
+  // Uploads part `number` (1-based, in stream order) with contents `data` under `ctx` and
+  // returns the provider's identifier for it (an ETag, a block id). Called concurrently from
+  // worker threads; must do its own retries and pass `ctx` to every request, so that Cancel()
+  // and the writer's context stop it promptly. An error stops the whole upload.
+  using UploadFn =
+      std::function<Result<std::string>(const Context& ctx, int number, std::string_view data)>;
 
-  ParallelPartWriter(uint64_t part_size, int concurrency, UploadFn upload);
-  // Waits for uploads in flight (as Cancel()).
+  // Parts upload under a context that is cancelled when `ctx` is or when Cancel() is called,
+  // and has `ctx`'s deadline.
+  ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency, UploadFn upload);
+  // Cancels, as Cancel().
   ~ParallelPartWriter();
   ParallelPartWriter(const ParallelPartWriter&) = delete;
   ParallelPartWriter& operator=(const ParallelPartWriter&) = delete;
 
   // Copies `data` into the current part; dispatches full parts, blocking while `concurrency`
-  // parts are in flight. Returns the first upload error, if any happened.
-  Status Append(std::string_view data);
+  // parts are in flight. Returns the first upload error, if any happened; ctx.Check()'s error
+  // when `ctx` is done while it waits (the parts in flight go on until Cancel()); and
+  // kFailedPrecondition after Finish() or Cancel().
+  Status Append(const Context& ctx, std::string_view data);
 
   // True while no part has been dispatched and the buffered bytes fit one part: the caller may
   // upload Buffered() in a single request instead of calling Finish().
@@ -41,11 +48,12 @@ class ParallelPartWriter {
   std::string_view Buffered() const;
 
   // Dispatches the final (possibly short, possibly empty when nothing was appended) part, waits
-  // for all uploads and returns their identifiers in part order, or the first error.
-  Result<std::vector<std::string>> Finish();
+  // for all uploads and returns their identifiers in part order, or the first error, or
+  // ctx.Check()'s error when `ctx` is done while it waits.
+  Result<std::vector<std::string>> Finish(const Context& ctx);
 
-  // Stops dispatching, waits for the uploads in flight to end, and drops buffered data.
-  // Idempotent.
+  // Stops dispatching, cancels the uploads in flight (their context is cancelled, so they end
+  // within about a second), waits for them to end, and drops buffered data. Idempotent.
   void Cancel();
 
   uint64_t bytes_appended() const { return appended_; }
@@ -57,10 +65,16 @@ class ParallelPartWriter {
     std::string data;
   };
 
-  void Dispatch();  // hands current_ to the queue
+  Status Dispatch(const Context& ctx);  // hands current_ to the queue
+  // Waits on cv_ until `done` holds, re-checking `ctx` every few milliseconds; ctx.Check()'s
+  // error when it is done first.
+  Status WaitFor(const Context& ctx, std::unique_lock<std::mutex>& lock,
+                 const std::function<bool()>& done);
   void WorkerLoop();
   void StopWorkers();
 
+  CancelSource stop_;    // a child of the writer's context's source; Cancel() cancels it
+  Context parts_ctx_;    // what the uploads run under
   const uint64_t part_size_;
   const int concurrency_;
   UploadFn upload_;

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace bao::storage {
 namespace {
@@ -13,21 +15,22 @@ TEST(ParallelPartWriterTest, CutsPartsInOrderWithBoundedConcurrency) {
   std::mutex mu;
   std::map<int, std::string> parts;
   std::atomic<int> active{0}, peak{0};
-  ParallelPartWriter w(4, 2, [&](int n, std::string_view data) -> Result<std::string> {
-    int now = ++active;
-    int p = peak.load();
-    while (now > p && !peak.compare_exchange_weak(p, now)) {
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      parts[n] = std::string(data);
-    }
-    --active;
-    return "id" + std::to_string(n);
-  });
-  ASSERT_TRUE(w.Append("abcdefghij").ok());
-  ASSERT_TRUE(w.Append("klm").ok());
-  Result<std::vector<std::string>> ids = w.Finish();
+  ParallelPartWriter w(
+      Context(), 4, 2, [&](const Context&, int n, std::string_view data) -> Result<std::string> {
+        int now = ++active;
+        int p = peak.load();
+        while (now > p && !peak.compare_exchange_weak(p, now)) {
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          parts[n] = std::string(data);
+        }
+        --active;
+        return "id" + std::to_string(n);
+      });
+  ASSERT_TRUE(w.Append(Context(), "abcdefghij").ok());
+  ASSERT_TRUE(w.Append(Context(), "klm").ok());
+  Result<std::vector<std::string>> ids = w.Finish(Context());
   ASSERT_TRUE(ids.ok()) << ids.status().ToString();
   EXPECT_EQ(*ids, (std::vector<std::string>{"id1", "id2", "id3", "id4"}));
   EXPECT_EQ(parts[1], "abcd");
@@ -39,22 +42,24 @@ TEST(ParallelPartWriterTest, CutsPartsInOrderWithBoundedConcurrency) {
 
 TEST(ParallelPartWriterTest, ExactMultipleHasNoEmptyTrailingPart) {
   std::atomic<int> calls{0};
-  ParallelPartWriter w(4, 1, [&](int, std::string_view data) -> Result<std::string> {
-    EXPECT_EQ(data.size(), 4u);
-    ++calls;
-    return std::string("x");
-  });
-  ASSERT_TRUE(w.Append("abcdefgh").ok());
-  ASSERT_TRUE(w.Finish().ok());
+  ParallelPartWriter w(
+      Context(), 4, 1, [&](const Context&, int, std::string_view data) -> Result<std::string> {
+        EXPECT_EQ(data.size(), 4u);
+        ++calls;
+        return std::string("x");
+      });
+  ASSERT_TRUE(w.Append(Context(), "abcdefgh").ok());
+  ASSERT_TRUE(w.Finish(Context()).ok());
   EXPECT_EQ(calls.load(), 2);
 }
 
 TEST(ParallelPartWriterTest, SmallObjectStaysBuffered) {
-  ParallelPartWriter w(16, 3, [&](int, std::string_view) -> Result<std::string> {
-    ADD_FAILURE() << "nothing should be uploaded";
-    return std::string();
-  });
-  ASSERT_TRUE(w.Append("hello").ok());
+  ParallelPartWriter w(
+      Context(), 16, 3, [&](const Context&, int, std::string_view) -> Result<std::string> {
+        ADD_FAILURE() << "nothing should be uploaded";
+        return std::string();
+      });
+  ASSERT_TRUE(w.Append(Context(), "hello").ok());
   EXPECT_TRUE(w.NothingDispatched());
   EXPECT_EQ(w.Buffered(), "hello");
   w.Cancel();
@@ -62,14 +67,15 @@ TEST(ParallelPartWriterTest, SmallObjectStaysBuffered) {
 
 TEST(ParallelPartWriterTest, FirstErrorStopsTheUpload) {
   std::atomic<int> calls{0};
-  ParallelPartWriter w(2, 1, [&](int n, std::string_view) -> Result<std::string> {
-    ++calls;
-    if (n == 2) return Unavailable("part 2 refused");
-    return std::string("ok");
-  });
+  ParallelPartWriter w(
+      Context(), 2, 1, [&](const Context&, int n, std::string_view) -> Result<std::string> {
+        ++calls;
+        if (n == 2) return Unavailable("part 2 refused");
+        return std::string("ok");
+      });
   Status s;
-  for (int i = 0; i < 100 && s.ok(); ++i) s = w.Append("ab");
-  Result<std::vector<std::string>> r = w.Finish();
+  for (int i = 0; i < 100 && s.ok(); ++i) s = w.Append(Context(), "ab");
+  Result<std::vector<std::string>> r = w.Finish(Context());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "part 2 refused");
   EXPECT_LE(calls.load(), 4);
@@ -77,11 +83,69 @@ TEST(ParallelPartWriterTest, FirstErrorStopsTheUpload) {
 
 TEST(ParallelPartWriterTest, CancelWaitsAndRejectsLaterAppends) {
   ParallelPartWriter w(
-      2, 2, [&](int, std::string_view) -> Result<std::string> { return std::string("ok"); });
-  ASSERT_TRUE(w.Append("abcdef").ok());
+      Context(), 2, 2, [&](const Context&, int, std::string_view) -> Result<std::string> {
+        return std::string("ok");
+      });
+  ASSERT_TRUE(w.Append(Context(), "abcdef").ok());
   w.Cancel();
-  EXPECT_FALSE(w.Append("x").ok());
-  EXPECT_FALSE(w.Finish().ok());
+  EXPECT_FALSE(w.Append(Context(), "x").ok());
+  EXPECT_FALSE(w.Finish(Context()).ok());
+}
+
+// An upload that only ends when its context does: what a hung endpoint looks like to a part.
+Result<std::string> HangUntilDone(const Context& ctx, std::atomic<int>* started) {
+  ++*started;
+  while (!ctx.done()) std::this_thread::yield();
+  return ctx.Check("part");
+}
+
+TEST(ParallelPartWriterTest, CancelStopsHungUploadsPromptly) {
+  std::atomic<int> started{0};
+  ParallelPartWriter w(Context(), 2, 2, [&](const Context& ctx, int, std::string_view) {
+    return HangUntilDone(ctx, &started);
+  });
+  ASSERT_TRUE(w.Append(Context(), "abcde").ok());  // two parts in flight, one buffered
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (started.load() < 2 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  auto start = std::chrono::steady_clock::now();
+  w.Cancel();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_EQ(started.load(), 2);
+  EXPECT_EQ(w.Append(Context(), "x").code(), Code::kAborted);
+}
+
+TEST(ParallelPartWriterTest, TheWritersContextReachesThePartsAndTheWaits) {
+  CancelSource source;
+  std::atomic<int> started{0};
+  ParallelPartWriter w(Context(&source), 2, 1, [&](const Context& ctx, int, std::string_view) {
+    return HangUntilDone(ctx, &started);
+  });
+  ASSERT_TRUE(w.Append(Context(&source), "abc").ok());  // part 1 in flight
+  std::thread canceller([&] {
+    while (started.load() == 0) std::this_thread::yield();
+    source.Cancel();
+  });
+  // Part 2 waits for room: the cancellation ends the wait, and part 1's upload.
+  Status s = w.Append(Context(&source), "defgh");
+  canceller.join();
+  EXPECT_EQ(s.code(), Code::kAborted) << s.ToString();
+  EXPECT_EQ(s.reason(), Reason::kCancelled);
+  Result<std::vector<std::string>> r = w.Finish(Context());
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.status().reason(), Reason::kCancelled);
+}
+
+TEST(ParallelPartWriterTest, PartsCarryTheWritersDeadline) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  std::atomic<bool> seen{false};
+  ParallelPartWriter w(Context().WithDeadline(deadline), 2, 1,
+                       [&](const Context& ctx, int, std::string_view) -> Result<std::string> {
+                         seen = ctx.deadline().has_value() && *ctx.deadline() == deadline;
+                         return std::string("ok");
+                       });
+  ASSERT_TRUE(w.Append(Context(), "abc").ok());
+  ASSERT_TRUE(w.Finish(Context()).ok());
+  EXPECT_TRUE(seen.load());
 }
 
 }  // namespace

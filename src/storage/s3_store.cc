@@ -6,15 +6,18 @@
 #include <mutex>
 #include <optional>
 
-#include "common/cancel.h"
 #include "common/log.h"
+#include "common/numbers.h"
 #include "common/redact.h"
+#include "common/retry.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
+#include "storage/errors.h"
 #include "storage/part_writer.h"
 #include "storage/resumable_read.h"
 #include "storage/s3_xml.h"
 #include "storage/sigv4.h"
+#include "storage/upload.h"
 
 namespace bao::storage {
 namespace {
@@ -27,11 +30,6 @@ constexpr const char* kCrcHeader = "x-amz-checksum-crc32c";
 constexpr size_t kDeleteBatch = 1000;
 constexpr int kMaxParts = 10000;  // S3's limit per multipart upload
 
-http::Client& ThreadClient() {
-  thread_local http::Client client;
-  return client;
-}
-
 // One S3 request before signing.
 struct Call {
   std::string method = "GET";
@@ -43,8 +41,6 @@ struct Call {
   bool use_body_view = false;
   std::string payload_hash = kEmptySha256;
   std::function<Status(std::string_view)> on_body;
-  const std::atomic<bool>* cancel = nullptr;
-  const std::atomic<bool>* stop = nullptr;  // checked while streaming body_view
 };
 
 struct Endpoint {
@@ -57,12 +53,13 @@ Result<Endpoint> ParseEndpoint(const std::string& url) {
   Endpoint e;
   size_t sep = url.find("://");
   if (sep == std::string::npos) {
-    return InvalidArgument("target.endpoint: \"" + UrlForDisplay(url) +
-                           "\" needs a scheme (https:// or http://)");
+    return ConfigError(Reason::kInvalidValue, "target.endpoint: \"" + UrlForDisplay(url) +
+                                                  "\" needs a scheme (https:// or http://)");
   }
   e.scheme = url.substr(0, sep);
   if (e.scheme != "http" && e.scheme != "https") {
-    return InvalidArgument("target.endpoint: scheme \"" + e.scheme + "\" is not http or https");
+    return ConfigError(Reason::kInvalidValue,
+                       "target.endpoint: scheme \"" + e.scheme + "\" is not http or https");
   }
   std::string rest = url.substr(sep + 3);
   size_t slash = rest.find('/');
@@ -71,7 +68,8 @@ Result<Endpoint> ParseEndpoint(const std::string& url) {
   while (!e.base.empty() && e.base.back() == '/') e.base.pop_back();
   if (e.host.empty() || e.host.find('@') != std::string::npos ||
       e.base.find('?') != std::string::npos) {
-    return InvalidArgument("target.endpoint: \"" + UrlForDisplay(url) +
+    return ConfigError(Reason::kInvalidValue,
+                       "target.endpoint: \"" + UrlForDisplay(url) +
                            "\" must be scheme://host[:port][/path] without user or query");
   }
   return e;
@@ -79,31 +77,24 @@ Result<Endpoint> ParseEndpoint(const std::string& url) {
 
 class S3StoreImpl;
 
-class S3Writer : public ObjectWriter {
+// The S3 protocol of one object upload (the writer's shared mechanics are in upload.h).
+class S3Upload final : public Upload {
  public:
-  S3Writer(S3StoreImpl* store, std::string key, uint64_t part_size, int concurrency);
-  ~S3Writer() override { Abort(); }
-  Status Append(std::string_view data) override;
-  Result<ObjectInfo> Commit(const CommitInfo& info) override;
-  void Abort() override;
+  S3Upload(S3StoreImpl* store, std::string key, const Context& writer_ctx, uint64_t part_size,
+           int concurrency);
+  Status Append(const Context& ctx, std::string_view data) override;
+  Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) override;
+  void Abort(const Context& cleanup) override;
 
  private:
-  Status Fail(Status st) {
-    if (error_.ok()) error_ = st;
-    Abort();
-    return st;
-  }
-  Result<std::string> UploadPart(int number, std::string_view data);
+  Result<std::string> UploadPart(const Context& ctx, int number, std::string_view data);
   // The CRC-32C of the whole object from the parts' CRCs (parts 1..n, all uploaded).
   uint32_t ObjectCrc32c() const;
 
   S3StoreImpl* store_;
   const std::string key_;
   const uint64_t part_size_;
-  std::atomic<bool> stop_{false};
-  std::string upload_id_;
-  Status error_;
-  bool finished_ = false;  // committed or aborted
+  std::string upload_id_;  // of the multipart upload while one is open
   struct PartCrc {
     uint32_t crc = 0;
     uint64_t size = 0;
@@ -127,57 +118,102 @@ class S3StoreImpl : public S3Store {
     return "s3://" + target_.bucket + " at " + UrlForDisplay(target_.endpoint);
   }
 
-  Result<std::unique_ptr<ObjectWriter>> NewWriter(const std::string& key) override {
-    BAO_RETURN_IF_ERROR(ValidateKey(key));
-    BAO_RETURN_IF_ERROR(CheckBucket());
-    return std::unique_ptr<ObjectWriter>(
-        new S3Writer(this, key, target_.part_size, target_.concurrency));
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(const Context& ctx,
+                                                  const std::string& key) override {
+    BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
+    BAO_RETURN_IF_ERROR(InStorage(CheckBucket(ctx)));
+    return NewObjectWriter(
+        "S3 object " + Quoted(key), ctx,
+        std::make_unique<S3Upload>(this, key, ctx, target_.part_size, target_.concurrency));
   }
 
-  Status Read(const std::string& key, uint64_t offset, const ByteSink& sink) override;
-  Result<ObjectInfo> Stat(const std::string& key) override;
-  Status List(const std::string& prefix,
+  Status Read(const Context& ctx, const std::string& key, uint64_t offset,
+              const ByteSink& sink) override;
+  Result<ObjectInfo> Stat(const Context& ctx, const std::string& key) override {
+    Result<ObjectInfo> r = DoStat(ctx, key);
+    if (!r.ok()) return InStorage(r.status());
+    return r;
+  }
+  Status List(const Context& ctx, const std::string& prefix,
               const std::function<Status(const ObjectInfo&)>& fn) override;
-  Status Delete(const std::string& key) override;
-  Status DeleteMany(const std::vector<std::string>& keys) override;
-
-  // --- used by S3Writer ---
-  s3::RequestContext Context(const std::string& what) const {
-    return s3::RequestContext{what, target_.bucket, target_.endpoint};
+  Status Delete(const Context& ctx, const std::string& key) override {
+    return InStorage(DoDelete(ctx, key));
   }
-  // Sends `call` once: the response (any status) or a transport error.
-  Result<http::Response> SendOnce(const Call& call, const std::string& what);
-  // Sends `call` with retries; returns the 2xx response or the mapped error. `accept` lets
-  // a caller take some non-2xx answers as they are (e.g. 404 on DELETE).
-  Result<http::Response> Send(const Call& call, const std::string& what,
+  Status DeleteMany(const Context& ctx, const std::vector<std::string>& keys) override {
+    return InStorage(DoDeleteMany(ctx, keys));
+  }
+
+  // --- used by S3Upload ---
+  s3::RequestContext Where(const std::string& what, const std::string& credential = "") const {
+    return s3::RequestContext{what, target_.bucket, target_.endpoint, credential};
+  }
+  // Sends `call` once: the response (any status) or a transport error. `*credential` (when not
+  // null) receives the description of the credential it was signed with.
+  Result<http::Response> SendOnce(const Context& ctx, const Call& call, const std::string& what,
+                                  std::string* credential = nullptr);
+  // Sends `call` with retries under `policy` (the store's by default); returns the 2xx response
+  // or the mapped error. `accept` lets a caller take some non-2xx answers as they are (e.g. 404
+  // on DELETE).
+  Result<http::Response> Send(const Context& ctx, const Call& call, const std::string& what,
                               const std::function<bool(long)>& accept = nullptr,
-                              const std::atomic<bool>* retry_cancel = CancelFlag());
+                              const RetryPolicy* policy = nullptr);
   std::string Quoted(const std::string& key) const { return "\"" + key + "\""; }
   std::string CopySource(const std::string& key) const {
     return "/" + target_.bucket + "/" + http::UrlEncode(key, /*keep_slash=*/true);
   }
   // HEADs `key` and checks size, recorded SHA-256 and, when `crc32c` is set and the server
-  // reports a full-object CRC-32C, that checksum too. A mismatch deletes the object.
-  Status VerifyAfterWrite(const std::string& key, const CommitInfo& info,
+  // reports a full-object CRC-32C, that checksum too. A mismatch deletes the object (under a
+  // cleanup context).
+  Status VerifyAfterWrite(const Context& ctx, const std::string& key, const CommitInfo& info,
                           std::optional<uint32_t> crc32c, ObjectInfo* out);
-  Status RecordSha256(const std::string& key, uint64_t size, const std::string& sha256);
-  void AbortUpload(const std::string& key, const std::string& upload_id);
+  Status RecordSha256(const Context& ctx, const std::string& key, uint64_t size,
+                      const std::string& sha256);
+  // Aborts a multipart upload under `cleanup`, at most kCleanupAttempts tries; logs failures.
+  void AbortUpload(const Context& cleanup, const std::string& key, const std::string& upload_id);
+  // Deletes an object that failed its checks, under a cleanup context; logs failures.
+  void TakeBack(const std::string& key);
   const S3Options& options() const { return options_; }
 
  private:
-  Status CheckBucket();
+  Status CheckBucket(const Context& ctx);
   // The object's current ETag ("" when the server sends none); kNotFound when absent.
-  Result<std::string> ETag(const std::string& key);
+  Result<std::string> ETag(const Context& ctx, const std::string& key);
+  Result<ObjectInfo> DoStat(const Context& ctx, const std::string& key);
+  Status DoDelete(const Context& ctx, const std::string& key);
+  Status DoDeleteMany(const Context& ctx, const std::vector<std::string>& keys);
+  Status ObjectNotFound(const std::string& key, long http_status) const {
+    return StorageError(Code::kNotFound, Reason::kNotFound,
+                        "S3 object " + Quoted(key) + " does not exist in bucket \"" +
+                            target_.bucket + "\" at " + UrlForDisplay(target_.endpoint),
+                        http_status);
+  }
 
   const TargetConfig target_;
   const S3Options options_;
   const AwsSetup setup_;
   const Endpoint endpoint_;
   const std::string region_;
+  http::ClientPool pool_;
 };
 
-Result<http::Response> S3StoreImpl::SendOnce(const Call& call, const std::string& what) {
-  BAO_ASSIGN_OR_RETURN(AwsCredentials creds, setup_.credentials->Get());
+RetryPolicy CleanupPolicy(const RetryPolicy& base) {
+  RetryPolicy p = base;
+  p.max_attempts = std::min(p.max_attempts, kCleanupAttempts);
+  return p;
+}
+
+Result<http::Response> S3StoreImpl::SendOnce(const Context& ctx, const Call& call,
+                                             const std::string& what, std::string* credential) {
+  Result<AwsCredentials> got = setup_.credentials->Get(ctx);
+  if (!got.ok()) {
+    return got.status().WithContext(what + ": cannot get S3 credentials from " +
+                                    setup_.credentials->Source());
+  }
+  const AwsCredentials& creds = *got;
+  if (credential != nullptr) {
+    *credential = "access key " + creds.access_key_id + " (from " +
+                  setup_.credentials->Source() + ")";
+  }
   std::string host = endpoint_.host;
   std::string path = endpoint_.base;
   if (target_.use_path_style) {
@@ -198,15 +234,13 @@ Result<http::Response> S3StoreImpl::SendOnce(const Call& call, const std::string
   req.tls.ca_pem = setup_.ca_pem;
   req.tls.insecure_skip_verify = target_.insecure_skip_verify;
   req.stall_time = options_.stall_time;
-  req.cancel = call.cancel;
+  req.ctx = ctx;
   req.on_body = call.on_body;
   if (call.use_body_view) {
     auto pos = std::make_shared<size_t>(0);
     std::string_view data = call.body_view;
-    const std::atomic<bool>* stop = call.stop;
     req.body_length = data.size();
-    req.body_reader = [pos, data, stop](char* buf, size_t len) -> Result<size_t> {
-      if (stop != nullptr && stop->load()) return Aborted("upload aborted");
+    req.body_reader = [pos, data](char* buf, size_t len) -> Result<size_t> {
       size_t n = std::min(len, data.size() - *pos);
       std::memcpy(buf, data.data() + *pos, n);
       *pos += n;
@@ -215,136 +249,130 @@ Result<http::Response> S3StoreImpl::SendOnce(const Call& call, const std::string
   } else {
     req.body = call.body;
   }
-  Result<http::Response> resp = ThreadClient().Do(req);
+  Result<http::Response> resp = pool_.Do(req);
   if (!resp.ok()) {
     const Status& st = resp.status();
+    if (ctx.done() || st.code() == Code::kAborted) return st.WithContext(what);
     if (st.code() == Code::kUnavailable || st.code() == Code::kDeadlineExceeded) {
-      return Status(st.code(), what + ": S3 endpoint " + UrlForDisplay(target_.endpoint) +
-                                   " is unreachable or dropped the connection (" + st.message() +
-                                   ")");
+      return Error(st.code(), st.reason(),
+                   what + ": S3 endpoint " + UrlForDisplay(target_.endpoint) +
+                       " is unreachable or dropped the connection (" + st.message() + ")");
     }
-    if (st.code() == Code::kFailedPrecondition) {
-      return FailedPrecondition(what + ": TLS problem with S3 endpoint " +
-                                UrlForDisplay(target_.endpoint) +
-                                " (set caCert for a private CA): " + st.message());
+    if (st.reason() == Reason::kTlsVerification) {
+      return Error(st.code(), st.reason(),
+                   what + ": TLS problem with S3 endpoint " + UrlForDisplay(target_.endpoint) +
+                       " (set caCert for a private CA): " + st.message());
     }
     return st.WithContext(what);
   }
   return resp;
 }
 
-Result<http::Response> S3StoreImpl::Send(const Call& call, const std::string& what,
+Result<http::Response> S3StoreImpl::Send(const Context& ctx, const Call& call,
+                                         const std::string& what,
                                          const std::function<bool(long)>& accept,
-                                         const std::atomic<bool>* retry_cancel) {
+                                         const RetryPolicy* policy) {
   Result<http::Response> out = Unavailable(what + ": not attempted");
-  Status st = Retry(
-      options_.retry, what,
-      [&]() -> Status {
-        if (call.stop != nullptr && call.stop->load()) {
-          out = Aborted(what + ": upload aborted");
-          return out.status();
-        }
-        out = SendOnce(call, what);
-        if (!out.ok()) return out.status();
-        if (out->ok() || (accept && accept(out->status))) return Status::Ok();
-        out = s3::MapError(out->status, out->body, Context(what));
-        return out.status();
-      },
-      retry_cancel);
+  Status st = Retry(ctx, policy != nullptr ? *policy : options_.retry, what, [&]() -> Status {
+    std::string credential;
+    out = SendOnce(ctx, call, what, &credential);
+    if (!out.ok()) return out.status();
+    if (out->ok() || (accept && accept(out->status))) return Status::Ok();
+    out = s3::MapError(out->status, out->body, Where(what, credential));
+    return out.status();
+  });
   if (!st.ok()) return st;
   return out;
 }
 
-Status S3StoreImpl::CheckBucket() {
+Status S3StoreImpl::CheckBucket(const Context& ctx) {
   Call head;
   head.method = "HEAD";
-  Result<http::Response> r = Send(head, "checking S3 bucket \"" + target_.bucket + "\"",
-                                  [](long s) { return s == 403 || s == 404 || s == 400; });
+  std::string what = "checking S3 bucket \"" + target_.bucket + "\"";
+  Result<http::Response> r =
+      Send(ctx, head, what, [](long s) { return s == 403 || s == 404 || s == 400; });
   if (!r.ok()) return r.status();
   if (r->ok()) return Status::Ok();
   if (r->status == 404) {
-    return NotFound("S3 bucket \"" + target_.bucket + "\" does not exist at " +
-                    UrlForDisplay(target_.endpoint));
+    return StorageError(Code::kNotFound, Reason::kNotFound,
+                        "S3 bucket \"" + target_.bucket + "\" does not exist at " +
+                            UrlForDisplay(target_.endpoint),
+                        r->status);
   }
   // HEAD has no body: ask a question whose answer names the reason. AccessDenied is fine
   // here (a backup identity may only be allowed to write); bad credentials are not.
   Call list;
   list.query = {{"list-type", "2"}, {"max-keys", "0"}};
-  Result<http::Response> l = Send(list, "checking S3 bucket \"" + target_.bucket + "\"");
+  Result<http::Response> l = Send(ctx, list, what);
   if (l.ok() || l.status().code() == Code::kPermissionDenied) return Status::Ok();
   return l.status();
 }
 
-Status S3StoreImpl::Read(const std::string& key, uint64_t offset, const ByteSink& sink) {
-  BAO_RETURN_IF_ERROR(ValidateKey(key));
+Status S3StoreImpl::Read(const Context& ctx, const std::string& key, uint64_t offset,
+                         const ByteSink& sink) {
+  BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
   // The ETag pins every (resumed) GET to the same object version.
-  BAO_ASSIGN_OR_RETURN(std::string etag, ETag(key));
+  Result<std::string> etag = ETag(ctx, key);
+  if (!etag.ok()) return InStorage(etag.status());
   ResumableRead progress(sink, offset);
   std::string what = "reading S3 object " + Quoted(key);
-  Status st = Retry(
-      options_.retry, what,
-      [&]() -> Status {
-        Call call;
-        call.key = key;
-        call.cancel = CancelFlag();
-        if (progress.position() > 0) call.headers.emplace_back("Range", progress.Range());
-        if (!etag.empty()) call.headers.emplace_back("If-Match", etag);
-        call.on_body = [&](std::string_view chunk) { return progress.Deliver(chunk); };
-        Result<http::Response> r = SendOnce(call, what);
-        if (progress.reader_failed()) return Aborted("stopped by the reader");
-        if (!r.ok()) return r.status();
-        if (r->status == 416) {
-          // Nothing at or after the position: fine when it is the end of the object.
-          BAO_ASSIGN_OR_RETURN(ObjectInfo info, Stat(key));
-          if (info.size == progress.position()) return Status::Ok();
-          return InvalidArgument(what + ": offset " + std::to_string(progress.position()) +
-                                 " is beyond the object's size " + std::to_string(info.size));
-        }
-        if (r->status == 412) {
-          return DataLoss(what + ": the object changed while it was being read");
-        }
-        if (!r->ok()) return s3::MapError(r->status, r->body, Context(what));
-        return Status::Ok();
-      },
-      CancelFlag());
-  if (progress.reader_failed()) return progress.reader_error();
-  return st;
+  Status st = Retry(ctx, options_.retry, what, [&]() -> Status {
+    Call call;
+    call.key = key;
+    if (progress.position() > 0) call.headers.emplace_back("Range", progress.Range());
+    if (!etag->empty()) call.headers.emplace_back("If-Match", *etag);
+    call.on_body = [&](std::string_view chunk) { return progress.Deliver(chunk); };
+    std::string credential;
+    Result<http::Response> r = SendOnce(ctx, call, what, &credential);
+    if (progress.reader_failed()) return Aborted("stopped by the reader");
+    if (!r.ok()) return r.status();
+    if (r->status == 416) {
+      // Nothing at or after the position: fine when it is the end of the object.
+      BAO_ASSIGN_OR_RETURN(ObjectInfo info, DoStat(ctx, key));
+      if (info.size == progress.position()) return Status::Ok();
+      return StorageError(Code::kInvalidArgument, Reason::kInvalidValue,
+                          what + ": offset " + std::to_string(progress.position()) +
+                              " is beyond the object's size " + std::to_string(info.size),
+                          r->status);
+    }
+    if (r->status == 412) {
+      return StorageError(Code::kFailedPrecondition, Reason::kConflict,
+                          what + ": the object changed while it was being read", r->status);
+    }
+    if (!r->ok()) return s3::MapError(r->status, r->body, Where(what, credential));
+    return Status::Ok();
+  });
+  if (progress.reader_failed()) return progress.reader_error();  // the sink's, unchanged
+  return InStorage(st);
 }
 
-Result<std::string> S3StoreImpl::ETag(const std::string& key) {
+Result<std::string> S3StoreImpl::ETag(const Context& ctx, const std::string& key) {
   Call call;
   call.method = "HEAD";
   call.key = key;
-  call.cancel = CancelFlag();
   std::string what = "reading S3 object " + Quoted(key);
-  BAO_ASSIGN_OR_RETURN(http::Response r, Send(call, what, [](long s) { return s == 404; }));
-  if (r.status == 404) {
-    return NotFound("S3 object " + Quoted(key) + " does not exist in bucket \"" + target_.bucket +
-                    "\" at " + UrlForDisplay(target_.endpoint));
-  }
+  BAO_ASSIGN_OR_RETURN(http::Response r, Send(ctx, call, what, [](long s) { return s == 404; }));
+  if (r.status == 404) return ObjectNotFound(key, r.status);
   return r.Header("etag");
 }
 
-Result<ObjectInfo> S3StoreImpl::Stat(const std::string& key) {
+Result<ObjectInfo> S3StoreImpl::DoStat(const Context& ctx, const std::string& key) {
   BAO_RETURN_IF_ERROR(ValidateKey(key));
   Call call;
   call.method = "HEAD";
   call.key = key;
-  call.cancel = CancelFlag();
   std::string what = "describing S3 object " + Quoted(key);
-  BAO_ASSIGN_OR_RETURN(http::Response r, Send(call, what, [](long s) { return s == 404; }));
-  if (r.status == 404) {
-    return NotFound("S3 object " + Quoted(key) + " does not exist in bucket \"" + target_.bucket +
-                    "\" at " + UrlForDisplay(target_.endpoint));
-  }
+  BAO_ASSIGN_OR_RETURN(http::Response r, Send(ctx, call, what, [](long s) { return s == 404; }));
+  if (r.status == 404) return ObjectNotFound(key, r.status);
   ObjectInfo info;
   info.key = key;
-  std::string length = r.Header("content-length");
-  char* end = nullptr;
-  info.size = std::strtoull(length.c_str(), &end, 10);
-  if (length.empty() || *end != '\0') {
-    return Internal(what + ": S3 answered without a valid Content-Length");
+  std::optional<uint64_t> length =
+      ParseInteger<uint64_t>(r.Header("content-length"), 0, UINT64_MAX);
+  if (!length) {
+    return StorageError(Code::kInternal, Reason::kBadResponse,
+                        what + ": S3 answered without a valid Content-Length", r.status);
   }
+  info.size = *length;
   auto modified = s3::ParseHttpDate(r.Header("last-modified"));
   if (modified.ok()) info.modified = *modified;
   std::string sha = r.Header(kShaMeta);
@@ -352,7 +380,7 @@ Result<ObjectInfo> S3StoreImpl::Stat(const std::string& key) {
   return info;
 }
 
-Status S3StoreImpl::List(const std::string& prefix,
+Status S3StoreImpl::List(const Context& ctx, const std::string& prefix,
                          const std::function<Status(const ObjectInfo&)>& fn) {
   std::string token;
   std::string what = "listing S3 bucket \"" + target_.bucket + "\"";
@@ -361,32 +389,33 @@ Status S3StoreImpl::List(const std::string& prefix,
     call.query = {{"list-type", "2"}, {"encoding-type", "url"}};
     if (!prefix.empty()) call.query.emplace_back("prefix", prefix);
     if (!token.empty()) call.query.emplace_back("continuation-token", token);
-    call.cancel = CancelFlag();
-    BAO_ASSIGN_OR_RETURN(http::Response r, Send(call, what));
-    Result<s3::ListPage> page = s3::ParseListObjectsV2(r.body);
-    if (!page.ok()) return page.status().WithContext(what);
-    for (const ObjectInfo& info : page->objects) BAO_RETURN_IF_ERROR(fn(info));
+    Result<http::Response> r = Send(ctx, call, what);
+    if (!r.ok()) return InStorage(r.status());
+    Result<s3::ListPage> page = s3::ParseListObjectsV2(r->body);
+    if (!page.ok()) return InStorage(page.status().WithContext(what));
+    for (const ObjectInfo& info : page->objects) {
+      BAO_RETURN_IF_ERROR(fn(info));  // the callback's error, as it is
+    }
     if (!page->truncated) return Status::Ok();
     token = page->next_continuation_token;
   }
 }
 
-Status S3StoreImpl::Delete(const std::string& key) {
+Status S3StoreImpl::DoDelete(const Context& ctx, const std::string& key) {
   BAO_RETURN_IF_ERROR(ValidateKey(key));
   Call call;
   call.method = "DELETE";
   call.key = key;
   std::string what = "deleting S3 object " + Quoted(key);
-  Result<http::Response> r = Send(
-      call, what, [](long s) { return s == 404; }, nullptr);
+  Result<http::Response> r = Send(ctx, call, what, [](long s) { return s == 404; });
   if (!r.ok()) return r.status();
   if (r->status == 404 && s3::ParseError(r->body).code == "NoSuchBucket") {
-    return s3::MapError(r->status, r->body, Context(what));
+    return s3::MapError(r->status, r->body, Where(what));
   }
   return Status::Ok();
 }
 
-Status S3StoreImpl::DeleteMany(const std::vector<std::string>& keys) {
+Status S3StoreImpl::DoDeleteMany(const Context& ctx, const std::vector<std::string>& keys) {
   for (const std::string& key : keys) BAO_RETURN_IF_ERROR(ValidateKey(key));
   for (size_t i = 0; i < keys.size(); i += kDeleteBatch) {
     std::vector<std::string> batch(keys.begin() + i,
@@ -399,19 +428,21 @@ Status S3StoreImpl::DeleteMany(const std::vector<std::string>& keys) {
     call.headers = {{"Content-Type", "application/xml"},
                     {"Content-MD5", crypto::Md5Base64(call.body)}};
     std::string what = "deleting " + std::to_string(batch.size()) + " S3 objects";
-    BAO_ASSIGN_OR_RETURN(http::Response r, Send(call, what, nullptr, nullptr));
+    BAO_ASSIGN_OR_RETURN(http::Response r, Send(ctx, call, what));
     BAO_ASSIGN_OR_RETURN(std::vector<std::string> failed, s3::ParseDeleteObjectsErrors(r.body));
     if (!failed.empty()) {
       std::string list;
       for (size_t j = 0; j < failed.size() && j < 5; ++j) list += (j ? "; " : "") + failed[j];
-      return Unavailable(what + ": S3 did not delete " + std::to_string(failed.size()) +
-                         " of them (" + list + ")");
+      return StorageError(Code::kUnavailable, Reason::kServerError,
+                          what + ": S3 did not delete " + std::to_string(failed.size()) +
+                              " of them (" + list + ")");
     }
   }
   return Status::Ok();
 }
 
-Status S3StoreImpl::RecordSha256(const std::string& key, uint64_t size, const std::string& sha256) {
+Status S3StoreImpl::RecordSha256(const Context& ctx, const std::string& key, uint64_t size,
+                                 const std::string& sha256) {
   std::string what = "recording the SHA-256 of S3 object " + Quoted(key);
   HeaderList meta = {{"Content-Type", "application/octet-stream"}, {kShaMeta, sha256}};
   if (size <= options_.max_copy_object_size) {
@@ -421,8 +452,8 @@ Status S3StoreImpl::RecordSha256(const std::string& key, uint64_t size, const st
     call.headers = meta;
     call.headers.emplace_back("x-amz-copy-source", CopySource(key));
     call.headers.emplace_back("x-amz-metadata-directive", "REPLACE");
-    BAO_ASSIGN_OR_RETURN(http::Response r, Send(call, what, nullptr, nullptr));
-    return s3::ParseCompleteOrCopyResult(r.body, Context(what)).status();
+    BAO_ASSIGN_OR_RETURN(http::Response r, Send(ctx, call, what));
+    return s3::ParseCompleteOrCopyResult(r.body, Where(what)).status();
   }
   // Too large for CopyObject: a multipart copy of the object onto itself.
   Call create;
@@ -430,7 +461,7 @@ Status S3StoreImpl::RecordSha256(const std::string& key, uint64_t size, const st
   create.key = key;
   create.query = {{"uploads", ""}};
   create.headers = meta;
-  BAO_ASSIGN_OR_RETURN(http::Response cr, Send(create, what, nullptr, nullptr));
+  BAO_ASSIGN_OR_RETURN(http::Response cr, Send(ctx, create, what));
   BAO_ASSIGN_OR_RETURN(std::string upload_id, s3::ParseInitiateMultipartUpload(cr.body));
   std::vector<std::string> etags;
   Status st;
@@ -443,12 +474,12 @@ Status S3StoreImpl::RecordSha256(const std::string& key, uint64_t size, const st
     part.headers = {
         {"x-amz-copy-source", CopySource(key)},
         {"x-amz-copy-source-range", "bytes=" + std::to_string(start) + "-" + std::to_string(end)}};
-    Result<http::Response> pr = Send(part, what, nullptr, nullptr);
+    Result<http::Response> pr = Send(ctx, part, what);
     if (!pr.ok()) {
       st = pr.status();
       break;
     }
-    Result<std::string> etag = s3::ParseCompleteOrCopyResult(pr->body, Context(what));
+    Result<std::string> etag = s3::ParseCompleteOrCopyResult(pr->body, Where(what));
     if (!etag.ok()) {
       st = etag.status();
       break;
@@ -463,21 +494,27 @@ Status S3StoreImpl::RecordSha256(const std::string& key, uint64_t size, const st
     complete.body = s3::CompleteMultipartUploadBody(etags);
     complete.payload_hash = crypto::Sha256Hex(complete.body);
     complete.headers = {{"Content-Type", "application/xml"}};
-    Result<http::Response> r = Send(complete, what, nullptr, nullptr);
-    st = r.ok() ? s3::ParseCompleteOrCopyResult(r->body, Context(what)).status() : r.status();
+    Result<http::Response> r = Send(ctx, complete, what);
+    st = r.ok() ? s3::ParseCompleteOrCopyResult(r->body, Where(what)).status() : r.status();
   }
-  if (!st.ok()) AbortUpload(key, upload_id);
+  if (!st.ok()) AbortUpload(Context::ForCleanup(kCleanupBudget), key, upload_id);
   return st;
 }
 
-Status S3StoreImpl::VerifyAfterWrite(const std::string& key, const CommitInfo& info,
-                                     std::optional<uint32_t> crc32c, ObjectInfo* out) {
+Status S3StoreImpl::VerifyAfterWrite(const Context& ctx, const std::string& key,
+                                     const CommitInfo& info, std::optional<uint32_t> crc32c,
+                                     ObjectInfo* out) {
   Call call;
   call.method = "HEAD";
   call.key = key;
   if (crc32c) call.headers = {{"x-amz-checksum-mode", "ENABLED"}};
   std::string what = "checking the uploaded S3 object " + Quoted(key);
-  BAO_ASSIGN_OR_RETURN(http::Response r, Send(call, what, nullptr, nullptr));
+  Result<http::Response> head = Send(ctx, call, what);
+  if (!head.ok()) {
+    TakeBack(key);  // published but unchecked: nothing may stay under the key
+    return head.status();
+  }
+  const http::Response& r = *head;
   std::string length = r.Header("content-length");
   std::string sha = r.Header(kShaMeta);
   // Only a checksum the server declares full-object is comparable: a composite one (a CRC of
@@ -497,10 +534,9 @@ Status S3StoreImpl::VerifyAfterWrite(const std::string& key, const CommitInfo& i
               " was sent";
   }
   if (!problem.empty()) {
-    Status del = Delete(key);
-    if (!del.ok())
-      log::Error("could not delete the mismatching object", {{"error", del.message()}});
-    return DataLoss(what + ": " + problem + "; the object was deleted");
+    TakeBack(key);
+    return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
+                        what + ": " + problem + "; the object was deleted");
   }
   out->key = key;
   out->size = info.size;
@@ -510,15 +546,30 @@ Status S3StoreImpl::VerifyAfterWrite(const std::string& key, const CommitInfo& i
   return Status::Ok();
 }
 
-void S3StoreImpl::AbortUpload(const std::string& key, const std::string& upload_id) {
+void S3StoreImpl::TakeBack(const std::string& key) {
+  Call call;
+  call.method = "DELETE";
+  call.key = key;
+  RetryPolicy policy = CleanupPolicy(options_.retry);
+  Result<http::Response> r =
+      Send(Context::ForCleanup(kCleanupBudget), call, "deleting S3 object " + Quoted(key),
+           [](long s) { return s == 404; }, &policy);
+  if (!r.ok()) {
+    log::Error("could not delete an S3 object that failed its checks; delete it by hand",
+               {{"key", key}, {"error", r.status().message()}});
+  }
+}
+
+void S3StoreImpl::AbortUpload(const Context& cleanup, const std::string& key,
+                              const std::string& upload_id) {
   Call call;
   call.method = "DELETE";
   call.key = key;
   call.query = {{"uploadId", upload_id}};
-  // Cleanup deliberately ignores the cancel flag.
-  Result<http::Response> r = Send(
-      call, "aborting the multipart upload of S3 object " + Quoted(key),
-      [](long s) { return s == 404; }, nullptr);
+  RetryPolicy policy = CleanupPolicy(options_.retry);
+  Result<http::Response> r =
+      Send(cleanup, call, "aborting the multipart upload of S3 object " + Quoted(key),
+           [](long s) { return s == 404; }, &policy);
   if (!r.ok()) {
     log::Error(
         "could not abort an S3 multipart upload; a bucket lifecycle rule for incomplete "
@@ -527,18 +578,22 @@ void S3StoreImpl::AbortUpload(const std::string& key, const std::string& upload_
   }
 }
 
-S3Writer::S3Writer(S3StoreImpl* store, std::string key, uint64_t part_size, int concurrency)
+S3Upload::S3Upload(S3StoreImpl* store, std::string key, const Context& writer_ctx,
+                   uint64_t part_size, int concurrency)
     : store_(store),
       key_(std::move(key)),
       part_size_(part_size),
-      parts_(part_size, concurrency,
-             [this](int number, std::string_view data) { return UploadPart(number, data); }) {}
+      parts_(writer_ctx, part_size, concurrency,
+             [this](const Context& ctx, int number, std::string_view data) {
+               return UploadPart(ctx, number, data);
+             }) {}
 
-Result<std::string> S3Writer::UploadPart(int number, std::string_view data) {
+Result<std::string> S3Upload::UploadPart(const Context& ctx, int number, std::string_view data) {
   if (number > kMaxParts) {
-    return FailedPrecondition("S3 object \"" + key_ + "\" needs more than " +
-                              std::to_string(kMaxParts) + " parts of " +
-                              std::to_string(part_size_) + " bytes (S3's limit); raise partSize");
+    return StorageError(Code::kFailedPrecondition, Reason::kInvalidValue,
+                        "S3 object \"" + key_ + "\" needs more than " + std::to_string(kMaxParts) +
+                            " parts of " + std::to_string(part_size_) +
+                            " bytes (S3's limit); raise partSize");
   }
   Call call;
   call.method = "PUT";
@@ -552,29 +607,27 @@ Result<std::string> S3Writer::UploadPart(int number, std::string_view data) {
   call.headers = {{kCrcHeader, crypto::Crc32cBase64(crc)}};
   call.payload_hash =
       store_->options().sign_part_payloads ? crypto::Sha256Hex(data) : kUnsignedPayload;
-  call.cancel = CancelFlag();
-  call.stop = &stop_;
   std::string what = "uploading part " + std::to_string(number) + " of S3 object \"" + key_ + "\"";
-  BAO_ASSIGN_OR_RETURN(http::Response r, store_->Send(call, what));
+  BAO_ASSIGN_OR_RETURN(http::Response r, store_->Send(ctx, call, what));
   std::string etag = r.Header("etag");
-  if (etag.empty()) return Internal(what + ": S3 answered without an ETag");
+  if (etag.empty()) {
+    return StorageError(Code::kInternal, Reason::kBadResponse,
+                        what + ": S3 answered without an ETag", r.status);
+  }
   std::lock_guard<std::mutex> lock(crc_mu_);
   if (part_crcs_.size() < static_cast<size_t>(number)) part_crcs_.resize(number);
   part_crcs_[number - 1] = PartCrc{crc, data.size()};
   return etag;
 }
 
-uint32_t S3Writer::ObjectCrc32c() const {
+uint32_t S3Upload::ObjectCrc32c() const {
   std::lock_guard<std::mutex> lock(crc_mu_);
   uint32_t crc = 0;
   for (const PartCrc& p : part_crcs_) crc = crypto::Crc32cCombine(crc, p.crc, p.size);
   return crc;
 }
 
-Status S3Writer::Append(std::string_view data) {
-  if (!error_.ok()) return error_;
-  if (finished_) return FailedPrecondition("the S3 upload of \"" + key_ + "\" is already over");
-  if (CancelRequested()) return Fail(Aborted("upload of S3 object \"" + key_ + "\" cancelled"));
+Status S3Upload::Append(const Context& ctx, std::string_view data) {
   if (upload_id_.empty() && parts_.bytes_appended() + data.size() > part_size_) {
     // The first part is about to be dispatched: start the multipart upload.
     Call call;
@@ -584,34 +637,22 @@ Status S3Writer::Append(std::string_view data) {
     call.headers = {{"Content-Type", "application/octet-stream"},
                     {"x-amz-checksum-algorithm", "CRC32C"},
                     {"x-amz-checksum-type", "FULL_OBJECT"}};
-    call.cancel = CancelFlag();
-    Result<http::Response> r =
-        store_->Send(call, "starting the multipart upload of S3 object \"" + key_ + "\"");
-    if (!r.ok()) return Fail(r.status());
-    Result<std::string> id = s3::ParseInitiateMultipartUpload(r->body);
-    if (!id.ok()) return Fail(id.status());
-    upload_id_ = *id;
+    BAO_ASSIGN_OR_RETURN(
+        http::Response r,
+        store_->Send(ctx, call, "starting the multipart upload of S3 object \"" + key_ + "\""));
+    BAO_ASSIGN_OR_RETURN(upload_id_, s3::ParseInitiateMultipartUpload(r.body));
   }
-  Status st = parts_.Append(data);
-  if (!st.ok()) return Fail(st);
-  return Status::Ok();
+  return parts_.Append(ctx, data);
 }
 
-Result<ObjectInfo> S3Writer::Commit(const CommitInfo& info) {
-  if (!error_.ok()) return error_;
-  if (finished_) return FailedPrecondition("the S3 upload of \"" + key_ + "\" is already over");
-  if (info.size != parts_.bytes_appended()) {
-    return Fail(InvalidArgument("commit of S3 object \"" + key_ + "\" claims " +
-                                std::to_string(info.size) + " bytes, but " +
-                                std::to_string(parts_.bytes_appended()) + " were appended"));
-  }
-  if (CancelRequested()) return Fail(Aborted("upload of S3 object \"" + key_ + "\" cancelled"));
+Result<ObjectInfo> S3Upload::Commit(const Context& ctx, const CommitInfo& info) {
   std::optional<uint32_t> object_crc;
   if (upload_id_.empty()) {
     std::string_view body = parts_.Buffered();
     if (crypto::Sha256Hex(body) != info.sha256) {
-      return Fail(DataLoss("the bytes of S3 object \"" + key_ +
-                           "\" do not match the SHA-256 given at commit"));
+      return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
+                          "the bytes of S3 object \"" + key_ +
+                              "\" do not match the SHA-256 given at commit");
     }
     Call call;
     call.method = "PUT";
@@ -620,13 +661,9 @@ Result<ObjectInfo> S3Writer::Commit(const CommitInfo& info) {
     call.use_body_view = true;
     call.payload_hash = info.sha256;
     call.headers = {{"Content-Type", "application/octet-stream"}, {kShaMeta, info.sha256}};
-    call.cancel = CancelFlag();
-    call.stop = &stop_;
-    Result<http::Response> r = store_->Send(call, "uploading S3 object \"" + key_ + "\"");
-    if (!r.ok()) return Fail(r.status());
+    BAO_RETURN_IF_ERROR(store_->Send(ctx, call, "uploading S3 object \"" + key_ + "\"").status());
   } else {
-    Result<std::vector<std::string>> etags = parts_.Finish();
-    if (!etags.ok()) return Fail(etags.status());
+    BAO_ASSIGN_OR_RETURN(std::vector<std::string> etags, parts_.Finish(ctx));
     std::string what = "completing the multipart upload of S3 object \"" + key_ + "\"";
     std::vector<std::string> crcs;
     {
@@ -638,74 +675,60 @@ Result<ObjectInfo> S3Writer::Commit(const CommitInfo& info) {
     call.method = "POST";
     call.key = key_;
     call.query = {{"uploadId", upload_id_}};
-    call.body = s3::CompleteMultipartUploadBody(*etags, crcs);
+    call.body = s3::CompleteMultipartUploadBody(etags, crcs);
     call.payload_hash = crypto::Sha256Hex(call.body);
     call.headers = {{"Content-Type", "application/xml"},
                     {kCrcHeader, crypto::Crc32cBase64(*object_crc)},
                     {"x-amz-checksum-type", "FULL_OBJECT"}};
     int attempt = 0;
     Result<std::string> done = Unavailable(what + ": not attempted");
-    Status st = Retry(
-        store_->options().retry, what,
-        [&]() -> Status {
-          ++attempt;
-          Result<http::Response> r = store_->SendOnce(call, what);
-          if (!r.ok()) return r.status();
-          if (!r->ok()) {
-            Status mapped = s3::MapError(r->status, r->body, store_->Context(what));
-            // A retry after a lost answer may find the upload already completed: the HEAD
-            // check below decides.
-            if (attempt > 1 && s3::ParseError(r->body).code == "NoSuchUpload") {
-              return Status::Ok();
-            }
-            return mapped;
-          }
-          done = s3::ParseCompleteOrCopyResult(r->body, store_->Context(what));
-          return done.status();
-        },
-        CancelFlag());
-    if (!st.ok()) return Fail(st);
-    upload_id_.clear();  // completed: nothing to abort any more
-    st = store_->RecordSha256(key_, info.size, info.sha256);
-    if (!st.ok()) {
-      Status del = store_->Delete(key_);
-      if (!del.ok()) log::Error("could not delete S3 object", {{"error", del.message()}});
-      return Fail(st);
+    BAO_RETURN_IF_ERROR(Retry(ctx, store_->options().retry, what, [&]() -> Status {
+      ++attempt;
+      std::string credential;
+      Result<http::Response> r = store_->SendOnce(ctx, call, what, &credential);
+      if (!r.ok()) return r.status();
+      if (!r->ok()) {
+        // A retry after a lost answer may find the upload already completed: the HEAD check
+        // below decides.
+        if (attempt > 1 && s3::ParseError(r->body).code == "NoSuchUpload") return Status::Ok();
+        return s3::MapError(r->status, r->body, store_->Where(what, credential));
+      }
+      done = s3::ParseCompleteOrCopyResult(r->body, store_->Where(what));
+      return done.status();
+    }));
+    upload_id_.clear();  // completed: nothing to abort any more, the object is visible
+    if (Status st = store_->RecordSha256(ctx, key_, info.size, info.sha256); !st.ok()) {
+      store_->TakeBack(key_);
+      return st;
     }
   }
   ObjectInfo out;
-  Status st = store_->VerifyAfterWrite(key_, info, object_crc, &out);
-  if (!st.ok()) return Fail(st);
-  finished_ = true;
+  BAO_RETURN_IF_ERROR(store_->VerifyAfterWrite(ctx, key_, info, object_crc, &out));
   return out;
 }
 
-void S3Writer::Abort() {
-  if (finished_) return;
-  finished_ = true;
-  stop_ = true;
+void S3Upload::Abort(const Context& cleanup) {
   parts_.Cancel();
   if (!upload_id_.empty()) {
-    store_->AbortUpload(key_, upload_id_);
+    store_->AbortUpload(cleanup, key_, upload_id_);
     upload_id_.clear();
   }
-  if (error_.ok()) error_ = Aborted("the S3 upload of \"" + key_ + "\" was aborted");
 }
 
 }  // namespace
 
 Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& target,
                                                         const S3Options& options) {
-  BAO_RETURN_IF_ERROR(ValidateTarget(target, "target"));
+  if (Status s = ValidateTarget(target, "target"); !s.ok()) return AsConfigError(s, "");
   if (target.provider != "s3") {
-    return InvalidArgument("target.provider: \"" + target.provider + "\" is not s3");
+    return ConfigError(Reason::kInvalidValue,
+                       "target.provider: \"" + target.provider + "\" is not s3");
   }
   BAO_ASSIGN_OR_RETURN(Endpoint endpoint, ParseEndpoint(target.endpoint));
   BAO_ASSIGN_OR_RETURN(AwsSetup setup, ResolveAwsCredentials(target, options.env));
   std::string region = !target.region.empty()  ? target.region
                        : !setup.region.empty() ? setup.region
                                                : "us-east-1";
-  BAO_RETURN_IF_ERROR(setup.credentials->Get().status());
   return std::unique_ptr<S3Store>(
       new S3StoreImpl(target, options, std::move(setup), std::move(endpoint), std::move(region)));
 }

@@ -19,14 +19,19 @@
 // does this by rewriting metadata only. A HEAD (with x-amz-checksum-mode ENABLED) then checks
 // size, SHA-256 record and, where the server reports one, the full-object CRC-32C; a mismatch
 // deletes the object (kDataLoss). Every request is retried on transient failures (5xx,
-// 429/SlowDown, timeouts, resets, checksum mismatches) with exponential backoff and full
-// jitter, a bounded number of times. On failure, Abort() or cancellation (bao::CancelFlag()),
-// the multipart upload is aborted, so no object and no unfinished upload remain.
+// 429/SlowDown, timeouts, resets, stalls, checksum mismatches) with exponential backoff and full
+// jitter, S3Options::retry.max_attempts times at most, each attempt failing as stalled when no
+// byte moves for S3Options::stall_time. On failure, Abort(), cancellation or the deadline of the
+// Context, the multipart upload is aborted (within kCleanupBudget, at most kCleanupAttempts
+// tries, whatever the caller's context), so no object and no unfinished upload remain.
 //
 // Read resumes a dropped GET with a ranged request pinned to the object's ETag (If-Match).
 // List uses ListObjectsV2 with continuation tokens (1000 keys per page).
 //
-// Thread safety: as Store (any thread); each thread uses its own HTTP connection.
+// Errors follow store.h; refusals of the credentials name the access key id and where it came
+// from (never the secret key or session token).
+//
+// Thread safety: as Store (any thread); HTTP connections are shared through a pool.
 #pragma once
 
 #include <chrono>
@@ -49,8 +54,9 @@ struct S3Options {
   // with `copy_part_size` ranges (S3 limits: 5 GiB for both).
   uint64_t max_copy_object_size = uint64_t{5} << 30;
   uint64_t copy_part_size = uint64_t{1} << 30;
-  // A transfer moving no byte for this long counts as a dropped connection (retried).
-  std::chrono::seconds stall_time{60};
+  // A transfer moving no byte for this long counts as a dropped connection (kUnavailable with
+  // Reason::kStalled, retried).
+  std::chrono::milliseconds stall_time{60000};
   // Also sign each part's SHA-256 as its payload hash (x-amz-content-sha256), on top of the
   // CRC-32C header: end-to-end protection of part bodies against deliberate tampering on a
   // plain-HTTP path, for one more SHA-256 pass per byte on the client and on the server.
@@ -63,13 +69,15 @@ class S3Store : public Store {
   ~S3Store() override = default;
   // Deletes `keys` with DeleteObjects, 1000 per request. Keys that do not exist count as
   // deleted. Returns the first failure; kUnavailable lists keys S3 reported as not deleted.
-  virtual Status DeleteMany(const std::vector<std::string>& keys) = 0;
+  // Storage and context errors as store.h describes.
+  virtual Status DeleteMany(const Context& ctx, const std::vector<std::string>& keys) = 0;
 };
 
 // Opens the store `target` describes (target.provider must be "s3"). Resolves the
 // credentials (aws_credentials.h) now, so missing or half-configured credentials fail here
-// (kInvalidArgument); web identity credentials are fetched now too (kUnauthenticated when STS
-// refuses). No request reaches the bucket until the first operation.
+// with a configuration error (Stage::kConfig, kInvalidArgument; Reason::kNoCredentials when
+// none is configured at all). Sends no request: web identity credentials are fetched at the
+// first operation, under its context.
 Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& target,
                                                         const S3Options& options);
 Result<std::unique_ptr<Store>> OpenS3Store(const TargetConfig& target);

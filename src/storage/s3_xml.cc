@@ -1,9 +1,13 @@
 #include "storage/s3_xml.h"
 
+#include <cstdint>
 #include <ctime>
+#include <optional>
 #include <pugixml.hpp>
 
+#include "common/numbers.h"
 #include "common/redact.h"
+#include "storage/errors.h"
 
 namespace bao::storage::s3 {
 namespace {
@@ -26,6 +30,11 @@ std::string XmlEscape(std::string_view text) {
 
 bool Load(pugi::xml_document* doc, std::string_view body) {
   return doc->load_buffer(body.data(), body.size()).status == pugi::status_ok;
+}
+
+// An answer that is not what the S3 API documents.
+Status BadAnswer(std::string message) {
+  return StorageError(Code::kInternal, Reason::kBadResponse, std::move(message));
 }
 
 std::string Where(const RequestContext& c) {
@@ -51,46 +60,66 @@ Status MapError(long status, std::string_view body, const RequestContext& c) {
   std::string detail = e.code.empty() ? "HTTP " + std::to_string(status)
                                       : e.code + (e.message.empty() ? "" : ": " + e.message);
   std::string prefix = c.what + ": ";
+  std::string credential = c.credential.empty() ? "the credentials" : c.credential;
   const std::string& code = e.code;
+  auto error = [&](Code code, Reason reason, const std::string& message) {
+    return StorageError(code, reason, prefix + message, status);
+  };
   if (code == "SignatureDoesNotMatch" || code == "InvalidAccessKeyId" || code == "ExpiredToken" ||
       code == "InvalidToken" || code == "InvalidTokenId" || code == "TokenRefreshRequired" ||
       code == "InvalidSecurity" || (code.empty() && status == 401)) {
-    return Unauthenticated(prefix + "S3 rejected the credentials (" + detail +
-                           "); check accessKeyId/secretAccessKey/sessionToken" + Where(c));
+    return error(Code::kUnauthenticated, Reason::kUnauthenticated,
+                 "S3 rejected the credentials: " + credential + " was refused (" + detail +
+                     "); check accessKeyId/secretAccessKey/sessionToken" + Where(c));
   }
   if (code == "NoSuchBucket") {
-    return NotFound(prefix + "S3 bucket \"" + c.bucket + "\" does not exist at " +
-                    UrlForDisplay(c.endpoint));
+    return error(Code::kNotFound, Reason::kNotFound,
+                 "S3 bucket \"" + c.bucket + "\" does not exist at " + UrlForDisplay(c.endpoint));
   }
   if (code == "AccessDenied" || code == "AllAccessDisabled" || code == "AccountProblem" ||
       (code.empty() && status == 403)) {
-    return PermissionDenied(prefix + "S3 denied access (" + detail + ")" + Where(c));
+    return error(Code::kPermissionDenied, Reason::kPermissionDenied,
+                 "S3 denied access to " + credential + " (" + detail + ")" + Where(c));
   }
   if (code == "NoSuchKey" || code == "NoSuchUpload" || (code.empty() && status == 404)) {
-    return NotFound(prefix + "not found (" + detail + ")" + Where(c));
+    return error(Code::kNotFound, Reason::kNotFound, "not found (" + detail + ")" + Where(c));
   }
   if (code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect" ||
       code == "IllegalLocationConstraintException" || status == 301) {
-    return FailedPrecondition(prefix +
-                              "the bucket is in another region or needs another "
-                              "endpoint; set region/endpoint accordingly (" +
-                              detail + ")" + Where(c));
+    return error(Code::kFailedPrecondition, Reason::kInvalidValue,
+                 "the bucket is in another region or needs another endpoint; set "
+                 "region/endpoint accordingly (" +
+                     detail + ")" + Where(c));
   }
-  if (status >= 500 || status == 429 || code == "SlowDown" || code == "RequestTimeout" ||
-      code == "InternalError" || code == "ServiceUnavailable" ||
-      code == "XAmzContentSHA256Mismatch" || code == "BadDigest" ||
-      code == "XAmzContentChecksumMismatch" || code == "RequestTimeTooSkewed" ||
-      code == "IncompleteBody") {
-    return Unavailable(prefix + "S3 answered " + detail + Where(c));
+  std::string answered = "S3 answered " + detail + Where(c);
+  if (code == "SlowDown" || code == "ServiceUnavailable" || status == 429 || status == 503) {
+    return error(Code::kUnavailable, Reason::kThrottled, answered);
   }
-  return FailedPrecondition(prefix + "S3 refused the request (" + detail + ")" + Where(c));
+  if (code == "XAmzContentSHA256Mismatch" || code == "BadDigest" ||
+      code == "XAmzContentChecksumMismatch" || code == "IncompleteBody") {
+    return error(Code::kUnavailable, Reason::kChecksumMismatch, answered);
+  }
+  if (code == "RequestTimeout") return error(Code::kUnavailable, Reason::kTimeout, answered);
+  if (code == "RequestTimeTooSkewed") {
+    return error(Code::kUnavailable, Reason::kInvalidValue,
+                 answered + "; check this machine's clock");
+  }
+  if (status >= 500 || code == "InternalError") {
+    return error(Code::kUnavailable, Reason::kServerError, answered);
+  }
+  if (status == 409 || status == 412 || code == "PreconditionFailed") {
+    return error(Code::kFailedPrecondition, Reason::kConflict,
+                 "S3 refused the request (" + detail + ")" + Where(c));
+  }
+  return error(Code::kFailedPrecondition, Reason::kBadResponse,
+               "S3 refused the request (" + detail + ")" + Where(c));
 }
 
 Result<ListPage> ParseListObjectsV2(std::string_view body) {
   pugi::xml_document doc;
-  if (!Load(&doc, body)) return Internal("S3 returned an unreadable ListObjectsV2 answer");
+  if (!Load(&doc, body)) return BadAnswer("S3 returned an unreadable ListObjectsV2 answer");
   pugi::xml_node root = doc.child("ListBucketResult");
-  if (!root) return Internal("S3 returned a ListObjectsV2 answer without ListBucketResult");
+  if (!root) return BadAnswer("S3 returned a ListObjectsV2 answer without ListBucketResult");
   bool url_encoded = std::string_view(root.child_value("EncodingType")) == "url";
   ListPage page;
   page.truncated = std::string_view(root.child_value("IsTruncated")) == "true";
@@ -99,25 +128,24 @@ Result<ListPage> ParseListObjectsV2(std::string_view body) {
     ObjectInfo info;
     info.key = c.child_value("Key");
     if (url_encoded) info.key = UrlDecode(info.key);
-    char* end = nullptr;
-    const char* size = c.child_value("Size");
-    info.size = std::strtoull(size, &end, 10);
-    if (end == size) return Internal("S3 listed \"" + info.key + "\" without a valid size");
+    std::optional<uint64_t> size = ParseInteger<uint64_t>(c.child_value("Size"), 0, UINT64_MAX);
+    if (!size) return BadAnswer("S3 listed \"" + info.key + "\" without a valid size");
+    info.size = *size;
     auto modified = ParseRfc3339(c.child_value("LastModified"));
     if (modified.ok()) info.modified = *modified;
     page.objects.push_back(std::move(info));
   }
   if (page.truncated && page.next_continuation_token.empty()) {
-    return Internal("S3 returned a truncated listing without a continuation token");
+    return BadAnswer("S3 returned a truncated listing without a continuation token");
   }
   return page;
 }
 
 Result<std::string> ParseInitiateMultipartUpload(std::string_view body) {
   pugi::xml_document doc;
-  if (!Load(&doc, body)) return Internal("S3 returned an unreadable CreateMultipartUpload answer");
+  if (!Load(&doc, body)) return BadAnswer("S3 returned an unreadable CreateMultipartUpload answer");
   std::string id = doc.child("InitiateMultipartUploadResult").child_value("UploadId");
-  if (id.empty()) return Internal("S3 returned a CreateMultipartUpload answer without UploadId");
+  if (id.empty()) return BadAnswer("S3 returned a CreateMultipartUpload answer without UploadId");
   return id;
 }
 
@@ -136,18 +164,22 @@ std::string CompleteMultipartUploadBody(const std::vector<std::string>& etags,
 
 Result<std::string> ParseCompleteOrCopyResult(std::string_view body, const RequestContext& c) {
   pugi::xml_document doc;
-  if (!Load(&doc, body)) return Unavailable(c.what + ": S3 returned an unreadable answer");
+  if (!Load(&doc, body)) {
+    return StorageError(Code::kUnavailable, Reason::kBadResponse,
+                        c.what + ": S3 returned an unreadable answer", 200);
+  }
   if (doc.child("Error")) {
     ErrorBody e = ParseError(body);
     bool transient = e.code == "InternalError" || e.code == "SlowDown" ||
                      e.code == "ServiceUnavailable" || e.code.empty();
-    return MapError(transient ? 500 : 400, body, c);
+    return MapError(transient ? 500 : 400, body, c).WithHttpStatus(200);
   }
   for (const char* name : {"CompleteMultipartUploadResult", "CopyObjectResult", "CopyPartResult"}) {
     pugi::xml_node root = doc.child(name);
     if (root) return std::string(root.child_value("ETag"));
   }
-  return Internal(c.what + ": S3 returned an unexpected answer");
+  return StorageError(Code::kInternal, Reason::kBadResponse,
+                      c.what + ": S3 returned an unexpected answer", 200);
 }
 
 std::string DeleteObjectsBody(const std::vector<std::string>& keys) {
@@ -159,9 +191,9 @@ std::string DeleteObjectsBody(const std::vector<std::string>& keys) {
 
 Result<std::vector<std::string>> ParseDeleteObjectsErrors(std::string_view body) {
   pugi::xml_document doc;
-  if (!Load(&doc, body)) return Internal("S3 returned an unreadable DeleteObjects answer");
+  if (!Load(&doc, body)) return BadAnswer("S3 returned an unreadable DeleteObjects answer");
   pugi::xml_node root = doc.child("DeleteResult");
-  if (!root) return Internal("S3 returned a DeleteObjects answer without DeleteResult");
+  if (!root) return BadAnswer("S3 returned a DeleteObjects answer without DeleteResult");
   std::vector<std::string> failed;
   for (pugi::xml_node e = root.child("Error"); e; e = e.next_sibling("Error")) {
     failed.push_back(std::string(e.child_value("Key")) + ": " + e.child_value("Code") + " " +

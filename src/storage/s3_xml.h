@@ -25,15 +25,30 @@ struct RequestContext {
   std::string what;
   std::string bucket;
   std::string endpoint;  // shown through UrlForDisplay
+  // The credential the request was signed with, for refusals: "access key AKIA... (from the
+  // credentials directory /x)". Never a secret.
+  std::string credential;
 };
 
-// Maps an S3 failure (HTTP status and error body; the body is empty for HEAD) to a Status:
-// bad credentials or signature -> kUnauthenticated ("S3 rejected the credentials (...)"),
-// AccessDenied -> kPermissionDenied, NoSuchBucket -> kNotFound naming bucket and endpoint,
-// NoSuchKey/NoSuchUpload/404 -> kNotFound, 5xx/429/SlowDown/RequestTimeout/corrupted payload
-// (SHA-256, Content-MD5 or x-amz-checksum-* mismatch) ->
-// kUnavailable (retryable), wrong region -> kFailedPrecondition, other 4xx ->
-// kFailedPrecondition. Never includes header values or secrets.
+// Maps an S3 failure (HTTP status and error body; the body is empty for HEAD) to a storage
+// error (Stage::kStorage, the HTTP status, a Reason), deciding on the status and the body's
+// <Code> only:
+//  - bad credentials or signature (SignatureDoesNotMatch, InvalidAccessKeyId, ExpiredToken, ...,
+//    or 401) -> kUnauthenticated/kUnauthenticated: "S3 rejected the credentials: <credential>
+//    was refused (...)";
+//  - AccessDenied, AllAccessDisabled, AccountProblem, 403 -> kPermissionDenied, naming the
+//    credential;
+//  - NoSuchBucket -> kNotFound naming bucket and endpoint; NoSuchKey, NoSuchUpload, 404 ->
+//    kNotFound (Reason::kNotFound);
+//  - wrong region or endpoint (AuthorizationHeaderMalformed, PermanentRedirect, 301) ->
+//    kFailedPrecondition/kInvalidValue;
+//  - 409, PreconditionFailed (412) -> kFailedPrecondition/kConflict;
+//  - retryable kUnavailable: SlowDown, ServiceUnavailable, 429, 503 -> kThrottled; InternalError
+//    and other 5xx -> kServerError; RequestTimeout -> kTimeout; a corrupted payload
+//    (XAmzContentSHA256Mismatch, BadDigest, XAmzContentChecksumMismatch, IncompleteBody) ->
+//    kChecksumMismatch; RequestTimeTooSkewed -> kInvalidValue (the local clock);
+//  - other answers -> kFailedPrecondition/kBadResponse.
+// Never includes header values or secrets.
 Status MapError(long http_status, std::string_view body, const RequestContext& context);
 
 // One page of ListObjectsV2. Keys are decoded when the listing used encoding-type=url.
@@ -54,7 +69,8 @@ std::string CompleteMultipartUploadBody(const std::vector<std::string>& etags,
 
 // A CompleteMultipartUpload / CopyObject / UploadPartCopy answer that came with HTTP 200: the
 // ETag of the result, or the error it carries (S3 may report failure inside a 200 body),
-// mapped as MapError(500-class for InternalError/SlowDown, else by code).
+// mapped as MapError(500-class for InternalError/SlowDown, else by code) with HTTP status 200;
+// an unreadable body is kUnavailable/kBadResponse (retried).
 Result<std::string> ParseCompleteOrCopyResult(std::string_view body, const RequestContext& context);
 
 // The DeleteObjects request body (quiet mode) for up to 1000 keys.

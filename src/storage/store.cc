@@ -4,7 +4,8 @@ namespace bao::storage {
 
 Status ValidateKey(std::string_view key) {
   auto bad = [&](const char* why) {
-    return InvalidArgument("object key \"" + std::string(key) + "\" " + why);
+    return Error(Code::kInvalidArgument, Reason::kInvalidValue,
+                 "object key \"" + std::string(key) + "\" " + why);
   };
   if (key.empty()) return bad("is empty");
   if (key.size() > 1024) return bad("is longer than 1024 bytes");

@@ -5,10 +5,32 @@
 // Keys are '/'-separated, relative, never start with '/' and never contain "." or ".."
 // segments; ValidateKey() checks this and every provider calls it.
 //
+// Contexts. Every method that can block takes a `const Context& ctx` first. Once `ctx` is
+// cancelled the call returns kAborted with Reason::kCancelled promptly (within about a second,
+// whatever the network does); once its deadline passes it returns kDeadlineExceeded with
+// Reason::kTimeout. A call never starts a request after either. A write that ends this way
+// leaves nothing under its key.
+//
+// Errors are data. Every error a Store or ObjectWriter returns carries a Stage and a Reason
+// (common/status.h), and the HTTP status where the provider answered one; callers decide on
+// code(), reason(), stage() and http_status(), never on the message:
+//  - stage: Stage::kStorage, except for a local configuration problem found while opening
+//    (a malformed credentials file, a missing key file, no credentials at all), which is
+//    Stage::kConfig with kInvalidArgument;
+//  - reason: kNotFound (object, bucket, container), kConflict (write-once refusals, 409/412),
+//    kPermissionDenied (403, file modes), kUnauthenticated (401, credentials refused; the
+//    message names which credential, never a secret), kThrottled (429, SlowDown, 503 busy),
+//    kServerError (other 5xx), kChecksumMismatch (read-back differs), and the transport
+//    reasons of http::Client: kUnreachable, kStalled, kTimeout, kTlsVerification, kCancelled.
+// Network providers retry transient failures (kUnavailable, kDeadlineExceeded) a bounded
+// number of times with backoff, each request with a stall timeout; the codes listed below are
+// what comes back once the retries are spent.
+//
 // Thread safety: a Store may be called from several threads at once. An ObjectWriter is used
 // by one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,31 +60,53 @@ struct CommitInfo {
 };
 
 // Called with each chunk of an object, in order. Returning an error stops the read and makes
-// Read() return that error.
+// Read() return that error, unchanged (its stage and reason are the sink's).
 using ByteSink = std::function<Status(std::string_view chunk)>;
+
+// How long ObjectWriter::Abort() (and a writer's own cleanup after a failure) may spend on
+// provider-side cleanup, in at most kCleanupAttempts requests per step: a hung endpoint cannot
+// hold the process after cancellation. Cleanup runs under Context::ForCleanup(), so it is not
+// itself cancelled by the caller's context.
+inline constexpr std::chrono::milliseconds kCleanupBudget{10000};
+inline constexpr int kCleanupAttempts = 2;
 
 // Writes one new object. Nothing is visible under the key until Commit() succeeds: no partial
 // object, ever. Destroying a writer that was not committed aborts it.
+//
+// The context given to Store::NewWriter() governs the writer's work in the background (parts
+// uploading between calls); each call's own `ctx` bounds that call. Callers normally pass the
+// same context to both; cancelling either stops the upload. The CancelSource behind that
+// context must outlive the writer.
 class ObjectWriter {
  public:
   virtual ~ObjectWriter() = default;
 
   // Appends `data` (copied or written before returning; the caller may reuse its buffer). May
-  // block while earlier parts are in flight (back-pressure bounds memory). An error is final:
-  // the upload is aborted, and every later Append() or Commit() returns an error.
-  virtual Status Append(std::string_view data) = 0;
+  // block while earlier parts are in flight (back-pressure bounds memory).
+  // Errors: kAborted/kCancelled or kDeadlineExceeded/kTimeout from `ctx` (or the writer's
+  // context); kUnavailable (endpoint unreachable, stalled, throttled or failing after the
+  // retries); kPermissionDenied, kUnauthenticated, kNotFound (bucket gone) as answered; and
+  // kFailedPrecondition after a successful Commit(). An error is final: the upload is aborted
+  // (as Abort() does), and every later Append() or Commit() returns that same first error.
+  virtual Status Append(const Context& ctx, std::string_view data) = 0;
 
   // Makes the object visible under its key with `info.sha256` recorded beside it, then reads
   // back what the store holds and checks it against `info` (size always; the checksum where
-  // the store can report it). Returns the stored object's description. On any error nothing
-  // is left under the key (a mismatch found after publication deletes the object again) and
-  // the error names the cause: kUnavailable/kPermissionDenied/... for storage failures,
-  // kDataLoss when the read-back does not match.
-  virtual Result<ObjectInfo> Commit(const CommitInfo& info) = 0;
+  // the store can report it). Returns the stored object's description.
+  // Errors (nothing is then left under the key; a mismatch found after publication deletes
+  // the object again): kInvalidArgument when `info.size` differs from the bytes appended;
+  // kDataLoss with Reason::kChecksumMismatch when the read-back does not match; kAlreadyExists
+  // with Reason::kConflict where the store refuses to replace an object (write-once stores);
+  // the storage and context errors listed for Append(). An error is final, as for Append();
+  // after Abort() every call returns kAborted with Reason::kCancelled; a second Commit() after
+  // success, or an Append() after it, is kFailedPrecondition.
+  virtual Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) = 0;
 
   // Discards everything written so far and releases provider-side resources (temporary files,
-  // multipart uploads, uncommitted blocks). Idempotent; a no-op after a successful Commit().
-  // Never fails loudly: problems are logged.
+  // multipart uploads, upload sessions, uncommitted blocks), within kCleanupBudget and at most
+  // kCleanupAttempts tries per request, whatever the caller's context says. Idempotent; a
+  // no-op after a successful Commit(). Never fails loudly: problems are logged (providers
+  // keep nothing that their own expiry or a lifecycle rule does not eventually remove).
   virtual void Abort() = 0;
 };
 
@@ -71,46 +115,44 @@ class Store {
   virtual ~Store() = default;
 
   // A short human description for messages, e.g. "file:///srv/backups" or "s3://bucket".
-  // Never contains credentials.
+  // Never contains credentials. Does not block.
   virtual std::string Describe() const = 0;
 
-  // Starts writing the object `key`. kInvalidArgument for a bad key; kAlreadyExists is never
-  // returned (an existing object is replaced at Commit(), atomically where the store can).
-  // Errors that can be detected before any byte is written (bucket missing, credentials
-  // refused) should be returned here.
-  virtual Result<std::unique_ptr<ObjectWriter>> NewWriter(const std::string& key) = 0;
+  // Starts writing the object `key`; `ctx` then also governs the writer (see ObjectWriter).
+  // Errors that can be detected before any byte is written are returned here: kInvalidArgument
+  // for a bad key; kNotFound for a missing bucket or container; kUnauthenticated /
+  // kPermissionDenied when the credentials are refused; kAlreadyExists (Reason::kConflict)
+  // where the store is write-once and the key is taken; kUnavailable when the endpoint cannot
+  // be reached after the retries; kAborted / kDeadlineExceeded from `ctx`. Providers that are
+  // not write-once replace an existing object at Commit(), atomically where the store can.
+  virtual Result<std::unique_ptr<ObjectWriter>> NewWriter(const Context& ctx,
+                                                          const std::string& key) = 0;
 
-  // Streams bytes [offset, end) of object `key` to `sink`, in order. kNotFound when the object
-  // does not exist. A dropped connection is resumed from the last delivered byte where the
-  // provider can; `sink` never sees a byte twice or out of order.
-  virtual Status Read(const std::string& key, uint64_t offset, const ByteSink& sink) = 0;
+  // Streams bytes [offset, end) of object `key` to `sink`, in order, on the calling thread.
+  // A dropped connection is resumed from the last delivered byte where the provider can;
+  // `sink` never sees a byte twice or out of order. Errors: the sink's own error, unchanged;
+  // kNotFound (object or bucket absent); kInvalidArgument for an offset beyond the object's
+  // size; kFailedPrecondition when the object changed while it was read; the storage and
+  // context errors above. On cancellation the sink may have seen part of the object.
+  virtual Status Read(const Context& ctx, const std::string& key, uint64_t offset,
+                      const ByteSink& sink) = 0;
 
-  // Describes object `key`, including its recorded checksum. kNotFound when absent.
-  virtual Result<ObjectInfo> Stat(const std::string& key) = 0;
+  // Describes object `key`, including its recorded checksum. kNotFound when absent (object or
+  // bucket); storage and context errors as above.
+  virtual Result<ObjectInfo> Stat(const Context& ctx, const std::string& key) = 0;
 
   // Calls `fn` for every object whose key starts with `prefix` (all pages), in ascending key
-  // order. Provider-internal objects (temporary files, checksum side files) are not listed.
-  // An error from `fn` stops the listing and is returned.
-  virtual Status List(const std::string& prefix,
+  // order, on the calling thread. Provider-internal objects (temporary files, checksum side
+  // files) are not listed. An error from `fn` stops the listing and is returned unchanged.
+  // kNotFound when the bucket (or directory root) does not exist; storage and context errors
+  // as above.
+  virtual Status List(const Context& ctx, const std::string& prefix,
                       const std::function<Status(const ObjectInfo&)>& fn) = 0;
 
   // Deletes object `key` (and anything the provider keeps beside it). Deleting an object that
-  // does not exist succeeds.
-  virtual Status Delete(const std::string& key) = 0;
-
-  // TRANSITIONAL (replaced by the Context-taking interface on branch h-storage).
-  Result<std::unique_ptr<ObjectWriter>> NewWriter(const Context&, const std::string& key) {
-    return NewWriter(key);
-  }
-  Status Read(const Context&, const std::string& key, uint64_t offset, const ByteSink& sink) {
-    return Read(key, offset, sink);
-  }
-  Result<ObjectInfo> Stat(const Context&, const std::string& key) { return Stat(key); }
-  Status List(const Context&, const std::string& prefix,
-              const std::function<Status(const ObjectInfo&)>& fn) {
-    return List(prefix, fn);
-  }
-  Status Delete(const Context&, const std::string& key) { return Delete(key); }
+  // does not exist succeeds; a missing bucket is kNotFound. Storage and context errors as
+  // above. When it fails, the object may or may not still exist.
+  virtual Status Delete(const Context& ctx, const std::string& key) = 0;
 };
 
 // Checks the key rules above; kInvalidArgument naming the problem.
@@ -122,18 +164,24 @@ class ForwardingStore : public Store {
  public:
   explicit ForwardingStore(Store* base) : base_(base) {}
   std::string Describe() const override { return base_->Describe(); }
-  Result<std::unique_ptr<ObjectWriter>> NewWriter(const std::string& key) override {
-    return base_->NewWriter(key);
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(const Context& ctx,
+                                                  const std::string& key) override {
+    return base_->NewWriter(ctx, key);
   }
-  Status Read(const std::string& key, uint64_t offset, const ByteSink& sink) override {
-    return base_->Read(key, offset, sink);
+  Status Read(const Context& ctx, const std::string& key, uint64_t offset,
+              const ByteSink& sink) override {
+    return base_->Read(ctx, key, offset, sink);
   }
-  Result<ObjectInfo> Stat(const std::string& key) override { return base_->Stat(key); }
-  Status List(const std::string& prefix,
+  Result<ObjectInfo> Stat(const Context& ctx, const std::string& key) override {
+    return base_->Stat(ctx, key);
+  }
+  Status List(const Context& ctx, const std::string& prefix,
               const std::function<Status(const ObjectInfo&)>& fn) override {
-    return base_->List(prefix, fn);
+    return base_->List(ctx, prefix, fn);
   }
-  Status Delete(const std::string& key) override { return base_->Delete(key); }
+  Status Delete(const Context& ctx, const std::string& key) override {
+    return base_->Delete(ctx, key);
+  }
 
  protected:
   Store* base() const { return base_; }
@@ -146,8 +194,12 @@ class ForwardingStore : public Store {
 class ForwardingWriter : public ObjectWriter {
  public:
   explicit ForwardingWriter(std::unique_ptr<ObjectWriter> base) : base_(std::move(base)) {}
-  Status Append(std::string_view data) override { return base_->Append(data); }
-  Result<ObjectInfo> Commit(const CommitInfo& info) override { return base_->Commit(info); }
+  Status Append(const Context& ctx, std::string_view data) override {
+    return base_->Append(ctx, data);
+  }
+  Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) override {
+    return base_->Commit(ctx, info);
+  }
   void Abort() override { base_->Abort(); }
 
  protected:

@@ -2,6 +2,7 @@
 
 #include "common/json_fields.h"
 #include "storage/azure_store.h"
+#include "storage/errors.h"
 #include "storage/file_store.h"
 #include "storage/gcs_store.h"
 #include "storage/s3_store.h"
@@ -11,8 +12,13 @@ namespace {
 
 using nlohmann::json;
 
+// A malformed target: a configuration error (Stage::kConfig, Reason::kInvalidValue).
+Status Invalid(std::string message) {
+  return ConfigError(Reason::kInvalidValue, std::move(message));
+}
+
 Status WrongType(const std::string& path, const char* want) {
-  return InvalidArgument(path + ": must be " + want);
+  return Invalid(path + ": must be " + want);
 }
 
 std::string StripSlashes(std::string s) {
@@ -49,21 +55,20 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
     BAO_RETURN_IF_ERROR(
         GetString(ref, "name", path + ".credentialsSecretRef", &t.credentials_secret));
     if (ref.contains("namespace")) {
-      return Error(Code::kInvalidArgument, Reason::kCrossNamespace,
-                   path +
-                       ".credentialsSecretRef.namespace: cross-namespace Secret references "
-                       "are not allowed; the Secret must be in the resource's namespace");
+      return Invalid(path +
+                     ".credentialsSecretRef.namespace: cross-namespace Secret references "
+                     "are not allowed; the Secret must be in the resource's namespace");
     }
     BAO_RETURN_IF_ERROR(CheckKnownFields(ref, path + ".credentialsSecretRef", {"name"}));
   }
   int64_t part_size = static_cast<int64_t>(t.part_size);
   BAO_RETURN_IF_ERROR(GetInt(j, "partSize", path, &part_size));
-  if (part_size < 0) return InvalidArgument(path + ".partSize: must not be negative");
+  if (part_size < 0) return Invalid(path + ".partSize: must not be negative");
   t.part_size = static_cast<uint64_t>(part_size);
   int64_t concurrency = t.concurrency;
   BAO_RETURN_IF_ERROR(GetInt(j, "concurrency", path, &concurrency));
   if (concurrency < 0 || concurrency > 1000) {
-    return InvalidArgument(path + ".concurrency: must be between 1 and 10");
+    return Invalid(path + ".concurrency: must be between 1 and 10");
   }
   t.concurrency = static_cast<int>(concurrency);
   BAO_RETURN_IF_ERROR(GetString(j, "region", path, &t.region));
@@ -88,33 +93,33 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
 
 Status ValidateTarget(const TargetConfig& t, const std::string& path) {
   if (t.provider != "file" && t.provider != "s3" && t.provider != "gcs" && t.provider != "azure") {
-    return InvalidArgument(path + ".provider: \"" + t.provider +
-                           "\" is not one of s3, gcs, azure (or file for local directories)");
+    return Invalid(path + ".provider: \"" + t.provider +
+                   "\" is not one of s3, gcs, azure (or file for local directories)");
   }
   if (t.provider == "azure") {
     if (t.azure_storage_account.empty()) {
-      return InvalidArgument(path + ".azure.storageAccount: required for the azure provider");
+      return Invalid(path + ".azure.storageAccount: required for the azure provider");
     }
     if (t.bucket.empty() && t.azure_container.empty()) {
-      return InvalidArgument(path + ".bucket: required (the Azure container), or set " + path +
-                             ".azure.container");
+      return Invalid(path + ".bucket: required (the Azure container), or set " + path +
+                     ".azure.container");
     }
   } else if (t.bucket.empty()) {
-    return InvalidArgument(path + ".bucket: required" +
-                           std::string(t.provider == "file" ? " (the root directory)" : ""));
+    return Invalid(path + ".bucket: required" +
+                   std::string(t.provider == "file" ? " (the root directory)" : ""));
   }
   if (t.provider == "s3" && t.endpoint.empty()) {
-    return InvalidArgument(path +
-                           ".endpoint: required for the s3 provider (e.g. "
-                           "https://s3.amazonaws.com or a MinIO URL)");
+    return Invalid(path +
+                   ".endpoint: required for the s3 provider (e.g. "
+                   "https://s3.amazonaws.com or a MinIO URL)");
   }
   if (t.part_size < kMinPartSize) {
-    return InvalidArgument(path + ".partSize: " + std::to_string(t.part_size) +
-                           " is below the minimum of " + std::to_string(kMinPartSize));
+    return Invalid(path + ".partSize: " + std::to_string(t.part_size) +
+                   " is below the minimum of " + std::to_string(kMinPartSize));
   }
   if (t.concurrency < 1 || t.concurrency > 10) {
-    return InvalidArgument(path + ".concurrency: " + std::to_string(t.concurrency) +
-                           " is outside 1..10");
+    return Invalid(path + ".concurrency: " + std::to_string(t.concurrency) +
+                   " is outside 1..10");
   }
   return Status::Ok();
 }
@@ -141,9 +146,7 @@ json TargetToJson(const TargetConfig& t) {
   return j;
 }
 
-namespace {
-
-Result<std::unique_ptr<Store>> OpenProvider(const TargetConfig& target) {
+Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target) {
   BAO_RETURN_IF_ERROR(ValidateTarget(target, "target"));
   if (target.provider == "file") return OpenFileStore(target.bucket);
   if (target.provider == "gcs") return OpenGcsStore(target);
@@ -151,18 +154,6 @@ Result<std::unique_ptr<Store>> OpenProvider(const TargetConfig& target) {
   if (target.provider == "azure") return OpenAzureStore(target);
   return FailedPrecondition("the " + target.provider +
                             " provider is not available in this build yet");
-}
-
-}  // namespace
-
-Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target) {
-  Result<std::unique_ptr<Store>> store = OpenProvider(target);
-  if (store.ok()) return store;
-  const Status& s = store.status();
-  // Opening reads only configuration and local files; a provider that already asked its
-  // service (a token endpoint, say) tagged its failure as a storage one.
-  const bool local = s.code() == Code::kInvalidArgument || s.code() == Code::kFailedPrecondition;
-  return s.InStage(local ? Stage::kConfig : Stage::kStorage);
 }
 
 }  // namespace bao::storage

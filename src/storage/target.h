@@ -53,9 +53,10 @@ Status ValidateTarget(const TargetConfig& target, const std::string& path);
 nlohmann::json TargetToJson(const TargetConfig& target);
 
 // Opens the store the target describes. Validates first. Providers read their credentials
-// from `credentials_dir` or the environment here, so a missing key fails now, by name. Every
-// failure carries a stage: Stage::kConfig for what is wrong in the configuration or local
-// files, Stage::kStorage for a service that was asked and failed.
+// from `credentials_dir` or the environment here, so a missing key fails now, by name. Sends
+// no request. Errors are configuration errors (Stage::kConfig, kInvalidArgument, with
+// Reason::kNoCredentials when a provider has no credentials at all, else kInvalidValue or
+// kNotFound for a missing file), except kFailedPrecondition for a provider this build lacks.
 Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target);
 
 }  // namespace bao::storage

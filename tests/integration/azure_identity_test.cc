@@ -10,7 +10,6 @@
 #include <mutex>
 #include <thread>
 
-#include "common/cancel.h"
 #include "common/redact.h"
 #include "storage/azure_auth.h"
 #include "storage/azure_store.h"
@@ -82,7 +81,6 @@ class StandIn {
 class AzureIdentityTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ResetCancel();
     for (const char* v : {"AZURE_FEDERATED_TOKEN_FILE", "AZURE_CLIENT_ID", "AZURE_TENANT_ID",
                           "AZURE_AUTHORITY_HOST", "AZURE_POD_IDENTITY_AUTHORITY_HOST"}) {
       unsetenv(v);
@@ -107,7 +105,7 @@ class AzureIdentityTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     for (int i = 0; i < 2; ++i) {
       std::vector<storage::ObjectInfo> seen;
-      Status st = (*store)->List("a/", [&](const storage::ObjectInfo& info) {
+      Status st = (*store)->List(Context(), "a/", [&](const storage::ObjectInfo& info) {
         seen.push_back(info);
         return Status::Ok();
       });
@@ -117,7 +115,7 @@ class AzureIdentityTest : public ::testing::Test {
       EXPECT_EQ(seen[0].size, 42u);
       EXPECT_EQ(seen[0].sha256, "abc");
     }
-    auto writer = (*store)->NewWriter("a/two.snap");
+    auto writer = (*store)->NewWriter(Context(), "a/two.snap");
     EXPECT_TRUE(writer.ok()) << writer.status().ToString();
     EXPECT_EQ(s.blob_requests.load(), 3);
     EXPECT_EQ(s.token_requests.load(), 1) << "the token is cached";
@@ -188,7 +186,7 @@ TEST_F(AzureIdentityTest, ShortLivedTokensAreFetchedAgain) {
       });
   auto source = storage::azure::NewImdsTokenSource(s.url(), "");
   for (int i = 0; i < 3; ++i) {
-    auto token = source->Token();
+    auto token = source->Token(Context());
     ASSERT_TRUE(token.ok()) << token.status().ToString();
     EXPECT_EQ(*token, "short-lived-789");
   }
@@ -213,7 +211,7 @@ TEST_F(AzureIdentityTest, RefusedTokenIsUnauthenticatedAndNamesTheEndpoint) {
   setenv("AZURE_AUTHORITY_HOST", s.url().c_str(), 1);
   auto store = storage::OpenAzureStore(Target(s.url()));
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  auto writer = (*store)->NewWriter("a/x.snap");
+  auto writer = (*store)->NewWriter(Context(), "a/x.snap");
   ASSERT_FALSE(writer.ok());
   EXPECT_EQ(writer.status().code(), Code::kUnauthenticated) << writer.status().ToString();
   EXPECT_NE(writer.status().message().find("AADSTS700211"), std::string::npos);
@@ -229,7 +227,7 @@ TEST_F(AzureIdentityTest, NoIdentityEndpointIsUnavailableWithAHint) {
   o.retry.max_attempts = 1;
   auto store = storage::OpenAzureStore(Target("http://127.0.0.1:1"), o);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  auto st = (*store)->Stat("a/x.snap");
+  auto st = (*store)->Stat(Context(), "a/x.snap");
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().code(), Code::kUnavailable);
   EXPECT_NE(st.status().message().find("managed identity"), std::string::npos)

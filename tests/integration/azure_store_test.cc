@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "common/cancel.h"
 #include "crypto/crypto.h"
 #include "storage/azure_auth.h"
 #include "storage/target.h"
@@ -58,7 +57,6 @@ class AzureStoreTest : public ::testing::Test {
   }
   void SetUp() override {
     ASSERT_TRUE(start_error_.empty()) << start_error_;
-    ResetCancel();
   }
 
   storage::TargetConfig Target(const std::string& key_file_contents) {
@@ -83,14 +81,14 @@ class AzureStoreTest : public ::testing::Test {
 
   // Writes `data` through the store in uneven chunks and commits.
   Result<ObjectInfo> Put(Store* store, const std::string& key, const std::string& data) {
-    BAO_ASSIGN_OR_RETURN(auto writer, store->NewWriter(key));
+    BAO_ASSIGN_OR_RETURN(auto writer, store->NewWriter(Context(), key));
     size_t pos = 0, step = 777777;
     while (pos < data.size()) {
       size_t n = std::min(step, data.size() - pos);
-      BAO_RETURN_IF_ERROR(writer->Append(std::string_view(data).substr(pos, n)));
+      BAO_RETURN_IF_ERROR(writer->Append(Context(), std::string_view(data).substr(pos, n)));
       pos += n;
     }
-    return writer->Commit({data.size(), crypto::Sha256Hex(data)});
+    return writer->Commit(Context(), {data.size(), crypto::Sha256Hex(data)});
   }
 
   json CheckJson(const std::vector<std::string>& args) {
@@ -161,7 +159,7 @@ TEST_F(AzureStoreTest, BlobsWrittenByTheSdkAreListedStatedAndRead) {
   ASSERT_NE(store, nullptr);
   std::vector<ObjectInfo> seen;
   ASSERT_TRUE(store
-                  ->List("sdk/x/",
+                  ->List(Context(), "sdk/x/",
                          [&](const ObjectInfo& i) {
                            seen.push_back(i);
                            return Status::Ok();
@@ -175,14 +173,14 @@ TEST_F(AzureStoreTest, BlobsWrittenByTheSdkAreListedStatedAndRead) {
   EXPECT_EQ(seen[1].key, "sdk/x/two.snap");
   EXPECT_EQ(seen[1].sha256, "");
 
-  auto st = store->Stat("sdk/x/one.snap");
+  auto st = store->Stat(Context(), "sdk/x/one.snap");
   ASSERT_TRUE(st.ok()) << st.status().ToString();
   EXPECT_EQ(st->size, data.size());
   EXPECT_EQ(st->sha256, crypto::Sha256Hex(data));
 
   std::string got;
   ASSERT_TRUE(store
-                  ->Read("sdk/x/one.snap", 0,
+                  ->Read(Context(), "sdk/x/one.snap", 0,
                          [&](std::string_view c) {
                            got.append(c);
                            return Status::Ok();
@@ -191,7 +189,7 @@ TEST_F(AzureStoreTest, BlobsWrittenByTheSdkAreListedStatedAndRead) {
   EXPECT_TRUE(got == data);
   got.clear();
   ASSERT_TRUE(store
-                  ->Read("sdk/x/one.snap", 4000000,
+                  ->Read(Context(), "sdk/x/one.snap", 4000000,
                          [&](std::string_view c) {
                            got.append(c);
                            return Status::Ok();
@@ -199,10 +197,10 @@ TEST_F(AzureStoreTest, BlobsWrittenByTheSdkAreListedStatedAndRead) {
                   .ok());
   EXPECT_TRUE(got == data.substr(4000000));
 
-  auto missing = store->Stat("sdk/x/none.snap");
+  auto missing = store->Stat(Context(), "sdk/x/none.snap");
   EXPECT_EQ(missing.status().code(), Code::kNotFound);
   Status read_missing =
-      store->Read("sdk/x/none.snap", 0, [](std::string_view) { return Status::Ok(); });
+      store->Read(Context(), "sdk/x/none.snap", 0, [](std::string_view) { return Status::Ok(); });
   EXPECT_EQ(read_missing.code(), Code::kNotFound);
 }
 
@@ -214,7 +212,7 @@ TEST_F(AzureStoreTest, ListingFollowsMarkersPastOnePage) {
   ASSERT_NE(store, nullptr);
   std::vector<std::string> keys;
   ASSERT_TRUE(store
-                  ->List("page/",
+                  ->List(Context(), "page/",
                          [&](const ObjectInfo& i) {
                            keys.push_back(i.key);
                            return Status::Ok();
@@ -225,8 +223,9 @@ TEST_F(AzureStoreTest, ListingFollowsMarkersPastOnePage) {
   EXPECT_EQ(keys.front(), "page/k00000");
   EXPECT_EQ(keys.back(), "page/k00022");
   int calls = 0;
-  Status stop = store->List(
-      "page/", [&](const ObjectInfo&) { return ++calls == 7 ? Aborted("enough") : Status::Ok(); });
+  Status stop = store->List(Context(), "page/", [&](const ObjectInfo&) {
+    return ++calls == 7 ? Aborted("enough") : Status::Ok();
+  });
   EXPECT_EQ(stop.code(), Code::kAborted);
   EXPECT_EQ(calls, 7);
 }
@@ -235,19 +234,25 @@ TEST_F(AzureStoreTest, DeleteRemovesAndIsIdempotent) {
   auto store = Open(Target(testing::kAzuriteKey));
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(Put(store.get(), "del/a.snap", "abc").ok());
-  ASSERT_TRUE(store->Delete("del/a.snap").ok());
+  ASSERT_TRUE(store->Delete(Context(), "del/a.snap").ok());
   EXPECT_EQ(CheckJson({"props", "backups", "del/a.snap"})["exists"], false);
-  EXPECT_TRUE(store->Delete("del/a.snap").ok());
+  EXPECT_TRUE(store->Delete(Context(), "del/a.snap").ok());
 }
 
 TEST_F(AzureStoreTest, WrongAccountKeyIsUnauthenticatedAndLeavesNoBlob) {
   std::string wrong = crypto::Base64Encode(std::string(64, 'k'));
   auto store = Open(Target(wrong));
   ASSERT_NE(store, nullptr);
-  auto writer = store->NewWriter("auth/x.snap");
+  auto writer = store->NewWriter(Context(), "auth/x.snap");
   ASSERT_FALSE(writer.ok());
   EXPECT_EQ(writer.status().code(), Code::kUnauthenticated) << writer.status().ToString();
+  EXPECT_EQ(writer.status().reason(), Reason::kUnauthenticated);
+  EXPECT_EQ(writer.status().stage(), Stage::kStorage);
+  EXPECT_EQ(writer.status().http_status(), 403);
   EXPECT_NE(writer.status().message().find("devstoreaccount1"), std::string::npos);
+  EXPECT_NE(writer.status().message().find("account key from " + creds_.File("accountKey")),
+            std::string::npos)
+      << writer.status().message();
   EXPECT_EQ(writer.status().message().find(wrong), std::string::npos);
   EXPECT_EQ(CheckJson({"props", "backups", "auth/x.snap"})["exists"], false);
 }
@@ -257,9 +262,11 @@ TEST_F(AzureStoreTest, MissingContainerIsNotFoundNamingContainerAndAccount) {
   t.bucket = "no-such-container";
   auto store = Open(t);
   ASSERT_NE(store, nullptr);
-  auto writer = store->NewWriter("x.snap");
+  auto writer = store->NewWriter(Context(), "x.snap");
   ASSERT_FALSE(writer.ok());
   EXPECT_EQ(writer.status().code(), Code::kNotFound);
+  EXPECT_EQ(writer.status().reason(), Reason::kNotFound);
+  EXPECT_EQ(writer.status().http_status(), 404);
   EXPECT_NE(writer.status().message().find("\"no-such-container\""), std::string::npos);
   EXPECT_NE(writer.status().message().find("devstoreaccount1"), std::string::npos);
 }
@@ -271,7 +278,7 @@ TEST_F(AzureStoreTest, UnreachableEndpointIsNamed) {
   o.retry.max_attempts = 2;
   auto store = Open(t, o);
   ASSERT_NE(store, nullptr);
-  auto st = store->Stat("x.snap");
+  auto st = store->Stat(Context(), "x.snap");
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().code(), Code::kUnavailable);
   EXPECT_NE(st.status().message().find(t.endpoint), std::string::npos) << st.status().message();
@@ -281,14 +288,14 @@ TEST_F(AzureStoreTest, AbandonedUploadBetweenBlocksLeavesNoBlob) {
   auto store = Open(Target(testing::kAzuriteKey));
   ASSERT_NE(store, nullptr);
   {
-    auto writer = store->NewWriter("abandoned/x.snap");
+    auto writer = store->NewWriter(Context(), "abandoned/x.snap");
     ASSERT_TRUE(writer.ok());
     std::string data = Pattern(2 * kPart + 10, 4);
-    ASSERT_TRUE((*writer)->Append(data).ok());
+    ASSERT_TRUE((*writer)->Append(Context(), data).ok());
     // The snapshot stream fails here: the writer is dropped without Commit().
   }
   EXPECT_EQ(CheckJson({"props", "backups", "abandoned/x.snap"})["exists"], false);
-  auto st = store->Stat("abandoned/x.snap");
+  auto st = store->Stat(Context(), "abandoned/x.snap");
   EXPECT_EQ(st.status().code(), Code::kNotFound);
 }
 
@@ -383,15 +390,18 @@ TEST_F(AzureStoreTest, StorageFailureBetweenBlocksLeavesNoBlob) {
   o.retry.max_attempts = 3;
   auto store = Open(t, o);
   ASSERT_NE(store, nullptr);
-  auto writer = store->NewWriter("failing/x.snap");
+  auto writer = store->NewWriter(Context(), "failing/x.snap");
   ASSERT_TRUE(writer.ok()) << writer.status().ToString();
   std::string data = Pattern(3 * kPart + 10, 5);
-  Status s = (*writer)->Append(data);
+  Status s = (*writer)->Append(Context(), data);
   Result<ObjectInfo> committed =
-      s.ok() ? (*writer)->Commit({data.size(), crypto::Sha256Hex(data)}) : Result<ObjectInfo>(s);
+      s.ok() ? (*writer)->Commit(Context(), {data.size(), crypto::Sha256Hex(data)})
+             : Result<ObjectInfo>(s);
   writer->reset();
   ASSERT_FALSE(committed.ok());
   EXPECT_EQ(committed.status().code(), Code::kUnavailable) << committed.status().ToString();
+  EXPECT_EQ(committed.status().reason(), Reason::kThrottled);  // ServerBusy
+  EXPECT_EQ(committed.status().http_status(), 503);
   EXPECT_NE(committed.status().message().find("3 attempts"), std::string::npos)
       << committed.status().message();
   EXPECT_EQ(refused.load(), 3);
@@ -438,7 +448,7 @@ TEST_F(AzureStoreTest, ReadResumesAfterADroppedConnection) {
   auto store = Open(t);
   ASSERT_NE(store, nullptr);
   std::string got;
-  Status s = store->Read("resume/x.snap", 5, [&](std::string_view c) {
+  Status s = store->Read(Context(), "resume/x.snap", 5, [&](std::string_view c) {
     got.append(c);
     return Status::Ok();
   });
@@ -470,7 +480,7 @@ TEST_F(AzureStoreTest, SasFromTheSdkWorksThroughAConnectionString) {
   EXPECT_EQ(j["metadata"]["sha256"], crypto::Sha256Hex(data));
   std::string got;
   ASSERT_TRUE(store
-                  ->Read("sas/x.snap", 0,
+                  ->Read(Context(), "sas/x.snap", 0,
                          [&](std::string_view c) {
                            got.append(c);
                            return Status::Ok();
@@ -478,9 +488,11 @@ TEST_F(AzureStoreTest, SasFromTheSdkWorksThroughAConnectionString) {
                   .ok());
   EXPECT_TRUE(got == data);
   int listed = 0;
-  ASSERT_TRUE(store->List("sas/", [&](const ObjectInfo&) { return ++listed, Status::Ok(); }).ok());
+  ASSERT_TRUE(
+      store->List(Context(), "sas/", [&](const ObjectInfo&) { return ++listed, Status::Ok(); })
+          .ok());
   EXPECT_EQ(listed, 1);
-  ASSERT_TRUE(store->Delete("sas/x.snap").ok());
+  ASSERT_TRUE(store->Delete(Context(), "sas/x.snap").ok());
 
   // A tampered SAS is refused, and the signature never shows in the message.
   size_t sig = token.find("sig=");
@@ -491,7 +503,7 @@ TEST_F(AzureStoreTest, SasFromTheSdkWorksThroughAConnectionString) {
                      "BlobEndpoint=" + azurite_->endpoint() + ";SharedAccessSignature=" + bad);
   auto bad_store = Open(t);
   ASSERT_NE(bad_store, nullptr);
-  auto st = bad_store->Stat("sas/none.snap");
+  auto st = bad_store->Stat(Context(), "sas/none.snap");
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.status().message().find("sig="), std::string::npos) << st.status().message();
 }

@@ -169,9 +169,9 @@ class GcsAuthTest : public ::testing::Test {
   }
 
   static Status UploadSome(Store& store, const std::string& key) {
-    BAO_ASSIGN_OR_RETURN(auto w, store.NewWriter(key));
-    BAO_RETURN_IF_ERROR(w->Append("auth payload"));
-    BAO_ASSIGN_OR_RETURN(auto info, w->Commit({12, crypto::Sha256Hex("auth payload")}));
+    BAO_ASSIGN_OR_RETURN(auto w, store.NewWriter(Context(), key));
+    BAO_RETURN_IF_ERROR(w->Append(Context(), "auth payload"));
+    BAO_ASSIGN_OR_RETURN(auto info, w->Commit(Context(), {12, crypto::Sha256Hex("auth payload")}));
     (void)info;
     return Status::Ok();
   }
@@ -189,8 +189,8 @@ TEST_F(GcsAuthTest, ServiceAccountTokenIsSentAndCached) {
   auto store = OpenGcsStore(Target(proxy.url(), dir.path()));
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   ASSERT_TRUE(UploadSome(**store, "a/one").ok());
-  ASSERT_TRUE((*store)->Stat("a/one").ok());
-  ASSERT_TRUE((*store)->List("a/", [](const ObjectInfo&) { return Status::Ok(); }).ok());
+  ASSERT_TRUE((*store)->Stat(Context(), "a/one").ok());
+  ASSERT_TRUE((*store)->List(Context(), "a/", [](const ObjectInfo&) { return Status::Ok(); }).ok());
   EXPECT_EQ(tokens.calls.load(), 1);  // fetched once, then cached
   const std::string sent = proxy.ClientBytes();
   EXPECT_NE(sent.find("Authorization: Bearer " + tokens.token), std::string::npos);
@@ -220,7 +220,7 @@ TEST_F(GcsAuthTest, RefusedExchangeReportsTheServersReasonWithoutSecrets) {
   testing::WriteText(dir.File("credentials.json"), KeyFile(signer.priv, tokens.uri()));
   auto store = OpenGcsStore(Target(server_->url(), dir.path()));
   ASSERT_TRUE(store.ok());
-  auto w = (*store)->NewWriter("never/there");
+  auto w = (*store)->NewWriter(Context(), "never/there");
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.status().code(), Code::kUnauthenticated) << w.status().ToString();
   const std::string msg = w.status().message();
@@ -262,7 +262,7 @@ TEST_F(GcsAuthTest, MetadataServerTokenWithMetadataFlavorHeader) {
   auto store = OpenGcsStore(Target(proxy.url(), ""));
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE(UploadSome(**store, "md/one").ok());
-  ASSERT_TRUE((*store)->Stat("md/one").ok());
+  ASSERT_TRUE((*store)->Stat(Context(), "md/one").ok());
   EXPECT_EQ(calls.load(), 1);
   EXPECT_NE(proxy.ClientBytes().find("Authorization: Bearer ya29.metadata-token-99"),
             std::string::npos);

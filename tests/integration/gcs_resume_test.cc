@@ -180,10 +180,10 @@ TEST(GcsResumeTest, ResumesFromThePersistedOffsetInsideAChunk) {
   // The second chunk keeps 3 x 256 KiB + 5 bytes, then fails.
   const uint64_t keep = 3 * 262144 + 5;
   session.FailPartially(chunk, keep);
-  auto w = store->NewWriter("obj");
+  auto w = store->NewWriter(Context(), "obj");
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append(data).ok());
-  auto info = (*w)->Commit({data.size(), crypto::Sha256Hex(data)});
+  ASSERT_TRUE((*w)->Append(Context(), data).ok());
+  auto info = (*w)->Commit(Context(), {data.size(), crypto::Sha256Hex(data)});
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_TRUE(session.data() == data);
   EXPECT_TRUE(session.finalized());
@@ -206,10 +206,10 @@ TEST(GcsResumeTest, LostAnswerToTheLastChunkIsRecoveredByTheQuery) {
   const std::string data = RandomData(300000);
   // The final chunk keeps everything but answers 503: the query then finalizes it.
   session.FailPartially(0, data.size());
-  auto w = store->NewWriter("obj");
+  auto w = store->NewWriter(Context(), "obj");
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append(data).ok());
-  auto info = (*w)->Commit({data.size(), crypto::Sha256Hex(data)});
+  ASSERT_TRUE((*w)->Append(Context(), data).ok());
+  auto info = (*w)->Commit(Context(), {data.size(), crypto::Sha256Hex(data)});
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_TRUE(session.data() == data);
   std::vector<std::string> expected = {"bytes 0-299999/300000", "bytes */300000"};
@@ -220,9 +220,9 @@ TEST(GcsResumeTest, LostAnswerToTheLastChunkIsRecoveredByTheQuery) {
 TEST(GcsResumeTest, AbortCancelsTheSession) {
   ProtocolSession session;
   auto store = Open(session.base());
-  auto w = store->NewWriter("obj");
+  auto w = store->NewWriter(Context(), "obj");
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append("abc").ok());
+  ASSERT_TRUE((*w)->Append(Context(), "abc").ok());
   w->reset();
   EXPECT_TRUE(session.cancelled());
   EXPECT_FALSE(session.finalized());

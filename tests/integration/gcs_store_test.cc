@@ -61,16 +61,16 @@ class GcsStoreTest : public ::testing::Test {
 
   static Result<ObjectInfo> Upload(Store& store, const std::string& key, const std::string& data,
                                    size_t piece = 1000003) {
-    BAO_ASSIGN_OR_RETURN(auto w, store.NewWriter(key));
+    BAO_ASSIGN_OR_RETURN(auto w, store.NewWriter(Context(), key));
     for (size_t off = 0; off < data.size(); off += piece) {
-      BAO_RETURN_IF_ERROR(w->Append(std::string_view(data).substr(off, piece)));
+      BAO_RETURN_IF_ERROR(w->Append(Context(), std::string_view(data).substr(off, piece)));
     }
-    return w->Commit({data.size(), crypto::Sha256Hex(data)});
+    return w->Commit(Context(), {data.size(), crypto::Sha256Hex(data)});
   }
 
   static std::string ReadAll(Store& store, const std::string& key, uint64_t offset = 0) {
     std::string out;
-    Status st = store.Read(key, offset, [&](std::string_view c) {
+    Status st = store.Read(Context(), key, offset, [&](std::string_view c) {
       out.append(c);
       return Status::Ok();
     });
@@ -115,7 +115,7 @@ TEST_F(GcsStoreTest, MultiChunkUploadReadsBackIdentical) {
   EXPECT_EQ(raw.status, 200);
   EXPECT_TRUE(raw.body == data);
 
-  auto stat = store->Stat("ns/c1/multi.snap");
+  auto stat = store->Stat(Context(), "ns/c1/multi.snap");
   ASSERT_TRUE(stat.ok()) << stat.status().ToString();
   EXPECT_EQ(stat->size, data.size());
   EXPECT_EQ(stat->sha256, crypto::Sha256Hex(data));
@@ -137,7 +137,7 @@ TEST_F(GcsStoreTest, SingleChunkAndEmptyObjects) {
   ASSERT_TRUE(empty.ok()) << empty.status().ToString();
   EXPECT_EQ(empty->size, 0u);
   EXPECT_EQ(ReadAll(*store, "empty.snap"), "");
-  auto stat = store->Stat("empty.snap");
+  auto stat = store->Stat(Context(), "empty.snap");
   ASSERT_TRUE(stat.ok());
   EXPECT_EQ(stat->sha256, crypto::Sha256Hex(""));
 }
@@ -152,7 +152,7 @@ TEST_F(GcsStoreTest, ListsPastOnePageInKeyOrder) {
   }
   ASSERT_TRUE(Upload(*store, "listother/a", "a").ok());
   std::vector<std::string> seen;
-  Status st = store->List("list/", [&](const ObjectInfo& o) {
+  Status st = store->List(Context(), "list/", [&](const ObjectInfo& o) {
     seen.push_back(o.key);
     EXPECT_EQ(o.size, 1 + o.key.size());
     return Status::Ok();
@@ -163,7 +163,7 @@ TEST_F(GcsStoreTest, ListsPastOnePageInKeyOrder) {
 
   // An error from the callback stops the listing and is returned.
   int calls = 0;
-  st = store->List("list/", [&](const ObjectInfo&) {
+  st = store->List(Context(), "list/", [&](const ObjectInfo&) {
     ++calls;
     return Aborted("enough");
   });
@@ -174,48 +174,63 @@ TEST_F(GcsStoreTest, ListsPastOnePageInKeyOrder) {
 TEST_F(GcsStoreTest, DeleteAndNotFound) {
   auto store = Open(server_->url());
   ASSERT_TRUE(Upload(*store, "del/one", "payload").ok());
-  ASSERT_TRUE(store->Delete("del/one").ok());
-  EXPECT_EQ(store->Stat("del/one").status().code(), Code::kNotFound);
+  ASSERT_TRUE(store->Delete(Context(), "del/one").ok());
+  EXPECT_EQ(store->Stat(Context(), "del/one").status().code(), Code::kNotFound);
   EXPECT_EQ(RawGet("del/one").status, 404);
-  EXPECT_TRUE(store->Delete("del/one").ok());  // already gone: still success
-  Status read = store->Read("del/one", 0, [](std::string_view) { return Status::Ok(); });
+  EXPECT_TRUE(store->Delete(Context(), "del/one").ok());  // already gone: still success
+  Result<ObjectInfo> gone = store->Stat(Context(), "del/one");
+  EXPECT_EQ(gone.status().reason(), Reason::kNotFound);
+  EXPECT_NE(gone.status().message().find("GCS object gs://backups/del/one does not exist"),
+            std::string::npos)
+      << gone.status().message();
+  Status read = store->Read(Context(), "del/one", 0, [](std::string_view) { return Status::Ok(); });
   EXPECT_EQ(read.code(), Code::kNotFound);
 }
 
 TEST_F(GcsStoreTest, MissingBucketIsNamed) {
   auto store = Open(server_->url(), "no-such-bucket");
-  auto w = store->NewWriter("a/b");
+  auto w = store->NewWriter(Context(), "a/b");
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.status().code(), Code::kNotFound);
+  EXPECT_EQ(w.status().reason(), Reason::kNotFound);
+  EXPECT_EQ(w.status().stage(), Stage::kStorage);
+  EXPECT_EQ(w.status().http_status(), 404);
   EXPECT_NE(w.status().message().find("\"no-such-bucket\""), std::string::npos)
       << w.status().message();
-  Status st = store->List("", [](const ObjectInfo&) { return Status::Ok(); });
+  Status st = store->List(Context(), "", [](const ObjectInfo&) { return Status::Ok(); });
   EXPECT_EQ(st.code(), Code::kNotFound);
+  // An object request answers 404 alike for a missing object and bucket: the store asks.
+  Result<ObjectInfo> stat = store->Stat(Context(), "a/b");
+  EXPECT_EQ(stat.status().code(), Code::kNotFound);
+  EXPECT_NE(stat.status().message().find("bucket \"no-such-bucket\""), std::string::npos)
+      << stat.status().message();
+  Status del = store->Delete(Context(), "a/b");
+  EXPECT_EQ(del.code(), Code::kNotFound) << "deleting from a missing bucket is not a success";
 }
 
 TEST_F(GcsStoreTest, NothingVisibleBeforeCommitAndAbortLeavesNothing) {
   auto store = Open(server_->url());
-  auto w = store->NewWriter("pending/obj");
+  auto w = store->NewWriter(Context(), "pending/obj");
   ASSERT_TRUE(w.ok());
   const std::string data = RandomData(kChunk + 100, 4);
-  ASSERT_TRUE((*w)->Append(data).ok());
-  ASSERT_TRUE((*w)->Append(data).ok());  // two chunks are now with the server
-  EXPECT_EQ(store->Stat("pending/obj").status().code(), Code::kNotFound);
+  ASSERT_TRUE((*w)->Append(Context(), data).ok());
+  ASSERT_TRUE((*w)->Append(Context(), data).ok());  // two chunks are now with the server
+  EXPECT_EQ(store->Stat(Context(), "pending/obj").status().code(), Code::kNotFound);
   EXPECT_EQ(RawGet("pending/obj").status, 404);
   (*w)->Abort();
   (*w)->Abort();  // idempotent
-  EXPECT_EQ(store->Stat("pending/obj").status().code(), Code::kNotFound);
-  EXPECT_FALSE((*w)->Commit({2 * data.size(), crypto::Sha256Hex(data + data)}).ok());
+  EXPECT_EQ(store->Stat(Context(), "pending/obj").status().code(), Code::kNotFound);
+  EXPECT_FALSE((*w)->Commit(Context(), {2 * data.size(), crypto::Sha256Hex(data + data)}).ok());
 }
 
 TEST_F(GcsStoreTest, CommitWithWrongChecksumLeavesNothing) {
   auto store = Open(server_->url());
-  auto w = store->NewWriter("bad/sum");
+  auto w = store->NewWriter(Context(), "bad/sum");
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append("hello").ok());
-  auto r = (*w)->Commit({5, crypto::Sha256Hex("HELLO")});
+  ASSERT_TRUE((*w)->Append(Context(), "hello").ok());
+  auto r = (*w)->Commit(Context(), {5, crypto::Sha256Hex("HELLO")});
   EXPECT_EQ(r.status().code(), Code::kDataLoss);
-  EXPECT_EQ(store->Stat("bad/sum").status().code(), Code::kNotFound);
+  EXPECT_EQ(store->Stat(Context(), "bad/sum").status().code(), Code::kNotFound);
 }
 
 TEST_F(GcsStoreTest, ReadResumesAfterADroppedDownload) {
@@ -234,19 +249,19 @@ TEST_F(GcsStoreTest, ReadResumesAfterADroppedDownload) {
 TEST_F(GcsStoreTest, PersistentFailureLeavesNoObject) {
   FaultProxy proxy(server_->port());
   auto store = Open(proxy.url());
-  auto w = store->NewWriter("fail/persistent");
+  auto w = store->NewWriter(Context(), "fail/persistent");
   ASSERT_TRUE(w.ok());
   const std::string data = RandomData(kChunk, 6);
-  ASSERT_TRUE((*w)->Append(data).ok());
-  ASSERT_TRUE((*w)->Append(data).ok());  // the first chunk went out
+  ASSERT_TRUE((*w)->Append(Context(), data).ok());
+  ASSERT_TRUE((*w)->Append(Context(), data).ok());  // the first chunk went out
   proxy.SetDown(true);
-  Status st = (*w)->Append(data);  // the second chunk cannot
+  Status st = (*w)->Append(Context(), data);  // the second chunk cannot
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), Code::kUnavailable) << st.ToString();
-  EXPECT_FALSE((*w)->Commit({3 * data.size(), ""}).ok());
+  EXPECT_FALSE((*w)->Commit(Context(), {3 * data.size(), ""}).ok());
   w->reset();
   auto direct = Open(server_->url());
-  EXPECT_EQ(direct->Stat("fail/persistent").status().code(), Code::kNotFound);
+  EXPECT_EQ(direct->Stat(Context(), "fail/persistent").status().code(), Code::kNotFound);
   EXPECT_EQ(RawGet("fail/persistent").status, 404);
 }
 
@@ -258,12 +273,12 @@ TEST_F(GcsStoreTest, PersistentFailureLeavesNoObject) {
 TEST_F(GcsStoreTest, ChunkCutMidwayOnFakeGcsLeavesNoPartialObject) {
   FaultProxy proxy(server_->port());
   auto store = Open(proxy.url());
-  auto w = store->NewWriter("fail/midway");
+  auto w = store->NewWriter(Context(), "fail/midway");
   ASSERT_TRUE(w.ok());
   const std::string data = RandomData(3 * kChunk, 7);
   proxy.CutUpstreamAfter(kChunk + kChunk / 2);
-  Status st = (*w)->Append(data);
-  if (st.ok()) st = (*w)->Commit({data.size(), crypto::Sha256Hex(data)}).status();
+  Status st = (*w)->Append(Context(), data);
+  if (st.ok()) st = (*w)->Commit(Context(), {data.size(), crypto::Sha256Hex(data)}).status();
   EXPECT_EQ(proxy.cuts(), 1);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), Code::kFailedPrecondition) << st.ToString();

@@ -205,7 +205,7 @@ TEST_F(K8sApiTest, WatchDeliversEventsBookmarksAndGone) {
   ASSERT_TRUE(list.ok());
   std::mutex mu;
   std::vector<WatchEvent> events;
-  std::atomic<bool> stop{false};
+  CancelSource stop;
   Status watch_status;
   std::thread watcher([&] {
     WatchOptions wo;
@@ -218,7 +218,7 @@ TEST_F(K8sApiTest, WatchDeliversEventsBookmarksAndGone) {
           events.push_back(e);
           return Status::Ok();
         },
-        &stop);
+        Context(&stop));
   });
   auto count = [&](const std::string& type) {
     std::lock_guard<std::mutex> lock(mu);
@@ -237,7 +237,7 @@ TEST_F(K8sApiTest, WatchDeliversEventsBookmarksAndGone) {
   EXPECT_TRUE(WaitUntil([&] { return count("DELETED") == 1 && count("BOOKMARK") >= 1; }, 5s));
   EXPECT_EQ(count("ADDED"), 1);
   EXPECT_EQ(count("MODIFIED"), 1);
-  stop = true;
+  stop.Cancel();
   watcher.join();
   EXPECT_EQ(watch_status.code(), Code::kAborted);
 

@@ -7,7 +7,6 @@
 #include <random>
 #include <thread>
 
-#include "common/cancel.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
 #include "storage/sigv4.h"
@@ -37,16 +36,16 @@ std::string RandomData(size_t n, uint32_t seed) {
 
 // Streams `data` in 1 MiB appends and commits.
 Result<ObjectInfo> Upload(Store* store, const std::string& key, const std::string& data) {
-  BAO_ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> w, store->NewWriter(key));
+  BAO_ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> w, store->NewWriter(Context(), key));
   for (size_t off = 0; off < data.size(); off += 1 << 20) {
-    BAO_RETURN_IF_ERROR(w->Append(std::string_view(data).substr(off, 1 << 20)));
+    BAO_RETURN_IF_ERROR(w->Append(Context(), std::string_view(data).substr(off, 1 << 20)));
   }
-  return w->Commit(CommitInfo{data.size(), crypto::Sha256Hex(data)});
+  return w->Commit(Context(), CommitInfo{data.size(), crypto::Sha256Hex(data)});
 }
 
 Result<std::string> ReadAll(Store* store, const std::string& key, uint64_t offset = 0) {
   std::string out;
-  BAO_RETURN_IF_ERROR(store->Read(key, offset, [&](std::string_view chunk) {
+  BAO_RETURN_IF_ERROR(store->Read(Context(), key, offset, [&](std::string_view chunk) {
     out.append(chunk);
     return Status::Ok();
   }));
@@ -69,14 +68,12 @@ class S3StoreTest : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_EQ(start_error_, nullptr) << *start_error_;
-    ResetCancel();
     bucket_ = "t-" + crypto::RandomHex(8);
     std::string error;
     ASSERT_TRUE(minio_->CreateBucket(bucket_, &error)) << error;
     testing::WriteText(creds_.File("accessKeyId"), minio_->access_key() + "\n");
     testing::WriteText(creds_.File("secretAccessKey"), minio_->secret_key() + "\n");
   }
-  void TearDown() override { ResetCancel(); }
 
   TargetConfig Target(const std::string& endpoint = "") const {
     TargetConfig t;
@@ -185,7 +182,7 @@ TEST_F(S3StoreTest, MultipartUploadOf9PartsAtConcurrency10ReadsBackByteIdentical
   Result<std::string> back = ReadAll(store->get(), "ns/c/2025-01-15T03-00-00Z-abcd1234.snap");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_TRUE(*back == data);
-  Result<ObjectInfo> stat = (*store)->Stat("ns/c/2025-01-15T03-00-00Z-abcd1234.snap");
+  Result<ObjectInfo> stat = (*store)->Stat(Context(), "ns/c/2025-01-15T03-00-00Z-abcd1234.snap");
   ASSERT_TRUE(stat.ok());
   EXPECT_EQ(stat->sha256, crypto::Sha256Hex(data));
   EXPECT_EQ(stat->size, data.size());
@@ -231,7 +228,7 @@ TEST_F(S3StoreTest, ListsAndReadsObjectsWrittenByTheAwsCli) {
   ASSERT_NE(store, nullptr);
   std::vector<ObjectInfo> listed;
   ASSERT_TRUE(store
-                  ->List("p/",
+                  ->List(Context(), "p/",
                          [&](const ObjectInfo& i) {
                            listed.push_back(i);
                            return Status::Ok();
@@ -247,13 +244,13 @@ TEST_F(S3StoreTest, ListsAndReadsObjectsWrittenByTheAwsCli) {
   Result<std::string> tail = ReadAll(store.get(), "p/x/a b+c.snap", 299000);
   ASSERT_TRUE(tail.ok()) << tail.status().ToString();
   EXPECT_EQ(*tail, a.substr(299000));
-  Result<ObjectInfo> stat = store->Stat("q.snap");
+  Result<ObjectInfo> stat = store->Stat(Context(), "q.snap");
   ASSERT_TRUE(stat.ok());
   EXPECT_EQ(stat->sha256, "");  // the CLI recorded no checksum
-  EXPECT_EQ(store->Stat("p/none").status().code(), Code::kNotFound);
+  EXPECT_EQ(store->Stat(Context(), "p/none").status().code(), Code::kNotFound);
   EXPECT_EQ(ReadAll(store.get(), "p/none").status().code(), Code::kNotFound);
-  ASSERT_TRUE(store->Delete("q.snap").ok());
-  ASSERT_TRUE(store->Delete("q.snap").ok());  // absent: still fine
+  ASSERT_TRUE(store->Delete(Context(), "q.snap").ok());
+  ASSERT_TRUE(store->Delete(Context(), "q.snap").ok());  // absent: still fine
   EXPECT_NE(Aws({"s3api", "head-object", "--bucket", bucket_, "--key", "q.snap"}).exit_code, 0);
 }
 
@@ -264,7 +261,15 @@ TEST_F(S3StoreTest, WrongSecretKeyIsRejectedClearlyAndWritesNothing) {
   Result<ObjectInfo> r = Upload(store.get(), "x.snap", RandomData(1000, 6));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kUnauthenticated) << r.status().ToString();
+  EXPECT_EQ(r.status().reason(), Reason::kUnauthenticated);
+  EXPECT_EQ(r.status().stage(), Stage::kStorage);
+  EXPECT_EQ(r.status().http_status(), 403);
   EXPECT_NE(r.status().message().find("S3 rejected the credentials"), std::string::npos)
+      << r.status().message();
+  // It names the credential that was refused: the access key id and where it came from.
+  EXPECT_NE(r.status().message().find("access key " + minio_->access_key() +
+                                      " (from credentials directory " + creds_.path() + ")"),
+            std::string::npos)
       << r.status().message();
   EXPECT_EQ(r.status().message().find("definitely-the-wrong-secret"), std::string::npos);
   ExpectNothingLeft("x.snap");
@@ -275,14 +280,17 @@ TEST_F(S3StoreTest, MissingBucketIsNamed) {
   t.bucket = "no-such-bucket-" + crypto::RandomHex(4);
   auto store = Open(t);
   ASSERT_NE(store, nullptr);
-  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter("x.snap");
+  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter(Context(), "x.snap");
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.status().code(), Code::kNotFound);
+  EXPECT_EQ(w.status().reason(), Reason::kNotFound);
+  EXPECT_EQ(w.status().stage(), Stage::kStorage);
+  EXPECT_EQ(w.status().http_status(), 404);
   EXPECT_NE(w.status().message().find("S3 bucket \"" + t.bucket + "\" does not exist at " +
                                       minio_->endpoint()),
             std::string::npos)
       << w.status().message();
-  Status l = store->List("", [](const ObjectInfo&) { return Status::Ok(); });
+  Status l = store->List(Context(), "", [](const ObjectInfo&) { return Status::Ok(); });
   EXPECT_EQ(l.code(), Code::kNotFound) << l.ToString();
 }
 
@@ -290,9 +298,11 @@ TEST_F(S3StoreTest, EndpointDownIsUnavailableNamingTheEndpoint) {
   std::string endpoint = "http://127.0.0.1:" + std::to_string(testing::FreePort());
   auto store = Open(Target(endpoint));
   ASSERT_NE(store, nullptr);
-  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter("x.snap");
+  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter(Context(), "x.snap");
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.status().code(), Code::kUnavailable);
+  EXPECT_EQ(w.status().reason(), Reason::kUnreachable);
+  EXPECT_EQ(w.status().stage(), Stage::kStorage);
   EXPECT_NE(w.status().message().find("S3 endpoint " + endpoint + " is unreachable"),
             std::string::npos)
       << w.status().message();
@@ -333,6 +343,7 @@ TEST_F(S3StoreTest, PersistentCorruptionFailsAndLeavesNothing) {
   Result<ObjectInfo> info = Upload(store.get(), "corrupt2.snap", RandomData(3 * kPart, 14));
   ASSERT_FALSE(info.ok());
   EXPECT_EQ(info.status().code(), Code::kUnavailable) << info.status().ToString();
+  EXPECT_EQ(info.status().reason(), Reason::kChecksumMismatch);
   EXPECT_NE(info.status().message().find("part 2"), std::string::npos) << info.status().message();
   EXPECT_NE(info.status().message().find("ChecksumMismatch"), std::string::npos)
       << info.status().message();
@@ -368,7 +379,7 @@ TEST_F(S3StoreTest, ReadResumesAfterADroppedConnection) {
   auto store = Open(Target(proxy.endpoint()));
   ASSERT_NE(store, nullptr);
   std::string got;
-  Status st = store->Read("resume.snap", 0, [&](std::string_view chunk) {
+  Status st = store->Read(Context(), "resume.snap", 0, [&](std::string_view chunk) {
     got.append(chunk);
     return Status::Ok();
   });
@@ -396,17 +407,22 @@ TEST_F(S3StoreTest, PersistentFailureAbortsTheUploadAndLeavesNothing) {
 TEST_F(S3StoreTest, CancellationAbortsTheMultipartUpload) {
   auto store = Open(Target());
   ASSERT_NE(store, nullptr);
-  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter("cancel.snap");
+  CancelSource source;  // what SIGTERM cancels
+  Context ctx(&source);
+  Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter(ctx, "cancel.snap");
   ASSERT_TRUE(w.ok());
   std::string chunk = RandomData(1 << 20, 10);
-  for (int i = 0; i < 11; ++i) ASSERT_TRUE((*w)->Append(chunk).ok());  // parts 1, 2 dispatched
+  for (int i = 0; i < 11; ++i) {
+    ASSERT_TRUE((*w)->Append(ctx, chunk).ok());  // parts 1, 2 dispatched
+  }
   RunResult uploads = Aws({"s3api", "list-multipart-uploads", "--bucket", bucket_});
   EXPECT_NE(uploads.out.find("cancel.snap"), std::string::npos) << uploads.out;
-  RequestCancel();  // what SIGTERM does
-  Status st = (*w)->Append(chunk);
+  source.Cancel();
+  Status st = (*w)->Append(ctx, chunk);
   EXPECT_EQ(st.code(), Code::kAborted) << st.ToString();
-  EXPECT_FALSE((*w)->Commit(CommitInfo{12 << 20, "x"}).ok());
-  ResetCancel();
+  EXPECT_EQ(st.reason(), Reason::kCancelled);
+  EXPECT_EQ(st.stage(), Stage::kStorage);
+  EXPECT_FALSE((*w)->Commit(Context(), CommitInfo{12 << 20, "x"}).ok());
   ExpectNothingLeft("cancel.snap");
 }
 
@@ -429,7 +445,7 @@ TEST_F(S3StoreTest, ListsMoreThan1000ObjectsAcrossPagesAndDeletesThemInBatches) 
   ASSERT_EQ(failures.load(), 0);
   std::vector<std::string> keys;
   ASSERT_TRUE(store
-                  ->List("many/",
+                  ->List(Context(), "many/",
                          [&](const ObjectInfo& i) {
                            keys.push_back(i.key);
                            return Status::Ok();
@@ -441,11 +457,12 @@ TEST_F(S3StoreTest, ListsMoreThan1000ObjectsAcrossPagesAndDeletesThemInBatches) 
   EXPECT_EQ(keys.back(), "many/01104.snap");
   // An error from the callback stops the listing.
   int seen = 0;
-  Status stopped = store->List(
-      "many/", [&](const ObjectInfo&) { return ++seen == 3 ? Aborted("enough") : Status::Ok(); });
+  Status stopped = store->List(Context(), "many/", [&](const ObjectInfo&) {
+    return ++seen == 3 ? Aborted("enough") : Status::Ok();
+  });
   EXPECT_EQ(stopped.code(), Code::kAborted);
   EXPECT_EQ(seen, 3);
-  ASSERT_TRUE(store->DeleteMany(keys).ok());
+  ASSERT_TRUE(store->DeleteMany(Context(), keys).ok());
   RunResult left = Aws(
       {"s3api", "list-objects-v2", "--bucket", bucket_, "--prefix", "many/", "--max-items", "5"});
   EXPECT_EQ(left.out.find("Contents"), std::string::npos) << left.out;

@@ -40,9 +40,9 @@ TEST(S3Tls, CustomCaSkipVerifyAndRefusal) {
   auto upload = [&](const std::string& key) -> Status {
     Result<std::unique_ptr<S3Store>> store = OpenS3StoreWithOptions(t, options);
     if (!store.ok()) return store.status();
-    BAO_ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> w, (*store)->NewWriter(key));
-    BAO_RETURN_IF_ERROR(w->Append(data));
-    return w->Commit(CommitInfo{data.size(), crypto::Sha256Hex(data)}).status();
+    BAO_ASSIGN_OR_RETURN(std::unique_ptr<ObjectWriter> w, (*store)->NewWriter(Context(), key));
+    BAO_RETURN_IF_ERROR(w->Append(Context(), data));
+    return w->Commit(Context(), CommitInfo{data.size(), crypto::Sha256Hex(data)}).status();
   };
 
   // The system trust store does not know this CA.

@@ -64,10 +64,11 @@ TEST(S3WebIdentity, SignsWithTemporaryCredentialsFromSts) {
   ASSERT_TRUE(store.ok()) << store.status().ToString();
 
   std::string data = crypto::RandomBytes((5 << 20) + 4321);  // two parts
-  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter("ns/c/wi.snap");
+  Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(Context(), "ns/c/wi.snap");
   ASSERT_TRUE(w.ok()) << w.status().ToString();
-  ASSERT_TRUE((*w)->Append(data).ok());
-  Result<ObjectInfo> info = (*w)->Commit(CommitInfo{data.size(), crypto::Sha256Hex(data)});
+  ASSERT_TRUE((*w)->Append(Context(), data).ok());
+  Result<ObjectInfo> info =
+      (*w)->Commit(Context(), CommitInfo{data.size(), crypto::Sha256Hex(data)});
   ASSERT_TRUE(info.ok()) << info.status().ToString();
 
   std::string wire = proxy.Captured();
@@ -78,14 +79,14 @@ TEST(S3WebIdentity, SignsWithTemporaryCredentialsFromSts) {
 
   std::string back;
   ASSERT_TRUE((*store)
-                  ->Read("ns/c/wi.snap", 0,
+                  ->Read(Context(), "ns/c/wi.snap", 0,
                          [&](std::string_view c) {
                            back.append(c);
                            return Status::Ok();
                          })
                   .ok());
   EXPECT_TRUE(back == data);
-  Result<ObjectInfo> stat = (*store)->Stat("ns/c/wi.snap");
+  Result<ObjectInfo> stat = (*store)->Stat(Context(), "ns/c/wi.snap");
   ASSERT_TRUE(stat.ok()) << stat.status().ToString();
   EXPECT_EQ(stat->sha256, crypto::Sha256Hex(data));
 }
@@ -121,15 +122,15 @@ TEST(S3WebIdentity, RenewsTemporaryCredentialsBeforeTheyExpire) {
       },
       clock);
   ASSERT_TRUE(setup.ok()) << setup.status().ToString();
-  Result<AwsCredentials> first = setup->credentials->Get();
+  Result<AwsCredentials> first = setup->credentials->Get(Context());
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_GT(first->expiration, SystemClock().Now());
-  Result<AwsCredentials> again = setup->credentials->Get();
+  Result<AwsCredentials> again = setup->credentials->Get(Context());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->access_key_id, first->access_key_id);  // still fresh: no STS call
   clock.offset = std::chrono::duration_cast<std::chrono::seconds>(
       first->expiration - SystemClock().Now() - std::chrono::minutes(4));
-  Result<AwsCredentials> renewed = setup->credentials->Get();
+  Result<AwsCredentials> renewed = setup->credentials->Get(Context());
   ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
   EXPECT_NE(renewed->access_key_id, first->access_key_id);
   EXPECT_NE(renewed->session_token, first->session_token);

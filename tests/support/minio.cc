@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 namespace bao::testing {
 
@@ -103,6 +104,9 @@ TcpForwarder::Tap TcpProxy::NewTap() {
   return [this, conn](TcpForwarder::Direction direction, char* buf, size_t* n) {
     const bool from_client = direction == TcpForwarder::Direction::kToServer;
     std::lock_guard<std::mutex> lock(mu_);
+    if (from_client && std::string_view(buf, *n).find(" HTTP/1.1\r\n") != std::string_view::npos) {
+      conn->captured = 0;  // a new request on this connection
+    }
     if (from_client && conn->captured < 65536) {
       size_t take = std::min<size_t>(*n, 65536 - conn->captured);
       captured_.append(buf, take);

@@ -71,7 +71,8 @@ class TcpProxy {
   // Counts how often clients send `pattern` from now on (e.g. "?partNumber=" per UploadPart).
   void Watch(const std::string& pattern);
   int Seen() const { return seen_.load(); }
-  // The first 64 KiB each connection's client sent, concatenated.
+  // The first 64 KiB of each request a client sent (a read that starts a new request line
+  // starts a new window; connections are reused across requests), concatenated.
   std::string Captured() const;
 
  private:
