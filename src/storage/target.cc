@@ -57,7 +57,8 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
     if (ref.contains("namespace")) {
       return Invalid(path +
                      ".credentialsSecretRef.namespace: cross-namespace Secret references "
-                     "are not allowed; the Secret must be in the resource's namespace");
+                     "are not allowed; the Secret must be in the resource's namespace")
+          .WithReason(Reason::kCrossNamespace);
     }
     BAO_RETURN_IF_ERROR(CheckKnownFields(ref, path + ".credentialsSecretRef", {"name"}));
   }
