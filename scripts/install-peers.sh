@@ -11,6 +11,7 @@ FAKE_GCS_VERSION="v1.56.1"
 AZURITE_VERSION="3.37.0"
 AZURE_BLOB_CLIENT_VERSION="12.34.0"
 MOTO_VERSION="5.2.5"
+CRC32C_VERSION="2.9.post0"
 OPENBAO_VERSION="2.7.2"
 KUBERNETES_VERSION="1.33.13" # kube-apiserver, built from the k8s.io/kubernetes module
 HELM_VERSION="v3.22.0"
@@ -50,6 +51,12 @@ install_python() {
     log "installing moto[server]==$MOTO_VERSION"
     [[ -x "$venv/bin/pip" ]] || python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet "moto[server]==$MOTO_VERSION"
+  fi
+  # Without the crc32c package moto computes CRC-32 where S3 computes CRC-32C, so its
+  # full-object checksums of multipart uploads would not match what AWS (and MinIO) report.
+  if ! "$venv/bin/python" -c 'import crc32c' 2>/dev/null; then
+    log "installing crc32c==$CRC32C_VERSION (moto's CRC-32C)"
+    "$venv/bin/pip" install --quiet "crc32c==$CRC32C_VERSION"
   fi
 }
 

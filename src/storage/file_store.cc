@@ -22,7 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kSumSuffix = ".sha256";
 constexpr const char* kPartialMarker = ".partial-";
 
 // An errno as a storage error: ENOENT kNotFound, EACCES/EPERM/EROFS kPermissionDenied, EEXIST
@@ -58,7 +57,7 @@ Status RefuseExisting(const std::string& path) {
 
 bool IsInternalName(const std::string& name) {
   return (name.starts_with(".") && name.find(kPartialMarker) != std::string::npos) ||
-         name.ends_with(kSumSuffix) || name.find(".tmp-") != std::string::npos;
+         IsChecksumKey(name) || name.find(".tmp-") != std::string::npos;
 }
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
@@ -81,11 +80,6 @@ void FsyncDir(const std::string& dir) {
   }
 }
 
-// Parses "<64 hex>  <name>" from a side file.
-std::string ParseSumFile(const std::string& text) {
-  std::string hex = text.substr(0, std::min<size_t>(64, text.size()));
-  return crypto::IsLowerHex(hex, 64) ? hex : "";
-}
 
 // Object bytes are written with O_DIRECT where the file system allows it: a multi-GiB backup
 // then neither evicts the host's page cache nor leaves gigabytes of dirty pages for a long
@@ -137,8 +131,8 @@ class FileUpload final : public Upload {
     // file replaces an existing object's. A checksum file without its object is a crash's
     // leftover and is replaced. (Two writers of one key at once are not supported.)
     BAO_RETURN_IF_ERROR(RefuseExisting(final_path_));
-    std::string sum_path = final_path_ + kSumSuffix;
-    std::string sum_line = info.sha256 + "  " + fs::path(final_path_).filename().string() + "\n";
+    std::string sum_path = ChecksumKey(final_path_);
+    std::string sum_line = ChecksumFileContent(final_path_, info.sha256);
     Status s = WriteFileAtomic(sum_path, sum_line, kFileMode, Replace::kNo);
     if (s.code() == Code::kAlreadyExists) s = WriteFileAtomic(sum_path, sum_line, kFileMode);
     if (s.ok()) {
@@ -160,7 +154,7 @@ class FileUpload final : public Upload {
                            " bytes after writing " + std::to_string(info.size));
     } else {
       Result<std::string> sum = ReadFile(sum_path, 4096);
-      stored_sum = sum.ok() ? ParseSumFile(*sum) : "";
+      stored_sum = sum.ok() ? ParseChecksumFile(*sum) : "";
       if (stored_sum != info.sha256) {
         s = StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
                          "the checksum recorded for " + final_path_ + " does not read back");
@@ -327,8 +321,8 @@ class FileStore final : public Store {
     info.key = key;
     info.size = static_cast<uint64_t>(st.st_size);
     info.modified = TimePoint(std::chrono::seconds(st.st_mtim.tv_sec));
-    Result<std::string> sum = ReadFile(path + kSumSuffix, 4096);
-    if (sum.ok()) info.sha256 = ParseSumFile(*sum);
+    Result<std::string> sum = ReadFile(ChecksumKey(path), 4096);
+    if (sum.ok()) info.sha256 = ParseChecksumFile(*sum);
     return info;
   }
 
@@ -379,7 +373,7 @@ class FileStore final : public Store {
     if (unlink(path.c_str()) != 0 && errno != ENOENT) {
       return ErrnoStatus("cannot delete " + path, errno);
     }
-    std::string sum = path + kSumSuffix;
+    std::string sum = ChecksumKey(path);
     if (unlink(sum.c_str()) != 0 && errno != ENOENT) {
       return ErrnoStatus("cannot delete " + sum, errno);
     }

@@ -198,6 +198,47 @@ Result<ObjectInfo> InfoFromResource(const json& j, const std::string& what) {
   return info;
 }
 
+// Writes the checksum side object of `key` (store.h) in one request, write-once
+// (ifGenerationMatch=0: a 412 means it exists).
+Status PutChecksum(const Context& ctx, const GcsShared& gcs, const std::string& key,
+                   const std::string& sha256) {
+  const std::string what = "recording the SHA-256 of " + gcs.ObjectName(key);
+  http::Request req;
+  req.method = "POST";
+  req.url = gcs.base + "/upload/storage/v1/b/" + http::UrlEncode(gcs.bucket) +
+            "/o?uploadType=media&ifGenerationMatch=0&name=" + http::UrlEncode(ChecksumKey(key));
+  req.headers = {{"Content-Type", "text/plain"}};
+  req.body = ChecksumFileContent(key, sha256);
+  req.timeout = std::chrono::seconds(60);
+  return Retry(ctx, gcs.options.retry, "GCS checksum upload", [&]() -> Status {
+    BAO_ASSIGN_OR_RETURN(http::Response resp, gcs.Do(ctx, req));
+    if (resp.status == 412) {
+      return StorageError(Code::kAlreadyExists, Reason::kConflict,
+                          what + ": a checksum for this key exists already; backups are "
+                                 "write-once",
+                          412);
+    }
+    return resp.ok() ? Status::Ok() : gcs.ErrorFor(resp, what);
+  });
+}
+
+// The SHA-256 in the checksum side object of `key`, "" when there is none.
+Result<std::string> ReadChecksum(const Context& ctx, const GcsShared& gcs,
+                                 const std::string& key) {
+  http::Request req;
+  req.url = gcs.ObjectUrl(ChecksumKey(key)) + "?alt=media";
+  req.timeout = std::chrono::seconds(60);
+  std::string sha;
+  BAO_RETURN_IF_ERROR(Retry(ctx, gcs.options.retry, "GCS checksum read", [&]() -> Status {
+    BAO_ASSIGN_OR_RETURN(http::Response resp, gcs.Do(ctx, req));
+    if (resp.status == 404) return Status::Ok();
+    if (!resp.ok()) return gcs.ErrorFor(resp, "reading the SHA-256 of " + gcs.ObjectName(key));
+    sha = ParseChecksumFile(resp.body);
+    return Status::Ok();
+  }));
+  return sha;
+}
+
 // Deletes one generation of an object under a cleanup context (kCleanupBudget, at most
 // kCleanupAttempts tries), logging (not returning) problems: used to take back an object that
 // failed its checks, also after the caller's context ended.
@@ -220,6 +261,16 @@ void DeleteGeneration(const GcsShared& gcs, const std::string& key,
   if (!st.ok()) {
     log::Error("could not delete a rejected GCS object; delete it by hand",
                {{"object", gcs.ObjectName(key)}, {"error", st.ToString()}});
+    return;
+  }
+  http::Request side;
+  side.method = "DELETE";
+  side.url = gcs.ObjectUrl(ChecksumKey(key));
+  side.timeout = std::chrono::seconds(60);
+  Result<http::Response> resp = gcs.Do(cleanup, side);
+  if (!resp.ok() || (!resp->ok() && resp->status != 404)) {
+    log::Warn("could not delete the checksum of a rejected GCS object",
+              {{"object", gcs.ObjectName(ChecksumKey(key))}});
   }
 }
 
@@ -259,6 +310,8 @@ class GcsUpload final : public Upload {
                               ", but the writer received " + std::to_string(total) +
                               " bytes with SHA-256 " + sha);
     }
+    // The checksum is recorded before the object becomes visible (store.h).
+    BAO_RETURN_IF_ERROR(PutChecksum(ctx, *gcs_, key_, sha));
     BAO_ASSIGN_OR_RETURN(json obj, SendChunk(ctx, true));
     session_url_.clear();  // finalized: nothing left to cancel
     const std::string generation = StringField(obj, "generation");
@@ -281,34 +334,9 @@ class GcsUpload final : public Upload {
       log::Warn("GCS reported no CRC32C for the uploaded object; only its size was checked",
                 {{"object", Name()}});
     }
-    // Record the SHA-256 beside the object, on exactly the generation just written.
-    http::Request patch;
-    patch.method = "PATCH";
-    patch.url = gcs_->ObjectUrl(key_);
-    if (!generation.empty()) patch.url += "?ifGenerationMatch=" + generation;
-    patch.headers = {{"Content-Type", "application/json"}};
-    patch.body = json{{"metadata", {{kSha256Metadata, sha}}}}.dump();
-    patch.timeout = std::chrono::seconds(60);
-    json patched;
-    Status st = Retry(ctx, gcs_->options.retry, "GCS metadata update", [&]() -> Status {
-      BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, patch));
-      if (!resp.ok()) return gcs_->ErrorFor(resp, "recording the SHA-256 of " + Name());
-      BAO_ASSIGN_OR_RETURN(patched, ParseObject(resp, "metadata update of " + Name()));
-      return Status::Ok();
-    });
-    if (!st.ok()) {
-      DeleteGeneration(*gcs_, key_, generation);
-      return st.WithContext("the object was deleted again");
-    }
-    auto result = InfoFromResource(patched, "metadata update of " + Name());
-    if (!result.ok() || result->sha256 != sha || result->size != total) {
-      DeleteGeneration(*gcs_, key_, generation);
-      return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
-                          "GCS did not keep the SHA-256 metadata of " + Name() +
-                              "; the object was deleted again");
-    }
-    result->key = key_;
-    return *result;
+    stored->key = key_;
+    stored->sha256 = sha;
+    return *stored;
   }
 
   void Abort(const Context& cleanup) override {
@@ -594,6 +622,11 @@ class GcsStore : public Store {
     });
     if (!st.ok()) return InStorage(st);
     info.key = key;
+    if (info.sha256.empty()) {
+      Result<std::string> sha = ReadChecksum(ctx, *gcs_, key);
+      if (!sha.ok()) return InStorage(sha.status());
+      info.sha256 = *sha;
+    }
     return info;
   }
 
@@ -632,6 +665,7 @@ class GcsStore : public Store {
           Result<ObjectInfo> info = InfoFromResource(item, what);
           if (!info.ok()) return InStorage(info.status());
           if (info->key.compare(0, prefix.size(), prefix) != 0) continue;
+          if (IsChecksumKey(info->key)) continue;  // provider-internal
           BAO_RETURN_IF_ERROR(fn(*info));  // the callback's error, as it is
         }
       }
@@ -646,7 +680,7 @@ class GcsStore : public Store {
     req.method = "DELETE";
     req.url = gcs_->ObjectUrl(key);
     req.timeout = std::chrono::seconds(60);
-    return InStorage(Retry(ctx, gcs_->options.retry, "GCS delete", [&]() -> Status {
+    Status st = Retry(ctx, gcs_->options.retry, "GCS delete", [&]() -> Status {
       BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
       if (resp.ok()) return Status::Ok();
       if (resp.status == 404) {
@@ -654,6 +688,15 @@ class GcsStore : public Store {
         return gcs_->BucketExists(ctx) ? Status::Ok() : gcs_->BucketMissing(404);
       }
       return gcs_->ErrorFor(resp, "delete of " + gcs_->ObjectName(key));
+    });
+    if (!st.ok()) return InStorage(st);
+    // The object first, then its checksum: a failure in between leaves an orphan side object
+    // (hidden, removed by leftover cleanup), never an object without its checksum.
+    req.url = gcs_->ObjectUrl(ChecksumKey(key));
+    return InStorage(Retry(ctx, gcs_->options.retry, "GCS delete", [&]() -> Status {
+      BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
+      if (resp.ok() || resp.status == 404) return Status::Ok();
+      return gcs_->ErrorFor(resp, "delete of " + gcs_->ObjectName(ChecksumKey(key)));
     }));
   }
 

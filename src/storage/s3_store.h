@@ -13,12 +13,13 @@
 // part would be a third SHA-256 pass on the client (and another on the server) over every
 // byte. CompleteMultipartUpload lists the part CRCs and sends the full-object CRC-32C (combined
 // from the parts' CRCs), which the server checks against what it assembled. Since the object's
-// SHA-256 is only known at Commit(), the object is then copied onto itself with
-// x-amz-metadata-directive REPLACE to record x-amz-meta-sha256 (a multipart UploadPartCopy for
-// objects above 5 GiB, CopyObject's limit); because the object has a full-object checksum, MinIO
-// does this by rewriting metadata only. A HEAD (with x-amz-checksum-mode ENABLED) then checks
-// size, SHA-256 record and, where the server reports one, the full-object CRC-32C; a mismatch
-// deletes the object (kDataLoss). Every request is retried on transient failures (5xx,
+// SHA-256 is only known at Commit(), it is written first, write-once (If-None-Match: *), as the
+// checksum side object "<key>.sha256" (store.h), and only then is the upload completed: the
+// object is never visible without its checksum, and a versioned bucket gets one version (no
+// self-copy). A HEAD (with x-amz-checksum-mode ENABLED) then checks size, SHA-256 record and,
+// where the server reports one, the full-object CRC-32C; a mismatch deletes the object and its
+// checksum (kDataLoss). Stat() reads the side object when the object has no x-amz-meta-sha256;
+// List() hides side objects; Delete() removes the object, then its side object. Every request is retried on transient failures (5xx,
 // 429/SlowDown, timeouts, resets, stalls, checksum mismatches) with exponential backoff and full
 // jitter, S3Options::retry.max_attempts times at most, each attempt failing as stalled when no
 // byte moves for S3Options::stall_time. On failure, Abort(), cancellation or the deadline of the
@@ -50,10 +51,6 @@ namespace bao::storage {
 
 struct S3Options {
   RetryPolicy retry;  // per request (and per part)
-  // Largest object whose metadata is set with one CopyObject; above, a multipart copy is used
-  // with `copy_part_size` ranges (S3 limits: 5 GiB for both).
-  uint64_t max_copy_object_size = uint64_t{5} << 30;
-  uint64_t copy_part_size = uint64_t{1} << 30;
   // A transfer moving no byte for this long counts as a dropped connection (kUnavailable with
   // Reason::kStalled, retried).
   std::chrono::milliseconds stall_time{60000};

@@ -1,5 +1,7 @@
 #include "storage/store.h"
 
+#include <algorithm>
+
 namespace bao::storage {
 
 Status ValidateKey(std::string_view key) {
@@ -23,7 +25,25 @@ Status ValidateKey(std::string_view key) {
   for (char c : key) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return bad("has a control character");
   }
+  if (IsChecksumKey(key)) {
+    return bad("ends in \".sha256\", which is reserved for checksum side objects");
+  }
   return Status::Ok();
+}
+
+std::string ChecksumFileContent(std::string_view key, std::string_view sha256) {
+  size_t slash = key.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? key : key.substr(slash + 1);
+  return std::string(sha256) + "  " + std::string(base) + "\n";
+}
+
+std::string ParseChecksumFile(std::string_view content) {
+  std::string_view hex = content.substr(0, std::min<size_t>(64, content.size()));
+  if (hex.size() != 64) return "";
+  for (char c : hex) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
+  }
+  return std::string(hex);
 }
 
 }  // namespace bao::storage

@@ -155,8 +155,25 @@ class Store {
   virtual Status Delete(const Context& ctx, const std::string& key) = 0;
 };
 
-// Checks the key rules above; kInvalidArgument naming the problem.
+// Checks the key rules above; kInvalidArgument naming the problem. Keys ending in ".sha256" are
+// refused too: they are reserved for checksum side objects (below).
 Status ValidateKey(std::string_view key);
+
+// Checksum side objects. Where a provider cannot publish an object together with its recorded
+// SHA-256 (an S3 multipart upload or a GCS resumable upload takes metadata only when it starts,
+// before the checksum is known), the checksum is written first, write-once, as the side object
+// "<key>.sha256" holding "<sha256 hex>  <base name>\n" (sha256sum's format), and only then is
+// the object published. So an object is never visible without its checksum; a crash in between
+// leaves at most an orphan side object, which listings hide and leftover cleanup removes.
+inline constexpr std::string_view kChecksumSuffix = ".sha256";
+inline std::string ChecksumKey(const std::string& key) {
+  return key + std::string(kChecksumSuffix);
+}
+inline bool IsChecksumKey(std::string_view key) { return key.ends_with(kChecksumSuffix); }
+// The side object's content for `key` with checksum `sha256`.
+std::string ChecksumFileContent(std::string_view key, std::string_view sha256);
+// The checksum a side object's content records, or "" when it records none.
+std::string ParseChecksumFile(std::string_view content);
 
 // A Store that forwards every call to another. Tests derive from it and override the one call
 // they want to break; decorators (logging, metrics) can do the same. Does not own `base`.

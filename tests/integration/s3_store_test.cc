@@ -11,6 +11,7 @@
 #include "http/client.h"
 #include "storage/sigv4.h"
 #include "storage/target.h"
+#include "support/fault_proxy.h"
 #include "support/minio.h"
 #include "support/testing.h"
 
@@ -109,6 +110,22 @@ class S3StoreTest : public ::testing::Test {
     EXPECT_EQ(uploads.exit_code, 0) << uploads.err;
     EXPECT_EQ(uploads.out.find("UploadId"), std::string::npos) << uploads.out;
   }
+  // The SHA-256 recorded for `key` as another S3 client sees it: the x-amz-meta-sha256 of an
+  // object uploaded in one request, else the "<key>.sha256" side object written before a
+  // multipart upload was completed.
+  std::string RecordedSha256(const std::string& key, const nlohmann::json& head) {
+    if (head.contains("Metadata") && head["Metadata"].contains("sha256")) {
+      return head["Metadata"]["sha256"];
+    }
+    TempDir out;
+    RunResult get = Aws({"s3", "cp", "s3://" + bucket_ + "/" + key + ".sha256", out.File("s")});
+    if (get.exit_code != 0) return "(none: " + get.err + ")";
+    std::string text = testing::ReadText(out.File("s"));
+    size_t slash = key.rfind('/');
+    EXPECT_EQ(text.substr(64), "  " + key.substr(slash == std::string::npos ? 0 : slash + 1) +
+                                   "\n");  // sha256sum's format
+    return text.substr(0, 64);
+  }
   // Checks with the AWS CLI that `key` holds exactly `data` and carries its SHA-256.
   void ExpectStoredByCli(const std::string& key, const std::string& data) {
     RunResult head = Aws({"s3api", "head-object", "--bucket", bucket_, "--key", key});
@@ -116,8 +133,7 @@ class S3StoreTest : public ::testing::Test {
     auto meta = nlohmann::json::parse(head.out, nullptr, false);
     ASSERT_TRUE(meta.is_object()) << head.out;
     EXPECT_EQ(meta["ContentLength"], data.size());
-    ASSERT_TRUE(meta.contains("Metadata") && meta["Metadata"].contains("sha256")) << head.out;
-    EXPECT_EQ(meta["Metadata"]["sha256"], crypto::Sha256Hex(data));
+    EXPECT_EQ(RecordedSha256(key, meta), crypto::Sha256Hex(data)) << head.out;
     TempDir out;
     RunResult get = Aws({"s3", "cp", "s3://" + bucket_ + "/" + key, out.File("obj")});
     ASSERT_EQ(get.exit_code, 0) << get.err;
@@ -513,17 +529,68 @@ TEST_F(S3StoreTest, SessionTokenFromMinioSts) {
   ExpectNothingLeft("sts2.snap");
 }
 
-TEST_F(S3StoreTest, LargeObjectMetadataUsesAMultipartSelfCopy) {
-  S3Options o = FastRetries();
-  o.max_copy_object_size = 8 << 20;  // force the > 5 GiB path on a small object
-  o.copy_part_size = kPart;
-  auto store = Open(Target(), o);
+// The checksum is recorded before the multipart upload is completed: held exactly at the
+// CompleteMultipartUpload request, the bucket shows the side object and no object; cancelled
+// there, no object appears (the orphan side object is hidden from listings), and a finished
+// multipart object is a single version, never a self-copy.
+TEST_F(S3StoreTest, ChecksumIsRecordedBeforeTheObjectIsPublished) {
+  testing::HttpFaultProxy proxy(minio_->port());
+  ASSERT_GT(proxy.port(), 0);
+  int hold = proxy.AddRule(
+      testing::HttpFaultProxy::StallAfter(0, testing::HttpFaultProxy::Where::kRequestBody)
+          .On("POST", "uploadId="));
+  auto store = Open(Target(proxy.url()));
   ASSERT_NE(store, nullptr);
-  std::string data = RandomData(2 * kPart + 3, 12);
-  Result<ObjectInfo> info = Upload(store.get(), "big.snap", data);
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
-  ExpectStoredByCli("big.snap", data);
-  ExpectNothingLeft("big-none.snap");
+  const std::string data = RandomData(2 * kPart + 5, 21);
+  CancelSource cancel;
+  Result<ObjectInfo> result = Internal("not run");
+  std::thread writer([&] {
+    Context ctx(&cancel);
+    Result<std::unique_ptr<ObjectWriter>> w = store->NewWriter(ctx, "held.snap");
+    if (!w.ok()) {
+      result = w.status();
+      return;
+    }
+    for (size_t off = 0; off < data.size(); off += 1 << 20) {
+      Status s = (*w)->Append(ctx, std::string_view(data).substr(off, 1 << 20));
+      if (!s.ok()) {
+        result = s;
+        return;
+      }
+    }
+    result = (*w)->Commit(ctx, CommitInfo{data.size(), crypto::Sha256Hex(data)});
+  });
+  ASSERT_TRUE(testing::WaitUntil([&] { return proxy.applied(hold) > 0; }, std::chrono::seconds(60)));
+  // Held at the commit: the checksum is there, the object is not.
+  RunResult side = Aws({"s3api", "head-object", "--bucket", bucket_, "--key", "held.snap.sha256"});
+  EXPECT_EQ(side.exit_code, 0) << side.err;
+  RunResult object = Aws({"s3api", "head-object", "--bucket", bucket_, "--key", "held.snap"});
+  EXPECT_NE(object.exit_code, 0) << object.out;
+  cancel.Cancel();
+  writer.join();  // the upload is aborted before the held request could go on
+  proxy.ClearRule(hold);
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.status().reason(), Reason::kCancelled) << result.status().ToString();
+  ExpectNothingLeft("held.snap");
+  std::vector<std::string> listed;
+  ASSERT_TRUE(store->List(Context(), "", [&](const ObjectInfo& i) {
+                     listed.push_back(i.key);
+                     return Status::Ok();
+                   }).ok());
+  EXPECT_TRUE(listed.empty()) << listed.front();
+
+  // Completed: one version, the checksum beside it, and both go together.
+  Result<ObjectInfo> done = Upload(store.get(), "done.snap", data);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  ExpectStoredByCli("done.snap", data);
+  Result<ObjectInfo> stat = store->Stat(Context(), "done.snap");
+  ASSERT_TRUE(stat.ok());
+  EXPECT_EQ(stat->sha256, crypto::Sha256Hex(data));
+  ASSERT_TRUE(store->Delete(Context(), "done.snap").ok());
+  RunResult gone = Aws({"s3api", "head-object", "--bucket", bucket_, "--key", "done.snap.sha256"});
+  EXPECT_NE(gone.exit_code, 0) << "the side object outlived its object";
+  // A checksum already there (an earlier crash's, or another writer's) is never replaced.
+  EXPECT_EQ(Upload(store.get(), "held.snap", data).status().code(), Code::kAlreadyExists);
 }
 
 }  // namespace
