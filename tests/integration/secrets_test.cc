@@ -760,8 +760,9 @@ TEST_F(SecretsTest, GcsServiceAccountKey) {
   dynamic_secrets_ = nullptr;
 }
 
-// Passwords in URL user-info: in --bao-addr and BAO_ADDR (refused before any request), and in
-// each provider's --endpoint, on the command line and in a --config file.
+// Passwords in URL user-info (and a signature in a query): in --bao-addr and BAO_ADDR, in each
+// provider's --endpoint, on the command line and in a --config file; all refused before any
+// request, without repeating them.
 TEST_F(SecretsTest, UrlUserInfo) {
   MinioServer minio;
   minio.SetRootCredentials(kS3AccessKey, kS3SecretKey);
@@ -790,6 +791,26 @@ TEST_F(SecretsTest, UrlUserInfo) {
   EveryCommand("user-info in the S3 --endpoint",
                Concat({"--provider", "s3", "--endpoint", with_password(minio.endpoint()),
                        "--use-path-style", "--bucket", "backups", "--credentials-dir", creds},
+                      NewCluster()),
+               1);
+  // The same for the other providers, and a signature in the query: refused before any
+  // request.
+  const std::string nowhere = "http://127.0.0.1:" + std::to_string(FreePort());
+  EveryCommand("user-info in the GCS --endpoint",
+               Concat({"--provider", "gcs", "--endpoint", with_password(nowhere), "--bucket",
+                       "backups", "--credentials-dir", creds},
+                      NewCluster()),
+               1);
+  EveryCommand("user-info in the Azure --endpoint",
+               Concat({"--provider", "azure", "--storage-account", kAzureAccount, "--endpoint",
+                       with_password(nowhere) + "/" + kAzureAccount, "--bucket", "backups",
+                       "--credentials-dir", creds},
+                      NewCluster()),
+               1);
+  EveryCommand("a signature in the query of the Azure --endpoint",
+               Concat({"--provider", "azure", "--storage-account", kAzureAccount, "--endpoint",
+                       nowhere + "/" + kAzureAccount + "?sv=2024-01-01&sig=" + kUrlPassword,
+                       "--bucket", "backups", "--credentials-dir", creds},
                       NewCluster()),
                1);
   WriteText(work_.File("config.yaml"),
