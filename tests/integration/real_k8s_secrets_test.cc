@@ -49,16 +49,17 @@ class OperatorSecrets : public OperatorFixture, public ::testing::WithParamInter
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
 
-  // Sets the trigger annotation. Job names carry the time to the second: a second trigger
-  // within the same second as the last would name the Job that already exists, so it waits
-  // (polling) for the next second first.
+  // Sets the trigger annotation. Job names carry the time of the reconcile that makes them, to
+  // the second, and a trigger in the second of the previous Job would name the Job that already
+  // exists (the operator then takes it for this trigger's): it waits (polling) for the next
+  // second after the last Job was seen.
   void Trigger() {
     ASSERT_TRUE(WaitUntil(
         [&] {
-          return std::chrono::floor<std::chrono::seconds>(SystemClock().Now()) > last_trigger_;
+          return std::chrono::floor<std::chrono::seconds>(SystemClock().Now()) >
+                 std::chrono::floor<std::chrono::seconds>(last_job_seen_);
         },
         5s));
-    last_trigger_ = std::chrono::floor<std::chrono::seconds>(SystemClock().Now());
     Result<json> r =
         client_->MergePatch(k8s::kOpenBaoClusters, kNs, "bao",
                             {{"metadata", {{"annotations", {{op::kAnnotationTrigger, "now"}}}}}});
@@ -88,6 +89,7 @@ class OperatorSecrets : public OperatorFixture, public ::testing::WithParamInter
             if (name.starts_with("backup-") && !known->contains(name)) {
               found = j;
               known->insert(name);
+              last_job_seen_ = SystemClock().Now();
               return true;
             }
           }
@@ -179,7 +181,7 @@ class OperatorSecrets : public OperatorFixture, public ::testing::WithParamInter
   }
 
   SecretList secrets_;
-  TimePoint last_trigger_{};
+  TimePoint last_job_seen_{};
 };
 
 TEST_P(OperatorSecrets, NoSecretInEventsStatusJobsOrTheOperatorLog) {

@@ -75,7 +75,7 @@ std::string PercentDecode(const std::string& s) {
   return out;
 }
 
-TEST(SecretList, FindsEveryFormAndNamesTheSecret) {
+TEST(SecretsCheck, FindsEveryFormAndNamesTheSecret) {
   SecretList list;
   list.Add("s3 key", "S3CR3T-x/y+z\"q");
   list.AddPattern("issued token", R"(s\.[0-9a-f]{48})");
@@ -824,7 +824,8 @@ TEST_F(SecretsTest, UrlUserInfo) {
 // The standalone scheduler (`schedule --config`), in both log formats at once: clusters with a
 // token file, an inline token and a JWT, S3 credentials from a directory; one with a wrong
 // token, one with a wrong S3 secret, one whose snapshot stalls until SIGTERM. Its log, its
-// state file and its --status output hold no secret; nor do the objects' metadata.
+// state file, its /metrics and its --status output hold no secret; nor do the objects'
+// metadata.
 TEST_F(SecretsTest, SchedulerTokenFileJwtAndS3Credentials) {
   MinioServer minio;
   minio.SetRootCredentials(kS3AccessKey, kS3SecretKey);
@@ -875,7 +876,8 @@ TEST_F(SecretsTest, SchedulerTokenFileJwtAndS3Credentials) {
     const std::string prefix = format;
     WriteText(run->config,
               "stateFile: " + run->state +
-                  "\nstartingDeadlineSeconds: 300\nshutdownGracePeriodSeconds: 0\nclusters:\n" +
+                  "\nmetricsAddress: 127.0.0.1:0\nstartingDeadlineSeconds: 300\n"
+                  "shutdownGracePeriodSeconds: 0\nclusters:\n" +
                   cluster("good", bao_->Url(1), token_file, creds, prefix) +
                   cluster("inline", bao_->Url(1),
                           std::string("      token: ") + kBaoInlineToken + "\n", creds, prefix) +
@@ -919,6 +921,20 @@ TEST_F(SecretsTest, SchedulerTokenFileJwtAndS3Credentials) {
         << run->process.Stderr();
   }
   ASSERT_TRUE(WaitUntil([&] { return SnapshotRequests(stalling) >= 2; }, 30s));
+  http::Client client;
+  for (const auto& run : runs) {
+    const std::string addr =
+        json::parse(ReadText(run->state), nullptr, false).value("metricsAddress", "");
+    ASSERT_FALSE(addr.empty()) << ReadText(run->state);
+    for (const char* path : {"/metrics", "/healthz"}) {
+      http::Request req;
+      req.url = "http://" + addr + path;
+      Result<http::Response> r = client.Do(req);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(r->status, 200) << path;
+      EXPECT_TRUE(secrets_.NoneIn("scheduler [" + run->format + " log] GET " + path, r->body));
+    }
+  }
   for (const auto& run : runs) run->process.Signal(SIGTERM);
   for (const auto& run : runs) {
     const std::string label = "scheduler [" + run->format + " log]";
