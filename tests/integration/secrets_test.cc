@@ -850,7 +850,7 @@ TEST_F(SecretsTest, SchedulerTokenFileJwtAndS3Credentials) {
                      const std::string& creds_dir, const std::string& prefix) {
     return "  - name: " + name + "\n    namespace: sched\n    openbao:\n      addresses: [" + addr +
            "]\n      leaderWait: 2s\n" + auth +
-           "    backup:\n      schedule: \"* * * * *\"\n      target:\n        provider: s3\n"
+           "    backup:\n      schedule: \"0 * * * *\"\n      target:\n        provider: s3\n"
            "        endpoint: " +
            minio.endpoint() +
            "\n        bucket: backups\n        usePathStyle: true\n        pathPrefix: " + prefix +
@@ -860,9 +860,10 @@ TEST_F(SecretsTest, SchedulerTokenFileJwtAndS3Credentials) {
   const std::vector<std::string> names = {"good",     "inline",   "jwt",
                                           "badtoken", "badstore", "stalled"};
   // A restart: every cluster last decided the slot before the current one, so the current
-  // slot (at most a minute old, within startingDeadlineSeconds) runs at once.
+  // hour's slot (less than an hour old, within startingDeadlineSeconds) runs at once, and no
+  // other during the test (unless it spans the top of the hour: the checks allow for that).
   const TimePoint now = SystemClock().Now();
-  const TimePoint slot = *CronSchedule::Parse("* * * * *")->Previous(now);
+  const TimePoint slot = *CronSchedule::Parse("0 * * * *")->Previous(now);
   struct Run {
     std::string format, config, state;
     Process process;
@@ -876,7 +877,7 @@ TEST_F(SecretsTest, SchedulerTokenFileJwtAndS3Credentials) {
     const std::string prefix = format;
     WriteText(run->config,
               "stateFile: " + run->state +
-                  "\nmetricsAddress: 127.0.0.1:0\nstartingDeadlineSeconds: 300\n"
+                  "\nmetricsAddress: 127.0.0.1:0\nstartingDeadlineSeconds: 3600\n"
                   "shutdownGracePeriodSeconds: 0\nclusters:\n" +
                   cluster("good", bao_->Url(1), token_file, creds, prefix) +
                   cluster("inline", bao_->Url(1),
@@ -891,8 +892,8 @@ TEST_F(SecretsTest, SchedulerTokenFileJwtAndS3Credentials) {
                   cluster("stalled", stalling.Url(0), token_file, creds, prefix));
     json state = {{"clusters", json::object()}};
     for (const std::string& n : names) {
-      state["clusters"]["sched/" + n] = {{"lastDecidedSlot", FormatRfc3339(slot - 60s)},
-                                         {"schedule", "* * * * *"}};
+      state["clusters"]["sched/" + n] = {{"lastDecidedSlot", FormatRfc3339(slot - 1h)},
+                                         {"schedule", "0 * * * *"}};
     }
     WriteText(run->state, state.dump());
     ASSERT_TRUE(run->process.Start({BuildBinary("bao-backup"), "--log-format", format,
@@ -910,10 +911,9 @@ TEST_F(SecretsTest, SchedulerTokenFileJwtAndS3Credentials) {
   for (const auto& run : runs) {
     EXPECT_TRUE(WaitUntil(
         [&] {
-          return count(*run, "good", "success") + count(*run, "inline", "success") +
-                         count(*run, "jwt", "success") + count(*run, "badtoken", "failure") +
-                         count(*run, "badstore", "failure") ==
-                     5 &&
+          return count(*run, "good", "success") > 0 && count(*run, "inline", "success") > 0 &&
+                 count(*run, "jwt", "success") > 0 && count(*run, "badtoken", "failure") > 0 &&
+                 count(*run, "badstore", "failure") > 0 &&
                  status(*run, "stalled").value("running", false);
         },
         90s))
