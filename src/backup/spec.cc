@@ -1,6 +1,7 @@
 #include "backup/spec.h"
 
 #include <limits>
+#include <string_view>
 
 #include "common/json_fields.h"
 
@@ -78,6 +79,7 @@ Result<BackupSpec> ParseBackupSpec(const json& j, const std::string& path, bool 
   } else {
     spec.target.provider = default_provider;
   }
+  BAO_RETURN_IF_ERROR(CheckEndpointHasNoCredentials(spec.target.endpoint, path + ".target"));
   if (validate_target) {
     BAO_RETURN_IF_ERROR(storage::ValidateTarget(spec.target, path + ".target"));
   }
@@ -88,6 +90,21 @@ Result<BackupSpec> ParseBackupSpec(const json& j, const std::string& path, bool 
     BAO_ASSIGN_OR_RETURN(spec.retention, ParseRetention(j["retention"], path + ".retention"));
   }
   return spec;
+}
+
+Status CheckEndpointHasNoCredentials(const std::string& endpoint, const std::string& target_path) {
+  size_t scheme = endpoint.find("://");
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t end = endpoint.find_first_of("/?#", start);
+  std::string_view authority = std::string_view(endpoint).substr(
+      start, end == std::string::npos ? std::string::npos : end - start);
+  const bool user_info = authority.find('@') != std::string_view::npos;
+  const bool query = endpoint.find_first_of("?#", start) != std::string::npos;
+  if (!user_info && !query) return Status::Ok();
+  return InvalidArgument(target_path + ".endpoint: must be scheme://host[:port][/path] without " +
+                         (user_info ? "user-info (user:password@)" : "a query or fragment") +
+                         ", which can carry credentials; give credentials in the credentials "
+                         "Secret (or directory), not in the URL");
 }
 
 std::string EffectiveJwtRole(const BackupSpec& spec, bool oidc_enabled) {

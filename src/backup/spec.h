@@ -25,12 +25,19 @@ struct BackupSpec {
 };
 
 // Parses `j` (the object at `path`, e.g. "spec.backup"). Checks types and the contract's
-// rules for each field it finds (retention.maxCount >= 0, retention.maxAge a duration, the
-// target's rules when `validate_target`); the schedule is required when `require_schedule`.
-// Errors are kInvalidArgument naming the field path.
+// rules for each field it finds (retention.maxCount >= 0, retention.maxAge a duration, an
+// endpoint without credentials, the target's rules when `validate_target`); the schedule is
+// required when `require_schedule`. Errors are kInvalidArgument naming the field path.
 Result<BackupSpec> ParseBackupSpec(const nlohmann::json& j, const std::string& path,
                                    bool require_schedule, bool validate_target,
                                    const std::string& default_provider = "s3");
+
+// Refuses a storage endpoint that carries credentials: user-info ("https://user:password@host")
+// or a query or fragment (a SAS, a pre-signed signature). Such a URL would be copied wherever
+// the endpoint goes (the operator's Job arguments, messages); credentials belong in the
+// credentials Secret or directory. The error names `target_path`.endpoint, never the value.
+// An empty endpoint is fine.
+Status CheckEndpointHasNoCredentials(const std::string& endpoint, const std::string& target_path);
 
 // The JWT role that applies: the explicit one, else the OIDC-implied default when
 // `oidc_enabled`, else "".

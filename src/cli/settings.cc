@@ -152,6 +152,11 @@ Result<Settings> ResolveSettings(const Flags& flags, const EnvLookup& env) {
 }
 
 Status ValidateTargetSettings(const Settings& settings) {
+  // --endpoint too (a --config file's endpoint was checked when parsed).
+  if (Status s = backup::CheckEndpointHasNoCredentials(settings.spec.target.endpoint, "target");
+      !s.ok()) {
+    return s;
+  }
   Status s = storage::ValidateTarget(settings.spec.target, "target");
   if (s.ok()) return s;
   return InvalidArgument(s.message() +

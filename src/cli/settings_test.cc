@@ -48,6 +48,47 @@ TEST_F(SettingsTest, DefaultsToTheFileProvider) {
   EXPECT_TRUE(ValidateTargetSettings(*s).ok());
 }
 
+// A password or a signature in the endpoint is refused wherever the endpoint comes from (the
+// flag, a --config file), for every provider, and the message does not repeat it.
+TEST_F(SettingsTest, EndpointWithCredentialsIsRefusedWithoutBeingRepeated) {
+  for (const char* provider : {"s3", "gcs", "azure"}) {
+    for (const char* endpoint :
+         {"http://user:pass-x1@127.0.0.1:9000", "user:pass-x1@h:1",
+          "https://h.example.com/acct?sv=1&sig=pass-x1", "https://h.example.com/#pass-x1"}) {
+      Flags f;
+      f.provider = provider;
+      f.bucket = "b";
+      f.storage_account = "acct";
+      f.endpoint = endpoint;
+      Result<Settings> s = ResolveSettings(f, MapEnv({}));
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      Status v = ValidateTargetSettings(*s);
+      EXPECT_FALSE(v.ok()) << provider << " " << endpoint;
+      EXPECT_NE(v.message().find("target.endpoint: must be"), std::string::npos) << v.message();
+      EXPECT_EQ(v.message().find("pass-x1"), std::string::npos) << v.message();
+
+      Flags c;
+      c.config_file = WriteConfig(std::string("target:\n  provider: ") + provider +
+                                  "\n  bucket: b\n  endpoint: \"" + endpoint +
+                                  "\"\n  azure: {storageAccount: acct}\n");
+      Result<Settings> from_config = ResolveSettings(c, MapEnv({}));
+      ASSERT_FALSE(from_config.ok()) << provider << " " << endpoint;
+      EXPECT_NE(from_config.status().message().find("config.target.endpoint: must be"),
+                std::string::npos)
+          << from_config.status().message();
+      EXPECT_EQ(from_config.status().message().find("pass-x1"), std::string::npos)
+          << from_config.status().message();
+    }
+  }
+  Flags ok;
+  ok.provider = "s3";
+  ok.bucket = "b";
+  ok.endpoint = "https://s3.eu-west-1.amazonaws.com/base/path";
+  Result<Settings> s = ResolveSettings(ok, MapEnv({}));
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(ValidateTargetSettings(*s).ok());
+}
+
 TEST_F(SettingsTest, FlagsBeatEnvironmentBeatsConfig) {
   Flags f;
   f.config_file = WriteConfig(R"(

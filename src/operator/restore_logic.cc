@@ -1,6 +1,7 @@
 #include "operator/restore_logic.h"
 
 #include "backup/exit_code.h"
+#include "backup/spec.h"
 #include "common/json_fields.h"
 #include "crypto/crypto.h"
 #include "operator/backup_logic.h"
@@ -52,6 +53,8 @@ Result<RestoreRequest> ParseRestoreSpec(const json& spec) {
   if (!source.contains("target")) return InvalidArgument("spec.source.target: required");
   BAO_ASSIGN_OR_RETURN(r.target,
                        storage::ParseTarget(source["target"], "spec.source.target", "s3"));
+  BAO_RETURN_IF_ERROR(
+      backup::CheckEndpointHasNoCredentials(r.target.endpoint, "spec.source.target"));
   BAO_RETURN_IF_ERROR(storage::ValidateTarget(r.target, "spec.source.target"));
   BAO_RETURN_IF_ERROR(GetString(spec, "jwtAuthRole", "spec", &r.jwt_auth_role));
   if (spec.contains("tokenSecretRef") && !spec["tokenSecretRef"].is_null()) {

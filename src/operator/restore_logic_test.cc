@@ -66,6 +66,11 @@ TEST(RestoreSpecTest, ParsesAndRefusesWhatCannotWork) {
       {[](json& s) { s.erase("cluster"); }, "spec.cluster"},
       {[](json& s) { s["source"]["target"]["endpoint"] = ""; }, "spec.source.target.endpoint"},
       {[](json& s) { s["force"] = "yes"; }, "spec.force"},
+      // Credentials in the endpoint would be copied into the Jobs' arguments.
+      {[](json& s) { s["source"]["target"]["endpoint"] = "https://u:pass-x1@s3.example.com"; },
+       "spec.source.target.endpoint: must be scheme://host[:port][/path] without user-info"},
+      {[](json& s) { s["source"]["target"]["endpoint"] = "https://h.example.com/?sig=pass-x1"; },
+       "spec.source.target.endpoint: must be scheme://host[:port][/path] without a query"},
   };
   for (const Bad& b : bad) {
     json spec = Spec();
@@ -74,6 +79,7 @@ TEST(RestoreSpecTest, ParsesAndRefusesWhatCannotWork) {
     ASSERT_FALSE(p.ok()) << b.field;
     EXPECT_EQ(p.status().code(), Code::kInvalidArgument);
     EXPECT_NE(p.status().message().find(b.field), std::string::npos) << p.status().message();
+    EXPECT_EQ(p.status().message().find("pass-x1"), std::string::npos) << p.status().message();
   }
 }
 

@@ -1,6 +1,7 @@
 #include "support/azurite.h"
 
 #include <chrono>
+#include <map>
 
 namespace bao::testing {
 
@@ -12,14 +13,22 @@ Azurite::~Azurite() {
   if (process_.pid() > 0) process_.Stop(std::chrono::milliseconds(3000));
 }
 
+void Azurite::AddAccount(const std::string& name, const std::string& key) {
+  accounts_ += ";" + name + ":" + key;
+}
+
 bool Azurite::Start(std::string* error) {
   port_ = FreePort();
   std::string main_js = NodeModulesDir() + "/azurite/dist/src/blob/main.js";
   std::string start_error;
+  std::map<std::string, std::string> env;
+  if (!accounts_.empty()) {
+    env["AZURITE_ACCOUNTS"] = std::string(kAzuriteAccount) + ":" + kAzuriteKey + accounts_;
+  }
   if (!process_.Start(
           {"node", main_js, "--blobHost", "127.0.0.1", "--blobPort", std::to_string(port_),
            "--location", dir_.path(), "--skipApiVersionCheck", "--silent"},
-          {}, &start_error)) {
+          env, &start_error)) {
     *error = "cannot start Azurite (" + main_js + "): " + start_error;
     return false;
   }
@@ -32,7 +41,11 @@ bool Azurite::Start(std::string* error) {
 }
 
 std::string Azurite::endpoint() const {
-  return "http://127.0.0.1:" + std::to_string(port_) + "/" + kAzuriteAccount;
+  return endpoint(kAzuriteAccount);
+}
+
+std::string Azurite::endpoint(const std::string& account) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + "/" + account;
 }
 
 std::string Azurite::connection_string() const {
@@ -40,12 +53,16 @@ std::string Azurite::connection_string() const {
          ";AccountKey=" + kAzuriteKey + ";BlobEndpoint=" + endpoint() + ";";
 }
 
-RunResult Azurite::Check(const std::vector<std::string>& args) const {
+RunResult Azurite::Check(const std::vector<std::string>& args,
+                         const std::string& connection_string) const {
   std::vector<std::string> argv = {
       "node", std::string(BAO_SOURCE_DIR) + "/tests/integration/azure_check.js"};
   argv.insert(argv.end(), args.begin(), args.end());
-  return Run(argv, {{"AZ_CONN", connection_string()}, {"NODE_PATH", NodeModulesDir()}},
-             std::chrono::seconds(120));
+  return Run(
+      argv,
+      {{"AZ_CONN", connection_string.empty() ? this->connection_string() : connection_string},
+       {"NODE_PATH", NodeModulesDir()}},
+      std::chrono::seconds(120));
 }
 
 }  // namespace bao::testing

@@ -25,6 +25,10 @@ class Azurite {
   Azurite(const Azurite&) = delete;
   Azurite& operator=(const Azurite&) = delete;
 
+  // Before Start(): also serve storage account `name` with the base64 account key `key`
+  // (Azurite's AZURITE_ACCOUNTS; the well-known account stays).
+  void AddAccount(const std::string& name, const std::string& key);
+
   // Starts `node azurite/dist/src/blob/main.js` with --skipApiVersionCheck and waits until it
   // answers HTTP. False with `error` filled (including Azurite's output) when it does not.
   bool Start(std::string* error);
@@ -32,15 +36,20 @@ class Azurite {
   int port() const { return port_; }
   // http://127.0.0.1:<port>/devstoreaccount1
   std::string endpoint() const;
+  // http://127.0.0.1:<port>/<account>
+  std::string endpoint(const std::string& account) const;
   // A connection string for the well-known account at this instance.
   std::string connection_string() const;
 
-  // Runs azure_check.js `args` with this instance's connection string; the result's `out` is
-  // the JSON line it printed.
-  RunResult Check(const std::vector<std::string>& args) const;
+  // Runs azure_check.js `args` with this instance's connection string (or `connection_string`,
+  // e.g. for an account added with AddAccount()); the result's `out` is the JSON line it
+  // printed.
+  RunResult Check(const std::vector<std::string>& args,
+                  const std::string& connection_string = "") const;
 
  private:
   int port_ = 0;
+  std::string accounts_;  // AZURITE_ACCOUNTS entries beyond the well-known account
   TempDir dir_;
   Process process_;
 };

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support/tcp_forwarder.h"
@@ -20,6 +21,13 @@ class MinioServer {
  public:
   MinioServer() = default;
   ~MinioServer() { Stop(); }
+
+  // Before Start(): the root user and password (MINIO_ROOT_USER, MINIO_ROOT_PASSWORD) instead
+  // of the defaults, e.g. recognisable values for tests that look for leaked secrets.
+  void SetRootCredentials(std::string access_key, std::string secret_key) {
+    access_key_ = std::move(access_key);
+    secret_key_ = std::move(secret_key);
+  }
 
   // Starts `minio server DIR --address 127.0.0.1:P --console-address 127.0.0.1:P2` and waits
   // until /minio/health/live answers. False with `error` filled when it does not come up.
