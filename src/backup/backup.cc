@@ -34,7 +34,8 @@ Status StorageFailure(const Status& s) {
 // byte of the stream arrived.
 bool SourceRetryable(const Status& s) {
   if (s.http_status() >= 500) return true;
-  return s.reason() == Reason::kUnreachable || s.reason() == Reason::kServerError;
+  return s.reason() == Reason::kUnreachable || s.reason() == Reason::kServerError ||
+         s.reason() == Reason::kThrottled;
 }
 
 }  // namespace

@@ -299,6 +299,10 @@ Status Client::StreamSnapshot(const Context& ctx, const std::string& leader,
                                 std::to_string(code) + ": " + reason + ")")
           .WithHttpStatus(code)
           .WithStage(Stage::kLeader);
+    case 429:  // a rate-limit quota: come back later
+      return Error(Code::kUnavailable, Reason::kThrottled,
+                   what + "HTTP " + std::to_string(code) + ": " + reason)
+          .WithHttpStatus(code);
     default:
       return Error(Code::kUnavailable, code >= 500 ? Reason::kServerError : Reason::kBadResponse,
                    what + "HTTP " + std::to_string(code) + ": " + reason)

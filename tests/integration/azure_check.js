@@ -10,6 +10,8 @@
 //   props <container> <blob>                 {exists, size, metadata, blobType}
 //   blocks <container> <blob>                {committed, uncommitted} block counts
 //   list <container> <prefix>                [names...]
+//   listall <container> <prefix>             [names...], blobs with uncommitted blocks only
+//                                            included
 //   many <container> <prefix> <n>            upload n one-byte blobs <prefix><00000..>
 //   sas <container>                          a container SAS (read/add/create/write/delete/list,
 //                                            one hour) as a query string
@@ -74,6 +76,14 @@ async function main(argv) {
     case "list": {
       const names = [];
       for await (const b of service().getContainerClient(args[0]).listBlobsFlat({ prefix: args[1] })) {
+        names.push(b.name);
+      }
+      return names;
+    }
+    case "listall": {
+      const names = [];
+      const c = service().getContainerClient(args[0]);
+      for await (const b of c.listBlobsFlat({ prefix: args[1], includeUncommitedBlobs: true })) {
         names.push(b.name);
       }
       return names;
