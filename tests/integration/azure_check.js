@@ -10,6 +10,9 @@
 //   props <container> <blob>                 {exists, size, metadata, blobType}
 //   blocks <container> <blob>                {committed, uncommitted} block counts
 //   list <container> <prefix>                [names...]
+//   stage <container> <blob>                 stage one uncommitted block (a crashed upload)
+//   uncommitted <container> <prefix>         [names...] of blobs that have only uncommitted
+//                                            blocks (listed only with uncommitted blobs)
 //   many <container> <prefix> <n>            upload n one-byte blobs <prefix><00000..>
 //   sas <container>                          a container SAS (read/add/create/write/delete/list,
 //                                            one hour) as a query string
@@ -75,6 +78,22 @@ async function main(argv) {
       const names = [];
       for await (const b of service().getContainerClient(args[0]).listBlobsFlat({ prefix: args[1] })) {
         names.push(b.name);
+      }
+      return names;
+    }
+    case "stage": {
+      const blob = service().getContainerClient(args[0]).getBlockBlobClient(args[1]);
+      const id = Buffer.from("block-000000").toString("base64");
+      await blob.stageBlock(id, Buffer.from("partial"), 7);
+      return { staged: id };
+    }
+    case "uncommitted": {
+      const c = service().getContainerClient(args[0]);
+      const committed = new Set();
+      for await (const b of c.listBlobsFlat({ prefix: args[1] })) committed.add(b.name);
+      const names = [];
+      for await (const b of c.listBlobsFlat({ prefix: args[1], includeUncommitedBlobs: true })) {
+        if (!committed.has(b.name)) names.push(b.name);
       }
       return names;
     }
