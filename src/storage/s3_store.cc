@@ -569,23 +569,31 @@ Result<std::vector<Leftover>> S3StoreImpl::CleanUpLeftovers(const Context& ctx,
                                                             TimePoint older_than) {
   std::string what = "listing the unfinished uploads of S3 bucket \"" + target_.bucket + "\"";
   std::vector<s3::MultipartUpload> old;
-  std::string key_marker, id_marker;
-  while (true) {
-    Call call;
-    call.query = {{"uploads", ""}, {"encoding-type", "url"}};
-    if (!prefix.empty()) call.query.emplace_back("prefix", prefix);
-    if (!key_marker.empty()) call.query.emplace_back("key-marker", key_marker);
-    if (!id_marker.empty()) call.query.emplace_back("upload-id-marker", id_marker);
-    Result<http::Response> r = Send(ctx, call, what);
-    if (!r.ok()) return InStorage(r.status());
-    Result<s3::UploadsPage> page = s3::ParseListMultipartUploads(r->body);
-    if (!page.ok()) return InStorage(page.status().WithContext(what));
-    for (s3::MultipartUpload& u : page->uploads) {
-      if (u.key.starts_with(prefix) && u.initiated < older_than) old.push_back(std::move(u));
+  // MinIO lists with a prefix only the uploads of exactly that key (and all of them without
+  // one): when the prefixed listing finds nothing, the whole bucket's is filtered here.
+  bool found = false;
+  for (bool with_prefix : {true, false}) {
+    if (!with_prefix && (found || prefix.empty())) break;
+    std::string key_marker, id_marker;
+    while (true) {
+      Call call;
+      call.query = {{"uploads", ""}, {"encoding-type", "url"}};
+      if (with_prefix && !prefix.empty()) call.query.emplace_back("prefix", prefix);
+      if (!key_marker.empty()) call.query.emplace_back("key-marker", key_marker);
+      if (!id_marker.empty()) call.query.emplace_back("upload-id-marker", id_marker);
+      Result<http::Response> r = Send(ctx, call, what);
+      if (!r.ok()) return InStorage(r.status());
+      Result<s3::UploadsPage> page = s3::ParseListMultipartUploads(r->body);
+      if (!page.ok()) return InStorage(page.status().WithContext(what));
+      for (s3::MultipartUpload& u : page->uploads) {
+        if (!u.key.starts_with(prefix)) continue;
+        found = true;
+        if (u.initiated < older_than) old.push_back(std::move(u));
+      }
+      if (!page->truncated) break;
+      key_marker = page->next_key_marker;
+      id_marker = page->next_upload_id_marker;
     }
-    if (!page->truncated) break;
-    key_marker = page->next_key_marker;
-    id_marker = page->next_upload_id_marker;
   }
   std::vector<Leftover> removed;
   for (const s3::MultipartUpload& u : old) {
