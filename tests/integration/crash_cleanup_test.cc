@@ -559,5 +559,24 @@ TEST_F(FileCrashTest, KilledMidUploadThenCleanedUp) {
   EXPECT_TRUE(std::filesystem::exists(root_.path() + "/ns/other/.x.snap.partial-00"));
 }
 
+// The threshold is checked before anything is contacted; a negative or malformed one is a
+// configuration error naming the flag, on backup and on prune.
+TEST_F(FileCrashTest, AMalformedThresholdIsAConfigurationError) {
+  for (const char* bad : {"-1h", "soon", ""}) {
+    std::vector<std::string> args = BackupArgs("");
+    args.insert(args.end(), {"--cleanup-older-than", bad});
+    RunResult r = Cli(args, Env());
+    EXPECT_EQ(r.exit_code, 1) << Describe(r);
+    EXPECT_EQ(LastJson(r)["stage"], "config") << r.out;
+    EXPECT_NE(LastJson(r)["error"].get<std::string>().find("--cleanup-older-than"),
+              std::string::npos)
+        << r.out;
+    RunResult p = Cli({"prune", "--provider", "file", "--bucket", root_.path(), "--namespace", "ns",
+                       "--cluster", "bao", "--max-count", "3", "--cleanup-older-than", bad});
+    EXPECT_EQ(p.exit_code, 1) << Describe(p);
+  }
+  EXPECT_EQ(Files(root_.path()), std::vector<std::string>{});
+}
+
 }  // namespace
 }  // namespace bao::testing
