@@ -95,6 +95,20 @@ class CrashCleanupTest : public CliTest {
     return env;
   }
 
+  // The objects under the prefix, as the store lists them.
+  std::vector<std::string> Objects() {
+    std::vector<std::string> keys;
+    Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(Target());
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return keys;
+    Status s = (*store)->List(Context(), kPrefix, [&](const storage::ObjectInfo& info) {
+      keys.push_back(info.key);
+      return Status::Ok();
+    });
+    EXPECT_TRUE(s.ok() || s.code() == Code::kNotFound) << s.ToString();
+    return keys;
+  }
+
   // Every backup object under the prefix has its checksum.
   void ExpectNoObjectWithoutChecksum(const std::string& when) {
     Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(Target());
@@ -151,11 +165,16 @@ class CrashCleanupTest : public CliTest {
       EXPECT_FALSE(Leftovers().empty());
     }
 
+    std::vector<std::string> before = Objects();
     std::vector<std::string> args = BackupArgs(direct);
     args.insert(args.end(), {"--cleanup-older-than", "0s"});
     RunResult r = Cli(args, Env());
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
     nlohmann::json out = LastJson(r);
+    // Every committed object is still there; the one new is this run's backup.
+    before.push_back(out["key"].get<std::string>());
+    std::sort(before.begin(), before.end());
+    EXPECT_EQ(Objects(), before);
     if (point.leaves_leftover) {
       EXPECT_GE(out["cleanedUp"].get<int>(), 1) << r.out;
     }
