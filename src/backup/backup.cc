@@ -9,7 +9,7 @@
 namespace bao::backup {
 
 nlohmann::json BackupResult::ToJson() const {
-  return {{"key", key},
+  nlohmann::json out = {{"key", key},
           {"size", size},
           {"sha256", sha256},
           {"startTime", FormatRfc3339(started)},
@@ -20,7 +20,10 @@ nlohmann::json BackupResult::ToJson() const {
           {"raftIndex", raft_index},
           {"raftTerm", raft_term},
           {"leader", leader},
-          {"store", store}};
+          {"store", store},
+          {"cleanedUp", cleanup.removed}};
+  if (!cleanup.error.ok()) out["cleanupError"] = cleanup.error.message();
+  return out;
 }
 
 namespace {
@@ -74,6 +77,19 @@ Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req,
     if (existing.status().code() != Code::kNotFound) {
       return StorageFailure(existing.status().WithContext("checking that " + result.key +
                                                           " is free"));
+    }
+  }
+
+  // Before this run starts its own upload: what earlier runs of this cluster left when they
+  // were killed mid-upload. A failure here is reported, never fatal.
+  if (req.cleanup && IsValidNameSegment(req.ns) && IsValidNameSegment(req.cluster)) {
+    result.cleanup = CleanUpLeftovers(ctx, store,
+                                      ClusterPrefix(req.target.path_prefix, req.ns, req.cluster),
+                                      req.cleanup_older_than, clock.Now());
+    if (!result.cleanup.error.ok()) {
+      if (result.cleanup.error.reason() == Reason::kCancelled) return result.cleanup.error;
+      log::Warn("could not clean up crashed uploads; the backup goes on",
+                {{"error", result.cleanup.error.message()}});
     }
   }
 

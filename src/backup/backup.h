@@ -9,6 +9,7 @@
 #include <string>
 
 #include "backup/exit_code.h"
+#include "backup/prune.h"
 #include "common/context.h"
 #include "common/time.h"
 #include "openbao/client.h"
@@ -30,6 +31,12 @@ struct BackupRequest {
   // first byte (the leader is looked up again before each); once bytes flowed, no retry.
   int source_attempts = 4;
   std::chrono::milliseconds source_backoff{1000};  // before the second try; doubles
+  // Leftovers of crashed uploads of this cluster (ClusterPrefix of target.path_prefix, ns,
+  // cluster) that started longer ago than this are removed before OpenBao is contacted
+  // (CleanUpLeftovers); 0 removes all of them. Skipped when ns or cluster is not a valid name
+  // (an explicit key without a cluster) or when `cleanup` is false.
+  bool cleanup = true;
+  Duration cleanup_older_than = kDefaultCleanupAge;
   // Called with the bytes received so far after every chunk (progress reporting; keep it cheap).
   std::function<void(uint64_t bytes)> on_progress;
 };
@@ -44,6 +51,8 @@ struct BackupResult {
   uint64_t raft_term = 0;
   std::string leader;
   std::string store;  // the store's description
+  CleanupResult cleanup;  // the leftovers removed before the backup (never fails the backup)
+  // Also "cleanedUp": N, and "cleanupError" when the cleanup failed.
   nlohmann::json ToJson() const;
 };
 

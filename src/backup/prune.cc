@@ -3,6 +3,7 @@
 #include <set>
 
 #include "backup/catalog.h"
+#include "backup/naming.h"
 #include "common/log.h"
 
 namespace bao::backup {
@@ -22,22 +23,52 @@ const RetentionDecision* PruneResult::oldest_kept() const {
 
 nlohmann::json PruneResult::ToJson() const {
   const RetentionDecision* oldest = oldest_kept();
-  return {{"dryRun", dry_run},
+  nlohmann::json out = {{"dryRun", dry_run},
           {"backups", plan.size()},
           {"unverifiable", unverifiable},
           {"kept", kept()},
           {"toDelete", plan.size() - kept()},
           {"deleted", deleted.size()},
           {"failed", failed.size()},
-          {"oldestKept", oldest != nullptr ? nlohmann::json(oldest->backup.key) : nullptr}};
+          {"oldestKept", oldest != nullptr ? nlohmann::json(oldest->backup.key) : nullptr},
+          {"cleanedUp", cleanup.removed}};
+  if (!cleanup.error.ok()) out["cleanupError"] = cleanup.error.message();
+  return out;
+}
+
+CleanupResult CleanUpLeftovers(const Context& ctx, storage::Store* store,
+                               const std::string& cluster_prefix, Duration older_than,
+                               TimePoint now) {
+  CleanupResult result;
+  TimePoint threshold = older_than.count() <= 0 ? TimePoint::max() : now - older_than;
+  Result<std::vector<storage::Leftover>> removed =
+      store->CleanUpLeftovers(ctx, cluster_prefix, threshold);
+  if (!removed.ok()) {
+    result.error = removed.status().InStage(Stage::kStorage);
+    return result;
+  }
+  for (const storage::Leftover& l : *removed) {
+    log::Info("removed a crashed upload's leftover",
+              {{"kind", l.kind}, {"key", l.key}, {"started", FormatRfc3339(l.started)}});
+  }
+  result.removed = removed->size();
+  return result;
 }
 
 Status Prune(const Context& ctx, storage::Store* store, const std::string& path_prefix,
              const std::string& ns,
              const std::string& cluster, const RetentionPolicy& policy, TimePoint now, bool dry_run,
-             PruneResult* result) {
+             PruneResult* result, Duration cleanup_older_than) {
   *result = PruneResult();
   result->dry_run = dry_run;
+  if (!dry_run) {
+    result->cleanup = CleanUpLeftovers(ctx, store, ClusterPrefix(path_prefix, ns, cluster),
+                                       cleanup_older_than, now);
+    if (!result->cleanup.error.ok()) {
+      log::Error("cleaning up crashed uploads failed",
+                 {{"error", result->cleanup.error.message()}});
+    }
+  }
   // With checksums: a backup counts toward what is kept only when it can be verified.
   BAO_ASSIGN_OR_RETURN(std::vector<BackupEntry> entries,
                        ListBackups(ctx, store, path_prefix, ns, cluster, /*with_checksums=*/true));
@@ -73,6 +104,9 @@ Status Prune(const Context& ctx, storage::Store* store, const std::string& path_
                        std::to_string(result->failed.size() + result->deleted.size()) +
                        " deletes failed; first: " + result->failed.front())
         .WithStage(Stage::kStorage);
+  }
+  if (!result->cleanup.error.ok()) {
+    return result->cleanup.error.WithContext("cleaning up crashed uploads");
   }
   return Status::Ok();
 }

@@ -12,12 +12,31 @@
 
 namespace bao::backup {
 
+// What CleanUpLeftovers() did.
+struct CleanupResult {
+  size_t removed = 0;  // leftovers removed
+  Status error;        // the first failure; then `removed` counts what went before it
+};
+
+// The default age above which a crashed upload's leftovers are removed (--cleanup-older-than).
+inline constexpr Duration kDefaultCleanupAge = std::chrono::hours(24);
+
+// Removes what crashed uploads left under `cluster_prefix` (Store::CleanUpLeftovers) that
+// started more than `older_than` before `now`; a zero `older_than` removes all of them (also
+// an upload of this cluster that is running right now elsewhere: 0s is for when none is).
+// Each removal is logged (info: kind and key); a failure is returned in the result, and
+// logged by the caller. Never fails the caller.
+CleanupResult CleanUpLeftovers(const Context& ctx, storage::Store* store,
+                               const std::string& cluster_prefix, Duration older_than,
+                               TimePoint now);
+
 struct PruneResult {
   std::vector<RetentionDecision> plan;  // newest first
   std::vector<std::string> deleted;
   std::vector<std::string> failed;  // "key: error" for deletes that failed
   size_t unverifiable = 0;          // backups without a recorded checksum
   bool dry_run = false;
+  CleanupResult cleanup;  // when Prune() ran the cleanup (not in a dry run)
 
   size_t kept() const;
   // The oldest backup the plan keeps; nullptr when it keeps none.
@@ -25,7 +44,8 @@ struct PruneResult {
   // Counts only, never one entry per backup: this is (part of) the result JSON that a
   // Kubernetes Job leaves as its termination message, which the kubelet cuts at 4096 bytes.
   // Each decision is logged by Prune() instead.
-  // {"dryRun", "backups", "unverifiable", "kept", "toDelete", "deleted", "failed", "oldestKept"}
+  // {"dryRun", "backups", "unverifiable", "kept", "toDelete", "deleted", "failed", "oldestKept",
+  //  "cleanedUp"} and "cleanupError" when the cleanup failed.
   nlohmann::json ToJson() const;
 };
 
@@ -34,9 +54,12 @@ struct PruneResult {
 // one line per backup. A failed delete is recorded and the rest continue; the Status is an
 // error only when listing fails or some delete failed (then the result is still filled, see
 // `failed`). Failures are Stage::kStorage. Cancelling `ctx` stops before the next delete.
+// Unless `dry_run`, the cluster's leftovers older than `cleanup_older_than` are removed first
+// (CleanUpLeftovers); a cleanup failure is reported like a failed delete: in `cleanup.error`,
+// and the Status is then an error too (after the retention itself ran).
 Status Prune(const Context& ctx, storage::Store* store, const std::string& path_prefix,
              const std::string& ns,
              const std::string& cluster, const RetentionPolicy& policy, TimePoint now, bool dry_run,
-             PruneResult* result);
+             PruneResult* result, Duration cleanup_older_than = kDefaultCleanupAge);
 
 }  // namespace bao::backup

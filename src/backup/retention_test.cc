@@ -355,5 +355,65 @@ TEST_F(PruneTest, AFailedDeleteIsReportedAndTheRestContinue) {
   EXPECT_EQ(j["toDelete"], 2) << j;
 }
 
+// Prune's cleanup: this cluster's leftovers past the threshold (none in a dry run), counted in
+// the result; a failing cleanup is reported like a failed delete, after the retention ran.
+class CleanupSpyStore : public storage::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Result<std::vector<storage::Leftover>> CleanUpLeftovers(const Context& ctx,
+                                                          const std::string& prefix,
+                                                          TimePoint older_than) override {
+    prefixes.push_back(prefix);
+    thresholds.push_back(older_than);
+    if (fail) return Unavailable("listing uploads failed").WithReason(Reason::kServerError);
+    return ForwardingStore::CleanUpLeftovers(ctx, prefix, older_than);
+  }
+  bool fail = false;
+  std::vector<std::string> prefixes;
+  std::vector<TimePoint> thresholds;
+};
+
+TEST_F(PruneTest, CleansUpThisClustersLeftoversAndReportsAFailure) {
+  Put("p/ns/c/2026-03-01T00-00-00Z-00000001.snap");
+  Put("p/ns/c/2026-03-02T00-00-00Z-00000002.snap");
+  std::ofstream(root_ / "p/ns/c/.2026-03-03T00-00-00Z-00000003.snap.partial-0011") << "crash";
+  std::ofstream(root_ / "p/ns/c/2026-03-03T00-00-00Z-00000004.snap.sha256") << "orphan";
+  std::filesystem::create_directories(root_ / "p/ns/d");
+  std::ofstream(root_ / "p/ns/d/.x.snap.partial-0011") << "another cluster";
+  CleanupSpyStore spy(store_.get());
+  RetentionPolicy policy;
+  policy.max_count = 5;
+  const TimePoint now = SystemClock().Now();
+
+  PruneResult r;
+  ASSERT_TRUE(Prune(ctx_, &spy, "p", "ns", "c", policy, now, /*dry_run=*/true, &r).ok());
+  EXPECT_TRUE(spy.prefixes.empty()) << "a dry run removes nothing";
+
+  // Fresh leftovers are younger than the default threshold: kept.
+  ASSERT_TRUE(Prune(ctx_, &spy, "p", "ns", "c", policy, now, false, &r).ok());
+  ASSERT_EQ(spy.prefixes, std::vector<std::string>{"p/ns/c/"});
+  EXPECT_EQ(spy.thresholds[0], now - std::chrono::hours(24));
+  EXPECT_EQ(r.ToJson()["cleanedUp"], 0);
+
+  ASSERT_TRUE(Prune(ctx_, &spy, "p", "ns", "c", policy, now, false, &r, Duration(0)).ok());
+  EXPECT_EQ(spy.thresholds[1], TimePoint::max());
+  EXPECT_EQ(r.ToJson()["cleanedUp"], 2) << r.ToJson();
+  EXPECT_FALSE(r.ToJson().contains("cleanupError"));
+  EXPECT_FALSE(std::filesystem::exists(root_ / "p/ns/c/2026-03-03T00-00-00Z-00000004.snap.sha256"));
+  EXPECT_TRUE(std::filesystem::exists(root_ / "p/ns/d/.x.snap.partial-0011"));
+  EXPECT_TRUE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
+
+  spy.fail = true;
+  policy.max_count = 1;
+  Status s = Prune(ctx_, &spy, "p", "ns", "c", policy, now, false, &r, Duration(0));
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
+  EXPECT_EQ(s.stage(), Stage::kStorage);
+  EXPECT_EQ(s.reason(), Reason::kServerError);
+  EXPECT_EQ(r.deleted.size(), 1u) << "the retention still ran";
+  nlohmann::json j = r.ToJson();
+  EXPECT_EQ(j["cleanedUp"], 0);
+  EXPECT_TRUE(j.contains("cleanupError")) << j;
+}
+
 }  // namespace
 }  // namespace bao::backup

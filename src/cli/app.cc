@@ -153,6 +153,9 @@ int RunCli(int argc, char** argv) {
                          "file-name prefix before the timestamp, e.g. pre-upgrade-");
   backup_cmd->add_option("--result-file", opts.result_file,
                          "also write the result JSON here (e.g. /dev/termination-log)");
+  backup_cmd->add_option("--cleanup-older-than", opts.cleanup_older_than,
+                         "first remove this cluster's leftovers of crashed uploads started longer "
+                         "ago than this (default 24h; 0s = all of them)");
 
   CLI::App* restore_cmd =
       app.add_subcommand("restore", "restore a backup into OpenBao (replaces all data)");
@@ -185,6 +188,9 @@ int RunCli(int argc, char** argv) {
   AddRetentionFlags(prune_cmd, &flags);
   prune_cmd->add_flag("--dry-run", opts.dry_run, "print the plan, delete nothing");
   prune_cmd->add_option("--result-file", opts.result_file, "also write the result JSON here");
+  prune_cmd->add_option("--cleanup-older-than", opts.cleanup_older_than,
+                        "also remove this cluster's leftovers of crashed uploads started longer "
+                        "ago than this (default 24h; 0s = all of them; not with --dry-run)");
 
   ScheduleOptions sched;
   CLI::App* schedule_cmd =

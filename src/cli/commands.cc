@@ -72,10 +72,16 @@ int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOption
   if (Status s = openbao::ValidateConnection(settings->connection); !s.ok()) {
     return Finish(ConfigFailure(s), opts.result_file);
   }
+  Result<Duration> cleanup_age = ParseDuration(opts.cleanup_older_than);
+  if (!cleanup_age.ok()) {
+    return Finish(ConfigFailure(cleanup_age.status().WithContext("--cleanup-older-than")),
+                  opts.result_file);
+  }
   Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(settings->spec.target);
   if (!store.ok()) return Finish(store.status(), opts.result_file);
 
   backup::BackupRequest req;
+  req.cleanup_older_than = *cleanup_age;
   req.connection = settings->connection;
   req.auth = settings->auth;
   req.target = settings->spec.target;
@@ -96,7 +102,7 @@ int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOption
     backup::PruneResult pruned;
     Status s = backup::Prune(ctx, store->get(), settings->spec.target.path_prefix, settings->ns,
                              settings->cluster, settings->spec.retention, SystemClock().Now(),
-                             /*dry_run=*/false, &pruned);
+                             /*dry_run=*/false, &pruned, *cleanup_age);
     // Counts only: this line is the Job's termination message, which the kubelet cuts at 4096
     // bytes. Prune() logged each kept and deleted key.
     const backup::RetentionDecision* oldest = pruned.oldest_kept();
@@ -297,10 +303,15 @@ int RunPruneCommand(const Context& ctx, const Flags& flags, const CommandOptions
                                                 "--max-age or --keep-daily/weekly/monthly")),
                   opts.result_file);
   }
+  Result<Duration> cleanup_age = ParseDuration(opts.cleanup_older_than);
+  if (!cleanup_age.ok()) {
+    return Finish(ConfigFailure(cleanup_age.status().WithContext("--cleanup-older-than")),
+                  opts.result_file);
+  }
   backup::PruneResult result;
   Status s = backup::Prune(ctx, o->store.get(), o->settings.spec.target.path_prefix,
                            o->settings.ns, o->settings.cluster, o->settings.spec.retention,
-                           SystemClock().Now(), opts.dry_run, &result);
+                           SystemClock().Now(), opts.dry_run, &result, *cleanup_age);
   // The plan (each key: kept, deleted or would be, and why) was logged by Prune(); the result
   // holds counts only, whatever the number of backups.
   nlohmann::json out = result.ToJson();

@@ -21,6 +21,8 @@ struct CommandOptions {
   std::string settle_timeout = "60s";  // restore: how long to wait for OpenBao to apply it
   bool yes = false;
   bool dry_run = false;
+  // backup, prune: remove crashed uploads' leftovers older than this (ParseDuration; 0s = all).
+  std::string cleanup_older_than = "24h";
   std::string output = "text";  // list: text or json
   // How often backup, verify and restore log a progress line.
   std::chrono::milliseconds progress_interval{5000};

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 #include <pugixml.hpp>
+#include <set>
 #include <vector>
 
 #include "common/files.h"
@@ -442,6 +443,92 @@ class AzureStore final : public Store {
           return r.status == 404 && ErrorCode(r) != "ContainerNotFound";
         },
         policy);
+  }
+
+  // Blobs that exist only as uncommitted blocks: listed with include=uncommittedblobs but not
+  // without it. Each is removed by committing an empty block list that discards its blocks,
+  // refused if a blob was committed meanwhile (If-None-Match: *), and deleting exactly that
+  // empty blob (If-Match its ETag): a committed object is never touched.
+  Result<std::vector<Leftover>> CleanUpLeftovers(const Context& ctx, const std::string& prefix,
+                                                 TimePoint older_than) override {
+    std::set<std::string> committed;
+    BAO_RETURN_IF_ERROR(List(ctx, prefix, [&](const ObjectInfo& info) {
+      committed.insert(info.key);
+      return Status::Ok();
+    }));
+    auto bad = [&](const std::string& why) {
+      return StorageError(Code::kInternal, Reason::kBadResponse, "listing " + Describe() + why);
+    };
+    std::vector<Leftover> old;
+    std::string marker;
+    do {
+      http::Response r;
+      BAO_RETURN_IF_ERROR(InStorage(Call(
+          ctx, "listing the uncommitted blobs under \"" + prefix + "\" in " + Describe(), "",
+          [&] {
+            http::Request req;
+            req.url = ContainerUrl() +
+                      "?restype=container&comp=list&include=uncommittedblobs&maxresults=" +
+                      std::to_string(options_.list_page_size);
+            if (!prefix.empty()) req.url += "&prefix=" + http::UrlEncode(prefix);
+            if (!marker.empty()) req.url += "&marker=" + http::UrlEncode(marker);
+            return req;
+          },
+          &r)));
+      pugi::xml_document doc;
+      if (!doc.load_buffer(r.body.data(), r.body.size())) return bad(": the answer is not XML");
+      pugi::xml_node root = doc.child("EnumerationResults");
+      if (!root) return bad(": no EnumerationResults element");
+      for (pugi::xml_node blob : root.child("Blobs").children("Blob")) {
+        std::string key = blob.child("Name").text().get();
+        if (key.empty() || !key.starts_with(prefix) || committed.contains(key)) continue;
+        pugi::xml_node props = blob.child("Properties");
+        Result<TimePoint> started = azure::ParseRfc1123(props.child("Creation-Time").text().get());
+        if (!started.ok()) started = azure::ParseRfc1123(props.child("Last-Modified").text().get());
+        if (!started.ok()) return bad(": \"" + key + "\" has no creation time");
+        if (*started < older_than) old.push_back({"uncommitted-blob", key, *started});
+      }
+      marker = root.child("NextMarker").text().get();
+    } while (!marker.empty());
+
+    std::vector<Leftover> removed;
+    for (const Leftover& l : old) {
+      const std::string body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList></BlockList>";
+      http::Response put;
+      Status s = Call(
+          ctx, "discarding the uncommitted blocks of \"" + l.key + "\" in " + Describe(), l.key,
+          [&] {
+            http::Request req;
+            req.method = "PUT";
+            req.url = BlobUrl(l.key) + "?comp=blocklist";
+            req.headers = {{"Content-Type", "application/xml"},
+                           {"Content-MD5", crypto::Md5Base64(body)},
+                           {"If-None-Match", "*"}};
+            req.body = body;
+            return req;
+          },
+          &put, [](const http::Response& r) { return r.status == 409 || r.status == 412; });
+      BAO_RETURN_IF_ERROR(InStorage(s));
+      if (put.status == 409 || put.status == 412) continue;  // committed meanwhile: not ours
+      std::string etag = put.Header("etag");
+      http::Response del;
+      BAO_RETURN_IF_ERROR(InStorage(Call(
+          ctx, "deleting the discarded upload \"" + l.key + "\" in " + Describe(), l.key,
+          [&] {
+            http::Request req;
+            req.method = "DELETE";
+            req.url = BlobUrl(l.key);
+            if (!etag.empty()) req.headers = {{"If-Match", etag}};
+            return req;
+          },
+          &del,
+          [](const http::Response& r) {
+            return (r.status == 404 && ErrorCode(r) != "ContainerNotFound") || r.status == 412;
+          })));
+      if (del.status == 412) continue;  // replaced by a committed blob meanwhile: not ours
+      removed.push_back(l);
+    }
+    return removed;
   }
 
   // Deletes a blob that failed its checks, under a cleanup context; logs failures.

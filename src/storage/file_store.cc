@@ -55,6 +55,13 @@ Status RefuseExisting(const std::string& path) {
   return Status::Ok();
 }
 
+// A writer's temporary file: ".<name>.partial-<random>" (FileUpload) or ".<name>.tmp-<16 hex>"
+// (WriteFileAtomic, for the checksum file).
+bool IsTemporaryName(const std::string& name) {
+  return name.starts_with(".") && (name.find(kPartialMarker) != std::string::npos ||
+                                   name.find(".tmp-") != std::string::npos);
+}
+
 bool IsInternalName(const std::string& name) {
   return (name.starts_with(".") && name.find(kPartialMarker) != std::string::npos) ||
          IsChecksumKey(name) || name.find(".tmp-") != std::string::npos;
@@ -378,6 +385,58 @@ class FileStore final : public Store {
       return ErrnoStatus("cannot delete " + sum, errno);
     }
     return Status::Ok();
+  }
+
+  // Temporary files by name, and checksum files whose object is gone, under the deepest
+  // directory the prefix names; by mtime; symlinks are neither followed nor removed.
+  Result<std::vector<Leftover>> CleanUpLeftovers(const Context& ctx, const std::string& prefix,
+                                                 TimePoint older_than) override {
+    BAO_RETURN_IF_ERROR(InStorage(ctx.Check("cleaning up " + Describe())));
+    std::vector<Leftover> removed;
+    std::string dir_part =
+        prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/'));
+    fs::path start = dir_part.empty() ? fs::path(root_) : fs::path(root_) / dir_part;
+    std::error_code ec;
+    if (!fs::is_directory(start, ec)) return removed;  // nothing was ever written there
+    struct Found {
+      std::string path, key, kind;
+      TimePoint mtime;
+    };
+    std::vector<Found> found;
+    fs::recursive_directory_iterator it(start, fs::directory_options::none, ec), end;
+    if (ec) return ErrnoStatus("cannot list " + start.string(), ec.value());
+    for (; it != end; it.increment(ec)) {
+      if (ec) return ErrnoStatus("cannot list " + start.string(), ec.value());
+      std::string path = it->path().string();
+      struct stat st;
+      if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // no symlinks
+      std::string name = it->path().filename().string();
+      std::string key = it->path().lexically_relative(root_).generic_string();
+      if (!key.starts_with(prefix)) continue;
+      std::string kind;
+      if (IsTemporaryName(name)) {
+        kind = "temporary-file";
+      } else if (name.ends_with(kSumSuffix)) {
+        std::string object = path.substr(0, path.size() - std::strlen(kSumSuffix));
+        struct stat ost;
+        if (lstat(object.c_str(), &ost) == 0 || errno != ENOENT) continue;  // not an orphan
+        kind = "orphan-checksum";
+      } else {
+        continue;
+      }
+      TimePoint mtime = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+          std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+      if (mtime >= older_than) continue;
+      found.push_back({path, key, kind, mtime});
+    }
+    for (const Found& f : found) {
+      BAO_RETURN_IF_ERROR(InStorage(ctx.Check("cleaning up " + Describe())));
+      if (unlink(f.path.c_str()) != 0 && errno != ENOENT) {
+        return ErrnoStatus("cannot remove " + f.path, errno);
+      }
+      removed.push_back({f.kind, f.key, f.mtime});
+    }
+    return removed;
   }
 
  private:

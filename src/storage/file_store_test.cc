@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -311,6 +312,104 @@ TEST(FileStoreTest, ASinksErrorComesBackUnchanged) {
   EXPECT_EQ(s.code(), Code::kDataLoss);
   EXPECT_EQ(s.stage(), Stage::kVerify);
   EXPECT_EQ(s.message(), "bad");
+}
+
+// Starts writing `key` in a child process that then dies without any cleanup, as kill -9 would
+// leave it: the temporary file stays.
+void LeakUpload(const std::string& root, const std::string& key, const std::string& data) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Result<std::unique_ptr<Store>> store = OpenFileStore(root);
+    if (!store.ok()) _exit(2);
+    Result<std::unique_ptr<ObjectWriter>> w = (*store)->NewWriter(Context(), key);
+    if (!w.ok() || !(*w)->Append(Context(), data).ok()) _exit(3);
+    _exit(0);  // no destructor runs: nothing is aborted
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+std::vector<std::string> Kinds(const std::vector<Leftover>& v) {
+  std::vector<std::string> out;
+  for (const Leftover& l : v) out.push_back(l.kind + " " + l.key);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(FileStoreTest, CleanUpRemovesOnlyThisPrefixsOldLeftovers) {
+  ScratchDir dir(fs::temp_directory_path());
+  ScratchDir outside(fs::temp_directory_path());
+  auto store = OpenFileStore(dir.path());
+  ASSERT_TRUE(store.ok());
+  Context ctx;
+  // Nothing written yet: nothing to clean, no error.
+  Result<std::vector<Leftover>> none = (*store)->CleanUpLeftovers(ctx, "ns/c1/", TimePoint::max());
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_TRUE(none->empty());
+
+  std::string data = Pattern((1 << 20) + 7);
+  ASSERT_TRUE(Put(store->get(), "ns/c1/kept.snap", "committed").ok());
+  ASSERT_TRUE(Put(store->get(), "ns/c2/other.snap", "committed").ok());
+  LeakUpload(dir.path(), "ns/c1/crashed.snap", data);
+  LeakUpload(dir.path(), "ns/c2/crashed.snap", data);
+  LeakUpload(dir.path(), "ns/c10/crashed.snap", data);  // shares "ns/c1" but not "ns/c1/"
+  const std::string c1 = dir.path() + "/ns/c1/";
+  // A crash inside Commit: the checksum written, the rename not done; and one mid-way through
+  // writing the checksum file.
+  std::ofstream(c1 + "died.snap.sha256") << std::string(64, 'a') << "  died.snap\n";
+  std::ofstream(c1 + ".died2.snap.sha256.tmp-0123456789abcdef") << "partial";
+  std::ofstream(c1 + "notes.txt") << "not ours";
+  std::ofstream(outside.path() + "/victim") << "must survive";
+  fs::create_symlink(outside.path() + "/victim", c1 + ".evil.snap.partial-00");
+  fs::create_symlink(outside.path() + "/victim", c1 + "evil.snap.sha256");
+  std::vector<std::string> before = Entries(dir.path());
+
+  // A threshold older than every leftover: nothing is removed.
+  Result<std::vector<Leftover>> fresh =
+      (*store)->CleanUpLeftovers(ctx, "ns/c1/", SystemClock().Now() - std::chrono::hours(1));
+  ASSERT_TRUE(fresh.ok()) << fresh.status().message();
+  EXPECT_TRUE(fresh->empty());
+  EXPECT_EQ(Entries(dir.path()), before);
+
+  Result<std::vector<Leftover>> all = (*store)->CleanUpLeftovers(ctx, "ns/c1/", TimePoint::max());
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  ASSERT_EQ(all->size(), 3u);
+  std::vector<std::string> kinds = Kinds(*all);
+  EXPECT_EQ(kinds[0], "orphan-checksum ns/c1/died.snap.sha256");
+  EXPECT_TRUE(kinds[1].starts_with("temporary-file ns/c1/.crashed.snap.partial-")) << kinds[1];
+  EXPECT_EQ(kinds[2], "temporary-file ns/c1/.died2.snap.sha256.tmp-0123456789abcdef");
+  for (const Leftover& l : *all) EXPECT_GT(l.started, SystemClock().Now() - std::chrono::hours(1));
+
+  std::vector<std::string> left = Entries(dir.path());
+  auto has = [&](const std::string& prefix) {
+    return std::any_of(left.begin(), left.end(),
+                       [&](const std::string& e) { return e.starts_with(prefix); });
+  };
+  EXPECT_TRUE(has("ns/c1/kept.snap.sha256"));
+  EXPECT_TRUE(has("ns/c1/notes.txt"));
+  EXPECT_TRUE(has("ns/c2/other.snap.sha256"));
+  EXPECT_TRUE(has("ns/c2/.crashed.snap.partial-"));
+  EXPECT_TRUE(has("ns/c10/.crashed.snap.partial-"));
+  EXPECT_FALSE(has("ns/c1/.crashed"));
+  EXPECT_FALSE(has("ns/c1/died"));
+  EXPECT_FALSE(has("ns/c1/.died2"));
+  EXPECT_TRUE(fs::is_symlink(c1 + ".evil.snap.partial-00"));
+  EXPECT_TRUE(fs::is_symlink(c1 + "evil.snap.sha256"));
+  EXPECT_TRUE(fs::exists(outside.path() + "/victim"));
+  // Committed objects still read back with their checksums.
+  EXPECT_FALSE((*store)->Stat(ctx, "ns/c1/kept.snap")->sha256.empty());
+
+  // A second run finds nothing; a cancelled context stops before anything.
+  EXPECT_TRUE((*store)->CleanUpLeftovers(ctx, "ns/c1/", TimePoint::max())->empty());
+  CancelSource cancel;
+  cancel.Cancel();
+  EXPECT_EQ((*store)->CleanUpLeftovers(Context(&cancel), "ns/c2/", TimePoint::max())
+                .status()
+                .reason(),
+            Reason::kCancelled);
+  EXPECT_TRUE(fs::exists(dir.path() + "/ns/c2") && has("ns/c2/.crashed.snap.partial-"));
 }
 
 }  // namespace

@@ -522,6 +522,101 @@ class GcsUpload final : public Upload {
   crypto::Sha256 sha_;
 };
 
+// A resumable session cannot be listed, so the writer records it: a small marker object beside
+// the key, "<key>" + kSessionMarkerSuffix, holding the session URL (a bearer of the upload: it
+// is never logged). Commit() and Abort() delete it; CleanUpLeftovers() finds those a crash left.
+// List() does not show markers.
+constexpr const char* kSessionMarkerSuffix = ".bao-upload-session";
+
+bool IsSessionMarker(const std::string& key) { return key.ends_with(kSessionMarkerSuffix); }
+
+Status WriteSessionMarker(const GcsShared& gcs, const Context& ctx, const std::string& key,
+                          const std::string& session) {
+  const std::string marker = key + kSessionMarkerSuffix;
+  http::Request req;
+  req.method = "POST";
+  req.url = gcs.base + "/upload/storage/v1/b/" + http::UrlEncode(gcs.bucket) +
+            "/o?uploadType=media&name=" + http::UrlEncode(marker);
+  req.headers = {{"Content-Type", "text/plain"}};
+  req.body = session;
+  req.timeout = std::chrono::seconds(60);
+  return Retry(ctx, gcs.options.retry, "GCS upload session marker", [&]() -> Status {
+    BAO_ASSIGN_OR_RETURN(http::Response resp, gcs.Do(ctx, req));
+    if (!resp.ok()) {
+      return gcs.ErrorFor(resp, "recording the upload session of " + gcs.ObjectName(key));
+    }
+    return Status::Ok();
+  });
+}
+
+// Cancels a resumable session (DELETE on its URL); an answer saying it is gone (499, 404, 410)
+// counts as cancelled.
+Status CancelSession(const GcsShared& gcs, const Context& ctx, const RetryPolicy& policy,
+                     const std::string& session, const std::string& key) {
+  http::Request req;
+  req.method = "DELETE";
+  req.url = session;
+  req.timeout = std::chrono::seconds(30);
+  return Retry(ctx, policy, "GCS upload cancellation", [&]() -> Status {
+    BAO_ASSIGN_OR_RETURN(http::Response resp, gcs.Do(ctx, req));
+    if (resp.ok() || resp.status == 499 || resp.status == 404 || resp.status == 410) {
+      return Status::Ok();
+    }
+    return gcs.ErrorFor(resp, "cancelling the upload of " + gcs.ObjectName(key));
+  });
+}
+
+// Deletes the marker of `key`'s session (absent counts as deleted).
+Status DeleteSessionMarker(const GcsShared& gcs, const Context& ctx, const RetryPolicy& policy,
+                           const std::string& key) {
+  http::Request req;
+  req.method = "DELETE";
+  req.url = gcs.ObjectUrl(key + kSessionMarkerSuffix);
+  req.timeout = std::chrono::seconds(60);
+  return Retry(ctx, policy, "GCS delete of an upload session marker", [&]() -> Status {
+    BAO_ASSIGN_OR_RETURN(http::Response resp, gcs.Do(ctx, req));
+    if (resp.ok() || resp.status == 404) return Status::Ok();
+    return gcs.ErrorFor(resp, "delete of the upload session marker of " + gcs.ObjectName(key));
+  });
+}
+
+// The upload with its session marker: forwards to the GcsUpload and removes the marker once
+// the session is finalized (Commit, whatever its outcome: the session is then gone) or
+// cancelled (Abort). A marker that cannot be removed is logged; the next cleanup removes it.
+class MarkedUpload final : public Upload {
+ public:
+  MarkedUpload(std::shared_ptr<const GcsShared> gcs, std::string key,
+               std::unique_ptr<Upload> base)
+      : gcs_(std::move(gcs)), key_(std::move(key)), base_(std::move(base)) {}
+
+  Status Append(const Context& ctx, std::string_view data) override {
+    return base_->Append(ctx, data);
+  }
+  Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) override {
+    Result<ObjectInfo> r = base_->Commit(ctx, info);
+    if (r.ok()) RemoveMarker();
+    return r;
+  }
+  void Abort(const Context& cleanup) override {
+    base_->Abort(cleanup);
+    RemoveMarker();
+  }
+
+ private:
+  void RemoveMarker() {
+    Status st = DeleteSessionMarker(*gcs_, Context::ForCleanup(kCleanupBudget),
+                                    CleanupPolicy(gcs_->options.retry), key_);
+    if (!st.ok()) {
+      log::Warn("could not delete the GCS upload session marker; the next cleanup removes it",
+                {{"object", gcs_->ObjectName(key_)}, {"error", st.ToString()}});
+    }
+  }
+
+  std::shared_ptr<const GcsShared> gcs_;
+  std::string key_;
+  std::unique_ptr<Upload> base_;
+};
+
 class GcsStore : public Store {
  public:
   GcsStore(std::shared_ptr<const GcsShared> gcs, uint64_t chunk_size)
@@ -554,8 +649,15 @@ class GcsStore : public Store {
       return Status::Ok();
     });
     if (!st.ok()) return InStorage(st);
-    return NewObjectWriter(gcs_->ObjectName(key), ctx,
-                           std::make_unique<GcsUpload>(gcs_, key, session, chunk_size_));
+    if (Status m = WriteSessionMarker(*gcs_, ctx, key, session); !m.ok()) {
+      Context cleanup = Context::ForCleanup(kCleanupBudget);
+      (void)CancelSession(*gcs_, cleanup, CleanupPolicy(gcs_->options.retry), session, key);
+      return InStorage(m);
+    }
+    return NewObjectWriter(
+        gcs_->ObjectName(key), ctx,
+        std::make_unique<MarkedUpload>(
+            gcs_, key, std::make_unique<GcsUpload>(gcs_, key, session, chunk_size_)));
   }
 
   Status Read(const Context& ctx, const std::string& key, uint64_t offset,
@@ -665,7 +767,7 @@ class GcsStore : public Store {
           Result<ObjectInfo> info = InfoFromResource(item, what);
           if (!info.ok()) return InStorage(info.status());
           if (info->key.compare(0, prefix.size(), prefix) != 0) continue;
-          if (IsChecksumKey(info->key)) continue;  // provider-internal
+          if (IsChecksumKey(info->key) || IsSessionMarker(info->key)) continue;  // internal
           BAO_RETURN_IF_ERROR(fn(*info));  // the callback's error, as it is
         }
       }
@@ -698,6 +800,71 @@ class GcsStore : public Store {
       if (resp.ok() || resp.status == 404) return Status::Ok();
       return gcs_->ErrorFor(resp, "delete of " + gcs_->ObjectName(ChecksumKey(key)));
     }));
+  }
+
+  // Session markers under the prefix older than the threshold: cancel the session they name,
+  // then delete the marker. The object itself is never touched.
+  Result<std::vector<Leftover>> CleanUpLeftovers(const Context& ctx, const std::string& prefix,
+                                                 TimePoint older_than) override {
+    std::vector<Leftover> old;
+    const std::string what = "listing of gs://" + gcs_->bucket + "/" + prefix;
+    std::string page_token;
+    do {
+      http::Request req;
+      req.url = gcs_->base + "/storage/v1/b/" + http::UrlEncode(gcs_->bucket) +
+                "/o?prefix=" + http::UrlEncode(prefix);
+      if (!page_token.empty()) req.url += "&pageToken=" + http::UrlEncode(page_token);
+      req.timeout = std::chrono::seconds(120);
+      json page;
+      Status st = Retry(ctx, gcs_->options.retry, "GCS list", [&]() -> Status {
+        BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
+        if (resp.status == 404) return gcs_->BucketMissing(resp.status);
+        if (!resp.ok()) return gcs_->ErrorFor(resp, what);
+        BAO_ASSIGN_OR_RETURN(page, ParseObject(resp, what));
+        return Status::Ok();
+      });
+      BAO_RETURN_IF_ERROR(InStorage(st));
+      if (page.contains("items") && page["items"].is_array()) {
+        for (const json& item : page["items"]) {
+          if (!item.is_object()) continue;
+          std::string name = StringField(item, "name");
+          if (!name.starts_with(prefix) || !IsSessionMarker(name)) continue;
+          Result<TimePoint> created = ParseRfc3339(StringField(item, "timeCreated"));
+          if (!created.ok()) created = ParseRfc3339(StringField(item, "updated"));
+          if (!created.ok()) {
+            return StorageError(Code::kInternal, Reason::kBadResponse,
+                                what + ": \"" + name + "\" has no creation time");
+          }
+          std::string key = name.substr(0, name.size() - std::strlen(kSessionMarkerSuffix));
+          if (*created < older_than) old.push_back({"resumable-session", key, *created});
+        }
+      }
+      page_token = StringField(page, "nextPageToken");
+    } while (!page_token.empty());
+
+    std::vector<Leftover> removed;
+    for (const Leftover& l : old) {
+      const std::string marker = l.key + kSessionMarkerSuffix;
+      std::string session;
+      Status read = Read(ctx, marker, 0, [&](std::string_view chunk) {
+        if (session.size() + chunk.size() > 8192) {
+          return StorageError(Code::kInternal, Reason::kBadResponse,
+                              "the upload session marker of " + gcs_->ObjectName(l.key) +
+                                  " is too large");
+        }
+        session.append(chunk);
+        return Status::Ok();
+      });
+      if (read.code() == Code::kNotFound) continue;  // removed meanwhile: its writer finished
+      BAO_RETURN_IF_ERROR(read);
+      if (session.starts_with("http://") || session.starts_with("https://")) {
+        BAO_RETURN_IF_ERROR(
+            InStorage(CancelSession(*gcs_, ctx, gcs_->options.retry, session, l.key)));
+      }
+      BAO_RETURN_IF_ERROR(InStorage(DeleteSessionMarker(*gcs_, ctx, gcs_->options.retry, l.key)));
+      removed.push_back(l);
+    }
+    return removed;
   }
 
  private:

@@ -142,6 +142,8 @@ class S3StoreImpl : public S3Store {
   Status DeleteMany(const Context& ctx, const std::vector<std::string>& keys) override {
     return InStorage(DoDeleteMany(ctx, keys));
   }
+  Result<std::vector<Leftover>> CleanUpLeftovers(const Context& ctx, const std::string& prefix,
+                                                 TimePoint older_than) override;
 
   // --- used by S3Upload ---
   s3::RequestContext Where(const std::string& what, const std::string& credential = "") const {
@@ -561,6 +563,54 @@ void S3StoreImpl::TakeBack(const std::string& key) {
     log::Error("could not delete an S3 object that failed its checks; delete it by hand",
                {{"key", key}, {"error", r.status().message()}});
   }
+}
+
+// ListMultipartUploads under the prefix (all pages), then AbortMultipartUpload for each one
+// initiated before the threshold. A 404 (NoSuchUpload) on the abort counts as gone.
+Result<std::vector<Leftover>> S3StoreImpl::CleanUpLeftovers(const Context& ctx,
+                                                            const std::string& prefix,
+                                                            TimePoint older_than) {
+  std::string what = "listing the unfinished uploads of S3 bucket \"" + target_.bucket + "\"";
+  std::vector<s3::MultipartUpload> old;
+  // MinIO lists with a prefix only the uploads of exactly that key (and all of them without
+  // one): when the prefixed listing finds nothing, the whole bucket's is filtered here.
+  bool found = false;
+  for (bool with_prefix : {true, false}) {
+    if (!with_prefix && (found || prefix.empty())) break;
+    std::string key_marker, id_marker;
+    while (true) {
+      Call call;
+      call.query = {{"uploads", ""}, {"encoding-type", "url"}};
+      if (with_prefix && !prefix.empty()) call.query.emplace_back("prefix", prefix);
+      if (!key_marker.empty()) call.query.emplace_back("key-marker", key_marker);
+      if (!id_marker.empty()) call.query.emplace_back("upload-id-marker", id_marker);
+      Result<http::Response> r = Send(ctx, call, what);
+      if (!r.ok()) return InStorage(r.status());
+      Result<s3::UploadsPage> page = s3::ParseListMultipartUploads(r->body);
+      if (!page.ok()) return InStorage(page.status().WithContext(what));
+      for (s3::MultipartUpload& u : page->uploads) {
+        if (!u.key.starts_with(prefix)) continue;
+        found = true;
+        if (u.initiated < older_than) old.push_back(std::move(u));
+      }
+      if (!page->truncated) break;
+      key_marker = page->next_key_marker;
+      id_marker = page->next_upload_id_marker;
+    }
+  }
+  std::vector<Leftover> removed;
+  for (const s3::MultipartUpload& u : old) {
+    Call call;
+    call.method = "DELETE";
+    call.key = u.key;
+    call.query = {{"uploadId", u.upload_id}};
+    Result<http::Response> r =
+        Send(ctx, call, "aborting the unfinished multipart upload of S3 object " + Quoted(u.key),
+             [](long s) { return s == 404; });
+    if (!r.ok()) return InStorage(r.status());
+    removed.push_back({"multipart-upload", u.key, u.initiated});
+  }
+  return removed;
 }
 
 void S3StoreImpl::AbortUpload(const Context& cleanup, const std::string& key,

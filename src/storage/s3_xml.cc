@@ -141,6 +141,38 @@ Result<ListPage> ParseListObjectsV2(std::string_view body) {
   return page;
 }
 
+Result<UploadsPage> ParseListMultipartUploads(std::string_view body) {
+  pugi::xml_document doc;
+  if (!Load(&doc, body)) return BadAnswer("S3 returned an unreadable ListMultipartUploads answer");
+  pugi::xml_node root = doc.child("ListMultipartUploadsResult");
+  if (!root) {
+    return BadAnswer(
+        "S3 returned a ListMultipartUploads answer without ListMultipartUploadsResult");
+  }
+  bool url_encoded = std::string_view(root.child_value("EncodingType")) == "url";
+  UploadsPage page;
+  page.truncated = std::string_view(root.child_value("IsTruncated")) == "true";
+  page.next_key_marker = root.child_value("NextKeyMarker");
+  page.next_upload_id_marker = root.child_value("NextUploadIdMarker");
+  if (url_encoded) page.next_key_marker = UrlDecode(page.next_key_marker);
+  for (pugi::xml_node u = root.child("Upload"); u; u = u.next_sibling("Upload")) {
+    MultipartUpload up;
+    up.key = u.child_value("Key");
+    if (url_encoded) up.key = UrlDecode(up.key);
+    up.upload_id = u.child_value("UploadId");
+    Result<TimePoint> initiated = ParseRfc3339(u.child_value("Initiated"));
+    if (up.upload_id.empty() || !initiated.ok()) {
+      return BadAnswer("S3 listed an upload of \"" + up.key + "\" without an id or start time");
+    }
+    up.initiated = *initiated;
+    page.uploads.push_back(std::move(up));
+  }
+  if (page.truncated && page.next_key_marker.empty() && page.next_upload_id_marker.empty()) {
+    return BadAnswer("S3 returned a truncated upload listing without markers");
+  }
+  return page;
+}
+
 Result<std::string> ParseInitiateMultipartUpload(std::string_view body) {
   pugi::xml_document doc;
   if (!Load(&doc, body)) return BadAnswer("S3 returned an unreadable CreateMultipartUpload answer");

@@ -59,6 +59,22 @@ struct ListPage {
 };
 Result<ListPage> ParseListObjectsV2(std::string_view body);
 
+// One page of ListMultipartUploads: the unfinished uploads, keys decoded when the listing used
+// encoding-type=url. An upload without a valid <Initiated> time is kInternal/kBadResponse
+// (never guessed: cleanup decides on that time).
+struct MultipartUpload {
+  std::string key;
+  std::string upload_id;
+  TimePoint initiated{};
+};
+struct UploadsPage {
+  std::vector<MultipartUpload> uploads;
+  bool truncated = false;
+  std::string next_key_marker;
+  std::string next_upload_id_marker;
+};
+Result<UploadsPage> ParseListMultipartUploads(std::string_view body);
+
 // <InitiateMultipartUploadResult><UploadId>: the upload id, or kInternal for other bodies.
 Result<std::string> ParseInitiateMultipartUpload(std::string_view body);
 

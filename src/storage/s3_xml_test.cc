@@ -7,6 +7,51 @@ namespace {
 
 const RequestContext kCtx{"PUT object \"a\"", "backups", "http://127.0.0.1:9000"};
 
+TEST(S3Xml, ParsesListMultipartUploadsPages) {
+  const char* body = R"(<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Bucket>backups</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>
+  <NextKeyMarker>ns%2Fc%2Fb.snap</NextKeyMarker><NextUploadIdMarker>id-2</NextUploadIdMarker>
+  <EncodingType>url</EncodingType><MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>
+  <Upload><Key>ns/c/a+b.snap</Key><UploadId>id-1</UploadId>
+    <Initiator><ID>x</ID></Initiator><StorageClass>STANDARD</StorageClass>
+    <Initiated>2025-01-15T03:00:00.000Z</Initiated></Upload>
+  <Upload><Key>ns/c/b.snap</Key><UploadId>id-2</UploadId>
+    <Initiated>2025-01-16T04:05:06.789Z</Initiated></Upload>
+</ListMultipartUploadsResult>)";
+  Result<UploadsPage> page = ParseListMultipartUploads(body);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->uploads.size(), 2u);
+  EXPECT_EQ(page->uploads[0].key, "ns/c/a b.snap");
+  EXPECT_EQ(page->uploads[0].upload_id, "id-1");
+  EXPECT_EQ(FormatRfc3339(page->uploads[0].initiated), "2025-01-15T03:00:00Z");
+  EXPECT_EQ(page->uploads[1].key, "ns/c/b.snap");
+  EXPECT_EQ(FormatRfc3339(page->uploads[1].initiated), "2025-01-16T04:05:06Z");
+  EXPECT_TRUE(page->truncated);
+  EXPECT_EQ(page->next_key_marker, "ns/c/b.snap");
+  EXPECT_EQ(page->next_upload_id_marker, "id-2");
+
+  Result<UploadsPage> empty = ParseListMultipartUploads(
+      "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+      "</ListMultipartUploadsResult>");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->uploads.empty());
+  EXPECT_FALSE(empty->truncated);
+
+  // An upload without a start time is not guessed at; neither is an unreadable body.
+  Result<UploadsPage> no_time = ParseListMultipartUploads(
+      "<ListMultipartUploadsResult><Upload><Key>k</Key><UploadId>i</UploadId></Upload>"
+      "</ListMultipartUploadsResult>");
+  EXPECT_EQ(no_time.status().reason(), Reason::kBadResponse);
+  EXPECT_EQ(ParseListMultipartUploads("<Error/>").status().reason(), Reason::kBadResponse);
+  EXPECT_EQ(ParseListMultipartUploads(
+                "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                "</ListMultipartUploadsResult>")
+                .status()
+                .reason(),
+            Reason::kBadResponse);
+}
+
 TEST(S3Xml, ParsesListObjectsV2PageWithUrlEncodedKeys) {
   const char* body = R"(<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">

@@ -36,6 +36,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/context.h"
 #include "common/status.h"
@@ -57,6 +58,15 @@ struct ObjectInfo {
 struct CommitInfo {
   uint64_t size = 0;   // bytes appended
   std::string sha256;  // SHA-256 of those bytes, lower-case hex
+};
+
+// Something a crashed writer left behind, removed by Store::CleanUpLeftovers().
+struct Leftover {
+  // "multipart-upload" (S3), "uncommitted-blob" (Azure), "resumable-session" (GCS),
+  // "temporary-file" or "orphan-checksum" (file store).
+  std::string kind;
+  std::string key;      // the object key the leftover was for (or its own key, for a file)
+  TimePoint started{};  // when the upload started (or the file was last modified)
 };
 
 // Called with each chunk of an object, in order. Returning an error stops the read and makes
@@ -153,6 +163,21 @@ class Store {
   // does not exist succeeds; a missing bucket is kNotFound. Storage and context errors as
   // above. When it fails, the object may or may not still exist.
   virtual Status Delete(const Context& ctx, const std::string& key) = 0;
+
+  // Removes what writers that never finished (a process killed mid-upload) left under
+  // `prefix`, if it was started before `older_than`, and returns what was removed: unfinished
+  // multipart uploads (S3), blobs that hold only uncommitted blocks (Azure), resumable
+  // sessions recorded by their marker object (GCS), temporary files and checksum side files
+  // without their object (file store). Never removes a committed object, nor anything whose
+  // key does not start with `prefix`; a writer of this process that is still open is only
+  // safe when it started after `older_than`. Something already gone meanwhile counts as
+  // removed. Errors: kNotFound for a missing bucket or container (a missing directory root is
+  // not an error: nothing to clean); the storage errors above when listing or a removal
+  // fails (the first such error; the removals before it are not reported then); kAborted /
+  // kDeadlineExceeded from `ctx`, checked before every request.
+  virtual Result<std::vector<Leftover>> CleanUpLeftovers(const Context& ctx,
+                                                         const std::string& prefix,
+                                                         TimePoint older_than) = 0;
 };
 
 // Checks the key rules above; kInvalidArgument naming the problem. Keys ending in ".sha256" are
@@ -198,6 +223,10 @@ class ForwardingStore : public Store {
   }
   Status Delete(const Context& ctx, const std::string& key) override {
     return base_->Delete(ctx, key);
+  }
+  Result<std::vector<Leftover>> CleanUpLeftovers(const Context& ctx, const std::string& prefix,
+                                                 TimePoint older_than) override {
+    return base_->CleanUpLeftovers(ctx, prefix, older_than);
   }
 
  protected:

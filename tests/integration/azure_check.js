@@ -12,6 +12,9 @@
 //   list <container> <prefix>                [names...]
 //   listall <container> <prefix>             [names...], blobs with uncommitted blocks only
 //                                            included
+//   stage <container> <blob>                 stage one uncommitted block (a crashed upload)
+//   uncommitted <container> <prefix>         [names...] of blobs that have only uncommitted
+//                                            blocks (listed only with uncommitted blobs)
 //   many <container> <prefix> <n>            upload n one-byte blobs <prefix><00000..>
 //   sas <container>                          a container SAS (read/add/create/write/delete/list,
 //                                            one hour) as a query string
@@ -85,6 +88,22 @@ async function main(argv) {
       const c = service().getContainerClient(args[0]);
       for await (const b of c.listBlobsFlat({ prefix: args[1], includeUncommitedBlobs: true })) {
         names.push(b.name);
+      }
+      return names;
+    }
+    case "stage": {
+      const blob = service().getContainerClient(args[0]).getBlockBlobClient(args[1]);
+      const id = Buffer.from("block-000000").toString("base64");
+      await blob.stageBlock(id, Buffer.from("partial"), 7);
+      return { staged: id };
+    }
+    case "uncommitted": {
+      const c = service().getContainerClient(args[0]);
+      const committed = new Set();
+      for await (const b of c.listBlobsFlat({ prefix: args[1] })) committed.add(b.name);
+      const names = [];
+      for await (const b of c.listBlobsFlat({ prefix: args[1], includeUncommitedBlobs: true })) {
+        if (!committed.has(b.name)) names.push(b.name);
       }
       return names;
     }

@@ -29,6 +29,10 @@ class ProtocolSession {
   ProtocolSession() {
     srv_.Post("/upload/storage/v1/b/bkt/o",
               [this](const httplib::Request& req, httplib::Response& res) {
+                if (req.get_param_value("uploadType") != "resumable") {
+                  res.set_content("{}", "application/json");  // the writer's session marker
+                  return;
+                }
                 name_ = req.get_param_value("name");
                 res.set_header("Location", base() + "/session/1");
                 res.set_content("{}", "application/json");
