@@ -416,8 +416,8 @@ class FileStore final : public Store {
       std::string kind;
       if (IsTemporaryName(name)) {
         kind = "temporary-file";
-      } else if (name.ends_with(kSumSuffix)) {
-        std::string object = path.substr(0, path.size() - std::strlen(kSumSuffix));
+      } else if (IsChecksumKey(name)) {
+        std::string object = path.substr(0, path.size() - kChecksumSuffix.size());
         struct stat ost;
         if (lstat(object.c_str(), &ost) == 0 || errno != ENOENT) continue;  // not an orphan
         kind = "orphan-checksum";
