@@ -61,7 +61,8 @@ Status CheckKnownFields(const json& j, const std::string& path,
                         std::initializer_list<const char*> known) {
   if (!j.is_object()) return Status::Ok();
   for (const auto& [key, value] : j.items()) {
-    if (std::any_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
+    if (std::any_of(known.begin(), known.end(),
+                    [&name = key](const char* k) { return name == k; })) {
       continue;
     }
     std::string closest, list;
