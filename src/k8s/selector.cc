@@ -204,9 +204,9 @@ std::string LabelSelector::ToString() const {
   std::string out;
   for (const auto& r : requirements_) {
     if (!out.empty()) out += ",";
-    auto joined = [&] {
+    auto joined = [&] {  // a comma between every two values, also around empty ones
       std::string s;
-      for (const auto& v : r.values) s += (s.empty() ? "" : ",") + v;
+      for (size_t i = 0; i < r.values.size(); ++i) s += (i == 0 ? "" : ",") + r.values[i];
       return s;
     };
     switch (r.op) {

@@ -74,6 +74,18 @@ TEST(LabelSelectorTest, RoundTripsThroughToString) {
   EXPECT_EQ(LabelSelector::FromMap({{"k", "v"}, {"a", "b"}}).ToString(), "a=b,k=v");
 }
 
+// Found by fuzz/selector.cc: empty set values printed as "()", which does not parse.
+TEST(LabelSelectorTest, EmptySetValuesRoundTrip) {
+  for (const char* text : {"env notin (,)", "env in (,a)", "env in (a,,b)", "env in (a,)"}) {
+    Result<LabelSelector> s = LabelSelector::Parse(text);
+    ASSERT_TRUE(s.ok()) << text;
+    Result<LabelSelector> again = LabelSelector::Parse(s->ToString());
+    ASSERT_TRUE(again.ok()) << text << " printed as " << s->ToString();
+    EXPECT_EQ(again->requirements()[0].values, s->requirements()[0].values) << text;
+  }
+  EXPECT_EQ(LabelSelector::Parse("env notin (,)")->ToString(), "env notin (,)");
+}
+
 TEST(LabelSelectorTest, MatchesJsonLabels) {
   auto s = LabelSelector::Parse("a=b");
   ASSERT_TRUE(s.ok());
