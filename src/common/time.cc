@@ -140,12 +140,19 @@ Result<TimePoint> ParseRfc3339(std::string_view s) {
     if (pos != s.size()) return bad();
   }
   // A TimePoint counts nanoseconds in 64 bits: 1677-09-21 to 2262-04-11.
-  if (y < kMinYear || y > kMaxYear) {
+  auto out_of_range = [&] {
     return InvalidArgument("\"" + std::string(s) + "\" is outside the supported range (years " +
                            std::to_string(kMinYear) + " to " + std::to_string(kMaxYear) + ")");
-  }
+  };
+  if (y < kMinYear || y > kMaxYear) return out_of_range();
   int64_t days = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_secs;
+  // The instant too, in UTC: an offset or a leap second can carry it past the first or last
+  // year, and FormatRfc3339 would print a time that does not parse back.
+  if (secs < DaysFromCivil(kMinYear, 1, 1) * 86400 ||
+      secs >= DaysFromCivil(kMaxYear + 1, 1, 1) * 86400) {
+    return out_of_range();
+  }
   return TimePoint(std::chrono::milliseconds(secs * 1000 + frac_ms));
 }
 

@@ -48,8 +48,8 @@ constexpr int kMaxYear = 2261;
 constexpr Duration kMaxDuration{36500LL * 86400 * 1000};
 
 // Parses RFC 3339 with "Z" or a numeric offset and optional fractional seconds; also accepts
-// a bare date "2025-01-15" (midnight UTC). Anything else, and years outside kMinYear..kMaxYear,
-// is kInvalidArgument naming the text.
+// a bare date "2025-01-15" (midnight UTC). Anything else, and years outside kMinYear..kMaxYear
+// (as written, and in UTC), is kInvalidArgument naming the text.
 Result<TimePoint> ParseRfc3339(std::string_view text);
 
 // Parses a Go duration ("300ms", "90m", "1h30m", "168h", "1.5h") or days ("7d", "2d12h").
