@@ -319,6 +319,13 @@ Result<TimeZone> TimeZone::FromTzif(std::string_view name, std::string_view data
       if (!PosixParser(footer).Parse(&rule)) {
         return bad("unsupported POSIX TZ rule \"" + std::string(footer) + "\"");
       }
+      // RFC 8536 section 3.3: the rule agrees with the last transition's local time type.
+      // Otherwise the hand-over from the table to the rule would change the offset where no
+      // transition says so (and InstantsAt would miss instants).
+      if (!times.empty() && RuleOffset(rule, times.back()) != prev_off) {
+        return bad("the POSIX TZ rule \"" + std::string(footer) +
+                   "\" disagrees with the last transition");
+      }
       d->rule = rule;
     }
   }

@@ -274,10 +274,26 @@ TEST(TimeZoneTest, FooterOnlyRules) {
   EXPECT_FALSE(z->NextTransition(At("2040-06-01T00:00:00Z")).has_value());
 }
 
+// Found by fuzz/tzif.cc: a footer rule that disagrees with the last transition's offset made
+// the hand-over from the table to the rule an unreported change of offset (InstantsAt then
+// missed instants). RFC 8536 3.3 requires them to agree.
+TEST(TimeZoneTest, RejectsAFooterThatDisagreesWithTheLastTransition) {
+  Tzif tz;
+  tz.offsets = {0, -18000};
+  tz.transitions = {{At("2007-11-04T06:00:00Z"), 1}};
+  tz.footer = "EST5EDT,M3.2.0,M11.1.0";
+  ASSERT_TRUE(TimeZone::FromTzif("agrees", tz.Bytes()).ok());
+  tz.footer = "EST6";  // -6 h where the last transition says -5 h
+  Result<TimeZone> z = TimeZone::FromTzif("disagrees", tz.Bytes());
+  ASSERT_FALSE(z.ok());
+  EXPECT_NE(z.status().message().find("disagrees with the last transition"), std::string::npos)
+      << z.status().message();
+}
+
 TEST(TimeZoneTest, RejectsMalformedTzif) {
   Tzif good;
   good.offsets = {0, 3600};
-  good.transitions = {{10, 1}, {20, 0}};
+  good.transitions = {{10, 0}, {20, 1}};  // ends in CET, as the footer has it in January
   good.footer = "CET-1CEST,M3.5.0,M10.5.0/3";
   ASSERT_TRUE(TimeZone::FromTzif("good", good.Bytes()).ok());
   std::string bytes = good.Bytes();
