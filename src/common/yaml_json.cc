@@ -63,23 +63,40 @@ nlohmann::json ScalarToJson(const YAML::Node& node) {
   return s;
 }
 
-nlohmann::json NodeToJson(const YAML::Node& node) {
+// Bounds on what a document may make: an alias inside the node it names is a cycle, and
+// aliases of aliases multiply a small document (each alias is expanded where it is used).
+constexpr int kMaxDepth = 200;
+constexpr size_t kMaxNodes = 100000;
+
+// Converts `node` into `out`; false when it nests deeper than kMaxDepth or the document grows
+// beyond kMaxNodes nodes (`*nodes` counts them).
+bool NodeToJson(const YAML::Node& node, int depth, size_t* nodes, nlohmann::json* out) {
+  if (depth > kMaxDepth || ++*nodes > kMaxNodes) return false;
   switch (node.Type()) {
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return nullptr;
-    case YAML::NodeType::Scalar: return ScalarToJson(node);
+    case YAML::NodeType::Undefined: *out = nullptr; return true;
+    case YAML::NodeType::Scalar: *out = ScalarToJson(node); return true;
     case YAML::NodeType::Sequence: {
-      nlohmann::json arr = nlohmann::json::array();
-      for (const auto& item : node) arr.push_back(NodeToJson(item));
-      return arr;
+      *out = nlohmann::json::array();
+      for (const auto& item : node) {
+        nlohmann::json j;
+        if (!NodeToJson(item, depth + 1, nodes, &j)) return false;
+        out->push_back(std::move(j));
+      }
+      return true;
     }
     case YAML::NodeType::Map: {
-      nlohmann::json obj = nlohmann::json::object();
-      for (const auto& kv : node) obj[kv.first.as<std::string>()] = NodeToJson(kv.second);
-      return obj;
+      *out = nlohmann::json::object();
+      for (const auto& kv : node) {
+        nlohmann::json j;
+        if (!NodeToJson(kv.second, depth + 1, nodes, &j)) return false;
+        (*out)[kv.first.as<std::string>()] = std::move(j);
+      }
+      return true;
     }
   }
-  return nullptr;
+  *out = nullptr;
+  return true;
 }
 
 }  // namespace
@@ -87,10 +104,23 @@ nlohmann::json NodeToJson(const YAML::Node& node) {
 Result<nlohmann::json> YamlToJson(std::string_view text) {
   try {
     YAML::Node root = YAML::Load(std::string(text));
-    return NodeToJson(root);
+    nlohmann::json j;
+    size_t nodes = 0;
+    if (!NodeToJson(root, 0, &nodes, &j)) {
+      return InvalidArgument("the YAML document nests deeper than " + std::to_string(kMaxDepth) +
+                             " levels or expands to more than " + std::to_string(kMaxNodes) +
+                             " values (is an alias used inside the node it names?)");
+    }
+    // yaml-cpp passes bytes that are not UTF-8 through (and makes some of a stream it takes
+    // for UTF-16 or UTF-32); nlohmann::json throws when such a string is written out later
+    // (the scheduler's state file, command output). Refuse them here, where it is an error.
+    (void)j.dump();
+    return j;
   } catch (const YAML::Exception& e) {
     return InvalidArgument("YAML syntax error at line " + std::to_string(e.mark.line + 1) +
                            ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
+  } catch (const nlohmann::json::type_error&) {
+    return InvalidArgument("the YAML document is not valid UTF-8 text");
   }
 }
 

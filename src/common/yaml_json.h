@@ -12,7 +12,7 @@ namespace bao {
 
 // Parses one YAML document. Plain scalars become numbers, booleans or null where YAML 1.2's
 // core schema says so; quoted scalars stay strings. kInvalidArgument with the line and column
-// of a syntax error.
+// of a syntax error, and for text that is not UTF-8.
 Result<nlohmann::json> YamlToJson(std::string_view text);
 
 // Reads and parses a YAML file; errors name the file.
