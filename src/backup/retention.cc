@@ -58,7 +58,9 @@ std::vector<RetentionDecision> PlanRetention(const std::vector<ParsedKey>& backu
   for (size_t i = 0; i < sorted.size(); ++i) {
     RetentionDecision& d = out[i];
     d.backup = sorted[i];
-    bool too_old = policy.max_age.count() > 0 && now - sorted[i].time > policy.max_age;
+    // Not `now - time > max_age`: a key may carry any time from 1678 to 2261, and the
+    // difference of two such times overflows a TimePoint's 64-bit nanoseconds.
+    bool too_old = policy.max_age.count() > 0 && sorted[i].time < now - policy.max_age;
     if (unverifiable.contains(sorted[i].key)) {
       // Not counted toward what is kept, so it can never push a verifiable backup out; it
       // goes only by age.

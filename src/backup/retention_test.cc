@@ -105,6 +105,19 @@ TEST(RetentionTest, Table) {
 
 // A crash between an upload and its checksum left the newest object without one; maxCount 1
 // kept it as "the newest" and deleted the last verifiable backup.
+// Found by fuzz/retention.cc: the age of a backup named as taken in 1700 overflowed the
+// TimePoint's nanoseconds (undefined behaviour; it could come out as not too old).
+TEST(RetentionTest, AgesOfKeysFromLongAgoDoNotOverflow) {
+  RetentionPolicy p;
+  p.max_age = hours(96);
+  std::vector<RetentionDecision> plan =
+      PlanRetention({Backup("2026-01-30T03:00:00Z"), Backup("1700-01-30T03:00:00Z", "0000000b")}, p,
+                    At("2026-01-31T03:00:00Z"), {"ns/c/1700-01-30T03:00:00Z-0000000b.snap"});
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_TRUE(plan[0].keep);
+  EXPECT_FALSE(plan[1].keep) << plan[1].reason;
+}
+
 TEST(RetentionTest, OnlyVerifiableBackupsCountTowardWhatIsKept) {
   std::vector<ParsedKey> backups = {Backup("2026-03-10T03:00:00Z", "00000003"),
                                     Backup("2026-03-09T03:00:00Z", "00000002"),
