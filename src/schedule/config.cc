@@ -19,8 +19,12 @@ Status GetString(const nlohmann::json& j, const std::string& path, const char* n
 
 Status GetSeconds(const nlohmann::json& j, const char* name, std::chrono::seconds* out) {
   if (!j.contains(name) || j[name].is_null()) return Status::Ok();
-  if (!j[name].is_number_integer() || j[name].get<int64_t>() < 0) {
-    return InvalidArgument(std::string(name) + ": must be a whole number of seconds >= 0");
+  // At most kMaxDuration: the scheduler adds these to clock readings and compares them with
+  // differences of them, in the clock's nanoseconds.
+  const int64_t max = std::chrono::duration_cast<std::chrono::seconds>(kMaxDuration).count();
+  if (!j[name].is_number_integer() || j[name].get<int64_t>() < 0 || j[name].get<int64_t>() > max) {
+    return InvalidArgument(std::string(name) + ": must be a whole number of seconds from 0 to " +
+                           std::to_string(max));
   }
   *out = std::chrono::seconds(j[name].get<int64_t>());
   return Status::Ok();

@@ -364,6 +364,26 @@ TEST(SchedulerConfigTest, RejectsBadConfigsNamingTheField) {
   EXPECT_NE(r.status().message().find("listed twice"), std::string::npos);
 }
 
+// Found by fuzz/config.cc: any count of seconds was taken, and the scheduler converts it to
+// the clock's nanoseconds (undefined behaviour on overflow).
+TEST(SchedulerConfigTest, TimesTheSchedulerAddsToClockReadingsAreBounded) {
+  nlohmann::json base = {
+      {"clusters",
+       {{{"name", "a"},
+         {"openbao", {{"addresses", {"http://x"}}, {"tokenFile", "/t"}}},
+         {"backup",
+          {{"schedule", "@daily"}, {"target", {{"provider", "file"}, {"bucket", "/b"}}}}}}}}};
+  for (const char* field : {"startingDeadlineSeconds", "shutdownGracePeriodSeconds"}) {
+    nlohmann::json j = base;
+    j[field] = 3153600000;  // 100 years
+    ASSERT_TRUE(ParseSchedulerConfig(j, "c.yaml").ok()) << field;
+    j[field] = 9223372036854775807;
+    Result<SchedulerConfig> r = ParseSchedulerConfig(j, "c.yaml");
+    ASSERT_FALSE(r.ok()) << field;
+    EXPECT_NE(r.status().message().find(field), std::string::npos) << r.status().message();
+  }
+}
+
 // A misspelt key is an error with a guess, at every level (a silently ignored `retenton:` would
 // mean retention never runs).
 TEST(SchedulerConfigTest, UnknownKeysAreRefusedWithTheirPathAndAGuess) {
