@@ -858,11 +858,10 @@ void ApiServer::HandleApi(const httplib::Request& req, httplib::Response& res) {
 
 void ApiServer::Install(httplib::Server* server) {
   server->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path.rfind("/_test/", 0) == 0 || options_.tokens.empty()) {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
+    if (req.path.rfind("/_test/", 0) == 0) return httplib::Server::HandlerResponse::Unhandled;
     std::string auth = req.get_header_value("Authorization");
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);  // /_test/tokens changes them
+    if (options_.tokens.empty()) return httplib::Server::HandlerResponse::Unhandled;
     for (const auto& token : options_.tokens) {
       if (auth == "Bearer " + token) return httplib::Server::HandlerResponse::Unhandled;
     }

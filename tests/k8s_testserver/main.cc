@@ -105,7 +105,10 @@ int main(int argc, char** argv) {
     api.Shutdown();
     server->stop();
   });
-  waiter.detach();
   server->listen_after_bind();
+  // The waiter uses `api` and `server`, which end with this function: it must have finished
+  // (it may still be inside stop(), or, when listening failed, still in sigwait: wake it).
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
   return 0;
 }
