@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "common/files.h"
 #include "common/numbers.h"
@@ -24,7 +25,8 @@ TimePoint T(const char* rfc3339) {
 }
 
 // A fake backup: counts calls and concurrency, optionally blocks until released, fails when
-// told to.
+// told to. Its fields are shared with the attempts' threads: the test reads them with Read()
+// and sets them with Set(), both under the lock.
 struct FakeBackups {
   std::mutex mu;
   std::condition_variable cv;
@@ -59,6 +61,15 @@ struct FakeBackups {
       return Status::Ok();
     };
     return h;
+  }
+  template <typename T>
+  T Read(const T& field) {
+    std::lock_guard<std::mutex> lock(mu);
+    return field;
+  }
+  void Set(bool* field, bool value) {
+    std::lock_guard<std::mutex> lock(mu);
+    *field = value;
   }
   void Release() {
     std::lock_guard<std::mutex> lock(mu);
@@ -106,13 +117,13 @@ TEST_F(SchedulerTest, RunsEachSlotAtMostOnce) {
   ASSERT_TRUE(s.Start().ok());
   s.Tick(clock.Now());
   s.WaitIdle();
-  EXPECT_EQ(fake_.calls, 0);
+  EXPECT_EQ(fake_.Read(fake_.calls), 0);
   for (const char* t : {"2026-01-31T03:00:00Z", "2026-01-31T03:00:20Z", "2026-01-31T03:04:00Z"}) {
     clock.Set(T(t));
     s.Tick(clock.Now());
     s.WaitIdle();
   }
-  EXPECT_EQ(fake_.calls, 1);
+  EXPECT_EQ(fake_.Read(fake_.calls), 1);
   ClusterStatus st = s.Snapshot().clusters.at("default/prod");
   EXPECT_EQ(st.last_attempt_scheduled_time, T("2026-01-31T03:00:00Z"));
   EXPECT_EQ(st.next_scheduled_backup, T("2026-02-01T03:00:00Z"));
@@ -122,7 +133,7 @@ TEST_F(SchedulerTest, RunsEachSlotAtMostOnce) {
   clock.Set(T("2026-02-01T03:00:01Z"));
   s.Tick(clock.Now());
   s.WaitIdle();
-  EXPECT_EQ(fake_.calls, 2);
+  EXPECT_EQ(fake_.Read(fake_.calls), 2);
 }
 
 TEST_F(SchedulerTest, DoesNotRunSlotsFromBeforeTheFirstStart) {
@@ -131,7 +142,7 @@ TEST_F(SchedulerTest, DoesNotRunSlotsFromBeforeTheFirstStart) {
   ASSERT_TRUE(s.Start().ok());
   s.Tick(clock.Now());
   s.WaitIdle();
-  EXPECT_EQ(fake_.calls, 0);
+  EXPECT_EQ(fake_.Read(fake_.calls), 0);
   EXPECT_EQ(s.Snapshot().clusters.at("default/prod").attempts[kOutcomeMissed], 0u);
 }
 
@@ -152,14 +163,14 @@ TEST_F(SchedulerTest, CatchesUpAfterDowntimeWithinTheDeadlineAndMissesBeyond) {
     s.Tick(clock.Now());
     s.WaitIdle();
   }
-  EXPECT_EQ(fake_.calls, 1);
+  EXPECT_EQ(fake_.Read(fake_.calls), 1);
   // Down over the next two slots, back 10 minutes after the second: both missed.
   clock.Set(T("2026-02-02T03:10:00Z"));
   Scheduler s(Config("0 3 * * *"), &clock, fake_.Hooks());
   ASSERT_TRUE(s.Start().ok());
   s.Tick(clock.Now());
   s.WaitIdle();
-  EXPECT_EQ(fake_.calls, 1);
+  EXPECT_EQ(fake_.Read(fake_.calls), 1);
   ClusterStatus st = s.Snapshot().clusters.at("default/prod");
   EXPECT_EQ(st.attempts[kOutcomeMissed], 2u);
   EXPECT_EQ(st.last_missed_slot, T("2026-02-02T03:00:00Z"));
@@ -171,7 +182,7 @@ TEST_F(SchedulerTest, NoOverlapForOneCluster) {
   ManualClock clock(T("2026-01-31T02:59:59Z"));
   Scheduler s(Config("* * * * *"), &clock, fake_.Hooks());
   ASSERT_TRUE(s.Start().ok());
-  fake_.block = true;
+  fake_.Set(&fake_.block, true);
   clock.Set(T("2026-01-31T03:00:00Z"));
   s.Tick(clock.Now());
   fake_.WaitInFlight();
@@ -183,12 +194,12 @@ TEST_F(SchedulerTest, NoOverlapForOneCluster) {
   EXPECT_TRUE(s.Snapshot().clusters.at("default/prod").running);
   fake_.Release();
   s.WaitIdle();
-  EXPECT_EQ(fake_.calls, 1);
+  EXPECT_EQ(fake_.Read(fake_.calls), 1);
   // Afterwards the newest due slot runs once; the one passed over is missed.
   s.Tick(clock.Now());
   s.WaitIdle();
-  EXPECT_EQ(fake_.calls, 2);
-  EXPECT_EQ(fake_.max_in_flight, 1);
+  EXPECT_EQ(fake_.Read(fake_.calls), 2);
+  EXPECT_EQ(fake_.Read(fake_.max_in_flight), 1);
   ClusterStatus st = s.Snapshot().clusters.at("default/prod");
   EXPECT_EQ(st.last_attempt_scheduled_time, T("2026-01-31T03:02:00Z"));
   EXPECT_EQ(st.attempts[kOutcomeMissed], 1u);
@@ -216,7 +227,7 @@ TEST_F(SchedulerTest, StatusIsPersistedAndReloaded) {
   ASSERT_TRUE(s.Start().ok());
   s.Tick(clock.Now());
   s.WaitIdle();
-  EXPECT_EQ(fake_.calls, 1);
+  EXPECT_EQ(fake_.Read(fake_.calls), 1);
   EXPECT_EQ(s.Snapshot().clusters.at("default/prod").last_backup_name,
             "default/prod/backup-1.snap");
 }
@@ -225,7 +236,7 @@ TEST_F(SchedulerTest, FailuresCountUntilASuccessAndRetentionOnlyAfterSuccess) {
   ManualClock clock(T("2026-01-31T02:59:59Z"));
   Scheduler s(Config("* * * * *", /*max_count=*/3), &clock, fake_.Hooks());
   ASSERT_TRUE(s.Start().ok());
-  fake_.fail = true;
+  fake_.Set(&fake_.fail, true);
   for (const char* t : {"2026-01-31T03:00:00Z", "2026-01-31T03:01:00Z"}) {
     clock.Set(T(t));
     s.Tick(clock.Now());
@@ -234,14 +245,14 @@ TEST_F(SchedulerTest, FailuresCountUntilASuccessAndRetentionOnlyAfterSuccess) {
   ClusterStatus st = s.Snapshot().clusters.at("default/prod");
   EXPECT_EQ(st.consecutive_failures, 2);
   EXPECT_EQ(st.last_failure_reason, "auth: permission denied");
-  EXPECT_EQ(fake_.retains, 0);
-  fake_.fail = false;
+  EXPECT_EQ(fake_.Read(fake_.retains), 0);
+  fake_.Set(&fake_.fail, false);
   clock.Set(T("2026-01-31T03:02:00Z"));
   s.Tick(clock.Now());
   s.WaitIdle();
   st = s.Snapshot().clusters.at("default/prod");
   EXPECT_EQ(st.consecutive_failures, 0);
-  EXPECT_EQ(fake_.retains, 1);
+  EXPECT_EQ(fake_.Read(fake_.retains), 1);
   EXPECT_EQ(st.attempts[kOutcomeFailure], 2u);
   std::string metrics = RenderMetrics(s.Snapshot());
   EXPECT_NE(metrics.find("bao_backup_attempts_total{namespace=\"default\",cluster=\"prod\","
@@ -311,10 +322,22 @@ TEST_F(SchedulerTest, CancellingOneAttemptLeavesTheOthersRunning) {
 TEST_F(SchedulerTest, ShutdownAbortsARunningAttemptAfterTheGracePeriod) {
   ManualClock clock(T("2026-01-31T02:59:59Z"));
   AttemptHooks hooks;
-  std::atomic<bool> started{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false;
   hooks.backup = [&](const Context& ctx, const ClusterConfig&) -> Result<backup::BackupResult> {
-    started = true;
-    while (!ctx.cancelled()) std::this_thread::yield();  // a long upload
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      started = true;
+    }
+    cv.notify_all();
+    // A long upload, until cancelled (or, when the cancel never comes, a failure that is not a
+    // cancellation, after a minute).
+    auto deadline = std::chrono::steady_clock::now() + minutes(1);
+    while (!ctx.cancelled() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    if (!ctx.cancelled()) return Internal("never cancelled");
     return ctx.Check("reading the snapshot");
   };
   hooks.retain = [](const Context&, const ClusterConfig&, TimePoint) { return Status::Ok(); };
@@ -322,7 +345,10 @@ TEST_F(SchedulerTest, ShutdownAbortsARunningAttemptAfterTheGracePeriod) {
   ASSERT_TRUE(s.Start().ok());
   clock.Set(T("2026-01-31T03:00:00Z"));
   s.Tick(clock.Now());
-  while (!started) std::this_thread::yield();
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, minutes(1), [&] { return started; }));
+  }
   s.Shutdown();  // grace 0 s
   ClusterStatus st = s.Snapshot().clusters.at("default/prod");
   EXPECT_EQ(st.attempts[kOutcomeCancelled], 1u);
