@@ -84,14 +84,14 @@ TEST(ControllerTest, ReconcilesTriggersAJobServesMetricsAndHandsTheLeaseBack) {
   const int port = FreePort();
   options.metrics_bind_address = "127.0.0.1:" + std::to_string(port);
   options.manager.job.default_image = "bao-backup:test";
-  std::atomic<bool> stop{false};
+  CancelSource stop;
   Status result = Internal("RunController did not return");
-  std::thread run([&] { result = RunController(&client, options, &stop); });
+  std::thread run([&] { result = RunController(&client, options, Context(&stop)); });
   struct Joiner {  // stops the controller however the test ends
-    std::atomic<bool>* stop;
+    CancelSource* stop;
     std::thread* run;
     ~Joiner() {
-      *stop = true;
+      stop->Cancel();
       if (run->joinable()) run->join();
     }
   } joiner{&stop, &run};
@@ -127,7 +127,7 @@ TEST(ControllerTest, ReconcilesTriggersAJobServesMetricsAndHandsTheLeaseBack) {
   EXPECT_NE(metrics->body.find("\nbao_operator_reconcile_total "), std::string::npos)
       << metrics->body;
 
-  stop = true;
+  stop.Cancel();
   run.join();
   EXPECT_TRUE(result.ok()) << result.ToString();
   // Stopping hands the Lease back.
