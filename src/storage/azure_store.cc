@@ -46,6 +46,20 @@ std::string ErrorCode(const http::Response& r) {
   return "";
 }
 
+// Metadata of the empty blob that discarding uncommitted blocks commits for a moment (see
+// DiscardUncommitted): List never shows such a blob, CleanUpLeftovers deletes it.
+constexpr char kAbandonedMeta[] = "baobackupabandoned";
+
+// Whether a listed <Blob> carries kAbandonedMeta (metadata names are case-insensitive).
+bool IsAbandoned(const pugi::xml_node& blob) {
+  for (pugi::xml_node m : blob.child("Metadata").children()) {
+    std::string name = m.name();
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == kAbandonedMeta) return true;
+  }
+  return false;
+}
+
 RetryPolicy CleanupPolicy(const RetryPolicy& base) {
   RetryPolicy p = base;
   p.max_attempts = std::min(p.max_attempts, kCleanupAttempts);
@@ -149,8 +163,8 @@ class AzureStore final : public Store {
     if (IsOneOf(code, {"AuthenticationFailed", "InvalidAuthenticationInfo",
                        "NoAuthenticationInformation"}) ||
         key_refused || (code.empty() && r.status == 401)) {
-      std::string or_rule = key_refused ? " or a network rule of the account refuses this client"
-                                        : "";
+      std::string or_rule =
+          key_refused ? " or a network rule of the account refuses this client" : "";
       return error(Code::kUnauthenticated, Reason::kUnauthenticated,
                    Where() + " rejected the credentials (" + creds_.source + ")" + or_rule +
                        detail + summary);
@@ -174,8 +188,7 @@ class AzureStore final : public Store {
       return error(Code::kUnavailable, Reason::kThrottled, Where() + " is busy" + detail + summary);
     }
     if (code == "OperationTimedOut" || r.status == 408) {
-      return error(Code::kUnavailable, Reason::kTimeout,
-                   Where() + " timed out" + detail + summary);
+      return error(Code::kUnavailable, Reason::kTimeout, Where() + " timed out" + detail + summary);
     }
     if (r.status >= 500) {
       return error(Code::kUnavailable, Reason::kServerError,
@@ -230,10 +243,10 @@ class AzureStore final : public Store {
     std::optional<uint64_t> length =
         ParseInteger<uint64_t>(r.Header("content-length"), 0, UINT64_MAX);
     if (!length) {
-      return StorageError(Code::kInternal, Reason::kBadResponse,
-                          "the properties of \"" + key + "\" in " + Describe() +
-                              " carry no valid Content-Length",
-                          r.status);
+      return StorageError(
+          Code::kInternal, Reason::kBadResponse,
+          "the properties of \"" + key + "\" in " + Describe() + " carry no valid Content-Length",
+          r.status);
     }
     info.size = *length;
     Result<TimePoint> modified = azure::ParseRfc1123(r.Header("last-modified"));
@@ -257,9 +270,8 @@ class AzureStore final : public Store {
         },
         nullptr);
     if (!s.ok() && s.code() != Code::kPermissionDenied) return InStorage(s);
-    return NewObjectWriter(
-        "\"" + key + "\" in " + Describe(), ctx,
-        std::make_unique<AzureUpload>(this, key, ctx, part_size_, concurrency_));
+    return NewObjectWriter("\"" + key + "\" in " + Describe(), ctx,
+                           std::make_unique<AzureUpload>(this, key, ctx, part_size_, concurrency_));
   }
 
   Status PutBlock(const Context& ctx, const std::string& key, const std::string& block_id,
@@ -415,7 +427,7 @@ class AzureStore final : public Store {
           for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
           if (name == "sha256") info.sha256 = m.text().get();
         }
-        if (info.key.empty() || !info.key.starts_with(prefix)) continue;
+        if (info.key.empty() || !info.key.starts_with(prefix) || IsAbandoned(blob)) continue;
         BAO_RETURN_IF_ERROR(fn(info));  // the callback's error, as it is
       }
       marker = root.child("NextMarker").text().get();
@@ -445,10 +457,53 @@ class AzureStore final : public Store {
         policy);
   }
 
-  // Blobs that exist only as uncommitted blocks: listed with include=uncommittedblobs but not
-  // without it. Each is removed by committing an empty block list that discards its blocks,
-  // refused if a blob was committed meanwhile (If-None-Match: *), and deleting exactly that
-  // empty blob (If-Match its ETag): a committed object is never touched.
+  // Discards the uncommitted blocks staged on `key`: the service keeps no blob for them, and
+  // deleting such a blob answers 404, so an empty block list is committed (refused with 409 or
+  // 412 if a blob was committed meanwhile, If-None-Match: *), marked abandoned in its metadata
+  // so that List never shows it, and that exact empty blob is deleted (If-Match its ETag).
+  // `etag`, when given, is the ETag of an abandoned blob already committed by an earlier try:
+  // only the delete is left. Returns false when a committed blob that is not ours was found.
+  Result<bool> DiscardUncommitted(const Context& ctx, const std::string& key, std::string etag) {
+    if (etag.empty()) {
+      const std::string body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList></BlockList>";
+      http::Response put;
+      BAO_RETURN_IF_ERROR(InStorage(Call(
+          ctx, "discarding the uncommitted blocks of \"" + key + "\" in " + Describe(), key,
+          [&] {
+            http::Request req;
+            req.method = "PUT";
+            req.url = BlobUrl(key) + "?comp=blocklist";
+            req.headers = {{"Content-Type", "application/xml"},
+                           {"Content-MD5", crypto::Md5Base64(body)},
+                           {"If-None-Match", "*"},
+                           {std::string("x-ms-meta-") + kAbandonedMeta, "true"}};
+            req.body = body;
+            return req;
+          },
+          &put, [](const http::Response& r) { return r.status == 409 || r.status == 412; })));
+      if (put.status == 409 || put.status == 412) return false;  // committed meanwhile
+      etag = put.Header("etag");
+    }
+    http::Response del;
+    BAO_RETURN_IF_ERROR(InStorage(Call(
+        ctx, "deleting the discarded upload \"" + key + "\" in " + Describe(), key,
+        [&] {
+          http::Request req;
+          req.method = "DELETE";
+          req.url = BlobUrl(key);
+          if (!etag.empty()) req.headers = {{"If-Match", etag}};
+          return req;
+        },
+        &del,
+        [](const http::Response& r) {
+          return (r.status == 404 && ErrorCode(r) != "ContainerNotFound") || r.status == 412;
+        })));
+    return del.status != 412;  // 412: replaced by a committed blob meanwhile, not ours
+  }
+
+  // Blobs that exist only as uncommitted blocks (listed with include=uncommittedblobs but not
+  // without it), and empty blobs an interrupted discard left marked abandoned. Each is removed
+  // by DiscardUncommitted: a committed backup is never touched.
   Result<std::vector<Leftover>> CleanUpLeftovers(const Context& ctx, const std::string& prefix,
                                                  TimePoint older_than) override {
     std::set<std::string> committed;
@@ -459,7 +514,11 @@ class AzureStore final : public Store {
     auto bad = [&](const std::string& why) {
       return StorageError(Code::kInternal, Reason::kBadResponse, "listing " + Describe() + why);
     };
-    std::vector<Leftover> old;
+    struct Candidate {
+      Leftover leftover;
+      std::string abandoned_etag;
+    };
+    std::vector<Candidate> old;
     std::string marker;
     do {
       http::Response r;
@@ -468,7 +527,7 @@ class AzureStore final : public Store {
           [&] {
             http::Request req;
             req.url = ContainerUrl() +
-                      "?restype=container&comp=list&include=uncommittedblobs&maxresults=" +
+                      "?restype=container&comp=list&include=uncommittedblobs,metadata&maxresults=" +
                       std::to_string(options_.list_page_size);
             if (!prefix.empty()) req.url += "&prefix=" + http::UrlEncode(prefix);
             if (!marker.empty()) req.url += "&marker=" + http::UrlEncode(marker);
@@ -486,47 +545,21 @@ class AzureStore final : public Store {
         Result<TimePoint> started = azure::ParseRfc1123(props.child("Creation-Time").text().get());
         if (!started.ok()) started = azure::ParseRfc1123(props.child("Last-Modified").text().get());
         if (!started.ok()) return bad(": \"" + key + "\" has no creation time");
-        if (*started < older_than) old.push_back({"uncommitted-blob", key, *started});
+        std::string abandoned_etag;
+        if (IsAbandoned(blob)) {
+          abandoned_etag = props.child("Etag").text().get();
+          if (abandoned_etag.empty()) return bad(": abandoned \"" + key + "\" has no ETag");
+        }
+        if (*started < older_than)
+          old.push_back({{"uncommitted-blob", key, *started}, abandoned_etag});
       }
       marker = root.child("NextMarker").text().get();
     } while (!marker.empty());
 
     std::vector<Leftover> removed;
-    for (const Leftover& l : old) {
-      const std::string body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList></BlockList>";
-      http::Response put;
-      Status s = Call(
-          ctx, "discarding the uncommitted blocks of \"" + l.key + "\" in " + Describe(), l.key,
-          [&] {
-            http::Request req;
-            req.method = "PUT";
-            req.url = BlobUrl(l.key) + "?comp=blocklist";
-            req.headers = {{"Content-Type", "application/xml"},
-                           {"Content-MD5", crypto::Md5Base64(body)},
-                           {"If-None-Match", "*"}};
-            req.body = body;
-            return req;
-          },
-          &put, [](const http::Response& r) { return r.status == 409 || r.status == 412; });
-      BAO_RETURN_IF_ERROR(InStorage(s));
-      if (put.status == 409 || put.status == 412) continue;  // committed meanwhile: not ours
-      std::string etag = put.Header("etag");
-      http::Response del;
-      BAO_RETURN_IF_ERROR(InStorage(Call(
-          ctx, "deleting the discarded upload \"" + l.key + "\" in " + Describe(), l.key,
-          [&] {
-            http::Request req;
-            req.method = "DELETE";
-            req.url = BlobUrl(l.key);
-            if (!etag.empty()) req.headers = {{"If-Match", etag}};
-            return req;
-          },
-          &del,
-          [](const http::Response& r) {
-            return (r.status == 404 && ErrorCode(r) != "ContainerNotFound") || r.status == 412;
-          })));
-      if (del.status == 412) continue;  // replaced by a committed blob meanwhile: not ours
-      removed.push_back(l);
+    for (const Candidate& c : old) {
+      BAO_ASSIGN_OR_RETURN(bool ours, DiscardUncommitted(ctx, c.leftover.key, c.abandoned_etag));
+      if (ours) removed.push_back(c.leftover);
     }
     return removed;
   }
@@ -601,12 +634,17 @@ Result<ObjectInfo> AzureUpload::Commit(const Context& ctx, const CommitInfo& inf
   return stored->info;
 }
 
-void AzureUpload::Abort(const Context&) {
+void AzureUpload::Abort(const Context& cleanup) {
   parts_.Cancel();
-  // Uncommitted blocks are invisible and discarded by the service (after a week at most);
-  // nothing to delete.
-  if (parts_.parts_dispatched() > 0) {
-    log::Debug("abandoned uncommitted Azure blocks", {{"key", key_}});
+  // The service would discard the blocks only after a week; a block it took would show the
+  // key in listings of uncommitted blobs until then.
+  if (parts_.parts_dispatched() == 0) return;
+  Result<bool> discarded = store_->DiscardUncommitted(cleanup, key_, "");
+  if (!discarded.ok()) {
+    log::Warn(
+        "could not discard the uncommitted blocks of an aborted upload; the next backup "
+        "or prune removes them",
+        {{"key", key_}, {"error", discarded.status().message()}});
   }
 }
 

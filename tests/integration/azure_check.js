@@ -13,6 +13,8 @@
 //   listall <container> <prefix>             [names...], blobs with uncommitted blocks only
 //                                            included
 //   stage <container> <blob>                 stage one uncommitted block (a crashed upload)
+//   abandon <container> <blob>               an empty blob marked abandoned, as a discard of
+//                                            uncommitted blocks killed before its delete leaves
 //   uncommitted <container> <prefix>         [names...] of blobs that have only uncommitted
 //                                            blocks (listed only with uncommitted blobs)
 //   many <container> <prefix> <n>            upload n one-byte blobs <prefix><00000..>
@@ -96,6 +98,11 @@ async function main(argv) {
       const id = Buffer.from("block-000000").toString("base64");
       await blob.stageBlock(id, Buffer.from("partial"), 7);
       return { staged: id };
+    }
+    case "abandon": {
+      const blob = service().getContainerClient(args[0]).getBlockBlobClient(args[1]);
+      await blob.commitBlockList([], { metadata: { baobackupabandoned: "true" } });
+      return { abandoned: args[1] };
     }
     case "uncommitted": {
       const c = service().getContainerClient(args[0]);

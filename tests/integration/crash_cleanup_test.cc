@@ -425,6 +425,26 @@ TEST_F(AzureCrashTest, KilledDuringTheCommitThenCleanedUp) {
   RunPoints(4, 5);
 }
 
+// A discard of uncommitted blocks (an aborted upload's, or a cleanup's) commits an empty blob
+// marked abandoned, then deletes it; killed in between, it leaves that blob. It is no backup:
+// the store does not list it, and the next cleanup deletes it.
+TEST_F(AzureCrashTest, AnEmptyBlobLeftByAnInterruptedDiscardIsNoBackupAndIsCleanedUp) {
+  const std::string key = std::string(kPrefix) + "2026-11-30T00-00-00Z-0badc0de.snap";
+  RunResult made = azurite_.Check({"abandon", "backups", key});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ASSERT_EQ(azurite_.Check({"list", "backups", kPrefix}).out.find(key) == std::string::npos, false);
+  EXPECT_EQ(Objects(), std::vector<std::string>{});
+
+  std::vector<std::string> args = BackupArgs(azurite_.endpoint());
+  args.insert(args.end(), {"--cleanup-older-than", "0s"});
+  RunResult r = Cli(args, Env());
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  nlohmann::json out = LastJson(r);
+  EXPECT_EQ(out["cleanedUp"], 1) << r.out;
+  EXPECT_EQ(azurite_.Check({"list", "backups", kPrefix}).out.find(key), std::string::npos);
+  EXPECT_EQ(Objects(), std::vector<std::string>{out["key"].get<std::string>()});
+}
+
 // --- GCS (fake-gcs-server) ---
 
 class GcsCrashTest : public CrashCleanupTest {
