@@ -4,6 +4,7 @@
 
 #include "backup/catalog.h"
 #include "backup/naming.h"
+#include "backup/verify.h"
 #include "common/log.h"
 
 namespace bao::backup {
@@ -23,15 +24,17 @@ const RetentionDecision* PruneResult::oldest_kept() const {
 
 nlohmann::json PruneResult::ToJson() const {
   const RetentionDecision* oldest = oldest_kept();
-  nlohmann::json out = {{"dryRun", dry_run},
-          {"backups", plan.size()},
-          {"unverifiable", unverifiable},
-          {"kept", kept()},
-          {"toDelete", plan.size() - kept()},
-          {"deleted", deleted.size()},
-          {"failed", failed.size()},
-          {"oldestKept", oldest != nullptr ? nlohmann::json(oldest->backup.key) : nullptr},
-          {"cleanedUp", cleanup.removed}};
+  nlohmann::json out = {
+      {"dryRun", dry_run},
+      {"backups", plan.size()},
+      {"unverifiable", unverifiable},
+      {"kept", kept()},
+      {"toDelete", plan.size() - kept()},
+      {"deleted", deleted.size()},
+      {"failed", failed.size()},
+      {"oldestKept", oldest != nullptr ? nlohmann::json(oldest->backup.key) : nullptr},
+      {"verified", verified.empty() ? nlohmann::json(nullptr) : nlohmann::json(verified)},
+      {"cleanedUp", cleanup.removed}};
   if (!cleanup.error.ok()) out["cleanupError"] = cleanup.error.message();
   return out;
 }
@@ -55,10 +58,66 @@ CleanupResult CleanUpLeftovers(const Context& ctx, storage::Store* store,
   return result;
 }
 
+namespace {
+
+// The newest backup the plan keeps that is not known to be unverifiable.
+const RetentionDecision* NewestKeptVerifiable(const std::vector<RetentionDecision>& plan,
+                                              const std::set<std::string>& unverifiable) {
+  for (const RetentionDecision& d : plan) {  // newest first
+    if (d.keep && !unverifiable.contains(d.backup.key)) return &d;
+  }
+  return nullptr;
+}
+
+bool DeletesAny(const std::vector<RetentionDecision>& plan) {
+  for (const RetentionDecision& d : plan) {
+    if (!d.keep) return true;
+  }
+  return false;
+}
+
+// A recorded checksum says what the bytes were, not that they still are: before a plan
+// deletes anything, the newest backup it keeps is read and checked. One that fails the check
+// (Stage::kVerify) no longer counts as verifiable and the plan is made again, until the
+// newest kept backup verifies or none is left. Any other failure to read it stops the prune
+// before a delete.
+Status AnchorOnTheNewestVerifiable(const Context& ctx, storage::Store* store,
+                                   const std::vector<ParsedKey>& names,
+                                   const RetentionPolicy& policy, TimePoint now, bool dry_run,
+                                   const std::string& just_stored,
+                                   std::set<std::string>* unverifiable, PruneResult* result) {
+  while (!dry_run && DeletesAny(result->plan)) {
+    const RetentionDecision* anchor = NewestKeptVerifiable(result->plan, *unverifiable);
+    if (anchor == nullptr) return Status::Ok();
+    const std::string key = anchor->backup.key;
+    if (key == just_stored) {
+      result->verified = key;
+      return Status::Ok();
+    }
+    Result<VerifyReport> checked = VerifyBackup(ctx, store, key);
+    if (checked.ok()) {
+      log::Info("the newest backup kept verifies", {{"key", key}});
+      result->verified = key;
+      return Status::Ok();
+    }
+    if (checked.status().stage() != Stage::kVerify) {
+      return checked.status().WithContext("checking the newest backup kept, " + key +
+                                          ", before deleting any");
+    }
+    log::Warn("the newest backup kept does not verify; it no longer counts toward retention",
+              {{"key", key}, {"error", checked.status().message()}});
+    unverifiable->insert(key);
+    result->plan = PlanRetention(names, policy, now, *unverifiable);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status Prune(const Context& ctx, storage::Store* store, const std::string& path_prefix,
-             const std::string& ns,
-             const std::string& cluster, const RetentionPolicy& policy, TimePoint now, bool dry_run,
-             PruneResult* result, Duration cleanup_older_than) {
+             const std::string& ns, const std::string& cluster, const RetentionPolicy& policy,
+             TimePoint now, bool dry_run, PruneResult* result, Duration cleanup_older_than,
+             const std::string& just_stored) {
   *result = PruneResult();
   result->dry_run = dry_run;
   if (!dry_run) {
@@ -78,8 +137,10 @@ Status Prune(const Context& ctx, storage::Store* store, const std::string& path_
     names.push_back(e.name);
     if (e.info.sha256.empty()) unverifiable.insert(e.name.key);
   }
-  result->unverifiable = unverifiable.size();
   result->plan = PlanRetention(names, policy, now, unverifiable);
+  BAO_RETURN_IF_ERROR(AnchorOnTheNewestVerifiable(ctx, store, names, policy, now, dry_run,
+                                                  just_stored, &unverifiable, result));
+  result->unverifiable = unverifiable.size();
   for (const RetentionDecision& d : result->plan) {
     if (d.keep) {
       log::Info("kept", {{"key", d.backup.key}, {"reason", d.reason}});

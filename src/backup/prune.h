@@ -34,7 +34,9 @@ struct PruneResult {
   std::vector<RetentionDecision> plan;  // newest first
   std::vector<std::string> deleted;
   std::vector<std::string> failed;  // "key: error" for deletes that failed
-  size_t unverifiable = 0;          // backups without a recorded checksum
+  size_t unverifiable = 0;  // backups without a recorded checksum or whose bytes do not match it
+  std::string verified;     // the newest kept backup, read and checked before deleting; "" if
+                            // nothing was deleted or none verifies
   bool dry_run = false;
   CleanupResult cleanup;  // when Prune() ran the cleanup (not in a dry run)
 
@@ -45,7 +47,7 @@ struct PruneResult {
   // Kubernetes Job leaves as its termination message, which the kubelet cuts at 4096 bytes.
   // Each decision is logged by Prune() instead.
   // {"dryRun", "backups", "unverifiable", "kept", "toDelete", "deleted", "failed", "oldestKept",
-  //  "cleanedUp"} and "cleanupError" when the cleanup failed.
+  //  "verified", "cleanedUp"} and "cleanupError" when the cleanup failed.
   nlohmann::json ToJson() const;
 };
 
@@ -57,9 +59,16 @@ struct PruneResult {
 // Unless `dry_run`, the cluster's leftovers older than `cleanup_older_than` are removed first
 // (CleanUpLeftovers); a cleanup failure is reported like a failed delete: in `cleanup.error`,
 // and the Status is then an error too (after the retention itself ran).
+// Before the first delete, the newest backup the plan keeps is read and verified (VerifyBackup);
+// one whose bytes do not match its recorded checksum or are no snapshot archive counts as
+// unverifiable and the plan is made again, so a prune never deletes the newest backup that
+// verifies (see `verified`). `just_stored`, when given, is a backup this process has just
+// stored and checked in flight (RunBackup): it counts as verified without being read again.
+// When that read fails otherwise (Stage::kStorage, kAborted on
+// cancellation), nothing is deleted and that error is returned.
 Status Prune(const Context& ctx, storage::Store* store, const std::string& path_prefix,
-             const std::string& ns,
-             const std::string& cluster, const RetentionPolicy& policy, TimePoint now, bool dry_run,
-             PruneResult* result, Duration cleanup_older_than = kDefaultCleanupAge);
+             const std::string& ns, const std::string& cluster, const RetentionPolicy& policy,
+             TimePoint now, bool dry_run, PruneResult* result,
+             Duration cleanup_older_than = kDefaultCleanupAge, const std::string& just_stored = "");
 
 }  // namespace bao::backup

@@ -8,6 +8,8 @@
 
 #include "backup/naming.h"
 #include "backup/prune.h"
+#include "crypto/crypto.h"
+#include "snapshot/testing/archive_builder.h"
 #include "storage/file_store.h"
 
 namespace bao::backup {
@@ -221,10 +223,17 @@ class PruneTest : public ::testing::Test {
     store_ = std::move(storage::OpenFileStore(root_.string()).value());
   }
   void TearDown() override { std::filesystem::remove_all(root_); }
+  // A valid snapshot archive under `key`, with its checksum recorded.
   void Put(const std::string& key) {
+    std::string archive = snapshot::testing::ValidArchive(1000, std::hash<std::string>()(key));
     auto w = std::move(store_->NewWriter(Context(), key).value());
-    ASSERT_TRUE(w->Append(Context(), "x").ok());
-    ASSERT_TRUE(w->Commit(Context(), {1, std::string(64, 'a')}).ok());
+    ASSERT_TRUE(w->Append(Context(), archive).ok());
+    ASSERT_TRUE(w->Commit(Context(), {archive.size(), crypto::Sha256Hex(archive)}).ok());
+  }
+  // Replaces the bytes of `key` behind the store's back (bit rot, tampering): the recorded
+  // checksum stays.
+  void Corrupt(const std::string& key) {
+    std::ofstream(root_ / key, std::ios::binary | std::ios::trunc) << "not what was recorded";
   }
   bool Exists(const std::string& key) { return store_->Stat(Context(), key).ok(); }
 
@@ -244,15 +253,17 @@ TEST_F(PruneTest, OnlyThisClustersBackupsAreCandidates) {
   RetentionPolicy policy;
   policy.max_count = 1;
   PruneResult dry;
-  ASSERT_TRUE(Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
-                    true, &dry).ok());
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry)
+          .ok());
   EXPECT_TRUE(dry.deleted.empty());
   EXPECT_TRUE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
   ASSERT_EQ(dry.plan.size(), 3u);
 
   PruneResult real;
-  ASSERT_TRUE(Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
-                    false, &real).ok());
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real)
+          .ok());
   EXPECT_EQ(real.deleted.size(), 2u);
   EXPECT_TRUE(Exists("p/ns/c/2026-03-03T00-00-00Z-00000003.snap"));
   EXPECT_FALSE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
@@ -267,13 +278,13 @@ TEST_F(PruneTest, EmptyPrefixAndNoBackups) {
   RetentionPolicy policy;
   policy.max_count = 1;
   PruneResult r;
-  ASSERT_TRUE(Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
-                    false, &r).ok());
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
   EXPECT_TRUE(r.plan.empty());
   Put("ns/c/2026-03-01T00-00-00Z-00000001.snap");
   Put("ns/c/2026-03-02T00-00-00Z-00000002.snap");
-  ASSERT_TRUE(Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
-                    false, &r).ok());
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r).ok());
   EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-01T00-00-00Z-00000001.snap"});
 }
 
@@ -284,19 +295,21 @@ TEST_F(PruneTest, ResultJsonIsCountsWhateverTheNumberOfBackups) {
   TimePoint start = At("2020-01-01T00:00:00Z");
   // Written directly, as the file store lays them out (Put() fsyncs: too slow for thousands).
   std::filesystem::create_directories(root_ / "ns/c");
+  const std::string archive = snapshot::testing::ValidArchive(100, 1);
+  const std::string sha256 = crypto::Sha256Hex(archive);
   for (int i = 0; i < kBackups; ++i) {
     char id[16];
     std::snprintf(id, sizeof id, "%08x", i);
     std::string name = KeyTimestamp(start + std::chrono::minutes(i)) + "-" + id + ".snap";
-    std::ofstream(root_ / "ns/c" / name) << "x";
-    std::ofstream(root_ / "ns/c" / (name + ".sha256"))
-        << std::string(64, 'a') << "  " << name << "\n";
+    std::ofstream(root_ / "ns/c" / name, std::ios::binary) << archive;
+    std::ofstream(root_ / "ns/c" / (name + ".sha256")) << sha256 << "  " << name << "\n";
   }
   RetentionPolicy policy;
   policy.max_count = 2;
   PruneResult dry;
-  ASSERT_TRUE(Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
-                    true, &dry).ok());
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), true, &dry)
+          .ok());
   nlohmann::json d = dry.ToJson();
   EXPECT_LT(d.dump().size(), 1024u) << d.dump().substr(0, 500);
   EXPECT_EQ(d["dryRun"], true);
@@ -306,8 +319,9 @@ TEST_F(PruneTest, ResultJsonIsCountsWhateverTheNumberOfBackups) {
   EXPECT_EQ(d["deleted"], 0);
 
   PruneResult real;
-  ASSERT_TRUE(Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"),
-                    false, &real).ok());
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &real)
+          .ok());
   EXPECT_EQ(real.deleted.size(), static_cast<size_t>(kBackups - 2));
   nlohmann::json j = real.ToJson();
   EXPECT_LT(j.dump().size(), 1024u) << j.dump().substr(0, 500);
@@ -329,14 +343,70 @@ TEST_F(PruneTest, KeepsTheNewestPreUpgradeBackupInTheStore) {
   RetentionPolicy policy;
   policy.max_count = 1;
   PruneResult r;
-  ASSERT_TRUE(Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"),
-                    false, &r).ok());
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"), false, &r)
+          .ok());
   EXPECT_TRUE(Exists("p/ns/c/2026-03-04T00-00-00Z-00000004.snap"));
   EXPECT_TRUE(Exists("p/ns/c/pre-upgrade-2026-03-02T00-00-00Z-00000002.snap"));
   EXPECT_FALSE(Exists("p/ns/c/pre-upgrade-2026-03-01T00-00-00Z-00000001.snap"));
   EXPECT_FALSE(Exists("p/ns/c/2026-03-03T00-00-00Z-00000003.snap"));
   EXPECT_EQ(r.ToJson()["kept"], 2);
   EXPECT_EQ(r.ToJson()["oldestKept"], "p/ns/c/pre-upgrade-2026-03-02T00-00-00Z-00000002.snap");
+}
+
+// A recorded checksum is not proof: before deleting, the newest kept backup is read. Newer
+// backups whose bytes no longer match (here the two newest) do not count, so max_count 1 keeps
+// the newest one that verifies, and deletes only what is older than it.
+TEST_F(PruneTest, NeverDeletesTheNewestBackupThatVerifiesInFavourOfCorruptNewerOnes) {
+  Put("p/ns/c/2026-03-01T00-00-00Z-00000001.snap");
+  Put("p/ns/c/2026-03-02T00-00-00Z-00000002.snap");
+  Put("p/ns/c/2026-03-03T00-00-00Z-00000003.snap");
+  Put("p/ns/c/2026-03-04T00-00-00Z-00000004.snap");
+  Corrupt("p/ns/c/2026-03-03T00-00-00Z-00000003.snap");
+  Corrupt("p/ns/c/2026-03-04T00-00-00Z-00000004.snap");
+  RetentionPolicy policy;
+  policy.max_count = 1;
+  PruneResult r;
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"), false, &r)
+          .ok());
+  EXPECT_EQ(r.verified, "p/ns/c/2026-03-02T00-00-00Z-00000002.snap");
+  EXPECT_EQ(r.deleted, std::vector<std::string>{"p/ns/c/2026-03-01T00-00-00Z-00000001.snap"});
+  EXPECT_TRUE(Exists("p/ns/c/2026-03-02T00-00-00Z-00000002.snap"));
+  nlohmann::json j = r.ToJson();
+  EXPECT_EQ(j["unverifiable"], 2) << j;
+  EXPECT_EQ(j["verified"], "p/ns/c/2026-03-02T00-00-00Z-00000002.snap") << j;
+
+  // Nothing to delete: nothing is read.
+  PruneResult again;
+  ASSERT_TRUE(
+      Prune(ctx_, store_.get(), "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"), false, &again)
+          .ok());
+  EXPECT_TRUE(again.deleted.empty());
+  EXPECT_EQ(again.ToJson()["verified"], nullptr);
+}
+
+// The newest kept backup cannot be read (not a verification failure): nothing is deleted.
+class FailingReadStore : public storage::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status Read(const Context&, const std::string&, uint64_t, const storage::ByteSink&) override {
+    return Unavailable("the disk is offline").WithStage(Stage::kStorage);
+  }
+};
+
+TEST_F(PruneTest, AnUnreadableNewestBackupStopsThePruneBeforeAnyDelete) {
+  Put("p/ns/c/2026-03-01T00-00-00Z-00000001.snap");
+  Put("p/ns/c/2026-03-02T00-00-00Z-00000002.snap");
+  FailingReadStore failing(store_.get());
+  RetentionPolicy policy;
+  policy.max_count = 1;
+  PruneResult r;
+  Status s = Prune(ctx_, &failing, "p", "ns", "c", policy, At("2026-03-05T00:00:00Z"), false, &r);
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
+  EXPECT_EQ(s.stage(), Stage::kStorage);
+  EXPECT_TRUE(r.deleted.empty());
+  EXPECT_TRUE(Exists("p/ns/c/2026-03-01T00-00-00Z-00000001.snap"));
 }
 
 class FailingDeleteStore : public storage::ForwardingStore {

@@ -45,8 +45,8 @@ void EmitResult(const nlohmann::json& j, const std::string& result_file) {
 // Every failed command ends here: one error line in the log, the result JSON (error, stage,
 // reason, exitCode) on stdout and in the result file, and the exit code from the one table.
 int Finish(const Status& failure, const std::string& result_file) {
-  log::Error(failure.message(), {{"stage", StageName(failure.stage())},
-                                 {"reason", ReasonName(failure.reason())}});
+  log::Error(failure.message(),
+             {{"stage", StageName(failure.stage())}, {"reason", ReasonName(failure.reason())}});
   EmitResult(backup::ErrorToJson(failure), result_file);
   return static_cast<int>(backup::ExitCodeFor(failure));
 }
@@ -102,7 +102,7 @@ int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOption
     backup::PruneResult pruned;
     Status s = backup::Prune(ctx, store->get(), settings->spec.target.path_prefix, settings->ns,
                              settings->cluster, settings->spec.retention, SystemClock().Now(),
-                             /*dry_run=*/false, &pruned, *cleanup_age);
+                             /*dry_run=*/false, &pruned, *cleanup_age, result->key);
     // Counts only: this line is the Job's termination message, which the kubelet cuts at 4096
     // bytes. Prune() logged each kept and deleted key.
     const backup::RetentionDecision* oldest = pruned.oldest_kept();
@@ -166,11 +166,10 @@ Result<std::string> ChooseKey(const Context& ctx, Opened& o, const CommandOption
     sel.before = *t;
   }
   if (opts.key.empty() && o.settings.cluster.empty()) {
-    return ConfigFailure(
-        InvalidArgument("--latest and --before need --cluster (and --namespace)"));
+    return ConfigFailure(InvalidArgument("--latest and --before need --cluster (and --namespace)"));
   }
-  return backup::SelectBackup(ctx, o.store.get(), o.settings.spec.target.path_prefix,
-                              o.settings.ns, o.settings.cluster, sel);
+  return backup::SelectBackup(ctx, o.store.get(), o.settings.spec.target.path_prefix, o.settings.ns,
+                              o.settings.cluster, sel);
 }
 
 bool ConfirmOnTerminal(const std::string& question) {
@@ -251,9 +250,8 @@ int RunRestoreCommand(const Context& ctx, const Flags& flags, const CommandOptio
   if (!o) return code;
   Result<Duration> settle = ParseDuration(opts.settle_timeout);
   if (!settle.ok()) {
-    return Finish(
-        ConfigFailure(InvalidArgument("--settle-timeout: " + settle.status().message())),
-        opts.result_file);
+    return Finish(ConfigFailure(InvalidArgument("--settle-timeout: " + settle.status().message())),
+                  opts.result_file);
   }
   Result<std::string> key = ChooseKey(ctx, *o, opts, /*verifiable_only=*/true);
   if (!key.ok()) return Finish(key.status(), opts.result_file);
@@ -309,16 +307,15 @@ int RunPruneCommand(const Context& ctx, const Flags& flags, const CommandOptions
                   opts.result_file);
   }
   backup::PruneResult result;
-  Status s = backup::Prune(ctx, o->store.get(), o->settings.spec.target.path_prefix,
-                           o->settings.ns, o->settings.cluster, o->settings.spec.retention,
-                           SystemClock().Now(), opts.dry_run, &result, *cleanup_age);
+  Status s = backup::Prune(ctx, o->store.get(), o->settings.spec.target.path_prefix, o->settings.ns,
+                           o->settings.cluster, o->settings.spec.retention, SystemClock().Now(),
+                           opts.dry_run, &result, *cleanup_age);
   // The plan (each key: kept, deleted or would be, and why) was logged by Prune(); the result
   // holds counts only, whatever the number of backups.
   nlohmann::json out = result.ToJson();
   if (!s.ok()) {
     // What was deleted before the failure is reported beside the error, never as a success.
-    log::Error(s.message(),
-               {{"stage", StageName(s.stage())}, {"reason", ReasonName(s.reason())}});
+    log::Error(s.message(), {{"stage", StageName(s.stage())}, {"reason", ReasonName(s.reason())}});
     out.update(backup::ErrorToJson(s));
     EmitResult(out, opts.result_file);
     return static_cast<int>(backup::ExitCodeFor(s));

@@ -9,6 +9,7 @@
 #include "backup/naming.h"
 #include "cli_fixture.h"
 #include "common/time.h"
+#include "snapshot/testing/archive_builder.h"
 #include "support/test_pki.h"
 
 namespace bao::testing {
@@ -45,7 +46,7 @@ class BackupCliTest : public CliTest {
   // checksum file the file store writes: old backups piled up before retention was enabled.
   // Returns the oldest key.
   std::string PlantOldBackups(int count) {
-    const std::string body = "old";
+    const std::string body = snapshot::testing::ValidArchive(100, 1);
     const std::string sum = crypto::Sha256Hex(body);
     const std::string dir = store_.path() + "/ns1/bao";
     std::filesystem::create_directories(dir);
