@@ -13,7 +13,8 @@ PACKAGES=(
   nlohmann-json3-dev libpugixml-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev clang-format
 )
-PEER_PACKAGES=(awscli python3-venv etcd-server)
+# strace: the file store's crash tests kill bao-backup at chosen system calls with it.
+PEER_PACKAGES=(awscli python3-venv etcd-server strace)
 
 want=("${PACKAGES[@]}")
 [[ "${1:-}" == "--peers" ]] && want+=("${PEER_PACKAGES[@]}")

@@ -60,7 +60,22 @@ struct KillPoint {
   // Reached when this holds (proxy log, files): then SIGKILL.
   std::function<bool()> reached;
   bool leaves_leftover = true;  // the provider holds something for cleanup afterwards
+  // A command run in front of bao-backup that kills it by itself (strace injecting SIGKILL at
+  // a chosen system call): then the point is reached when the process has ended.
+  std::vector<std::string> killer;
 };
+
+// strace in front of bao-backup: at the `nth` call of `syscall` (counted per thread), the call
+// is not made (it fails with EIO) and the process gets SIGKILL, as a kill -9 at that instant.
+std::vector<std::string> KillAtSyscall(const std::string& syscall, int nth) {
+  return {"strace",
+          "-f",
+          "-qq",
+          "-o",
+          "/dev/null",
+          "-e",
+          "inject=" + syscall + ":error=EIO:signal=KILL:when=" + std::to_string(nth)};
+}
 
 class CrashCleanupTest : public CliTest {
  protected:
@@ -140,10 +155,13 @@ class CrashCleanupTest : public CliTest {
     }
     std::vector<std::string> argv = BackupArgs(proxy != nullptr ? ProxyEndpoint(*proxy) : direct);
     argv.insert(argv.begin(), BuildBinary("bao-backup"));
+    argv.insert(argv.begin(), point.killer.begin(), point.killer.end());
     Process victim;
     std::string error;
     ASSERT_TRUE(victim.Start(argv, Env(), &error)) << error;
-    bool reached = WaitUntil(point.reached, std::chrono::seconds(60));
+    bool reached = point.killer.empty()
+                       ? WaitUntil(point.reached, std::chrono::seconds(60))
+                       : WaitUntil([&] { return !victim.Running(); }, std::chrono::seconds(60));
     victim.Signal(SIGKILL);
     int status = victim.Wait(std::chrono::seconds(10));
     ASSERT_TRUE(reached) << "the backup never reached the kill point\nstderr:\n" << victim.Stderr();
@@ -567,7 +585,18 @@ class FileCrashTest : public CrashCleanupTest {
     std::sort(out.begin(), out.end());
     return out;
   }
-  std::vector<std::string> Leftovers() override { return Temporaries(kPrefix); }
+  // Temporary files, and checksum files whose object does not exist.
+  std::vector<std::string> Leftovers() override {
+    std::vector<std::string> out = Temporaries(kPrefix);
+    for (const std::string& f : Files(root_.path())) {
+      if (f.starts_with(kPrefix) && f.ends_with(".sha256") &&
+          !std::filesystem::exists(root_.path() + "/" + f.substr(0, f.size() - 7))) {
+        out.push_back(f);
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
   // Bytes in this cluster's partial files.
   uint64_t PartialBytes() {
     uint64_t n = 0;
@@ -596,6 +625,41 @@ TEST_F(FileCrashTest, KilledMidUploadThenCleanedUp) {
   }
   for (const KillPoint& p : points) KillAndRecover(nullptr, "", p);
   EXPECT_TRUE(std::filesystem::exists(root_.path() + "/ns/other/.x.snap.partial-00"));
+}
+
+// Inside the file store's commit, whose system calls are: fsync of the object's temporary
+// file, fsync of the checksum's temporary file, renameat2 of the checksum onto its name, fsync
+// of the directory, renameat2 of the object onto its name, fsync of the directory. A kill -9
+// before each leaves at most temporary files and a checksum without its object, which the next
+// backup removes; a kill after the object's rename leaves a complete backup.
+TEST_F(FileCrashTest, KilledInsideTheCommitThenCleanedUp) {
+  RunResult probe = ::bao::testing::Run({"strace", "-qq", "-o", "/dev/null", "true"});
+  ASSERT_EQ(probe.exit_code, 0) << "strace cannot trace here (scripts/setup.sh --peers installs "
+                                   "it; ptrace must be allowed): "
+                                << probe.err;
+  std::vector<KillPoint> points = {
+      {"object written, before its fsync", {}, 0, nullptr, true, KillAtSyscall("fsync", 1)},
+      {"checksum written, before its fsync", {}, 0, nullptr, true, KillAtSyscall("fsync", 2)},
+      {"checksum synced, before it is published",
+       {},
+       0,
+       nullptr,
+       true,
+       KillAtSyscall("renameat2", 1)},
+      {"checksum published, before the object is",
+       {},
+       0,
+       nullptr,
+       true,
+       KillAtSyscall("renameat2", 2)},
+      {"object published, before the directory's fsync",
+       {},
+       0,
+       nullptr,
+       false,
+       KillAtSyscall("fsync", 4)},
+  };
+  for (const KillPoint& p : points) KillAndRecover(nullptr, "", p);
 }
 
 // The threshold is checked before anything is contacted; a negative or malformed one is a
