@@ -214,8 +214,9 @@ Status PutChecksum(const Context& ctx, const GcsShared& gcs, const std::string& 
     BAO_ASSIGN_OR_RETURN(http::Response resp, gcs.Do(ctx, req));
     if (resp.status == 412) {
       return StorageError(Code::kAlreadyExists, Reason::kConflict,
-                          what + ": a checksum for this key exists already; backups are "
-                                 "write-once",
+                          what +
+                              ": a checksum for this key exists already; backups are "
+                              "write-once",
                           412);
     }
     return resp.ok() ? Status::Ok() : gcs.ErrorFor(resp, what);
@@ -223,8 +224,7 @@ Status PutChecksum(const Context& ctx, const GcsShared& gcs, const std::string& 
 }
 
 // The SHA-256 in the checksum side object of `key`, "" when there is none.
-Result<std::string> ReadChecksum(const Context& ctx, const GcsShared& gcs,
-                                 const std::string& key) {
+Result<std::string> ReadChecksum(const Context& ctx, const GcsShared& gcs, const std::string& key) {
   http::Request req;
   req.url = gcs.ObjectUrl(ChecksumKey(key)) + "?alt=media";
   req.timeout = std::chrono::seconds(60);
@@ -242,8 +242,7 @@ Result<std::string> ReadChecksum(const Context& ctx, const GcsShared& gcs,
 // Deletes one generation of an object under a cleanup context (kCleanupBudget, at most
 // kCleanupAttempts tries), logging (not returning) problems: used to take back an object that
 // failed its checks, also after the caller's context ended.
-void DeleteGeneration(const GcsShared& gcs, const std::string& key,
-                      const std::string& generation) {
+void DeleteGeneration(const GcsShared& gcs, const std::string& key, const std::string& generation) {
   http::Request req;
   req.method = "DELETE";
   req.url = gcs.ObjectUrl(key);
@@ -348,16 +347,15 @@ class GcsUpload final : public Upload {
     req.url = session_url_;
     req.timeout = std::chrono::seconds(30);
     session_url_.clear();
-    Status st = Retry(cleanup, CleanupPolicy(gcs_->options.retry), "GCS upload cancellation",
-                      [&]() -> Status {
-                        BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(cleanup, req));
-                        // GCS answers a cancelled session with 499.
-                        if (resp.ok() || resp.status == 499 || resp.status == 404 ||
-                            resp.status == 410) {
-                          return Status::Ok();
-                        }
-                        return gcs_->ErrorFor(resp, "cancelling the upload of " + Name());
-                      });
+    Status st = Retry(
+        cleanup, CleanupPolicy(gcs_->options.retry), "GCS upload cancellation", [&]() -> Status {
+          BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(cleanup, req));
+          // GCS answers a cancelled session with 499.
+          if (resp.ok() || resp.status == 499 || resp.status == 404 || resp.status == 410) {
+            return Status::Ok();
+          }
+          return gcs_->ErrorFor(resp, "cancelling the upload of " + Name());
+        });
     if (!st.ok()) {
       log::Warn("could not cancel the GCS upload session; it expires on its own within a week",
                 {{"object", Name()}, {"error", st.ToString()}});
@@ -427,8 +425,8 @@ class GcsUpload final : public Upload {
       if (p < start || p > end) {
         fatal = StorageError(Code::kDataLoss, Reason::kBadResponse,
                              what + ": the upload session reports " + std::to_string(p) +
-                                 " bytes persisted, outside the " + std::to_string(start) +
-                                 ".." + std::to_string(end) + " the writer still holds",
+                                 " bytes persisted, outside the " + std::to_string(start) + ".." +
+                                 std::to_string(end) + " the writer still holds",
                              resp.status);
         return fatal;
       }
@@ -528,7 +526,9 @@ class GcsUpload final : public Upload {
 // List() does not show markers.
 constexpr const char* kSessionMarkerSuffix = ".bao-upload-session";
 
-bool IsSessionMarker(const std::string& key) { return key.ends_with(kSessionMarkerSuffix); }
+bool IsSessionMarker(const std::string& key) {
+  return key.ends_with(kSessionMarkerSuffix);
+}
 
 Status WriteSessionMarker(const GcsShared& gcs, const Context& ctx, const std::string& key,
                           const std::string& session) {
@@ -585,8 +585,7 @@ Status DeleteSessionMarker(const GcsShared& gcs, const Context& ctx, const Retry
 // cancelled (Abort). A marker that cannot be removed is logged; the next cleanup removes it.
 class MarkedUpload final : public Upload {
  public:
-  MarkedUpload(std::shared_ptr<const GcsShared> gcs, std::string key,
-               std::unique_ptr<Upload> base)
+  MarkedUpload(std::shared_ptr<const GcsShared> gcs, std::string key, std::unique_ptr<Upload> base)
       : gcs_(std::move(gcs)), key_(std::move(key)), base_(std::move(base)) {}
 
   Status Append(const Context& ctx, std::string_view data) override {
@@ -699,8 +698,7 @@ class GcsStore : public Store {
       if (progress.position() != info.size) {
         return StorageError(Code::kInvalidArgument, Reason::kInvalidValue,
                             what + ": offset " + std::to_string(progress.position()) +
-                                " is beyond the object's " + std::to_string(info.size) +
-                                " bytes",
+                                " is beyond the object's " + std::to_string(info.size) + " bytes",
                             416);
       }
     }
@@ -732,8 +730,10 @@ class GcsStore : public Store {
     return info;
   }
 
-  Status List(const Context& ctx, const std::string& prefix,
-              const std::function<Status(const ObjectInfo&)>& fn) override {
+  // Every object under `prefix`, the provider's own (side objects, session markers) included,
+  // with its resource; all pages.
+  Status ListItems(const Context& ctx, const std::string& prefix,
+                   const std::function<Status(const json& item, const ObjectInfo&)>& fn) {
     const std::string what = "listing of gs://" + gcs_->bucket + "/" + prefix;
     std::string page_token;
     do {
@@ -767,13 +767,20 @@ class GcsStore : public Store {
           Result<ObjectInfo> info = InfoFromResource(item, what);
           if (!info.ok()) return InStorage(info.status());
           if (info->key.compare(0, prefix.size(), prefix) != 0) continue;
-          if (IsChecksumKey(info->key) || IsSessionMarker(info->key)) continue;  // internal
-          BAO_RETURN_IF_ERROR(fn(*info));  // the callback's error, as it is
+          BAO_RETURN_IF_ERROR(fn(item, *info));  // the callback's error, as it is
         }
       }
       page_token = StringField(page, "nextPageToken");
     } while (!page_token.empty());
     return Status::Ok();
+  }
+
+  Status List(const Context& ctx, const std::string& prefix,
+              const std::function<Status(const ObjectInfo&)>& fn) override {
+    return ListItems(ctx, prefix, [&](const json&, const ObjectInfo& info) {
+      if (IsChecksumKey(info.key) || IsSessionMarker(info.key)) return Status::Ok();  // internal
+      return fn(info);
+    });
   }
 
   Status Delete(const Context& ctx, const std::string& key) override {
@@ -794,53 +801,44 @@ class GcsStore : public Store {
     if (!st.ok()) return InStorage(st);
     // The object first, then its checksum: a failure in between leaves an orphan side object
     // (hidden, removed by leftover cleanup), never an object without its checksum.
+    return InStorage(DeleteChecksum(ctx, key));
+  }
+
+  // Deletes the checksum side object of `key`; an absent one counts as deleted.
+  Status DeleteChecksum(const Context& ctx, const std::string& key) {
+    http::Request req;
+    req.method = "DELETE";
     req.url = gcs_->ObjectUrl(ChecksumKey(key));
-    return InStorage(Retry(ctx, gcs_->options.retry, "GCS delete", [&]() -> Status {
+    req.timeout = std::chrono::seconds(60);
+    return Retry(ctx, gcs_->options.retry, "GCS delete", [&]() -> Status {
       BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
       if (resp.ok() || resp.status == 404) return Status::Ok();
       return gcs_->ErrorFor(resp, "delete of " + gcs_->ObjectName(ChecksumKey(key)));
-    }));
+    });
   }
 
   // Session markers under the prefix older than the threshold: cancel the session they name,
-  // then delete the marker. The object itself is never touched.
+  // then delete the marker. Then checksum side objects older than the threshold whose object
+  // does not exist (a crash between writing one and publishing its object, or between deleting
+  // an object and its checksum). A published object is never touched.
   Result<std::vector<Leftover>> CleanUpLeftovers(const Context& ctx, const std::string& prefix,
                                                  TimePoint older_than) override {
-    std::vector<Leftover> old;
     const std::string what = "listing of gs://" + gcs_->bucket + "/" + prefix;
-    std::string page_token;
-    do {
-      http::Request req;
-      req.url = gcs_->base + "/storage/v1/b/" + http::UrlEncode(gcs_->bucket) +
-                "/o?prefix=" + http::UrlEncode(prefix);
-      if (!page_token.empty()) req.url += "&pageToken=" + http::UrlEncode(page_token);
-      req.timeout = std::chrono::seconds(120);
-      json page;
-      Status st = Retry(ctx, gcs_->options.retry, "GCS list", [&]() -> Status {
-        BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
-        if (resp.status == 404) return gcs_->BucketMissing(resp.status);
-        if (!resp.ok()) return gcs_->ErrorFor(resp, what);
-        BAO_ASSIGN_OR_RETURN(page, ParseObject(resp, what));
-        return Status::Ok();
-      });
-      BAO_RETURN_IF_ERROR(InStorage(st));
-      if (page.contains("items") && page["items"].is_array()) {
-        for (const json& item : page["items"]) {
-          if (!item.is_object()) continue;
-          std::string name = StringField(item, "name");
-          if (!name.starts_with(prefix) || !IsSessionMarker(name)) continue;
-          Result<TimePoint> created = ParseRfc3339(StringField(item, "timeCreated"));
-          if (!created.ok()) created = ParseRfc3339(StringField(item, "updated"));
-          if (!created.ok()) {
-            return StorageError(Code::kInternal, Reason::kBadResponse,
-                                what + ": \"" + name + "\" has no creation time");
-          }
-          std::string key = name.substr(0, name.size() - std::strlen(kSessionMarkerSuffix));
-          if (*created < older_than) old.push_back({"resumable-session", key, *created});
-        }
+    std::vector<Leftover> old;
+    std::vector<ObjectInfo> all;
+    BAO_RETURN_IF_ERROR(ListItems(ctx, prefix, [&](const json& item, const ObjectInfo& info) {
+      all.push_back(info);
+      if (!IsSessionMarker(info.key)) return Status::Ok();
+      Result<TimePoint> created = ParseRfc3339(StringField(item, "timeCreated"));
+      if (!created.ok()) created = ParseRfc3339(StringField(item, "updated"));
+      if (!created.ok()) {
+        return StorageError(Code::kInternal, Reason::kBadResponse,
+                            what + ": \"" + info.key + "\" has no creation time");
       }
-      page_token = StringField(page, "nextPageToken");
-    } while (!page_token.empty());
+      std::string key = info.key.substr(0, info.key.size() - std::strlen(kSessionMarkerSuffix));
+      if (*created < older_than) old.push_back({"resumable-session", key, *created});
+      return Status::Ok();
+    }));
 
     std::vector<Leftover> removed;
     for (const Leftover& l : old) {
@@ -848,9 +846,9 @@ class GcsStore : public Store {
       std::string session;
       Status read = Read(ctx, marker, 0, [&](std::string_view chunk) {
         if (session.size() + chunk.size() > 8192) {
-          return StorageError(Code::kInternal, Reason::kBadResponse,
-                              "the upload session marker of " + gcs_->ObjectName(l.key) +
-                                  " is too large");
+          return StorageError(
+              Code::kInternal, Reason::kBadResponse,
+              "the upload session marker of " + gcs_->ObjectName(l.key) + " is too large");
         }
         session.append(chunk);
         return Status::Ok();
@@ -863,6 +861,10 @@ class GcsStore : public Store {
       }
       BAO_RETURN_IF_ERROR(InStorage(DeleteSessionMarker(*gcs_, ctx, gcs_->options.retry, l.key)));
       removed.push_back(l);
+    }
+    for (const Leftover& orphan : OrphanChecksums(all, older_than)) {
+      BAO_RETURN_IF_ERROR(InStorage(DeleteChecksum(ctx, orphan.key)));
+      removed.push_back(orphan);
     }
     return removed;
   }
@@ -912,9 +914,9 @@ Result<uint64_t> PersistedOffset(std::string_view range) {
     last = ParseInteger<uint64_t>(range.substr(prefix.size()), 0, UINT64_MAX - 1);
   }
   if (!last) {
-    return StorageError(Code::kInternal, Reason::kBadResponse,
-                        "unexpected Range header \"" + std::string(range) +
-                            "\" from the upload session");
+    return StorageError(
+        Code::kInternal, Reason::kBadResponse,
+        "unexpected Range header \"" + std::string(range) + "\" from the upload session");
   }
   return *last + 1;
 }

@@ -136,6 +136,9 @@ class S3StoreImpl : public S3Store {
   }
   Status List(const Context& ctx, const std::string& prefix,
               const std::function<Status(const ObjectInfo&)>& fn) override;
+  // As List, with the checksum side objects.
+  Status ListAll(const Context& ctx, const std::string& prefix,
+                 const std::function<Status(const ObjectInfo&)>& fn);
   Status Delete(const Context& ctx, const std::string& key) override {
     return InStorage(DoDelete(ctx, key));
   }
@@ -218,8 +221,8 @@ Result<http::Response> S3StoreImpl::SendOnce(const Context& ctx, const Call& cal
   }
   const AwsCredentials& creds = *got;
   if (credential != nullptr) {
-    *credential = "access key " + creds.access_key_id + " (from " +
-                  setup_.credentials->Source() + ")";
+    *credential =
+        "access key " + creds.access_key_id + " (from " + setup_.credentials->Source() + ")";
   }
   std::string host = endpoint_.host;
   std::string path = endpoint_.base;
@@ -301,10 +304,10 @@ Status S3StoreImpl::CheckBucket(const Context& ctx) {
   if (!r.ok()) return r.status();
   if (r->ok()) return Status::Ok();
   if (r->status == 404) {
-    return StorageError(Code::kNotFound, Reason::kNotFound,
-                        "S3 bucket \"" + target_.bucket + "\" does not exist at " +
-                            UrlForDisplay(target_.endpoint),
-                        r->status);
+    return StorageError(
+        Code::kNotFound, Reason::kNotFound,
+        "S3 bucket \"" + target_.bucket + "\" does not exist at " + UrlForDisplay(target_.endpoint),
+        r->status);
   }
   // HEAD has no body: ask a question whose answer names the reason. AccessDenied is fine
   // here (a backup identity may only be allowed to write); bad credentials are not.
@@ -388,6 +391,14 @@ Result<ObjectInfo> S3StoreImpl::DoStat(const Context& ctx, const std::string& ke
 
 Status S3StoreImpl::List(const Context& ctx, const std::string& prefix,
                          const std::function<Status(const ObjectInfo&)>& fn) {
+  return ListAll(ctx, prefix, [&](const ObjectInfo& info) {
+    if (IsChecksumKey(info.key)) return Status::Ok();  // provider-internal
+    return fn(info);                                   // the callback's error, as it is
+  });
+}
+
+Status S3StoreImpl::ListAll(const Context& ctx, const std::string& prefix,
+                            const std::function<Status(const ObjectInfo&)>& fn) {
   std::string token;
   std::string what = "listing S3 bucket \"" + target_.bucket + "\"";
   while (true) {
@@ -399,10 +410,7 @@ Status S3StoreImpl::List(const Context& ctx, const std::string& prefix,
     if (!r.ok()) return InStorage(r.status());
     Result<s3::ListPage> page = s3::ParseListObjectsV2(r->body);
     if (!page.ok()) return InStorage(page.status().WithContext(what));
-    for (const ObjectInfo& info : page->objects) {
-      if (IsChecksumKey(info.key)) continue;  // provider-internal
-      BAO_RETURN_IF_ERROR(fn(info));          // the callback's error, as it is
-    }
+    for (const ObjectInfo& info : page->objects) BAO_RETURN_IF_ERROR(fn(info));
     if (!page->truncated) return Status::Ok();
     token = page->next_continuation_token;
   }
@@ -486,10 +494,9 @@ Result<std::string> S3StoreImpl::RecordedSha256(const Context& ctx, const std::s
   Call call;
   call.method = "GET";
   call.key = ChecksumKey(key);
-  BAO_ASSIGN_OR_RETURN(
-      http::Response r,
-      Send(ctx, call, "reading the SHA-256 of S3 object " + Quoted(key),
-           [](long s) { return s == 404; }));
+  BAO_ASSIGN_OR_RETURN(http::Response r,
+                       Send(ctx, call, "reading the SHA-256 of S3 object " + Quoted(key),
+                            [](long s) { return s == 404; }));
   return r.status == 404 ? std::string() : ParseChecksumFile(r.body);
 }
 
@@ -552,12 +559,13 @@ void S3StoreImpl::TakeBack(const std::string& key) {
   call.key = key;
   RetryPolicy policy = CleanupPolicy(options_.retry);
   Context cleanup = Context::ForCleanup(kCleanupBudget);
-  Result<http::Response> r = Send(cleanup, call, "deleting S3 object " + Quoted(key),
-                                  [](long s) { return s == 404; }, &policy);
+  Result<http::Response> r = Send(
+      cleanup, call, "deleting S3 object " + Quoted(key), [](long s) { return s == 404; }, &policy);
   if (r.ok()) {
     call.key = ChecksumKey(key);
-    r = Send(cleanup, call, "deleting the checksum of S3 object " + Quoted(key),
-             [](long s) { return s == 404; }, &policy);
+    r = Send(
+        cleanup, call, "deleting the checksum of S3 object " + Quoted(key),
+        [](long s) { return s == 404; }, &policy);
   }
   if (!r.ok()) {
     log::Error("could not delete an S3 object that failed its checks; delete it by hand",
@@ -566,7 +574,9 @@ void S3StoreImpl::TakeBack(const std::string& key) {
 }
 
 // ListMultipartUploads under the prefix (all pages), then AbortMultipartUpload for each one
-// initiated before the threshold. A 404 (NoSuchUpload) on the abort counts as gone.
+// initiated before the threshold. A 404 (NoSuchUpload) on the abort counts as gone. Then the
+// checksum side objects modified before the threshold whose object does not exist (a crash
+// between writing one and completing its upload) are deleted.
 Result<std::vector<Leftover>> S3StoreImpl::CleanUpLeftovers(const Context& ctx,
                                                             const std::string& prefix,
                                                             TimePoint older_than) {
@@ -610,6 +620,20 @@ Result<std::vector<Leftover>> S3StoreImpl::CleanUpLeftovers(const Context& ctx,
     if (!r.ok()) return InStorage(r.status());
     removed.push_back({"multipart-upload", u.key, u.initiated});
   }
+  std::vector<ObjectInfo> all;
+  BAO_RETURN_IF_ERROR(ListAll(ctx, prefix, [&](const ObjectInfo& info) {
+    all.push_back(info);
+    return Status::Ok();
+  }));
+  for (const Leftover& orphan : OrphanChecksums(all, older_than)) {
+    Call call;
+    call.method = "DELETE";
+    call.key = ChecksumKey(orphan.key);
+    Result<http::Response> r = Send(ctx, call, "deleting the orphan checksum " + Quoted(call.key),
+                                    [](long s) { return s == 404; });
+    if (!r.ok()) return InStorage(r.status());
+    removed.push_back(orphan);
+  }
   return removed;
 }
 
@@ -620,9 +644,9 @@ void S3StoreImpl::AbortUpload(const Context& cleanup, const std::string& key,
   call.key = key;
   call.query = {{"uploadId", upload_id}};
   RetryPolicy policy = CleanupPolicy(options_.retry);
-  Result<http::Response> r =
-      Send(cleanup, call, "aborting the multipart upload of S3 object " + Quoted(key),
-           [](long s) { return s == 404; }, &policy);
+  Result<http::Response> r = Send(
+      cleanup, call, "aborting the multipart upload of S3 object " + Quoted(key),
+      [](long s) { return s == 404; }, &policy);
   if (!r.ok()) {
     log::Error(
         "could not abort an S3 multipart upload; a bucket lifecycle rule for incomplete "
@@ -704,9 +728,9 @@ Result<ObjectInfo> S3Upload::Commit(const Context& ctx, const CommitInfo& info) 
   if (upload_id_.empty()) {
     std::string_view body = parts_.Buffered();
     if (crypto::Sha256Hex(body) != info.sha256) {
-      return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
-                          "the bytes of S3 object \"" + key_ +
-                              "\" do not match the SHA-256 given at commit");
+      return StorageError(
+          Code::kDataLoss, Reason::kChecksumMismatch,
+          "the bytes of S3 object \"" + key_ + "\" do not match the SHA-256 given at commit");
     }
     Call call;
     call.method = "PUT";

@@ -1,6 +1,7 @@
 #include "storage/store.h"
 
 #include <algorithm>
+#include <set>
 
 namespace bao::storage {
 
@@ -44,6 +45,20 @@ std::string ParseChecksumFile(std::string_view content) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
   }
   return std::string(hex);
+}
+
+std::vector<Leftover> OrphanChecksums(const std::vector<ObjectInfo>& all, TimePoint older_than) {
+  std::set<std::string_view> objects;
+  for (const ObjectInfo& o : all) {
+    if (!IsChecksumKey(o.key)) objects.insert(o.key);
+  }
+  std::vector<Leftover> orphans;
+  for (const ObjectInfo& o : all) {
+    if (!IsChecksumKey(o.key) || o.modified >= older_than) continue;
+    std::string object = o.key.substr(0, o.key.size() - kChecksumSuffix.size());
+    if (!objects.contains(object)) orphans.push_back({"orphan-checksum", object, o.modified});
+  }
+  return orphans;
 }
 
 }  // namespace bao::storage

@@ -63,7 +63,8 @@ struct CommitInfo {
 // Something a crashed writer left behind, removed by Store::CleanUpLeftovers().
 struct Leftover {
   // "multipart-upload" (S3), "uncommitted-blob" (Azure), "resumable-session" (GCS),
-  // "temporary-file" or "orphan-checksum" (file store).
+  // "temporary-file" (file store), "orphan-checksum" (file store, S3, GCS: a checksum whose
+  // object does not exist).
   std::string kind;
   std::string key;      // the object key the leftover was for (or its own key, for a file)
   TimePoint started{};  // when the upload started (or the file was last modified)
@@ -194,7 +195,14 @@ inline constexpr std::string_view kChecksumSuffix = ".sha256";
 inline std::string ChecksumKey(const std::string& key) {
   return key + std::string(kChecksumSuffix);
 }
-inline bool IsChecksumKey(std::string_view key) { return key.ends_with(kChecksumSuffix); }
+inline bool IsChecksumKey(std::string_view key) {
+  return key.ends_with(kChecksumSuffix);
+}
+
+// Of a listing that includes checksum side objects (`all`, in any order), the side objects
+// last modified before `older_than` whose object is not in the listing, as leftovers of kind
+// "orphan-checksum" keyed by the object they were for.
+std::vector<Leftover> OrphanChecksums(const std::vector<ObjectInfo>& all, TimePoint older_than);
 // The side object's content for `key` with checksum `sha256`.
 std::string ChecksumFileContent(std::string_view key, std::string_view sha256);
 // The checksum a side object's content records, or "" when it records none.
