@@ -13,6 +13,8 @@
 //   listall <container> <prefix>             [names...], blobs with uncommitted blocks only
 //                                            included
 //   stage <container> <blob>                 stage one uncommitted block (a crashed upload)
+//   overwrite <container> <blob>             replace the blob's bytes, keeping its metadata
+//                                            (the recorded checksum): bit rot or tampering
 //   abandon <container> <blob>               an empty blob marked abandoned, as a discard of
 //                                            uncommitted blocks killed before its delete leaves
 //   uncommitted <container> <prefix>         [names...] of blobs that have only uncommitted
@@ -98,6 +100,13 @@ async function main(argv) {
       const id = Buffer.from("block-000000").toString("base64");
       await blob.stageBlock(id, Buffer.from("partial"), 7);
       return { staged: id };
+    }
+    case "overwrite": {
+      const blob = service().getContainerClient(args[0]).getBlockBlobClient(args[1]);
+      const { metadata } = await blob.getProperties();
+      const body = Buffer.from("not what was recorded");
+      await blob.upload(body, body.length, { metadata });
+      return { overwritten: args[1] };
     }
     case "abandon": {
       const blob = service().getContainerClient(args[0]).getBlockBlobClient(args[1]);

@@ -8,14 +8,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "backup/verify.h"
 #include "cli_fixture.h"
+#include "common/numbers.h"
 #include "storage/store.h"
 #include "storage/target.h"
 #include "support/azurite.h"
@@ -31,10 +35,26 @@ using Where = HttpFaultProxy::Where;
 
 constexpr uint64_t kPart = 5 << 20;
 constexpr const char* kPrefix = "ns/bao/";
+constexpr const char* kAzureBlock = "comp=block&blockid";
+// Steps of each provider's property test (CheckTheNewestVerifiableBackupSurvives).
+constexpr int kPropertySteps = 40;
 
 int PortOf(const std::string& url) {
   size_t colon = url.rfind(':');
   return std::stoi(url.substr(colon + 1));
+}
+
+// Of the names of a raw listing (checksum side objects included), the side objects whose
+// object is not listed.
+std::vector<std::string> OrphanChecksums(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const std::string& n : names) {
+    if (n.ends_with(".sha256") &&
+        std::find(names.begin(), names.end(), n.substr(0, n.size() - 7)) == names.end()) {
+      out.push_back(n);
+    }
+  }
+  return out;
 }
 
 // Forwards the matching request untouched (a stall that never starts): lets the first `n`
@@ -93,6 +113,14 @@ class CrashCleanupTest : public CliTest {
   // Names of this cluster's provider-side leftovers, read with an independent client.
   virtual std::vector<std::string> Leftovers() = 0;
   virtual storage::TargetConfig Target() = 0;
+  // Every kill point of this provider, for backups through `proxy` (the file store's need none).
+  virtual std::vector<KillPoint> Points(HttpFaultProxy& proxy) = 0;
+  // The port a proxy in front of the store forwards to, and the store's own endpoint.
+  virtual int StorePort() = 0;
+  virtual std::string Direct() = 0;
+  // Replaces the bytes of `key` behind bao-backup's back (bit rot, tampering), keeping the
+  // checksum recorded for it.
+  virtual void Damage(const std::string& key) = 0;
 
   std::vector<std::string> BackupArgs(const std::string& endpoint) {
     std::vector<std::string> args = {
@@ -141,9 +169,8 @@ class CrashCleanupTest : public CliTest {
   }
 
   // Runs a backup through `proxy` that is killed at `point`, then one that cleans up.
-  void KillAndRecover(HttpFaultProxy* proxy, const std::string& direct, const KillPoint& point) {
-    SCOPED_TRACE(point.name);
-    auto started = std::chrono::steady_clock::now();
+  // Runs a backup through `proxy` (nullptr: straight to `direct`) that is killed at `point`.
+  void Kill(HttpFaultProxy* proxy, const std::string& direct, const KillPoint& point) {
     if (proxy != nullptr) {
       proxy->ClearRules();
       log_start_ = proxy->log().size();
@@ -170,6 +197,14 @@ class CrashCleanupTest : public CliTest {
     ASSERT_TRUE(server_->ClearFaults().ok());
 
     ExpectNoObjectWithoutChecksum("after the kill");
+  }
+
+  // Kill(), then a backup that removes the leftovers and verifies.
+  void KillAndRecover(HttpFaultProxy* proxy, const std::string& direct, const KillPoint& point) {
+    SCOPED_TRACE(point.name);
+    auto started = std::chrono::steady_clock::now();
+    Kill(proxy, direct, point);
+    if (HasFatalFailure()) return;
     if (point.leaves_leftover) {
       EXPECT_FALSE(Leftovers().empty()) << "the kill left nothing to clean up";
     }
@@ -239,6 +274,109 @@ class CrashCleanupTest : public CliTest {
     return !rule_ids_.empty() && proxy.fired(rule_ids_.back()) > 0;
   }
 
+  // The newest backup under the prefix whose bytes match its recorded checksum and form a
+  // snapshot archive ("" when none does), read with the project's own Store and verifier.
+  std::string NewestVerifiable() {
+    std::vector<std::string> keys = Objects();
+    std::sort(keys.rbegin(), keys.rend());  // key names start with their time: newest first
+    for (const std::string& key : keys) {
+      if (key.ends_with(".snap") && Verifies(key)) return key;
+    }
+    return "";
+  }
+  bool Verifies(const std::string& key) {
+    Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(Target());
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() && backup::VerifyBackup(Context(), store->get(), key).ok();
+  }
+
+  // Issue 15's invariant as a property: through any sequence of backups, kills at any point
+  // of an upload (every step of the commit included), damage to stored bytes and prunes with
+  // random retention and cleanup settings, the newest backup that verifies is never lost, and
+  // a final cleanup leaves no leftover. The sequence comes from a seed, printed;
+  // BAO_PROPERTY_SEED=N replays one.
+  void CheckTheNewestVerifiableBackupSurvives(int steps) {
+    uint64_t seed = 20261130;
+    if (const char* env = std::getenv("BAO_PROPERTY_SEED"); env != nullptr && *env != '\0') {
+      std::optional<uint64_t> parsed = ParseInteger<uint64_t>(env, 0, UINT64_MAX);
+      ASSERT_TRUE(parsed.has_value()) << "BAO_PROPERTY_SEED is not a number: " << env;
+      seed = *parsed;
+    }
+    std::printf("[ property ] seed %llu (BAO_PROPERTY_SEED replays it)\n",
+                static_cast<unsigned long long>(seed));
+    std::mt19937_64 rng(seed);
+    HttpFaultProxy proxy(StorePort());
+    ASSERT_NE(proxy.port(), 0);
+    const bool proxied = !Direct().empty();
+    const std::vector<KillPoint> points = Points(proxy);
+    std::string history;
+    // prune --max-count `count`, optionally removing every leftover; returns what it deleted.
+    auto prune = [&](int count, bool cleanup_all) -> std::string {
+      std::vector<std::string> args = {
+          "prune", "--namespace", "ns", "--cluster", "bao", "--max-count", std::to_string(count)};
+      std::vector<std::string> store = StoreArgs(Direct());
+      args.insert(args.end(), store.begin(), store.end());
+      if (cleanup_all) args.insert(args.end(), {"--cleanup-older-than", "0s"});
+      RunResult r = Cli(args, Env());
+      EXPECT_EQ(r.exit_code, 0) << Describe(r) << history;
+      return "prune --max-count " + std::to_string(count) +
+             (cleanup_all ? " --cleanup-older-than 0s" : "") + ": deleted " +
+             LastJson(r)["deleted"].dump();
+    };
+    for (int step = 0; step < steps; ++step) {
+      const std::string good = NewestVerifiable();
+      std::string expected = good;  // that backup, or a newer one, must verify after this step
+      std::string what;
+      switch (rng() % 10) {
+        case 0:
+        case 1:
+        case 2: {
+          std::vector<std::string> args = BackupArgs(Direct());
+          if (rng() % 2 == 0) args.insert(args.end(), {"--cleanup-older-than", "0s"});
+          RunResult r = Cli(args, Env());
+          ASSERT_EQ(r.exit_code, 0) << Describe(r) << history;
+          what = "backup " + LastJson(r)["key"].get<std::string>();
+          expected = LastJson(r)["key"].get<std::string>();
+          break;
+        }
+        case 3:
+        case 4:
+        case 5: {
+          const KillPoint& point = points[rng() % points.size()];
+          what = "killed: " + point.name;
+          Kill(proxied ? &proxy : nullptr, Direct(), point);
+          ASSERT_FALSE(HasFatalFailure()) << history << what;
+          break;
+        }
+        case 6:
+          // The newest good backup is damaged, and retention keeping one meets it at once.
+          if (good.empty()) continue;
+          Damage(good);
+          expected = NewestVerifiable();
+          EXPECT_NE(expected, good) << "the damage went unnoticed";
+          what = "damaged " + good + ", then " + prune(1, false);
+          break;
+        default: what = prune(1 + static_cast<int>(rng() % 3), rng() % 2 == 0); break;
+      }
+      history += "  " + std::to_string(step) + ": " + what + "\n";
+      std::printf("[ property ] %d: %s\n", step, what.c_str());
+      // That backup, or a newer one that verifies: a request in flight when the process was
+      // killed may still complete a backup on the server afterwards.
+      if (!expected.empty()) {
+        const std::string now = NewestVerifiable();
+        EXPECT_GE(now, expected) << expected
+                                 << ", the newest backup that verified, was lost; steps:\n"
+                                 << history;
+      }
+    }
+    // A prune keeping one and removing every leftover: the newest good backup stays.
+    const std::string good = NewestVerifiable();
+    const std::string what = prune(1, true);
+    EXPECT_GE(NewestVerifiable(), good) << good << " was lost by the final " << what << "\n"
+                                        << history;
+    EXPECT_EQ(Leftovers(), std::vector<std::string>{}) << history;
+  }
+
   std::unique_ptr<BaoTestServer> server_;
   TempDir creds_;
   size_t log_start_ = 0;
@@ -289,24 +427,36 @@ class S3CrashTest : public CrashCleanupTest {
     std::sort(keys.begin(), keys.end());
     return keys;
   }
-  std::vector<std::string> Leftovers() override { return Uploads(kPrefix); }
+  // Unfinished uploads and orphan checksum side objects.
+  std::vector<std::string> Leftovers() override {
+    std::vector<std::string> out = Uploads(kPrefix);
+    RunResult r = minio_.Aws({"s3api", "list-objects-v2", "--bucket", "backups", "--prefix",
+                              kPrefix, "--output", "json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out.empty() ? "{}" : r.out, nullptr, false);
+    std::vector<std::string> names;
+    if (j.is_object() && j.contains("Contents")) {
+      for (const auto& o : j["Contents"]) names.push_back(o["Key"].get<std::string>());
+    }
+    for (const std::string& o : OrphanChecksums(names)) out.push_back(o);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
 
+  std::vector<KillPoint> Points(HttpFaultProxy& proxy) override;
+  int StorePort() override { return minio_.port(); }
+  std::string Direct() override { return minio_.endpoint(); }
+  void Damage(const std::string& key) override {
+    WriteText(creds_.File("damage"), "not what was recorded");
+    RunResult r = minio_.Aws({"s3", "cp", creds_.File("damage"), "s3://backups/" + key});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
   void RunPoints(size_t first, size_t last);
 
   MinioServer minio_;
 };
 
-void S3CrashTest::RunPoints(size_t first, size_t last) {
-  HttpFaultProxy proxy(minio_.port());
-  ASSERT_NE(proxy.port(), 0);
-  // Another cluster's unfinished upload and an unrelated object: never touched.
-  RunResult other = minio_.Aws(
-      {"s3api", "create-multipart-upload", "--bucket", "backups", "--key", "ns/other/x.snap"});
-  ASSERT_EQ(other.exit_code, 0) << other.err;
-  WriteText(creds_.File("note"), "unrelated");
-  ASSERT_EQ(
-      minio_.Aws({"s3", "cp", creds_.File("note"), "s3://backups/ns/bao/notes.txt"}).exit_code, 0);
-
+std::vector<KillPoint> S3CrashTest::Points(HttpFaultProxy& proxy) {
   std::vector<KillPoint> points;
   points.push_back({"upload started, no part sent",
                     {Stall("PUT", "partNumber=1", 0, Where::kRequestBody)},
@@ -328,6 +478,21 @@ void S3CrashTest::RunPoints(size_t first, size_t last) {
                     0,
                     [&] { return Fired(proxy); },
                     /*leaves_leftover=*/false});
+  return points;
+}
+
+void S3CrashTest::RunPoints(size_t first, size_t last) {
+  HttpFaultProxy proxy(minio_.port());
+  ASSERT_NE(proxy.port(), 0);
+  // Another cluster's unfinished upload and an unrelated object: never touched.
+  RunResult other = minio_.Aws(
+      {"s3api", "create-multipart-upload", "--bucket", "backups", "--key", "ns/other/x.snap"});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  WriteText(creds_.File("note"), "unrelated");
+  ASSERT_EQ(
+      minio_.Aws({"s3", "cp", creds_.File("note"), "s3://backups/ns/bao/notes.txt"}).exit_code, 0);
+
+  std::vector<KillPoint> points = Points(proxy);
   for (size_t i = first; i < last && i < points.size(); ++i) {
     KillAndRecover(&proxy, minio_.endpoint(), points[i]);
   }
@@ -347,6 +512,10 @@ TEST_F(S3CrashTest, KilledBeforeTheCommitThenCleanedUp) {
 // Kill points 5..5: CompleteMultipartUpload done on the server, its answer never seen.
 TEST_F(S3CrashTest, KilledDuringTheCommitThenCleanedUp) {
   RunPoints(4, 5);
+}
+
+TEST_F(S3CrashTest, TheNewestVerifiableBackupSurvivesAnySequence) {
+  CheckTheNewestVerifiableBackupSurvives(kPropertySteps);
 }
 
 // --- Azure (Azurite) ---
@@ -391,32 +560,35 @@ class AzureCrashTest : public CrashCleanupTest {
   }
   std::vector<std::string> Leftovers() override { return Uncommitted(kPrefix); }
 
+  std::vector<KillPoint> Points(HttpFaultProxy& proxy) override;
+  int StorePort() override {
+    return PortOf(azurite_.endpoint().substr(0, azurite_.endpoint().rfind('/')));
+  }
+  std::string Direct() override { return azurite_.endpoint(); }
+  void Damage(const std::string& key) override {
+    RunResult r = azurite_.Check({"overwrite", "backups", key});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
   void RunPoints(size_t first, size_t last);
 
   Azurite azurite_;
 };
 
-void AzureCrashTest::RunPoints(size_t first, size_t last) {
-  HttpFaultProxy proxy(PortOf(azurite_.endpoint().substr(0, azurite_.endpoint().rfind('/'))));
-  ASSERT_NE(proxy.port(), 0);
-  const std::string block = "comp=block&blockid";
-  // Another cluster's crashed upload: never touched.
-  RunResult staged = azurite_.Check({"stage", "backups", "ns/other/x.snap"});
-  ASSERT_EQ(staged.exit_code, 0) << staged.err;
-  ASSERT_EQ(Uncommitted("ns/other/"), std::vector<std::string>{"ns/other/x.snap"});
+std::vector<KillPoint> AzureCrashTest::Points(HttpFaultProxy& proxy) {
   std::vector<KillPoint> points;
   points.push_back({"upload started, no block sent",
-                    {Stall("PUT", block, 0, Where::kRequestBody)},
+                    {Stall("PUT", kAzureBlock, 0, Where::kRequestBody)},
                     0,
-                    [&] { return Saw(proxy, "PUT", block); },
+                    [&] { return Saw(proxy, "PUT", kAzureBlock); },
                     /*leaves_leftover=*/false});
-  points.push_back(
-      {"mid-blocks",
-       {PassThrough("PUT", block, 1), Stall("PUT", block, 1 << 20, Where::kRequestBody)},
-       0,
-       [&] { return Saw(proxy, "PUT", block, 201) && Log(proxy).size() >= 2; }});
-  points.push_back(
-      {"source stalled after 7 MiB", {}, 7 << 20, [&] { return Saw(proxy, "PUT", block, 201); }});
+  points.push_back({"mid-blocks",
+                    {PassThrough("PUT", kAzureBlock, 1),
+                     Stall("PUT", kAzureBlock, 1 << 20, Where::kRequestBody)},
+                    0,
+                    [&] { return Saw(proxy, "PUT", kAzureBlock, 201) && Log(proxy).size() >= 2; }});
+  points.push_back({"source stalled after 7 MiB", {}, 7 << 20, [&] {
+                      return Saw(proxy, "PUT", kAzureBlock, 201);
+                    }});
   points.push_back({"all blocks sent, before the commit",
                     {Stall("PUT", "comp=blocklist", 0, Where::kRequestBody)},
                     0,
@@ -426,6 +598,17 @@ void AzureCrashTest::RunPoints(size_t first, size_t last) {
                     0,
                     [&] { return Fired(proxy); },
                     /*leaves_leftover=*/false});
+  return points;
+}
+
+void AzureCrashTest::RunPoints(size_t first, size_t last) {
+  HttpFaultProxy proxy(PortOf(azurite_.endpoint().substr(0, azurite_.endpoint().rfind('/'))));
+  ASSERT_NE(proxy.port(), 0);
+  // Another cluster's crashed upload: never touched.
+  RunResult staged = azurite_.Check({"stage", "backups", "ns/other/x.snap"});
+  ASSERT_EQ(staged.exit_code, 0) << staged.err;
+  ASSERT_EQ(Uncommitted("ns/other/"), std::vector<std::string>{"ns/other/x.snap"});
+  std::vector<KillPoint> points = Points(proxy);
   for (size_t i = first; i < last && i < points.size(); ++i) {
     KillAndRecover(&proxy, azurite_.endpoint(), points[i]);
   }
@@ -441,6 +624,10 @@ TEST_F(AzureCrashTest, KilledBeforeTheCommitThenCleanedUp) {
 // Kill points 5..5: Put Block List done on the server, its answer never seen.
 TEST_F(AzureCrashTest, KilledDuringTheCommitThenCleanedUp) {
   RunPoints(4, 5);
+}
+
+TEST_F(AzureCrashTest, TheNewestVerifiableBackupSurvivesAnySequence) {
+  CheckTheNewestVerifiableBackupSurvives(kPropertySteps);
 }
 
 // A discard of uncommitted blocks (an aborted upload's, or a cleanup's) commits an empty blob
@@ -485,33 +672,51 @@ class GcsCrashTest : public CrashCleanupTest {
     t.bucket = "backups";
     return t;
   }
-  // Session markers, read with plain HTTP (the store's List() hides them).
-  std::vector<std::string> Markers(const std::string& prefix) {
+  // Every name under `prefix`, read with plain HTTP (the store's List() hides side objects and
+  // session markers).
+  std::vector<std::string> Names(const std::string& prefix) {
     RunResult r = ::bao::testing::Run(
         {"curl", "-sf", gcs_.url() + "/storage/v1/b/backups/o?prefix=" + prefix});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
     std::vector<std::string> names;
     if (j.is_object() && j.contains("items")) {
-      for (const auto& item : j["items"]) {
-        std::string name = item["name"].get<std::string>();
-        if (name.ends_with(".bao-upload-session")) names.push_back(name);
-      }
+      for (const auto& item : j["items"]) names.push_back(item["name"].get<std::string>());
     }
-    std::sort(names.begin(), names.end());
     return names;
   }
-  std::vector<std::string> Leftovers() override { return Markers(kPrefix); }
+  std::vector<std::string> Markers(const std::string& prefix) {
+    std::vector<std::string> markers;
+    for (const std::string& n : Names(prefix)) {
+      if (n.ends_with(".bao-upload-session")) markers.push_back(n);
+    }
+    std::sort(markers.begin(), markers.end());
+    return markers;
+  }
+  // Session markers and orphan checksum side objects.
+  std::vector<std::string> Leftovers() override {
+    std::vector<std::string> out = Markers(kPrefix);
+    for (const std::string& o : OrphanChecksums(Names(kPrefix))) out.push_back(o);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
 
+  std::vector<KillPoint> Points(HttpFaultProxy& proxy) override;
+  int StorePort() override { return gcs_.port(); }
+  std::string Direct() override { return gcs_.url(); }
+  void Damage(const std::string& key) override {
+    WriteText(creds_.File("damage"), "not what was recorded");
+    RunResult r = ::bao::testing::Run(
+        {"curl", "-sf", "-X", "POST", "--data-binary", "@" + creds_.File("damage"),
+         gcs_.url() + "/upload/storage/v1/b/backups/o?uploadType=media&name=" + key});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
   void RunPoints(size_t first, size_t last);
 
   FakeGcsServer gcs_;
 };
 
-void GcsCrashTest::RunPoints(size_t first, size_t last) {
-  HttpFaultProxy proxy(gcs_.port());
-  ASSERT_NE(proxy.port(), 0);
-  // 12 MiB in 5 MiB chunks: three PUTs to the session, the third one final.
+std::vector<KillPoint> GcsCrashTest::Points(HttpFaultProxy& proxy) {
   std::vector<KillPoint> points;
   points.push_back({"session started, no chunk sent",
                     {Stall("PUT", "/upload/", 0, Where::kRequestBody)},
@@ -539,6 +744,14 @@ void GcsCrashTest::RunPoints(size_t first, size_t last) {
        {PassThrough("PUT", "/upload/", 2), Stall("PUT", "/upload/", 0, Where::kResponse)},
        0,
        [&] { return Fired(proxy); }});
+  return points;
+}
+
+void GcsCrashTest::RunPoints(size_t first, size_t last) {
+  HttpFaultProxy proxy(gcs_.port());
+  ASSERT_NE(proxy.port(), 0);
+  // 12 MiB in 5 MiB chunks: three PUTs to the session, the third one final.
+  std::vector<KillPoint> points = Points(proxy);
   // Another cluster's leftover: a marker this run must not remove.
   WriteText(creds_.File("marker"), "http://127.0.0.1:1/upload/none");
   RunResult planted = ::bao::testing::Run(
@@ -560,6 +773,10 @@ TEST_F(GcsCrashTest, KilledBeforeTheCommitThenCleanedUp) {
 // Kill points 4..5: the final chunk (which finalizes the object) sent; then its answer held.
 TEST_F(GcsCrashTest, KilledDuringTheCommitThenCleanedUp) {
   RunPoints(3, 5);
+}
+
+TEST_F(GcsCrashTest, TheNewestVerifiableBackupSurvivesAnySequence) {
+  CheckTheNewestVerifiableBackupSurvives(kPropertySteps);
 }
 
 // --- file ---
@@ -608,6 +825,66 @@ class FileCrashTest : public CrashCleanupTest {
     return n;
   }
 
+  std::vector<KillPoint> MidUploadPoints() {
+    std::vector<KillPoint> points;
+    for (uint64_t at : {uint64_t{1}, uint64_t{3} << 20, uint64_t{9} << 20}) {
+      points.push_back(
+          {"source stalled after " + std::to_string(at) + " bytes", {}, at, [this, at] {
+             // Written in 1 MiB blocks: all but the last two MiB are on disk.
+             uint64_t on_disk = at > (2 << 20) ? at - (2 << 20) : 0;
+             return !Temporaries(kPrefix).empty() && PartialBytes() >= on_disk;
+           }});
+    }
+    return points;
+  }
+  // Inside the file store's commit, whose system calls are: fsync of the object's temporary
+  // file, fsync of the checksum's temporary file, renameat2 of the checksum onto its name,
+  // fsync of the directory, renameat2 of the object onto its name, fsync of the directory. A
+  // kill -9 before each leaves at most temporary files and a checksum without its object,
+  // which the next backup removes; a kill after the object's rename leaves a complete backup.
+  static std::vector<KillPoint> CommitPoints() {
+    return {
+        {"object written, before its fsync", {}, 0, nullptr, true, KillAtSyscall("fsync", 1)},
+        {"checksum written, before its fsync", {}, 0, nullptr, true, KillAtSyscall("fsync", 2)},
+        {"checksum synced, before it is published",
+         {},
+         0,
+         nullptr,
+         true,
+         KillAtSyscall("renameat2", 1)},
+        {"checksum published, before the object is",
+         {},
+         0,
+         nullptr,
+         true,
+         KillAtSyscall("renameat2", 2)},
+        {"object published, before the directory's fsync",
+         {},
+         0,
+         nullptr,
+         false,
+         KillAtSyscall("fsync", 4)},
+    };
+  }
+  std::vector<KillPoint> Points(HttpFaultProxy&) override {
+    std::vector<KillPoint> points = MidUploadPoints();
+    for (KillPoint& p : CommitPoints()) points.push_back(std::move(p));
+    return points;
+  }
+  static void ExpectStrace() {
+    RunResult probe = ::bao::testing::Run({"strace", "-qq", "-o", "/dev/null", "true"});
+    ASSERT_EQ(probe.exit_code, 0) << "strace cannot trace here (scripts/setup.sh --peers "
+                                     "installs it; ptrace must be allowed): "
+                                  << probe.err;
+  }
+  // No store endpoint: the proxy the property test makes is never used.
+  int StorePort() override { return PortOf(server_->Url(0)); }
+  std::string Direct() override { return ""; }
+  void Damage(const std::string& key) override {
+    std::ofstream(root_.path() + "/" + key, std::ios::binary | std::ios::trunc)
+        << "not what was recorded";
+  }
+
   TempDir root_;
 };
 
@@ -615,51 +892,18 @@ TEST_F(FileCrashTest, KilledMidUploadThenCleanedUp) {
   // Another cluster's temporary file: never touched.
   std::filesystem::create_directories(root_.path() + "/ns/other");
   WriteText(root_.path() + "/ns/other/.x.snap.partial-00", "partial");
-  std::vector<KillPoint> points;
-  for (uint64_t at : {uint64_t{1}, uint64_t{3} << 20, uint64_t{9} << 20}) {
-    points.push_back({"source stalled after " + std::to_string(at) + " bytes", {}, at, [this, at] {
-                        // Written in 1 MiB blocks: all but the last two MiB are on disk.
-                        uint64_t on_disk = at > (2 << 20) ? at - (2 << 20) : 0;
-                        return !Temporaries(kPrefix).empty() && PartialBytes() >= on_disk;
-                      }});
-  }
-  for (const KillPoint& p : points) KillAndRecover(nullptr, "", p);
+  for (const KillPoint& p : MidUploadPoints()) KillAndRecover(nullptr, "", p);
   EXPECT_TRUE(std::filesystem::exists(root_.path() + "/ns/other/.x.snap.partial-00"));
 }
 
-// Inside the file store's commit, whose system calls are: fsync of the object's temporary
-// file, fsync of the checksum's temporary file, renameat2 of the checksum onto its name, fsync
-// of the directory, renameat2 of the object onto its name, fsync of the directory. A kill -9
-// before each leaves at most temporary files and a checksum without its object, which the next
-// backup removes; a kill after the object's rename leaves a complete backup.
 TEST_F(FileCrashTest, KilledInsideTheCommitThenCleanedUp) {
-  RunResult probe = ::bao::testing::Run({"strace", "-qq", "-o", "/dev/null", "true"});
-  ASSERT_EQ(probe.exit_code, 0) << "strace cannot trace here (scripts/setup.sh --peers installs "
-                                   "it; ptrace must be allowed): "
-                                << probe.err;
-  std::vector<KillPoint> points = {
-      {"object written, before its fsync", {}, 0, nullptr, true, KillAtSyscall("fsync", 1)},
-      {"checksum written, before its fsync", {}, 0, nullptr, true, KillAtSyscall("fsync", 2)},
-      {"checksum synced, before it is published",
-       {},
-       0,
-       nullptr,
-       true,
-       KillAtSyscall("renameat2", 1)},
-      {"checksum published, before the object is",
-       {},
-       0,
-       nullptr,
-       true,
-       KillAtSyscall("renameat2", 2)},
-      {"object published, before the directory's fsync",
-       {},
-       0,
-       nullptr,
-       false,
-       KillAtSyscall("fsync", 4)},
-  };
-  for (const KillPoint& p : points) KillAndRecover(nullptr, "", p);
+  ExpectStrace();
+  for (const KillPoint& p : CommitPoints()) KillAndRecover(nullptr, "", p);
+}
+
+TEST_F(FileCrashTest, TheNewestVerifiableBackupSurvivesAnySequence) {
+  ExpectStrace();
+  CheckTheNewestVerifiableBackupSurvives(kPropertySteps);
 }
 
 // The threshold is checked before anything is contacted; a negative or malformed one is a
