@@ -91,7 +91,9 @@ std::string LockJobName(const json& lock) {
 bool LockNeedsRenewal(const json& lock, TimePoint now) {
   if (!IsOurLock(lock)) return false;
   auto renewed = ParseRfc3339(Str(lock, "renewedAt"));
-  return !renewed.ok() || now - *renewed >= kLockRenewInterval;
+  // Not `now - *renewed`: times from 1678 to 2261 are valid, and their difference can
+  // overflow the nanoseconds a duration holds.
+  return !renewed.ok() || *renewed <= now - kLockRenewInterval;
 }
 
 SlotDecision DecideSlot(const CronSchedule& cron, TimePoint now, const json& backup_status) {

@@ -427,6 +427,14 @@ TEST(LockTest, OnlyOurBackupLockIsRecognizedAndRenewedWhenStale) {
   json no_renewed = ours;
   no_renewed.erase("renewedAt");
   EXPECT_TRUE(LockNeedsRenewal(no_renewed, At("2025-01-15T03:00:01Z")));
+  // Any time a status may hold (1678..2261): the difference to now does not fit a duration of
+  // nanoseconds, and is never computed (UBSan would report the overflow).
+  json ancient = ours;
+  ancient["renewedAt"] = "1680-01-01T00:00:00Z";
+  EXPECT_TRUE(LockNeedsRenewal(ancient, At("2025-01-15T03:00:00Z")));
+  json future = ours;
+  future["renewedAt"] = "2261-12-31T00:00:00Z";
+  EXPECT_FALSE(LockNeedsRenewal(future, At("1970-01-01T00:00:00Z")));
 
   json upgrade = {{"operation", "Upgrade"}, {"holder", "upgrade-manager"}};
   EXPECT_FALSE(IsOurLock(upgrade));

@@ -344,12 +344,11 @@ Result<bool> BackupManager::MaintainLock(View& v) {
     const int64_t n = na.is_number_integer() && na.get<int64_t>() > 0 ? na.get<int64_t>() : 1;
     const bool rebuildable = !pre_upgrade || (!version.empty() && Str(attempt, "job") == job_name &&
                                               PreUpgradeJobName(v.name, version, n) == job_name);
-    if (acquired.ok() && slot.ok() && v.now - *acquired < kResumeWindow && rebuildable) {
-      json job = pre_upgrade
-                     ? BuildPreUpgradeBackupJob(v.cluster, v.spec, v.jwt_role, version, n, *slot,
-                                                n > 1, options_.job)
-                     : BuildBackupJob(v.cluster, v.spec, v.jwt_role, *slot,
-                                      trigger == kTriggerManual, options_.job);
+    if (acquired.ok() && slot.ok() && *acquired > v.now - kResumeWindow && rebuildable) {
+      json job = pre_upgrade ? BuildPreUpgradeBackupJob(v.cluster, v.spec, v.jwt_role, version, n,
+                                                        *slot, n > 1, options_.job)
+                             : BuildBackupJob(v.cluster, v.spec, v.jwt_role, *slot,
+                                              trigger == kTriggerManual, options_.job);
       BAO_RETURN_IF_ERROR(
           CreateJob(v, job, "created backup Job " + job_name + " (resumed after a restart)"));
       BAO_RETURN_IF_ERROR(RemoveTrigger(v));

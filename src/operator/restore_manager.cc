@@ -152,7 +152,7 @@ Result<bool> RestoreManager::KeepLock(View& v) {
     return false;
   }
   auto renewed = ParseRfc3339(Str(lock, "renewedAt"));
-  if (renewed.ok() && v.now - *renewed < kLockRenewInterval) return true;
+  if (renewed.ok() && *renewed > v.now - kLockRenewInterval) return true;  // no overflow
   Result<json> patched = client_->PatchStatus(
       k8s::kOpenBaoClusters, v.ns, v.request.cluster,
       {{"metadata", {{"resourceVersion", v.cluster["metadata"]["resourceVersion"]}}},
