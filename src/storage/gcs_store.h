@@ -47,7 +47,7 @@ struct GcsOptions {
   int list_page_size = 0;
   // A request moving no byte for this long fails as stalled (kUnavailable, Reason::kStalled,
   // retried).
-  std::chrono::milliseconds stall_time{60000};
+  std::chrono::milliseconds stall_time = kDefaultStallTime;
   // Where the machine's DMI product name is read ("Google Compute Engine" on GCE and GKE).
   std::string gce_product_name_file = "/sys/class/dmi/id/product_name";
 };

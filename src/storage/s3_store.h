@@ -53,7 +53,7 @@ struct S3Options {
   RetryPolicy retry;  // per request (and per part)
   // A transfer moving no byte for this long counts as a dropped connection (kUnavailable with
   // Reason::kStalled, retried).
-  std::chrono::milliseconds stall_time{60000};
+  std::chrono::milliseconds stall_time = kDefaultStallTime;
   // Also sign each part's SHA-256 as its payload hash (x-amz-content-sha256), on top of the
   // CRC-32C header: end-to-end protection of part bodies against deliberate tampering on a
   // plain-HTTP path, for one more SHA-256 pass per byte on the client and on the server.

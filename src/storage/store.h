@@ -81,6 +81,11 @@ using ByteSink = std::function<Status(std::string_view chunk)>;
 inline constexpr std::chrono::milliseconds kCleanupBudget{10000};
 inline constexpr int kCleanupAttempts = 2;
 
+// How long a network provider's request may move no byte before it fails as stalled
+// (kUnavailable with Reason::kStalled, retried like a dropped connection), unless its options
+// say otherwise (S3Options, GcsOptions, AzureOptions::stall_time; StoreOptions in target.h).
+inline constexpr std::chrono::milliseconds kDefaultStallTime{60000};
+
 // Writes one new object. Nothing is visible under the key until Commit() succeeds: no partial
 // object, ever. Destroying a writer that was not committed aborts it.
 //
