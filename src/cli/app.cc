@@ -126,6 +126,7 @@ int RunCli(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // --log-format, --timeout & co. also after the subcommand
   app.set_version_flag("--version", "bao-backup 0.1.0");
+  Flags flags;
   std::string log_format = "text", log_level = "info";
   std::string timeout = "12h", shutdown_grace = "20s", progress_interval = "5s";
   app.add_option("--progress-interval", progress_interval,
@@ -136,12 +137,14 @@ int RunCli(int argc, char** argv) {
   app.add_option("--shutdown-grace", shutdown_grace,
                  "after SIGTERM/SIGINT, in-flight work is aborted and the process exits within "
                  "this time (exit code 7; default 20s)");
+  Opt(&app, "--storage-stall-timeout", &flags.storage_stall_timeout,
+      "a storage request (S3, GCS, Azure) fails as stalled, and is retried, when no byte moves "
+      "for this long (default 60s; backup, restore, verify, list, prune)");
   app.add_option("--log-format", log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--log-level", log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
 
-  Flags flags;
   CommandOptions opts;
 
   CLI::App* backup_cmd = app.add_subcommand("backup", "take one snapshot and store it");
@@ -258,6 +261,14 @@ int RunCli(int argc, char** argv) {
     log::Warn(
         "--bao-token on the command line is visible to every user of this machine (ps); "
         "prefer --bao-token-file or the BAO_TOKEN environment variable");
+  }
+  if (flags.storage_stall_timeout && (*schedule_cmd || *operator_cmd)) {
+    // Their stores are opened from their own configuration, with the default stall time.
+    log::Err(
+        "bao-backup: --storage-stall-timeout applies to backup, restore, verify, list and "
+        "prune, not to " +
+        std::string(*schedule_cmd ? "schedule" : "operator"));
+    return static_cast<int>(backup::ExitCode::kConfig);
   }
   if (*schedule_cmd) {  // the scheduler takes its signals itself (graceful drain)
     if (!sched.next.empty()) return RunScheduleNextCommand(sched);

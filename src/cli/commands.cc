@@ -77,7 +77,8 @@ int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOption
     return Finish(ConfigFailure(cleanup_age.status().WithContext("--cleanup-older-than")),
                   opts.result_file);
   }
-  Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(settings->spec.target);
+  Result<std::unique_ptr<storage::Store>> store =
+      storage::OpenStore(settings->spec.target, settings->store);
   if (!store.ok()) return Finish(store.status(), opts.result_file);
 
   backup::BackupRequest req;
@@ -146,7 +147,8 @@ std::optional<Opened> Open(const Flags& flags, const std::string& result_file, b
     *code = Finish(ConfigFailure(s), result_file);
     return std::nullopt;
   }
-  Result<std::unique_ptr<storage::Store>> store = storage::OpenStore(settings->spec.target);
+  Result<std::unique_ptr<storage::Store>> store =
+      storage::OpenStore(settings->spec.target, settings->store);
   if (!store.ok()) {
     *code = Finish(store.status(), result_file);
     return std::nullopt;

@@ -109,6 +109,14 @@ Result<Settings> ResolveSettings(const Flags& flags, const EnvLookup& env) {
     }
     s.connection.stall_timeout = std::chrono::duration_cast<std::chrono::seconds>(*d);
   }
+  if (flags.storage_stall_timeout) {
+    Result<Duration> d = ParseDuration(*flags.storage_stall_timeout);
+    if (!d.ok() || *d < std::chrono::seconds(1)) {
+      return InvalidArgument("--storage-stall-timeout: " +
+                             (d.ok() ? std::string("must be at least 1s") : d.status().message()));
+    }
+    s.store.stall_time = *d;
+  }
   // The contract: a token is used only when no JWT role applies.
   if (!s.auth.jwt_role.empty()) s.auth.token.clear();
 

@@ -28,6 +28,7 @@ struct Flags {
   std::optional<std::string> jwt_mount;
   std::optional<std::string> leader_wait;
   std::optional<std::string> source_stall_timeout;  // the snapshot stream's stall limit
+  std::optional<std::string> storage_stall_timeout;  // every storage request's stall limit
   // Target (contract field names in kebab-case).
   std::optional<std::string> provider;
   std::optional<std::string> endpoint;
@@ -60,6 +61,7 @@ struct Settings {
   openbao::ConnectionConfig connection;
   openbao::AuthConfig auth;
   backup::BackupSpec spec;  // target, retention, schedule, jwtAuthRole from the config file
+  storage::StoreOptions store;  // --storage-stall-timeout
   std::string ns = "default";
   std::string cluster;
 };

@@ -215,5 +215,39 @@ TEST_F(SettingsTest, ValidatesTheTarget) {
   }
 }
 
+// Resolves a file target with the two stall flags as given (nullopt: not given).
+Result<Settings> WithStallFlags(const char* storage, const char* source) {
+  Flags f;
+  f.bucket = "/srv/backups";
+  if (storage != nullptr) f.storage_stall_timeout = storage;
+  if (source != nullptr) f.source_stall_timeout = source;
+  return ResolveSettings(f, MapEnv({}));
+}
+
+TEST_F(SettingsTest, StallTimeouts) {
+  Result<Settings> s = WithStallFlags(nullptr, nullptr);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->store.stall_time, storage::kDefaultStallTime);
+  EXPECT_EQ(s->connection.stall_timeout, std::chrono::seconds(60));
+
+  s = WithStallFlags("3s", "2m");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->store.stall_time, std::chrono::seconds(3));
+  EXPECT_EQ(s->connection.stall_timeout, std::chrono::minutes(2));
+  s = WithStallFlags("1500ms", nullptr);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->store.stall_time, std::chrono::milliseconds(1500));
+
+  // Below one second (0s would turn stall detection off) and malformed values are refused,
+  // naming the flag.
+  for (const char* bad : {"0s", "999ms", "-5s", "soon", ""}) {
+    s = WithStallFlags(bad, nullptr);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_TRUE(s.status().message().starts_with("--storage-stall-timeout: "))
+        << s.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace bao::cli

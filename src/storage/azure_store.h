@@ -37,7 +37,7 @@ struct AzureOptions {
   RetryPolicy retry;          // per request
   // A request moving no byte for this long fails as stalled (kUnavailable, Reason::kStalled,
   // retried).
-  std::chrono::milliseconds stall_time{60000};
+  std::chrono::milliseconds stall_time = kDefaultStallTime;
 };
 
 // Opens the container the target names (azure.container, else bucket) in

@@ -311,7 +311,16 @@ class GcsUpload final : public Upload {
     }
     // The checksum is recorded before the object becomes visible (store.h).
     BAO_RETURN_IF_ERROR(PutChecksum(ctx, *gcs_, key_, sha));
-    BAO_ASSIGN_OR_RETURN(json obj, SendChunk(ctx, true));
+    Result<json> finalized = SendChunk(ctx, true);
+    if (!finalized.ok()) {
+      // The outcome is unknown when an answer to the final chunk was lost: the session may
+      // have finalized the object behind it. The object under the key decides; without that,
+      // the error stands (and Abort() cancels the session).
+      if (!final_answer_lost_ || ctx.done()) return finalized.status();
+      finalized = FindFinalized(ctx, total, finalized.status());
+      if (!finalized.ok()) return finalized.status();
+    }
+    json obj = std::move(finalized).value();
     session_url_.clear();  // finalized: nothing left to cancel
     const std::string generation = StringField(obj, "generation");
     auto stored = InfoFromResource(obj, "upload of " + Name());
@@ -386,6 +395,52 @@ class GcsUpload final : public Upload {
     return req;
   }
 
+  // After a final chunk whose answer was lost (`failure` being how SendChunk() ended): the
+  // object resource when the object now under the key is this upload's (its size and CRC32C
+  // are those of the bytes sent); kAlreadyExists with Reason::kConflict when another object is
+  // there (left as it is); `failure` when there is none or it cannot be looked up.
+  Result<json> FindFinalized(const Context& ctx, uint64_t total, const Status& failure) {
+    const std::string what = "metadata of " + Name();
+    http::Request req;
+    req.url = gcs_->ObjectUrl(key_);
+    req.timeout = std::chrono::seconds(60);
+    json found;
+    bool absent = false;
+    Status st = Retry(ctx, gcs_->options.retry, "GCS stat", [&]() -> Status {
+      BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, req));
+      if (resp.status == 404) {
+        absent = true;
+        return Status::Ok();
+      }
+      if (!resp.ok()) return gcs_->ErrorFor(resp, what);
+      BAO_ASSIGN_OR_RETURN(found, ParseObject(resp, what));
+      return Status::Ok();
+    });
+    if (absent) return failure;  // not finalized: the error as it is
+    if (!st.ok()) {
+      return failure.WithContext(Name() + " could not be looked up after the answer was lost (" +
+                                 st.message() + ")");
+    }
+    Result<ObjectInfo> info = InfoFromResource(found, what);
+    const std::string want_crc = crypto::Crc32cBase64(crc_);
+    const std::string got_crc = StringField(found, "crc32c");
+    if (!info.ok() || info->size != total || got_crc != want_crc) {
+      return StorageError(
+          Code::kAlreadyExists, Reason::kConflict,
+          "upload of " + Name() +
+              ": the answer to the final chunk was lost, and the object now under the key is "
+              "not provably this upload's (" +
+              (info.ok() ? std::to_string(info->size) : std::string("unknown")) +
+              " bytes with CRC32C \"" + got_crc + "\", this upload sent " + std::to_string(total) +
+              " bytes with CRC32C " + want_crc + "); it was left as it is");
+    }
+    log::Warn(
+        "the answer to the final chunk of a GCS upload was lost; the object under the key "
+        "is this upload's (its size and CRC32C match), so the upload counts as finalized",
+        {{"object", Name()}, {"generation", StringField(found, "generation")}});
+    return found;
+  }
+
   // The session finalized (200/201) although more bytes were due: delete what it created.
   Status Premature(const http::Response& resp, uint64_t expected) {
     std::string generation;
@@ -440,6 +495,7 @@ class GcsUpload final : public Upload {
       }
       auto obj = ParseObject(resp, what);
       if (!obj.ok()) {
+        final_answer_lost_ = true;  // finalized, but the resource is unreadable
         fatal = obj.status();
         return fatal;
       }
@@ -463,11 +519,21 @@ class GcsUpload final : public Upload {
       return st;
     };
 
+    // A request declaring the total whose answer was lost may have finalized the object.
+    auto note_lost = [&](const Status& transport) {
+      if (final && IsRetryable(transport) && !ctx.done()) final_answer_lost_ = true;
+    };
+
     Status st = Retry(ctx, gcs_->options.retry, "GCS chunk upload", [&]() -> Status {
       if (need_query) {
         http::Request q = ChunkRequest(end, end, total);  // "bytes */T": a status query
         q.timeout = std::chrono::seconds(60);
-        BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(ctx, q));
+        Result<http::Response> answer = gcs_->Do(ctx, q);
+        if (!answer.ok()) {
+          note_lost(answer.status());
+          return answer.status();
+        }
+        const http::Response& resp = *answer;
         if (resp.status == 308) {
           BAO_RETURN_IF_ERROR(take_offset(resp));
           need_query = false;
@@ -482,6 +548,7 @@ class GcsUpload final : public Upload {
         uint64_t before = persisted;
         auto resp = gcs_->Do(ctx, ChunkRequest(persisted, end, total));
         if (!resp.ok()) {
+          note_lost(resp.status());
           if (IsRetryable(resp.status())) {
             need_query = true;
           } else {
@@ -516,6 +583,9 @@ class GcsUpload final : public Upload {
   uint64_t chunk_size_;
   std::string buf_;
   uint64_t flushed_ = 0;  // bytes the session has persisted before buf_
+  // An answer to a request declaring the total (the final chunk, or a status query after it)
+  // was lost: the session may have finalized the object.
+  bool final_answer_lost_ = false;
   uint32_t crc_ = 0;
   crypto::Sha256 sha_;
 };

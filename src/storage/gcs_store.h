@@ -7,11 +7,15 @@
 // total size, which finalizes the object. After a failed chunk the writer asks the session for
 // the persisted offset ("Content-Range: bytes */*") and resends from there. Memory: one chunk.
 //
-// The SHA-256 is only known at Commit(): after finalization the object's custom metadata is
-// PATCHed with {"sha256": ...} (conditional on the generation just written). Size and CRC32C
-// reported by the server are compared with what was sent; a mismatch, or a failed PATCH,
-// deletes that generation again. Abort() cancels the session (DELETE), so a failed upload
-// leaves no object.
+// The SHA-256 is only known at Commit(): it is written first, write-once, as the checksum side
+// object "<key>.sha256" (store.h), and only then is the last chunk sent. Size and CRC32C
+// reported by the server for the finalized object are compared with what was sent; a mismatch
+// deletes that generation again. When the final chunk gets no usable answer after its retries
+// (a lost answer, then a session that is gone or answers nothing), the object under the key
+// decides (store.h, "Unknown outcome"): it is this upload's when its size and CRC32C equal
+// those of the bytes sent; another object is kAlreadyExists with Reason::kConflict and is left
+// as it is; no object, the error stands. Abort() cancels the session (DELETE), so a failed
+// upload leaves no object.
 //
 // Authentication, first match wins: <credentials_dir>/credentials.json (service-account key),
 // the key file named by GOOGLE_APPLICATION_CREDENTIALS, none when STORAGE_EMULATOR_HOST is set,
@@ -47,7 +51,7 @@ struct GcsOptions {
   int list_page_size = 0;
   // A request moving no byte for this long fails as stalled (kUnavailable, Reason::kStalled,
   // retried).
-  std::chrono::milliseconds stall_time{60000};
+  std::chrono::milliseconds stall_time = kDefaultStallTime;
   // Where the machine's DMI product name is read ("Google Compute Engine" on GCE and GKE).
   std::string gce_product_name_file = "/sys/class/dmi/id/product_name";
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -88,6 +89,13 @@ class S3Upload final : public Upload {
 
  private:
   Result<std::string> UploadPart(const Context& ctx, int number, std::string_view data);
+  // After a CompleteMultipartUpload whose outcome is unknown (`failure`: its answer was lost,
+  // or a retry found the upload gone): ok when the object now under the key is this upload's,
+  // its ETag being the one S3 gives an object completed from `part_etags`; kAlreadyExists with
+  // Reason::kConflict when another object is there (left as it is); `failure` when there is
+  // none, or when the object cannot be looked up.
+  Status FindCompleted(const Context& ctx, const std::vector<std::string>& part_etags,
+                       const Status& failure);
   // The CRC-32C of the whole object from the parts' CRCs (parts 1..n, all uploaded).
   uint32_t ObjectCrc32c() const;
 
@@ -182,12 +190,12 @@ class S3StoreImpl : public S3Store {
   void AbortUpload(const Context& cleanup, const std::string& key, const std::string& upload_id);
   // Deletes an object that failed its checks, under a cleanup context; logs failures.
   void TakeBack(const std::string& key);
+  // The object's current ETag ("" when the server sends none); kNotFound when absent.
+  Result<std::string> ETag(const Context& ctx, const std::string& key);
   const S3Options& options() const { return options_; }
 
  private:
   Status CheckBucket(const Context& ctx);
-  // The object's current ETag ("" when the server sends none); kNotFound when absent.
-  Result<std::string> ETag(const Context& ctx, const std::string& key);
   Result<ObjectInfo> DoStat(const Context& ctx, const std::string& key);
   Status DoDelete(const Context& ctx, const std::string& key);
   Status DoDeleteMany(const Context& ctx, const std::vector<std::string>& keys);
@@ -780,26 +788,68 @@ Result<ObjectInfo> S3Upload::Commit(const Context& ctx, const CommitInfo& info) 
                     {kCrcHeader, crypto::Crc32cBase64(*object_crc)},
                     {"x-amz-checksum-type", "FULL_OBJECT"}};
     int attempt = 0;
-    Result<std::string> done = Unavailable(what + ": not attempted");
-    BAO_RETURN_IF_ERROR(Retry(ctx, store_->options().retry, what, [&]() -> Status {
+    bool answer_lost = false;    // an attempt may have reached S3, its answer did not arrive
+    bool gone_on_retry = false;  // a retry found the upload gone (completed, or aborted)
+    Status completed = Retry(ctx, store_->options().retry, what, [&]() -> Status {
       ++attempt;
       std::string credential;
       Result<http::Response> r = store_->SendOnce(ctx, call, what, &credential);
-      if (!r.ok()) return r.status();
-      if (!r->ok()) {
-        // A retry after a lost answer may find the upload already completed: the HEAD check
-        // below decides.
-        if (attempt > 1 && s3::ParseError(r->body).code == "NoSuchUpload") return Status::Ok();
-        return s3::MapError(r->status, r->body, store_->Where(what, credential));
+      if (!r.ok()) {
+        answer_lost = answer_lost || (IsRetryable(r.status()) && !ctx.done());
+        return r.status();
       }
-      done = s3::ParseCompleteOrCopyResult(r->body, store_->Where(what));
+      if (!r->ok()) {
+        Status st = s3::MapError(r->status, r->body, store_->Where(what, credential));
+        if (attempt > 1 && s3::ParseError(r->body).code == "NoSuchUpload") gone_on_retry = true;
+        return st;
+      }
+      Result<std::string> done = s3::ParseCompleteOrCopyResult(r->body, store_->Where(what));
+      // A 200 whose body cannot be read says nothing about the outcome either.
+      if (!done.ok() && done.status().reason() == Reason::kBadResponse) answer_lost = true;
       return done.status();
-    }));
+    });
+    if (!completed.ok()) {
+      // The outcome is unknown: S3 may have completed the upload behind a lost answer. The
+      // object under the key decides; without that, the error stands (and Abort() aborts the
+      // upload).
+      if (!(answer_lost || gone_on_retry) || ctx.done()) return completed;
+      BAO_RETURN_IF_ERROR(FindCompleted(ctx, etags, completed));
+    }
     upload_id_.clear();  // completed: nothing to abort any more, the object is visible
   }
   ObjectInfo out;
   BAO_RETURN_IF_ERROR(store_->VerifyAfterWrite(ctx, key_, info, object_crc, &out, composite_crc));
   return out;
+}
+
+Status S3Upload::FindCompleted(const Context& ctx, const std::vector<std::string>& part_etags,
+                               const Status& failure) {
+  Result<std::string> etag = store_->ETag(ctx, key_);
+  if (!etag.ok()) {
+    if (etag.status().code() == Code::kNotFound) return failure;  // not completed: as it is
+    return failure.WithContext("the S3 object \"" + key_ +
+                               "\" could not be looked up after the answer was lost (" +
+                               etag.status().message() + ")");
+  }
+  const std::optional<std::string> ours = s3_internal::MultipartETag(part_etags);
+  std::string found = s3_internal::Unquoted(*etag);
+  std::transform(found.begin(), found.end(), found.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (!ours || found != *ours) {
+    return StorageError(
+        Code::kAlreadyExists, Reason::kConflict,
+        "completing the multipart upload of S3 object \"" + key_ +
+            "\": its answer was lost, and the object now under the key is not provably this "
+            "upload's (ETag \"" +
+            found + "\", this upload's would be " +
+            (ours ? "\"" + *ours + "\"" : std::string("unknown: the parts' ETags are not MD5s")) +
+            "); it was left as it is");
+  }
+  log::Warn(
+      "the answer to CompleteMultipartUpload was lost; the object under the key is this "
+      "upload's (its ETag matches the parts), so the upload counts as completed",
+      {{"key", key_}, {"etag", found}});
+  return Status::Ok();
 }
 
 void S3Upload::Abort(const Context& cleanup) {
@@ -811,6 +861,34 @@ void S3Upload::Abort(const Context& cleanup) {
 }
 
 }  // namespace
+
+namespace s3_internal {
+
+std::string Unquoted(std::string_view etag) {
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  return std::string(etag);
+}
+
+std::optional<std::string> MultipartETag(const std::vector<std::string>& part_etags) {
+  if (part_etags.empty()) return std::nullopt;
+  std::string md5s;
+  for (const std::string& quoted : part_etags) {
+    std::string hex = Unquoted(quoted);
+    std::transform(hex.begin(), hex.end(), hex.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (!crypto::IsLowerHex(hex, 32)) return std::nullopt;
+    Result<std::string> md5 = crypto::HexDecode(hex);
+    if (!md5.ok()) return std::nullopt;
+    md5s += *md5;
+  }
+  Result<std::string> digest = crypto::Base64Decode(crypto::Md5Base64(md5s));
+  if (!digest.ok()) return std::nullopt;
+  return crypto::HexEncode(*digest) + "-" + std::to_string(part_etags.size());
+}
+
+}  // namespace s3_internal
 
 Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& target,
                                                         const S3Options& options) {

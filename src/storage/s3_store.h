@@ -16,15 +16,23 @@
 // SHA-256 is only known at Commit(), it is written first, write-once (If-None-Match: *), as the
 // checksum side object "<key>.sha256" (store.h), and only then is the upload completed: the
 // object is never visible without its checksum, and a versioned bucket gets one version (no
-// self-copy). A HEAD (with x-amz-checksum-mode ENABLED) then checks size, SHA-256 record and,
+// self-copy). When CompleteMultipartUpload gets no usable answer after its retries (a lost
+// answer, or NoSuchUpload on a retry: an earlier try may have completed it), the object under
+// the key decides (store.h, "Unknown outcome"): it is this upload's when its ETag equals the
+// one S3 gives an object completed from this upload's parts (s3_internal::MultipartETag of the
+// part ETags UploadPart answered); another ETag, or part ETags that are not MD5s, is
+// kAlreadyExists with Reason::kConflict and the object is left as it is; no object, the error
+// stands and the upload is aborted. A HEAD (with x-amz-checksum-mode ENABLED) then checks size,
+// SHA-256 record and,
 // where the server reports one, the full-object CRC-32C; a mismatch deletes the object and its
 // checksum (kDataLoss). Stat() reads the side object when the object has no x-amz-meta-sha256;
-// List() hides side objects; Delete() removes the object, then its side object. Every request is retried on transient failures (5xx,
-// 429/SlowDown, timeouts, resets, stalls, checksum mismatches) with exponential backoff and full
-// jitter, S3Options::retry.max_attempts times at most, each attempt failing as stalled when no
-// byte moves for S3Options::stall_time. On failure, Abort(), cancellation or the deadline of the
-// Context, the multipart upload is aborted (within kCleanupBudget, at most kCleanupAttempts
-// tries, whatever the caller's context), so no object and no unfinished upload remain.
+// List() hides side objects; Delete() removes the object, then its side object. Every request is
+// retried on transient failures (5xx, 429/SlowDown, timeouts, resets, stalls, checksum mismatches)
+// with exponential backoff and full jitter, S3Options::retry.max_attempts times at most, each
+// attempt failing as stalled when no byte moves for S3Options::stall_time. On failure, Abort(),
+// cancellation or the deadline of the Context, the multipart upload is aborted (within
+// kCleanupBudget, at most kCleanupAttempts tries, whatever the caller's context), so no object and
+// no unfinished upload remain.
 //
 // Read resumes a dropped GET with a ranged request pinned to the object's ETag (If-Match).
 // List uses ListObjectsV2 with continuation tokens (1000 keys per page).
@@ -38,7 +46,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/retry.h"
@@ -53,7 +63,7 @@ struct S3Options {
   RetryPolicy retry;  // per request (and per part)
   // A transfer moving no byte for this long counts as a dropped connection (kUnavailable with
   // Reason::kStalled, retried).
-  std::chrono::milliseconds stall_time{60000};
+  std::chrono::milliseconds stall_time = kDefaultStallTime;
   // Also sign each part's SHA-256 as its payload hash (x-amz-content-sha256), on top of the
   // CRC-32C header: end-to-end protection of part bodies against deliberate tampering on a
   // plain-HTTP path, for one more SHA-256 pass per byte on the client and on the server.
@@ -78,5 +88,18 @@ class S3Store : public Store {
 Result<std::unique_ptr<S3Store>> OpenS3StoreWithOptions(const TargetConfig& target,
                                                         const S3Options& options);
 Result<std::unique_ptr<Store>> OpenS3Store(const TargetConfig& target);
+
+namespace s3_internal {
+
+// `etag` without the double quotes S3 puts around it.
+std::string Unquoted(std::string_view etag);
+
+// The ETag S3 gives an object completed from parts whose UploadPart answers carried
+// `part_etags` (in part order, quoted or not): the hex MD5 of the concatenated binary part
+// MD5s, then "-" and the number of parts. nullopt when there are no parts or a part's ETag is
+// not a hex MD5 (the object's ETag cannot be predicted then).
+std::optional<std::string> MultipartETag(const std::vector<std::string>& part_etags);
+
+}  // namespace s3_internal
 
 }  // namespace bao::storage

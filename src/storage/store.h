@@ -81,6 +81,11 @@ using ByteSink = std::function<Status(std::string_view chunk)>;
 inline constexpr std::chrono::milliseconds kCleanupBudget{10000};
 inline constexpr int kCleanupAttempts = 2;
 
+// How long a network provider's request may move no byte before it fails as stalled
+// (kUnavailable with Reason::kStalled, retried like a dropped connection), unless its options
+// say otherwise (S3Options, GcsOptions, AzureOptions::stall_time; StoreOptions in target.h).
+inline constexpr std::chrono::milliseconds kDefaultStallTime{60000};
+
 // Writes one new object. Nothing is visible under the key until Commit() succeeds: no partial
 // object, ever. Destroying a writer that was not committed aborts it.
 //
@@ -104,13 +109,22 @@ class ObjectWriter {
   // Makes the object visible under its key with `info.sha256` recorded beside it, then reads
   // back what the store holds and checks it against `info` (size always; the checksum where
   // the store can report it). Returns the stored object's description.
-  // Errors (nothing is then left under the key; a mismatch found after publication deletes
-  // the object again): kInvalidArgument when `info.size` differs from the bytes appended;
-  // kDataLoss with Reason::kChecksumMismatch when the read-back does not match; kAlreadyExists
-  // with Reason::kConflict where the store refuses to replace an object (write-once stores);
-  // the storage and context errors listed for Append(). An error is final, as for Append();
-  // after Abort() every call returns kAborted with Reason::kCancelled; a second Commit() after
-  // success, or an Append() after it, is kFailedPrecondition.
+  // Unknown outcome: when the request that publishes the object gets no usable answer after
+  // its retries (the connection dropped or reset, a head without its body; for S3 also a
+  // retried CompleteMultipartUpload that finds the upload gone), the store may have published
+  // it all the same. The writer then looks the object up before deciding: an object under the
+  // key that is provably this writer's (the provider's header says how it tells) counts as
+  // published, with a warning in the log, and the read-back checks go on; no object there
+  // leaves the error as it was.
+  // Errors (nothing of this writer's is then left under the key; a mismatch found after
+  // publication deletes the object again): kInvalidArgument when `info.size` differs from the
+  // bytes appended; kDataLoss with Reason::kChecksumMismatch when the read-back does not
+  // match; kAlreadyExists with Reason::kConflict where the store refuses to replace an object
+  // (write-once stores), and when, after an unknown outcome, the object under the key is not
+  // provably this writer's (it is never deleted then); the storage and context errors listed
+  // for Append(). An error is final, as for Append(); after Abort() every call returns
+  // kAborted with Reason::kCancelled; a second Commit() after success, or an Append() after
+  // it, is kFailedPrecondition.
   virtual Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) = 0;
 
   // Discards everything written so far and releases provider-side resources (temporary files,

@@ -147,12 +147,25 @@ json TargetToJson(const TargetConfig& t) {
   return j;
 }
 
-Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target) {
+Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target, const StoreOptions& options) {
   BAO_RETURN_IF_ERROR(ValidateTarget(target, "target"));
   if (target.provider == "file") return OpenFileStore(target.bucket);
-  if (target.provider == "gcs") return OpenGcsStore(target);
-  if (target.provider == "s3") return OpenS3Store(target);
-  if (target.provider == "azure") return OpenAzureStore(target);
+  if (target.provider == "gcs") {
+    GcsOptions gcs;
+    gcs.stall_time = options.stall_time;
+    return OpenGcsStore(target, gcs);
+  }
+  if (target.provider == "s3") {
+    S3Options s3;
+    s3.stall_time = options.stall_time;
+    BAO_ASSIGN_OR_RETURN(std::unique_ptr<S3Store> store, OpenS3StoreWithOptions(target, s3));
+    return std::unique_ptr<Store>(std::move(store));
+  }
+  if (target.provider == "azure") {
+    AzureOptions azure;
+    azure.stall_time = options.stall_time;
+    return OpenAzureStore(target, azure);
+  }
   return FailedPrecondition("the " + target.provider +
                             " provider is not available in this build yet");
 }

@@ -2,6 +2,7 @@
 // OpenBaoRestore.spec.source.target), plus the CLI's local-directory provider.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -52,11 +53,23 @@ Status ValidateTarget(const TargetConfig& target, const std::string& path);
 // The BackupTarget as JSON (contract field names), for status and Job arguments.
 nlohmann::json TargetToJson(const TargetConfig& target);
 
-// Opens the store the target describes. Validates first. Providers read their credentials
-// from `credentials_dir` or the environment here, so a missing key fails now, by name. Sends
-// no request. Errors are configuration errors (Stage::kConfig, kInvalidArgument, with
-// Reason::kNoCredentials when a provider has no credentials at all, else kInvalidValue or
-// kNotFound for a missing file), except kFailedPrecondition for a provider this build lacks.
-Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target);
+// Settings of a store that are not part of the BackupTarget contract: what the CLI's
+// run-control flags set. The defaults are what the standalone scheduler and the operator's
+// Jobs use.
+struct StoreOptions {
+  // Every request of a network provider (s3, gcs, azure) fails as stalled when no byte moves
+  // for this long, and is retried like a dropped connection (--storage-stall-timeout). The
+  // file provider has no such limit.
+  std::chrono::milliseconds stall_time = kDefaultStallTime;
+};
+
+// Opens the store the target describes, with `options`. Validates first. Providers read
+// their credentials from `credentials_dir` or the environment here, so a missing key fails
+// now, by name. Sends no request. Errors are configuration errors (Stage::kConfig,
+// kInvalidArgument, with Reason::kNoCredentials when a provider has no credentials at all,
+// else kInvalidValue or kNotFound for a missing file), except kFailedPrecondition for a
+// provider this build lacks.
+Result<std::unique_ptr<Store>> OpenStore(const TargetConfig& target,
+                                         const StoreOptions& options = {});
 
 }  // namespace bao::storage
