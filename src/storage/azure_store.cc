@@ -149,8 +149,8 @@ class AzureStore final : public Store {
     if (IsOneOf(code, {"AuthenticationFailed", "InvalidAuthenticationInfo",
                        "NoAuthenticationInformation"}) ||
         key_refused || (code.empty() && r.status == 401)) {
-      std::string or_rule = key_refused ? " or a network rule of the account refuses this client"
-                                        : "";
+      std::string or_rule =
+          key_refused ? " or a network rule of the account refuses this client" : "";
       return error(Code::kUnauthenticated, Reason::kUnauthenticated,
                    Where() + " rejected the credentials (" + creds_.source + ")" + or_rule +
                        detail + summary);
@@ -174,8 +174,7 @@ class AzureStore final : public Store {
       return error(Code::kUnavailable, Reason::kThrottled, Where() + " is busy" + detail + summary);
     }
     if (code == "OperationTimedOut" || r.status == 408) {
-      return error(Code::kUnavailable, Reason::kTimeout,
-                   Where() + " timed out" + detail + summary);
+      return error(Code::kUnavailable, Reason::kTimeout, Where() + " timed out" + detail + summary);
     }
     if (r.status >= 500) {
       return error(Code::kUnavailable, Reason::kServerError,
@@ -230,10 +229,10 @@ class AzureStore final : public Store {
     std::optional<uint64_t> length =
         ParseInteger<uint64_t>(r.Header("content-length"), 0, UINT64_MAX);
     if (!length) {
-      return StorageError(Code::kInternal, Reason::kBadResponse,
-                          "the properties of \"" + key + "\" in " + Describe() +
-                              " carry no valid Content-Length",
-                          r.status);
+      return StorageError(
+          Code::kInternal, Reason::kBadResponse,
+          "the properties of \"" + key + "\" in " + Describe() + " carry no valid Content-Length",
+          r.status);
     }
     info.size = *length;
     Result<TimePoint> modified = azure::ParseRfc1123(r.Header("last-modified"));
@@ -257,9 +256,8 @@ class AzureStore final : public Store {
         },
         nullptr);
     if (!s.ok() && s.code() != Code::kPermissionDenied) return InStorage(s);
-    return NewObjectWriter(
-        "\"" + key + "\" in " + Describe(), ctx,
-        std::make_unique<AzureUpload>(this, key, ctx, part_size_, concurrency_));
+    return NewObjectWriter("\"" + key + "\" in " + Describe(), ctx,
+                           std::make_unique<AzureUpload>(this, key, ctx, part_size_, concurrency_));
   }
 
   Status PutBlock(const Context& ctx, const std::string& key, const std::string& block_id,

@@ -214,8 +214,9 @@ Status PutChecksum(const Context& ctx, const GcsShared& gcs, const std::string& 
     BAO_ASSIGN_OR_RETURN(http::Response resp, gcs.Do(ctx, req));
     if (resp.status == 412) {
       return StorageError(Code::kAlreadyExists, Reason::kConflict,
-                          what + ": a checksum for this key exists already; backups are "
-                                 "write-once",
+                          what +
+                              ": a checksum for this key exists already; backups are "
+                              "write-once",
                           412);
     }
     return resp.ok() ? Status::Ok() : gcs.ErrorFor(resp, what);
@@ -223,8 +224,7 @@ Status PutChecksum(const Context& ctx, const GcsShared& gcs, const std::string& 
 }
 
 // The SHA-256 in the checksum side object of `key`, "" when there is none.
-Result<std::string> ReadChecksum(const Context& ctx, const GcsShared& gcs,
-                                 const std::string& key) {
+Result<std::string> ReadChecksum(const Context& ctx, const GcsShared& gcs, const std::string& key) {
   http::Request req;
   req.url = gcs.ObjectUrl(ChecksumKey(key)) + "?alt=media";
   req.timeout = std::chrono::seconds(60);
@@ -242,8 +242,7 @@ Result<std::string> ReadChecksum(const Context& ctx, const GcsShared& gcs,
 // Deletes one generation of an object under a cleanup context (kCleanupBudget, at most
 // kCleanupAttempts tries), logging (not returning) problems: used to take back an object that
 // failed its checks, also after the caller's context ended.
-void DeleteGeneration(const GcsShared& gcs, const std::string& key,
-                      const std::string& generation) {
+void DeleteGeneration(const GcsShared& gcs, const std::string& key, const std::string& generation) {
   http::Request req;
   req.method = "DELETE";
   req.url = gcs.ObjectUrl(key);
@@ -348,16 +347,15 @@ class GcsUpload final : public Upload {
     req.url = session_url_;
     req.timeout = std::chrono::seconds(30);
     session_url_.clear();
-    Status st = Retry(cleanup, CleanupPolicy(gcs_->options.retry), "GCS upload cancellation",
-                      [&]() -> Status {
-                        BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(cleanup, req));
-                        // GCS answers a cancelled session with 499.
-                        if (resp.ok() || resp.status == 499 || resp.status == 404 ||
-                            resp.status == 410) {
-                          return Status::Ok();
-                        }
-                        return gcs_->ErrorFor(resp, "cancelling the upload of " + Name());
-                      });
+    Status st = Retry(
+        cleanup, CleanupPolicy(gcs_->options.retry), "GCS upload cancellation", [&]() -> Status {
+          BAO_ASSIGN_OR_RETURN(http::Response resp, gcs_->Do(cleanup, req));
+          // GCS answers a cancelled session with 499.
+          if (resp.ok() || resp.status == 499 || resp.status == 404 || resp.status == 410) {
+            return Status::Ok();
+          }
+          return gcs_->ErrorFor(resp, "cancelling the upload of " + Name());
+        });
     if (!st.ok()) {
       log::Warn("could not cancel the GCS upload session; it expires on its own within a week",
                 {{"object", Name()}, {"error", st.ToString()}});
@@ -427,8 +425,8 @@ class GcsUpload final : public Upload {
       if (p < start || p > end) {
         fatal = StorageError(Code::kDataLoss, Reason::kBadResponse,
                              what + ": the upload session reports " + std::to_string(p) +
-                                 " bytes persisted, outside the " + std::to_string(start) +
-                                 ".." + std::to_string(end) + " the writer still holds",
+                                 " bytes persisted, outside the " + std::to_string(start) + ".." +
+                                 std::to_string(end) + " the writer still holds",
                              resp.status);
         return fatal;
       }
@@ -528,7 +526,9 @@ class GcsUpload final : public Upload {
 // List() does not show markers.
 constexpr const char* kSessionMarkerSuffix = ".bao-upload-session";
 
-bool IsSessionMarker(const std::string& key) { return key.ends_with(kSessionMarkerSuffix); }
+bool IsSessionMarker(const std::string& key) {
+  return key.ends_with(kSessionMarkerSuffix);
+}
 
 Status WriteSessionMarker(const GcsShared& gcs, const Context& ctx, const std::string& key,
                           const std::string& session) {
@@ -585,8 +585,7 @@ Status DeleteSessionMarker(const GcsShared& gcs, const Context& ctx, const Retry
 // cancelled (Abort). A marker that cannot be removed is logged; the next cleanup removes it.
 class MarkedUpload final : public Upload {
  public:
-  MarkedUpload(std::shared_ptr<const GcsShared> gcs, std::string key,
-               std::unique_ptr<Upload> base)
+  MarkedUpload(std::shared_ptr<const GcsShared> gcs, std::string key, std::unique_ptr<Upload> base)
       : gcs_(std::move(gcs)), key_(std::move(key)), base_(std::move(base)) {}
 
   Status Append(const Context& ctx, std::string_view data) override {
@@ -699,8 +698,7 @@ class GcsStore : public Store {
       if (progress.position() != info.size) {
         return StorageError(Code::kInvalidArgument, Reason::kInvalidValue,
                             what + ": offset " + std::to_string(progress.position()) +
-                                " is beyond the object's " + std::to_string(info.size) +
-                                " bytes",
+                                " is beyond the object's " + std::to_string(info.size) + " bytes",
                             416);
       }
     }
@@ -848,9 +846,9 @@ class GcsStore : public Store {
       std::string session;
       Status read = Read(ctx, marker, 0, [&](std::string_view chunk) {
         if (session.size() + chunk.size() > 8192) {
-          return StorageError(Code::kInternal, Reason::kBadResponse,
-                              "the upload session marker of " + gcs_->ObjectName(l.key) +
-                                  " is too large");
+          return StorageError(
+              Code::kInternal, Reason::kBadResponse,
+              "the upload session marker of " + gcs_->ObjectName(l.key) + " is too large");
         }
         session.append(chunk);
         return Status::Ok();
@@ -912,9 +910,9 @@ Result<uint64_t> PersistedOffset(std::string_view range) {
     last = ParseInteger<uint64_t>(range.substr(prefix.size()), 0, UINT64_MAX - 1);
   }
   if (!last) {
-    return StorageError(Code::kInternal, Reason::kBadResponse,
-                        "unexpected Range header \"" + std::string(range) +
-                            "\" from the upload session");
+    return StorageError(
+        Code::kInternal, Reason::kBadResponse,
+        "unexpected Range header \"" + std::string(range) + "\" from the upload session");
   }
   return *last + 1;
 }

@@ -51,12 +51,12 @@ TEST(GcsChunkTest, ResolveEndpoint) {
 // Without any credentials, on a machine that is not a Google Cloud VM, opening fails at once as
 // a configuration error: no request to a metadata server that is not there, no retries.
 TEST(GcsOpenTest, NoCredentialsAtAllIsAConfigurationErrorBeforeAnyRequest) {
-  for (const char* v : {"STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS",
-                        "GCE_METADATA_HOST"}) {
+  for (const char* v :
+       {"STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST"}) {
     unsetenv(v);
   }
-  std::string dmi = std::filesystem::temp_directory_path() /
-                    ("bao-gcs-dmi-" + std::to_string(::getpid()));
+  std::string dmi =
+      std::filesystem::temp_directory_path() / ("bao-gcs-dmi-" + std::to_string(::getpid()));
   TargetConfig t;
   t.provider = "gcs";
   t.bucket = "backups";  // the default endpoint: storage.googleapis.com

@@ -73,8 +73,8 @@ class ServiceAccountTokenSource : public CachedTokenSource {
     Result<http::Response> resp = client.Do(req);
     if (!resp.ok()) return resp.status().WithContext("cannot reach the GCS " + who);
     if (!resp->ok()) {
-      return TokenEndpointError(*resp, who + " refused the token exchange for service account " +
-                                           key_.client_email);
+      return TokenEndpointError(
+          *resp, who + " refused the token exchange for service account " + key_.client_email);
     }
     return ParseAccessTokenResponse(resp->body, who);
   }

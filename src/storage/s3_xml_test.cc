@@ -44,9 +44,8 @@ TEST(S3Xml, ParsesListMultipartUploadsPages) {
       "</ListMultipartUploadsResult>");
   EXPECT_EQ(no_time.status().reason(), Reason::kBadResponse);
   EXPECT_EQ(ParseListMultipartUploads("<Error/>").status().reason(), Reason::kBadResponse);
-  EXPECT_EQ(ParseListMultipartUploads(
-                "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
-                "</ListMultipartUploadsResult>")
+  EXPECT_EQ(ParseListMultipartUploads("<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                                      "</ListMultipartUploadsResult>")
                 .status()
                 .reason(),
             Reason::kBadResponse);

@@ -48,8 +48,9 @@ class TokenCache {
 
   // A token is used until `refresh_margin` before it expires, or for half its lifetime when it
   // lives shorter than twice the margin (so a token of 0 s is fetched again every time).
-  explicit TokenCache(Fetch fetch, std::chrono::seconds refresh_margin = std::chrono::minutes(5),
-                      Now now = [] { return std::chrono::steady_clock::now(); });
+  explicit TokenCache(
+      Fetch fetch, std::chrono::seconds refresh_margin = std::chrono::minutes(5),
+      Now now = [] { return std::chrono::steady_clock::now(); });
 
   // The cached token while it is fresh, else one from `fetch(ctx)` (whose error is returned and
   // nothing cached). While another caller fetches, waits for that fetch, giving up with

@@ -14,15 +14,15 @@ namespace {
 using std::chrono::seconds;
 
 TEST(TokenResponseTest, ParsesTokenAndLifetimeAndRegistersTheToken) {
-  auto t = ParseAccessTokenResponse(R"({"access_token":"ya29.unit-token-1","expires_in":1200})",
-                                    "x");
+  auto t =
+      ParseAccessTokenResponse(R"({"access_token":"ya29.unit-token-1","expires_in":1200})", "x");
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->token, "ya29.unit-token-1");
   EXPECT_EQ(t->expires_in, seconds(1200));
   EXPECT_EQ(Redact("Bearer ya29.unit-token-1"), "Bearer [REDACTED]");
 
-  auto imds = ParseAccessTokenResponse(R"({"access_token":"imds-token-2","expires_in":"86399"})",
-                                       "x");
+  auto imds =
+      ParseAccessTokenResponse(R"({"access_token":"imds-token-2","expires_in":"86399"})", "x");
   ASSERT_TRUE(imds.ok());
   EXPECT_EQ(imds->expires_in, seconds(86399));
   auto absent = ParseAccessTokenResponse(R"({"access_token":"tok-without-expiry"})", "x");
