@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "crypto/crypto.h"
 
@@ -38,6 +39,35 @@ TEST(GcsChunkTest, PersistedOffset) {
   EXPECT_FALSE(PersistedOffset("bytes=5-9").ok());
   EXPECT_FALSE(PersistedOffset("bytes=0-").ok());
   EXPECT_FALSE(PersistedOffset("bytes=0-12x").ok());
+}
+
+TEST(GcsResourceTest, SizeIsADecimalStringOrAnUnsignedNumber) {
+  Result<ObjectInfo> info =
+      ObjectInfoFromResource(nlohmann::json{{"name", "a/b"},
+                                            {"size", "1234"},
+                                            {"updated", "2025-01-15T03:00:00Z"},
+                                            {"metadata", {{"sha256", "ab"}}}},
+                             "x");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->key, "a/b");
+  EXPECT_EQ(info->size, 1234u);
+  EXPECT_EQ(info->sha256, "ab");
+  EXPECT_EQ(FormatRfc3339(info->modified), "2025-01-15T03:00:00Z");
+  EXPECT_EQ(ObjectInfoFromResource(nlohmann::json::parse(R"({"size":17})"), "x")->size, 17u);
+  EXPECT_EQ(ObjectInfoFromResource(nlohmann::json{{"size", "18446744073709551615"}}, "x")->size,
+            UINT64_MAX);
+  for (const char* size : {"-1", " 12", "+12", "12abc", "", "18446744073709551616"}) {
+    Result<ObjectInfo> bad = ObjectInfoFromResource(nlohmann::json{{"size", size}}, "upload");
+    ASSERT_FALSE(bad.ok()) << size;
+    EXPECT_EQ(bad.status().code(), Code::kInternal);
+    EXPECT_EQ(bad.status().reason(), Reason::kBadResponse);
+    EXPECT_TRUE(bad.status().message().starts_with("upload: ")) << bad.status().message();
+  }
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json{{"size", -1}}, "x").ok());
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json{{"size", 1.5}}, "x").ok());
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json{{"name", "a"}}, "x").ok());
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json::array({1}), "x").ok());
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json("size"), "x").ok());
 }
 
 TEST(GcsChunkTest, ResolveEndpoint) {
