@@ -254,15 +254,6 @@ namespace {
 constexpr const char* kStorageScope = "https://storage.azure.com/.default";
 constexpr const char* kStorageResource = "https://storage.azure.com/";
 
-// Token requests: small answers, so a short stall time and a bound on the whole request.
-http::Request TokenRequest(const Context& ctx) {
-  http::Request req;
-  req.timeout = std::chrono::seconds(30);
-  req.stall_time = std::chrono::seconds(15);
-  req.ctx = ctx;
-  return req;
-}
-
 class WorkloadIdentityTokenSource final : public TokenSource {
  public:
   WorkloadIdentityTokenSource(std::string token_file, std::string client_id, std::string tenant_id,

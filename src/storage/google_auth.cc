@@ -40,15 +40,6 @@ class CachedTokenSource : public TokenSource {
   TokenCache cache_;
 };
 
-// Token requests: small answers, so a short stall time and a bound on the whole request.
-http::Request TokenRequest(const Context& ctx) {
-  http::Request req;
-  req.timeout = std::chrono::seconds(30);
-  req.stall_time = std::chrono::seconds(15);
-  req.ctx = ctx;
-  return req;
-}
-
 class ServiceAccountTokenSource : public CachedTokenSource {
  public:
   ServiceAccountTokenSource(ServiceAccountKey key, http::TlsOptions tls)

@@ -63,6 +63,16 @@ TEST(TokenEndpointErrorTest, RefusalIsUnauthenticatedAndOverloadIsRetryable) {
   EXPECT_EQ(TokenEndpointError(r, "x").code(), Code::kUnavailable);
 }
 
+TEST(TokenRequestTest, IsBoundedAndCarriesTheContext) {
+  CancelSource cancel;
+  http::Request req = TokenRequest(Context(&cancel));
+  EXPECT_EQ(req.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(req.stall_time, std::chrono::seconds(15));
+  EXPECT_TRUE(req.ctx.Check("x").ok());
+  cancel.Cancel();
+  EXPECT_FALSE(req.ctx.Check("x").ok());
+}
+
 // A cache over a fetch that hands out "t1", "t2", ... with `life`, on a settable clock.
 struct Fixture {
   explicit Fixture(seconds life)
