@@ -168,6 +168,13 @@ TEST(S3Xml, HttpDatesAndUrlDecoding) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(FormatRfc3339(*t), "2025-01-15T03:00:00Z");
   EXPECT_FALSE(ParseHttpDate("yesterday").ok());
+  // strptime takes years up to 9999, beyond what a TimePoint holds (undefined behaviour).
+  EXPECT_FALSE(ParseHttpDate("Fri, 31 Dec 9999 23:59:59 GMT").ok());
+  EXPECT_FALSE(ParseHttpDate("Sat, 01 Jan 1000 00:00:00 GMT").ok());
+  EXPECT_FALSE(ParseHttpDate("Tue, 31 Dec 2261 23:59:60 GMT").ok());  // into 2262
+  Result<TimePoint> last = ParseHttpDate("Tue, 31 Dec 2261 23:59:59 GMT");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(FormatRfc3339(*last), "2261-12-31T23:59:59Z");
   EXPECT_EQ(UrlDecode("a%2Fb+c%zz%4"), "a/b c%zz%4");
 }
 
