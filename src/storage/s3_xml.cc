@@ -22,6 +22,7 @@ std::string XmlEscape(std::string_view text) {
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
       case '\'': out += "&apos;"; break;
+      case '\r': out += "&#13;"; break;  // a raw CR reaches the server as LF (XML 1.0 2.11)
       default: out.push_back(c);
     }
   }

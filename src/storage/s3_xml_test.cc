@@ -152,6 +152,12 @@ TEST(S3Xml, DeleteObjectsBodyAndErrors) {
   EXPECT_EQ(DeleteObjectsBody({"a&b", "c"}),
             "<Delete><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key>"
             "</Object></Delete>");
+  // An XML parser reads a raw CR as a line feed (XML 1.0 2.11): the request would name
+  // another key, or another ETag.
+  EXPECT_EQ(DeleteObjectsBody({"a\rb"}),
+            "<Delete><Quiet>true</Quiet><Object><Key>a&#13;b</Key></Object></Delete>");
+  EXPECT_NE(CompleteMultipartUploadBody({"\"e\r1\""}).find("<ETag>&quot;e&#13;1&quot;</ETag>"),
+            std::string::npos);
   Result<std::vector<std::string>> none = ParseDeleteObjectsErrors("<DeleteResult/>");
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
