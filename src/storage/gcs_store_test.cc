@@ -39,6 +39,12 @@ TEST(GcsChunkTest, PersistedOffset) {
   EXPECT_FALSE(PersistedOffset("bytes=5-9").ok());
   EXPECT_FALSE(PersistedOffset("bytes=0-").ok());
   EXPECT_FALSE(PersistedOffset("bytes=0-12x").ok());
+  // One past the last byte must fit 64 bits; longer numbers must not wrap around.
+  EXPECT_EQ(*PersistedOffset("bytes=0-18446744073709551614"), UINT64_MAX);
+  EXPECT_FALSE(PersistedOffset("bytes=0-18446744073709551615").ok());
+  EXPECT_FALSE(PersistedOffset("bytes=0-99999999999999999999999").ok());
+  EXPECT_FALSE(PersistedOffset("bytes=0--1").ok());
+  EXPECT_FALSE(PersistedOffset("bytes=0-+1").ok());
 }
 
 TEST(GcsResourceTest, SizeIsADecimalStringOrAnUnsignedNumber) {
