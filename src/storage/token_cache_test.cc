@@ -28,6 +28,13 @@ TEST(TokenResponseTest, ParsesTokenAndLifetimeAndRegistersTheToken) {
   auto absent = ParseAccessTokenResponse(R"({"access_token":"tok-without-expiry"})", "x");
   ASSERT_TRUE(absent.ok());
   EXPECT_EQ(absent->expires_in, seconds(3600));
+  auto longest =
+      ParseAccessTokenResponse(R"({"access_token":"tok-ten-years","expires_in":315360000})", "x");
+  ASSERT_TRUE(longest.ok());
+  EXPECT_EQ(longest->expires_in, seconds(kMaxTokenLifetimeSeconds));
+  auto zero = ParseAccessTokenResponse(R"({"access_token":"tok-zero","expires_in":"0"})", "x");
+  ASSERT_TRUE(zero.ok());
+  EXPECT_EQ(zero->expires_in, seconds(0));
 }
 
 TEST(TokenResponseTest, RefusesMalformedAnswersWithoutEchoingThem) {
@@ -36,7 +43,14 @@ TEST(TokenResponseTest, RefusesMalformedAnswersWithoutEchoingThem) {
                            R"({"access_token":"t-secret-2","expires_in":"12x"})",
                            R"({"access_token":"t-secret-3","expires_in":" 12"})",
                            R"({"access_token":"t-secret-4","expires_in":"99999999999999"})",
-                           R"({"access_token":"t-secret-5","expires_in":1.5})"}) {
+                           R"({"access_token":"t-secret-5","expires_in":1.5})",
+                           // Added to clock readings: beyond ten years is malformed, and
+                           // these would overflow there.
+                           R"({"access_token":"t-secret-6","expires_in":315360001})",
+                           R"({"access_token":"t-secret-7","expires_in":9223372036854775807})",
+                           R"({"access_token":"t-secret-8","expires_in":18446744073709551615})",
+                           R"({"access_token":"t-secret-9","expires_in":-9223372036854775808})",
+                           R"({"access_token":"t-secret-a","expires_in":"315360001"})"}) {
     SCOPED_TRACE(body);
     auto t = ParseAccessTokenResponse(body, "the token endpoint");
     ASSERT_FALSE(t.ok());
