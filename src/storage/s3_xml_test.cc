@@ -84,6 +84,17 @@ TEST(S3Xml, ListWithoutEncodingKeepsKeysAndRejectsGarbage) {
   EXPECT_FALSE(ParseListObjectsV2("<ListBucketResult><IsTruncated>true</IsTruncated>"
                                   "</ListBucketResult>")
                    .ok());  // truncated without a token would loop forever
+  // A size is a plain decimal number within 64 bits: no sign, spaces or trailing text.
+  for (const char* size : {"-1", "+12", "12abc", " 12", "", "18446744073709551616"}) {
+    Result<ListPage> bad =
+        ParseListObjectsV2(std::string("<ListBucketResult><Contents><Key>k</Key><Size>") + size +
+                           "</Size></Contents></ListBucketResult>");
+    ASSERT_FALSE(bad.ok()) << size;
+    EXPECT_EQ(bad.status().reason(), Reason::kBadResponse) << size;
+  }
+  EXPECT_FALSE(
+      ParseListObjectsV2("<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>")
+          .ok());
 }
 
 TEST(S3Xml, ParsesInitiateAndBuildsComplete) {
