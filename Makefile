@@ -1,14 +1,21 @@
 # The two commands of the README:
 #   make demo   set up, build, and run a disaster-recovery round trip on real OpenBao
 #               (back up cluster A into demo/backups, force-restore into a fresh cluster B)
-#   make test   set up (packages and test peers), build with ASan/UBSan, run the whole suite
-# Both are safe to run again.
+#   make test   set up (packages and test peers), build with ASan/UBSan, run the whole suite;
+#               before it, each fuzz target for FUZZ_TEST_SECONDS (clang, libFuzzer)
+#   make fuzz   each fuzz target for FUZZ_SECONDS
+# They are safe to run again.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
+FUZZ_TEST_SECONDS ?= 15
+FUZZ_SECONDS ?= 60
+# What build-fuzz configures (`make fuzz` passes FUZZ_SECONDS).
+FUZZ_RUN_SECONDS ?= $(FUZZ_TEST_SECONDS)
 
-.PHONY: demo test build build-asan bench format clean
+.PHONY: demo test fuzz build build-asan build-fuzz bench format clean
 
 demo:
 	@scripts/setup.sh --openbao
@@ -16,12 +23,33 @@ demo:
 	@ninja -C $(BUILD) -j $(JOBS) bao-backup bao-cluster
 	@scripts/demo.sh $(BUILD)
 
+# The fuzz run comes first, so that the output still ends with the main suite's summary; a
+# failure in either fails `make test`.
 test:
 	@scripts/setup.sh --peers
+	@$(MAKE) --no-print-directory build-asan build-fuzz
+	@failed=0; \
+	  (cd $(FUZZ_BUILD) && ctest -j 2 --output-on-failure -L fuzz) || failed=1; \
+	  (cd $(ASAN_BUILD) && ctest -j 2 --output-on-failure --timeout 900) || failed=1; \
+	  exit $$failed
+
+fuzz:
+	@scripts/setup.sh --fuzz
+	@$(MAKE) --no-print-directory build-fuzz FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
+	@cd $(FUZZ_BUILD) && ctest -j 2 --output-on-failure -L fuzz
+
+build-asan:
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBAO_SANITIZE=ON \
 	  -DBAO_BUILD_BENCH=OFF >/dev/null
 	@ninja -C $(ASAN_BUILD) -j $(JOBS)
-	@cd $(ASAN_BUILD) && ctest -j 2 --output-on-failure --timeout 900
+
+# Only the fuzz targets and the modules they link, with clang; ctest runs each target for
+# FUZZ_RUN_SECONDS (label fuzz).
+build-fuzz:
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBAO_FUZZ=ON -DBAO_FUZZ_SECONDS=$(FUZZ_RUN_SECONDS) \
+	  >/dev/null
+	@ninja -C $(FUZZ_BUILD) -j $(JOBS)
 
 build:
 	@scripts/setup.sh
@@ -36,4 +64,4 @@ format:
 	@git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) demo
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) demo

@@ -4,6 +4,7 @@
 #   scripts/setup.sh --peers  also the real test peers (OpenBao, MinIO, fake-gcs-server, Azurite, moto,
 #                           kube-apiserver + etcd, helm)
 #   scripts/setup.sh --openbao  also real OpenBao only (what `make demo` runs)
+#   scripts/setup.sh --fuzz   also clang and libFuzzer (what `make fuzz` needs; --peers has them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +16,13 @@ PACKAGES=(
 )
 # strace: the file store's crash tests kill bao-backup at chosen system calls with it.
 PEER_PACKAGES=(awscli python3-venv etcd-server strace)
+# clang for the fuzz targets; libclang-rt-dev has libFuzzer (libclang_rt.fuzzer) and the
+# sanitizer runtimes for Debian's default clang.
+FUZZ_PACKAGES=(clang libclang-rt-dev)
 
 want=("${PACKAGES[@]}")
-[[ "${1:-}" == "--peers" ]] && want+=("${PEER_PACKAGES[@]}")
+[[ "${1:-}" == "--peers" ]] && want+=("${PEER_PACKAGES[@]}" "${FUZZ_PACKAGES[@]}")
+[[ "${1:-}" == "--fuzz" ]] && want+=("${FUZZ_PACKAGES[@]}")
 [[ "${1:-}" == "--openbao" ]] && want+=(python3-venv)
 
 missing=()

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "common/json_fields.h"
+#include "common/redact.h"
 
 namespace bao::backup {
 
@@ -93,13 +94,15 @@ Result<BackupSpec> ParseBackupSpec(const json& j, const std::string& path, bool 
 }
 
 Status CheckEndpointHasNoCredentials(const std::string& endpoint, const std::string& target_path) {
-  size_t scheme = endpoint.find("://");
-  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  size_t end = endpoint.find_first_of("/?#", start);
+  // A query or fragment anywhere, and user-info in the authority (common/redact.h: what
+  // UrlForDisplay hides). Only a leading scheme starts the authority: in
+  // "h/?sig=x&u=https://y" the "://" is part of the query.
+  const size_t start = UrlAuthorityStart(endpoint);
+  const size_t end = endpoint.find_first_of("/?#", start);
   std::string_view authority = std::string_view(endpoint).substr(
       start, end == std::string::npos ? std::string::npos : end - start);
   const bool user_info = authority.find('@') != std::string_view::npos;
-  const bool query = endpoint.find_first_of("?#", start) != std::string::npos;
+  const bool query = endpoint.find_first_of("?#") != std::string::npos;
   if (!user_info && !query) return Status::Ok();
   return InvalidArgument(target_path + ".endpoint: must be scheme://host[:port][/path] without " +
                          (user_info ? "user-info (user:password@)" : "a query or fragment") +

@@ -81,10 +81,20 @@ std::string Redact(std::string_view text) {
   return out;
 }
 
+size_t UrlAuthorityStart(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos || scheme == 0) return 0;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!alpha(url[0])) return 0;
+  for (char c : url.substr(0, scheme)) {
+    if (!alpha(c) && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.') return 0;
+  }
+  return scheme + 3;
+}
+
 std::string UrlForDisplay(std::string_view url) {
   std::string out(url.substr(0, url.find_first_of("?#")));
-  size_t scheme = out.find("://");
-  size_t host_start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t host_start = UrlAuthorityStart(out);
   size_t path_start = out.find('/', host_start);
   size_t at = out.find('@', host_start);
   if (at != std::string::npos && (path_start == std::string::npos || at < path_start)) {

@@ -20,4 +20,9 @@ std::string Redact(std::string_view text);
 // (pre-signed URLs, SAS tokens). Used in every message that names a URL.
 std::string UrlForDisplay(std::string_view url);
 
+// Where the authority (user-info, host, port) of `url` begins: just after a leading
+// "scheme://" (a letter, then letters, digits, '+', '-' or '.'), else at 0 ("host:port/path").
+// A "://" further on (in a path or query) does not start the authority.
+size_t UrlAuthorityStart(std::string_view url);
+
 }  // namespace bao

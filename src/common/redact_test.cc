@@ -19,6 +19,20 @@ TEST(RedactTest, UrlForDisplayDropsQueryAndUserInfo) {
   EXPECT_EQ(UrlForDisplay("https://user:pass@host:9000/b/k"), "https://host:9000/b/k");
   EXPECT_EQ(UrlForDisplay("http://127.0.0.1:8200/v1/sys/leader"),
             "http://127.0.0.1:8200/v1/sys/leader");
+  // Without a scheme the authority starts at once; a "://" further on is no scheme.
+  EXPECT_EQ(UrlForDisplay("u:pass@minio.local:9000/b"), "minio.local:9000/b");
+  EXPECT_EQ(UrlForDisplay("u:pass@minio.local:9000/x://y"), "minio.local:9000/x://y");
+  EXPECT_EQ(UrlForDisplay("h/p@x"), "h/p@x");
+}
+
+TEST(RedactTest, UrlAuthorityStartsAfterALeadingSchemeOnly) {
+  EXPECT_EQ(UrlAuthorityStart("https://h"), 8u);
+  EXPECT_EQ(UrlAuthorityStart("s3+x.y-z://h"), 11u);
+  EXPECT_EQ(UrlAuthorityStart("h:9000/p"), 0u);
+  EXPECT_EQ(UrlAuthorityStart("://h"), 0u);
+  EXPECT_EQ(UrlAuthorityStart("1x://h"), 0u);
+  EXPECT_EQ(UrlAuthorityStart("u:p@h/x://y"), 0u);
+  EXPECT_EQ(UrlAuthorityStart("h/?next=https://y"), 0u);
 }
 
 TEST(RedactTest, UrlsInAnyTextLoseUserInfoAndQuery) {

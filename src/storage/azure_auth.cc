@@ -159,11 +159,22 @@ Result<TimePoint> ParseRfc1123(std::string_view text) {
   for (int i = 0; i < 12; ++i) {
     if (std::string(mon) == kMonths[i]) month = i + 1;
   }
-  if (month < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) {
+  if (month < 0 || day < 1 || day > 31 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 ||
+      ss > 60) {
     return InvalidArgument("\"" + s + "\" is not an RFC 1123 date");
   }
-  int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  return TimePoint(std::chrono::seconds(days * 86400 + hh * 3600 + mm * 60 + ss));
+  // A TimePoint holds kMinYear..kMaxYear (common/time.h); a leap second must not carry the
+  // instant past the last year either, or FormatRfc1123 would print a date that does not parse.
+  int64_t secs = 0;
+  if (year >= kMinYear && year <= kMaxYear) {
+    int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+    secs = days * 86400 + hh * 3600 + mm * 60 + ss;
+  }
+  if (year < kMinYear || year > kMaxYear || secs >= DaysFromCivil(kMaxYear + 1, 1, 1) * 86400) {
+    return InvalidArgument("\"" + s + "\" is outside the supported range (years " +
+                           std::to_string(kMinYear) + " to " + std::to_string(kMaxYear) + ")");
+  }
+  return TimePoint(std::chrono::seconds(secs));
 }
 
 std::string ConnectionString::BlobEndpoint() const {
@@ -253,15 +264,6 @@ namespace {
 
 constexpr const char* kStorageScope = "https://storage.azure.com/.default";
 constexpr const char* kStorageResource = "https://storage.azure.com/";
-
-// Token requests: small answers, so a short stall time and a bound on the whole request.
-http::Request TokenRequest(const Context& ctx) {
-  http::Request req;
-  req.timeout = std::chrono::seconds(30);
-  req.stall_time = std::chrono::seconds(15);
-  req.ctx = ctx;
-  return req;
-}
 
 class WorkloadIdentityTokenSource final : public TokenSource {
  public:

@@ -88,6 +88,22 @@ TEST(Rfc1123Test, FormatsAndParses) {
   EXPECT_FALSE(ParseRfc1123("2025-01-15T03:00:00Z").ok());
 }
 
+// A TimePoint counts nanoseconds in 64 bits: a later year overflowed it (undefined behaviour).
+TEST(Rfc1123Test, RefusesDatesATimePointCannotHold) {
+  EXPECT_FALSE(ParseRfc1123("Wed, 15 Jan 4050 03:00:00 GMT").ok());
+  EXPECT_FALSE(ParseRfc1123("Wed, 15 Jan 1600 03:00:00 GMT").ok());
+  EXPECT_FALSE(ParseRfc1123("Wed, 15 Jan 2025 -3:00:00 GMT").ok());
+  EXPECT_FALSE(ParseRfc1123("Wed, 15 Jan 2025 03:-1:00 GMT").ok());
+  // A leap second would carry it into 2262, which FormatRfc1123 prints and this refuses.
+  EXPECT_FALSE(ParseRfc1123("Tue, 31 Dec 2261 23:59:60 GMT").ok());
+  Result<TimePoint> last = ParseRfc1123("Tue, 31 Dec 2261 23:59:59 GMT");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(FormatRfc1123(*last), "Tue, 31 Dec 2261 23:59:59 GMT");
+  Result<TimePoint> first = ParseRfc1123("Sat, 01 Jan 1678 00:00:00 GMT");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(FormatRfc3339(*first), "1678-01-01T00:00:00Z");
+}
+
 TEST(ConnectionStringTest, ParsesAccountKeyAndDerivesTheEndpoint) {
   auto cs = ParseConnectionString(
       "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5a2V5a2V5==;"

@@ -392,9 +392,6 @@ class AzureStore final : public Store {
   Status List(const Context& ctx, const std::string& prefix,
               const std::function<Status(const ObjectInfo&)>& fn) override {
     std::string marker;
-    auto bad = [&](const std::string& why) {
-      return StorageError(Code::kInternal, Reason::kBadResponse, "listing " + Describe() + why);
-    };
     do {
       http::Response r;
       BAO_RETURN_IF_ERROR(InStorage(Call(
@@ -408,29 +405,12 @@ class AzureStore final : public Store {
             return req;
           },
           &r)));
-      pugi::xml_document doc;
-      if (!doc.load_buffer(r.body.data(), r.body.size())) return bad(": the answer is not XML");
-      pugi::xml_node root = doc.child("EnumerationResults");
-      if (!root) return bad(": no EnumerationResults element");
-      for (pugi::xml_node blob : root.child("Blobs").children("Blob")) {
-        ObjectInfo info;
-        info.key = blob.child("Name").text().get();
-        pugi::xml_node props = blob.child("Properties");
-        std::optional<uint64_t> size =
-            ParseInteger<uint64_t>(props.child("Content-Length").text().get(), 0, UINT64_MAX);
-        if (!size) return bad(": \"" + info.key + "\" has no valid Content-Length");
-        info.size = *size;
-        Result<TimePoint> modified = azure::ParseRfc1123(props.child("Last-Modified").text().get());
-        if (modified.ok()) info.modified = *modified;
-        for (pugi::xml_node m : blob.child("Metadata").children()) {
-          std::string name = m.name();
-          for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          if (name == "sha256") info.sha256 = m.text().get();
-        }
-        if (info.key.empty() || !info.key.starts_with(prefix) || IsAbandoned(blob)) continue;
+      BAO_ASSIGN_OR_RETURN(azure::BlobListPage page,
+                           azure::ParseBlobList(r.body, prefix, "listing " + Describe()));
+      for (const ObjectInfo& info : page.blobs) {
         BAO_RETURN_IF_ERROR(fn(info));  // the callback's error, as it is
       }
-      marker = root.child("NextMarker").text().get();
+      marker = std::move(page.next_marker);
     } while (!marker.empty());
     return Status::Ok();
   }
@@ -649,6 +629,43 @@ void AzureUpload::Abort(const Context& cleanup) {
 }
 
 }  // namespace
+
+namespace azure {
+
+Result<BlobListPage> ParseBlobList(std::string_view body, std::string_view prefix,
+                                   const std::string& what) {
+  auto bad = [&](const std::string& why) {
+    return StorageError(Code::kInternal, Reason::kBadResponse, what + ": " + why);
+  };
+  pugi::xml_document doc;
+  if (!doc.load_buffer(body.data(), body.size())) return bad("the answer is not XML");
+  pugi::xml_node root = doc.child("EnumerationResults");
+  if (!root) return bad("no EnumerationResults element");
+  BlobListPage page;
+  for (pugi::xml_node blob : root.child("Blobs").children("Blob")) {
+    ObjectInfo info;
+    info.key = blob.child("Name").text().get();
+    if (info.key.empty() || !info.key.starts_with(prefix)) continue;  // not asked for
+    if (IsAbandoned(blob)) continue;  // an interrupted discard's empty blob (DiscardUncommitted)
+    pugi::xml_node props = blob.child("Properties");
+    std::optional<uint64_t> size =
+        ParseInteger<uint64_t>(props.child("Content-Length").text().get(), 0, UINT64_MAX);
+    if (!size) return bad("\"" + info.key + "\" has no valid Content-Length");
+    info.size = *size;
+    Result<TimePoint> modified = ParseRfc1123(props.child("Last-Modified").text().get());
+    if (modified.ok()) info.modified = *modified;
+    for (pugi::xml_node m : blob.child("Metadata").children()) {
+      std::string name = m.name();
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (name == "sha256") info.sha256 = m.text().get();
+    }
+    page.blobs.push_back(std::move(info));
+  }
+  page.next_marker = root.child("NextMarker").text().get();
+  return page;
+}
+
+}  // namespace azure
 
 Result<std::unique_ptr<Store>> OpenAzureStore(const TargetConfig& target,
                                               const AzureOptions& options) {

@@ -24,6 +24,9 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/retry.h"
 #include "common/status.h"
@@ -48,4 +51,20 @@ struct AzureOptions {
 Result<std::unique_ptr<Store>> OpenAzureStore(const TargetConfig& target,
                                               const AzureOptions& options = {});
 
+namespace azure {
+
+// One page of a List Blobs answer (XML, include=metadata): the blobs whose names start with
+// `prefix` (others are skipped, and so are blobs marked abandoned by an interrupted discard of
+// uncommitted blocks), each with its size (Content-Length, a decimal number),
+// Last-Modified when it parses and the sha256 metadata; and NextMarker ("" on the last page).
+// kInternal/kBadResponse (Stage::kStorage) naming `what` for an answer that is not a listing
+// or a blob without a valid Content-Length. Public for tests and fuzz targets.
+struct BlobListPage {
+  std::vector<ObjectInfo> blobs;
+  std::string next_marker;
+};
+Result<BlobListPage> ParseBlobList(std::string_view body, std::string_view prefix,
+                                   const std::string& what);
+
+}  // namespace azure
 }  // namespace bao::storage

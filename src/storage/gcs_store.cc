@@ -167,12 +167,17 @@ std::string StringField(const json& j, const char* name) {
   return "";
 }
 
-Result<ObjectInfo> InfoFromResource(const json& j, const std::string& what) {
-  ObjectInfo info;
-  info.key = StringField(j, "name");
+}  // namespace
+
+namespace gcs_internal {
+
+Result<ObjectInfo> ObjectInfoFromResource(const json& j, const std::string& what) {
   auto bad = [&](const std::string& why) {
     return StorageError(Code::kInternal, Reason::kBadResponse, what + ": " + why);
   };
+  if (!j.is_object()) return bad("the object resource is not a JSON object");
+  ObjectInfo info;
+  info.key = StringField(j, "name");
   if (j.contains("size")) {
     if (j["size"].is_string()) {
       const std::string s = j["size"].get<std::string>();
@@ -197,6 +202,12 @@ Result<ObjectInfo> InfoFromResource(const json& j, const std::string& what) {
   }
   return info;
 }
+
+}  // namespace gcs_internal
+
+namespace {
+
+using gcs_internal::ObjectInfoFromResource;
 
 // Writes the checksum side object of `key` (store.h) in one request, write-once
 // (ifGenerationMatch=0: a 412 means it exists).
@@ -323,7 +334,7 @@ class GcsUpload final : public Upload {
     json obj = std::move(finalized).value();
     session_url_.clear();  // finalized: nothing left to cancel
     const std::string generation = StringField(obj, "generation");
-    auto stored = InfoFromResource(obj, "upload of " + Name());
+    auto stored = ObjectInfoFromResource(obj, "upload of " + Name());
     if (!stored.ok()) {
       DeleteGeneration(*gcs_, key_, generation);
       return stored.status();
@@ -448,7 +459,7 @@ class GcsUpload final : public Upload {
     auto obj = ParseObject(resp, "upload");
     if (obj.ok()) {
       generation = StringField(*obj, "generation");
-      auto info = InfoFromResource(*obj, "upload");
+      auto info = ObjectInfoFromResource(*obj, "upload");
       if (info.ok()) size = info->size;
     }
     DeleteGeneration(*gcs_, key_, generation);
@@ -787,7 +798,7 @@ class GcsStore : public Store {
       if (resp.status == 404) return gcs_->NotFoundFor(ctx, key);
       if (!resp.ok()) return gcs_->ErrorFor(resp, what);
       BAO_ASSIGN_OR_RETURN(json j, ParseObject(resp, what));
-      BAO_ASSIGN_OR_RETURN(info, InfoFromResource(j, what));
+      BAO_ASSIGN_OR_RETURN(info, ObjectInfoFromResource(j, what));
       return Status::Ok();
     });
     if (!st.ok()) return InStorage(st);
@@ -834,7 +845,7 @@ class GcsStore : public Store {
             return StorageError(Code::kInternal, Reason::kBadResponse,
                                 what + ": an item is not an object");
           }
-          Result<ObjectInfo> info = InfoFromResource(item, what);
+          Result<ObjectInfo> info = ObjectInfoFromResource(item, what);
           if (!info.ok()) return InStorage(info.status());
           if (info->key.compare(0, prefix.size(), prefix) != 0) continue;
           BAO_RETURN_IF_ERROR(fn(item, *info));  // the callback's error, as it is

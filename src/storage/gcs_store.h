@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -83,6 +84,13 @@ Result<uint64_t> PersistedOffset(std::string_view range_header);
 // empty): "https://storage.googleapis.com" by default, a scheme added when missing, no
 // trailing '/'.
 std::string ResolveEndpoint(const std::string& endpoint, const std::string& emulator_host);
+
+// The ObjectInfo of a JSON object resource (the answer to an upload or a metadata request, or
+// an item of a listing): name, size (a string of decimal digits, or an unsigned JSON number),
+// updated (when it parses as RFC 3339) and metadata.sha256. kInternal/kBadResponse
+// (Stage::kStorage) naming `what` when the resource is not an object or its size is missing or
+// not such a number.
+Result<ObjectInfo> ObjectInfoFromResource(const nlohmann::json& resource, const std::string& what);
 
 }  // namespace gcs_internal
 }  // namespace bao::storage

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "crypto/crypto.h"
 
@@ -38,6 +39,41 @@ TEST(GcsChunkTest, PersistedOffset) {
   EXPECT_FALSE(PersistedOffset("bytes=5-9").ok());
   EXPECT_FALSE(PersistedOffset("bytes=0-").ok());
   EXPECT_FALSE(PersistedOffset("bytes=0-12x").ok());
+  // One past the last byte must fit 64 bits; longer numbers must not wrap around.
+  EXPECT_EQ(*PersistedOffset("bytes=0-18446744073709551614"), UINT64_MAX);
+  EXPECT_FALSE(PersistedOffset("bytes=0-18446744073709551615").ok());
+  EXPECT_FALSE(PersistedOffset("bytes=0-99999999999999999999999").ok());
+  EXPECT_FALSE(PersistedOffset("bytes=0--1").ok());
+  EXPECT_FALSE(PersistedOffset("bytes=0-+1").ok());
+}
+
+TEST(GcsResourceTest, SizeIsADecimalStringOrAnUnsignedNumber) {
+  Result<ObjectInfo> info =
+      ObjectInfoFromResource(nlohmann::json{{"name", "a/b"},
+                                            {"size", "1234"},
+                                            {"updated", "2025-01-15T03:00:00Z"},
+                                            {"metadata", {{"sha256", "ab"}}}},
+                             "x");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->key, "a/b");
+  EXPECT_EQ(info->size, 1234u);
+  EXPECT_EQ(info->sha256, "ab");
+  EXPECT_EQ(FormatRfc3339(info->modified), "2025-01-15T03:00:00Z");
+  EXPECT_EQ(ObjectInfoFromResource(nlohmann::json::parse(R"({"size":17})"), "x")->size, 17u);
+  EXPECT_EQ(ObjectInfoFromResource(nlohmann::json{{"size", "18446744073709551615"}}, "x")->size,
+            UINT64_MAX);
+  for (const char* size : {"-1", " 12", "+12", "12abc", "", "18446744073709551616"}) {
+    Result<ObjectInfo> bad = ObjectInfoFromResource(nlohmann::json{{"size", size}}, "upload");
+    ASSERT_FALSE(bad.ok()) << size;
+    EXPECT_EQ(bad.status().code(), Code::kInternal);
+    EXPECT_EQ(bad.status().reason(), Reason::kBadResponse);
+    EXPECT_TRUE(bad.status().message().starts_with("upload: ")) << bad.status().message();
+  }
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json{{"size", -1}}, "x").ok());
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json{{"size", 1.5}}, "x").ok());
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json{{"name", "a"}}, "x").ok());
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json::array({1}), "x").ok());
+  EXPECT_FALSE(ObjectInfoFromResource(nlohmann::json("size"), "x").ok());
 }
 
 TEST(GcsChunkTest, ResolveEndpoint) {
@@ -51,12 +87,12 @@ TEST(GcsChunkTest, ResolveEndpoint) {
 // Without any credentials, on a machine that is not a Google Cloud VM, opening fails at once as
 // a configuration error: no request to a metadata server that is not there, no retries.
 TEST(GcsOpenTest, NoCredentialsAtAllIsAConfigurationErrorBeforeAnyRequest) {
-  for (const char* v : {"STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS",
-                        "GCE_METADATA_HOST"}) {
+  for (const char* v :
+       {"STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST"}) {
     unsetenv(v);
   }
-  std::string dmi = std::filesystem::temp_directory_path() /
-                    ("bao-gcs-dmi-" + std::to_string(::getpid()));
+  std::string dmi =
+      std::filesystem::temp_directory_path() / ("bao-gcs-dmi-" + std::to_string(::getpid()));
   TargetConfig t;
   t.provider = "gcs";
   t.bucket = "backups";  // the default endpoint: storage.googleapis.com

@@ -40,15 +40,6 @@ class CachedTokenSource : public TokenSource {
   TokenCache cache_;
 };
 
-// Token requests: small answers, so a short stall time and a bound on the whole request.
-http::Request TokenRequest(const Context& ctx) {
-  http::Request req;
-  req.timeout = std::chrono::seconds(30);
-  req.stall_time = std::chrono::seconds(15);
-  req.ctx = ctx;
-  return req;
-}
-
 class ServiceAccountTokenSource : public CachedTokenSource {
  public:
   ServiceAccountTokenSource(ServiceAccountKey key, http::TlsOptions tls)
@@ -73,8 +64,8 @@ class ServiceAccountTokenSource : public CachedTokenSource {
     Result<http::Response> resp = client.Do(req);
     if (!resp.ok()) return resp.status().WithContext("cannot reach the GCS " + who);
     if (!resp->ok()) {
-      return TokenEndpointError(*resp, who + " refused the token exchange for service account " +
-                                           key_.client_email);
+      return TokenEndpointError(
+          *resp, who + " refused the token exchange for service account " + key_.client_email);
     }
     return ParseAccessTokenResponse(resp->body, who);
   }

@@ -22,6 +22,7 @@ std::string XmlEscape(std::string_view text) {
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
       case '\'': out += "&apos;"; break;
+      case '\r': out += "&#13;"; break;  // a raw CR reaches the server as LF (XML 1.0 2.11)
       default: out.push_back(c);
     }
   }
@@ -239,7 +240,14 @@ Result<TimePoint> ParseHttpDate(std::string_view text) {
   std::string s(text);
   const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (end == nullptr || *end != '\0') return InvalidArgument("not an HTTP date: \"" + s + "\"");
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  // strptime takes years up to 9999, and a TimePoint holds kMinYear..kMaxYear (common/time.h);
+  // the instant is checked, so that a leap second does not carry it past the last year either.
+  const int64_t t = static_cast<int64_t>(timegm(&tm));
+  if (t < DaysFromCivil(kMinYear, 1, 1) * 86400 || t >= DaysFromCivil(kMaxYear + 1, 1, 1) * 86400) {
+    return InvalidArgument("HTTP date out of range (years " + std::to_string(kMinYear) + " to " +
+                           std::to_string(kMaxYear) + "): \"" + s + "\"");
+  }
+  return std::chrono::system_clock::from_time_t(static_cast<std::time_t>(t));
 }
 
 std::string UrlDecode(std::string_view text) {

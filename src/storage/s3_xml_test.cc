@@ -44,9 +44,8 @@ TEST(S3Xml, ParsesListMultipartUploadsPages) {
       "</ListMultipartUploadsResult>");
   EXPECT_EQ(no_time.status().reason(), Reason::kBadResponse);
   EXPECT_EQ(ParseListMultipartUploads("<Error/>").status().reason(), Reason::kBadResponse);
-  EXPECT_EQ(ParseListMultipartUploads(
-                "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
-                "</ListMultipartUploadsResult>")
+  EXPECT_EQ(ParseListMultipartUploads("<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                                      "</ListMultipartUploadsResult>")
                 .status()
                 .reason(),
             Reason::kBadResponse);
@@ -85,6 +84,17 @@ TEST(S3Xml, ListWithoutEncodingKeepsKeysAndRejectsGarbage) {
   EXPECT_FALSE(ParseListObjectsV2("<ListBucketResult><IsTruncated>true</IsTruncated>"
                                   "</ListBucketResult>")
                    .ok());  // truncated without a token would loop forever
+  // A size is a plain decimal number within 64 bits: no sign, spaces or trailing text.
+  for (const char* size : {"-1", "+12", "12abc", " 12", "", "18446744073709551616"}) {
+    Result<ListPage> bad =
+        ParseListObjectsV2(std::string("<ListBucketResult><Contents><Key>k</Key><Size>") + size +
+                           "</Size></Contents></ListBucketResult>");
+    ASSERT_FALSE(bad.ok()) << size;
+    EXPECT_EQ(bad.status().reason(), Reason::kBadResponse) << size;
+  }
+  EXPECT_FALSE(
+      ParseListObjectsV2("<ListBucketResult><Contents><Key>k</Key></Contents></ListBucketResult>")
+          .ok());
 }
 
 TEST(S3Xml, ParsesInitiateAndBuildsComplete) {
@@ -153,6 +163,12 @@ TEST(S3Xml, DeleteObjectsBodyAndErrors) {
   EXPECT_EQ(DeleteObjectsBody({"a&b", "c"}),
             "<Delete><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key>"
             "</Object></Delete>");
+  // An XML parser reads a raw CR as a line feed (XML 1.0 2.11): the request would name
+  // another key, or another ETag.
+  EXPECT_EQ(DeleteObjectsBody({"a\rb"}),
+            "<Delete><Quiet>true</Quiet><Object><Key>a&#13;b</Key></Object></Delete>");
+  EXPECT_NE(CompleteMultipartUploadBody({"\"e\r1\""}).find("<ETag>&quot;e&#13;1&quot;</ETag>"),
+            std::string::npos);
   Result<std::vector<std::string>> none = ParseDeleteObjectsErrors("<DeleteResult/>");
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
@@ -169,6 +185,13 @@ TEST(S3Xml, HttpDatesAndUrlDecoding) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(FormatRfc3339(*t), "2025-01-15T03:00:00Z");
   EXPECT_FALSE(ParseHttpDate("yesterday").ok());
+  // strptime takes years up to 9999, beyond what a TimePoint holds (undefined behaviour).
+  EXPECT_FALSE(ParseHttpDate("Fri, 31 Dec 9999 23:59:59 GMT").ok());
+  EXPECT_FALSE(ParseHttpDate("Sat, 01 Jan 1000 00:00:00 GMT").ok());
+  EXPECT_FALSE(ParseHttpDate("Tue, 31 Dec 2261 23:59:60 GMT").ok());  // into 2262
+  Result<TimePoint> last = ParseHttpDate("Tue, 31 Dec 2261 23:59:59 GMT");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(FormatRfc3339(*last), "2261-12-31T23:59:59Z");
   EXPECT_EQ(UrlDecode("a%2Fb+c%zz%4"), "a/b c%zz%4");
 }
 

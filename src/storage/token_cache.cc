@@ -39,6 +39,14 @@ Result<AccessToken> ParseAccessTokenResponse(std::string_view body, const std::s
   return out;
 }
 
+http::Request TokenRequest(const Context& ctx) {
+  http::Request req;
+  req.timeout = std::chrono::seconds(30);
+  req.stall_time = std::chrono::seconds(15);
+  req.ctx = ctx;
+  return req;
+}
+
 Status TokenEndpointError(const http::Response& r, const std::string& what) {
   std::string msg = what + " (HTTP " + std::to_string(r.status) + "): " + http::ErrorSummary(r);
   Status s;

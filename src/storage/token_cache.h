@@ -33,6 +33,11 @@ inline constexpr int64_t kMaxTokenLifetimeSeconds = int64_t{10} * 365 * 86400;
 // unusable expires_in.
 Result<AccessToken> ParseAccessTokenResponse(std::string_view body, const std::string& who);
 
+// A request to a token endpoint, without method, URL, headers or body: the answers are small,
+// so the whole request is bounded to 30 s and fails as stalled after 15 s without a byte;
+// `ctx` cancels it.
+http::Request TokenRequest(const Context& ctx);
+
 // The Status for a token endpoint that answered non-2xx: 408/429/5xx are kUnavailable
 // (retryable: kTimeout/kThrottled/kServerError), anything else means the identity was refused:
 // kUnauthenticated with Reason::kUnauthenticated. `what` names the endpoint and identity; the
@@ -48,8 +53,9 @@ class TokenCache {
 
   // A token is used until `refresh_margin` before it expires, or for half its lifetime when it
   // lives shorter than twice the margin (so a token of 0 s is fetched again every time).
-  explicit TokenCache(Fetch fetch, std::chrono::seconds refresh_margin = std::chrono::minutes(5),
-                      Now now = [] { return std::chrono::steady_clock::now(); });
+  explicit TokenCache(
+      Fetch fetch, std::chrono::seconds refresh_margin = std::chrono::minutes(5),
+      Now now = [] { return std::chrono::steady_clock::now(); });
 
   // The cached token while it is fresh, else one from `fetch(ctx)` (whose error is returned and
   // nothing cached). While another caller fetches, waits for that fetch, giving up with

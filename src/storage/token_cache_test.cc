@@ -14,20 +14,27 @@ namespace {
 using std::chrono::seconds;
 
 TEST(TokenResponseTest, ParsesTokenAndLifetimeAndRegistersTheToken) {
-  auto t = ParseAccessTokenResponse(R"({"access_token":"ya29.unit-token-1","expires_in":1200})",
-                                    "x");
+  auto t =
+      ParseAccessTokenResponse(R"({"access_token":"ya29.unit-token-1","expires_in":1200})", "x");
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->token, "ya29.unit-token-1");
   EXPECT_EQ(t->expires_in, seconds(1200));
   EXPECT_EQ(Redact("Bearer ya29.unit-token-1"), "Bearer [REDACTED]");
 
-  auto imds = ParseAccessTokenResponse(R"({"access_token":"imds-token-2","expires_in":"86399"})",
-                                       "x");
+  auto imds =
+      ParseAccessTokenResponse(R"({"access_token":"imds-token-2","expires_in":"86399"})", "x");
   ASSERT_TRUE(imds.ok());
   EXPECT_EQ(imds->expires_in, seconds(86399));
   auto absent = ParseAccessTokenResponse(R"({"access_token":"tok-without-expiry"})", "x");
   ASSERT_TRUE(absent.ok());
   EXPECT_EQ(absent->expires_in, seconds(3600));
+  auto longest =
+      ParseAccessTokenResponse(R"({"access_token":"tok-ten-years","expires_in":315360000})", "x");
+  ASSERT_TRUE(longest.ok());
+  EXPECT_EQ(longest->expires_in, seconds(kMaxTokenLifetimeSeconds));
+  auto zero = ParseAccessTokenResponse(R"({"access_token":"tok-zero","expires_in":"0"})", "x");
+  ASSERT_TRUE(zero.ok());
+  EXPECT_EQ(zero->expires_in, seconds(0));
 }
 
 TEST(TokenResponseTest, RefusesMalformedAnswersWithoutEchoingThem) {
@@ -36,7 +43,14 @@ TEST(TokenResponseTest, RefusesMalformedAnswersWithoutEchoingThem) {
                            R"({"access_token":"t-secret-2","expires_in":"12x"})",
                            R"({"access_token":"t-secret-3","expires_in":" 12"})",
                            R"({"access_token":"t-secret-4","expires_in":"99999999999999"})",
-                           R"({"access_token":"t-secret-5","expires_in":1.5})"}) {
+                           R"({"access_token":"t-secret-5","expires_in":1.5})",
+                           // Added to clock readings: beyond ten years is malformed, and
+                           // these would overflow there.
+                           R"({"access_token":"t-secret-6","expires_in":315360001})",
+                           R"({"access_token":"t-secret-7","expires_in":9223372036854775807})",
+                           R"({"access_token":"t-secret-8","expires_in":18446744073709551615})",
+                           R"({"access_token":"t-secret-9","expires_in":-9223372036854775808})",
+                           R"({"access_token":"t-secret-a","expires_in":"315360001"})"}) {
     SCOPED_TRACE(body);
     auto t = ParseAccessTokenResponse(body, "the token endpoint");
     ASSERT_FALSE(t.ok());
@@ -61,6 +75,16 @@ TEST(TokenEndpointErrorTest, RefusalIsUnauthenticatedAndOverloadIsRetryable) {
   r.status = 429;
   EXPECT_EQ(TokenEndpointError(r, "x").reason(), Reason::kThrottled);
   EXPECT_EQ(TokenEndpointError(r, "x").code(), Code::kUnavailable);
+}
+
+TEST(TokenRequestTest, IsBoundedAndCarriesTheContext) {
+  CancelSource cancel;
+  http::Request req = TokenRequest(Context(&cancel));
+  EXPECT_EQ(req.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(req.stall_time, std::chrono::seconds(15));
+  EXPECT_TRUE(req.ctx.Check("x").ok());
+  cancel.Cancel();
+  EXPECT_FALSE(req.ctx.Check("x").ok());
 }
 
 // A cache over a fetch that hands out "t1", "t2", ... with `life`, on a settable clock.
