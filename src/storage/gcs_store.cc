@@ -432,7 +432,7 @@ class GcsUpload final : public Upload {
       return failure.WithContext(Name() + " could not be looked up after the answer was lost (" +
                                  st.message() + ")");
     }
-    Result<ObjectInfo> info = InfoFromResource(found, what);
+    Result<ObjectInfo> info = ObjectInfoFromResource(found, what);
     const std::string want_crc = crypto::Crc32cBase64(crc_);
     const std::string got_crc = StringField(found, "crc32c");
     if (!info.ok() || info->size != total || got_crc != want_crc) {
