@@ -3,6 +3,7 @@
 #include <limits>
 #include <string_view>
 
+#include "backup/naming.h"
 #include "common/json_fields.h"
 #include "common/redact.h"
 
@@ -65,8 +66,9 @@ Result<RetentionPolicy> ParseRetention(const json& j, const std::string& path) {
 Result<BackupSpec> ParseBackupSpec(const json& j, const std::string& path, bool require_schedule,
                                    bool validate_target, const std::string& default_provider) {
   if (!j.is_object()) return InvalidArgument(path + ": must be an object");
-  BAO_RETURN_IF_ERROR(CheckKnownFields(
-      j, path, {"schedule", "target", "jwtAuthRole", "tokenSecretRef", "retention", "image"}));
+  BAO_RETURN_IF_ERROR(CheckKnownFields(j, path,
+                                       {"schedule", "target", "extraTargets", "jwtAuthRole",
+                                        "tokenSecretRef", "retention", "image"}));
   BackupSpec spec;
   BAO_RETURN_IF_ERROR(GetString(j, "schedule", path, &spec.schedule));
   if (require_schedule && spec.schedule.empty()) {
@@ -84,6 +86,18 @@ Result<BackupSpec> ParseBackupSpec(const json& j, const std::string& path, bool 
   if (validate_target) {
     BAO_RETURN_IF_ERROR(storage::ValidateTarget(spec.target, path + ".target"));
   }
+  if (j.contains("extraTargets") && !j["extraTargets"].is_null()) {
+    const json& list = j["extraTargets"];
+    const std::string list_path = path + ".extraTargets";
+    if (!list.is_array()) return InvalidArgument(list_path + ": must be a list of targets");
+    for (size_t i = 0; i < list.size(); ++i) {
+      BAO_ASSIGN_OR_RETURN(
+          ExtraTarget extra,
+          ParseExtraTarget(list[i], list_path + "[" + std::to_string(i) + "]", i, validate_target));
+      spec.extra_targets.push_back(std::move(extra));
+    }
+    BAO_RETURN_IF_ERROR(CheckExtraTargets(spec.extra_targets, list_path));
+  }
   BAO_RETURN_IF_ERROR(GetString(j, "jwtAuthRole", path, &spec.jwt_auth_role));
   BAO_RETURN_IF_ERROR(GetRefName(j, "tokenSecretRef", path, &spec.token_secret_name));
   BAO_RETURN_IF_ERROR(GetString(j, "image", path, &spec.image));
@@ -91,6 +105,46 @@ Result<BackupSpec> ParseBackupSpec(const json& j, const std::string& path, bool 
     BAO_ASSIGN_OR_RETURN(spec.retention, ParseRetention(j["retention"], path + ".retention"));
   }
   return spec;
+}
+
+Result<ExtraTarget> ParseExtraTarget(const json& j, const std::string& path, size_t index,
+                                     bool validate_target) {
+  if (!j.is_object()) return InvalidArgument(path + ": must be an object (a BackupTarget)");
+  ExtraTarget extra;
+  json target = j;
+  BAO_RETURN_IF_ERROR(GetString(j, "name", path, &extra.name));
+  target.erase("name");
+  if (extra.name.empty()) extra.name = "extra-" + std::to_string(index + 1);
+  if (!IsValidNameSegment(extra.name) || extra.name == "primary") {
+    return InvalidArgument(path + ".name: \"" + extra.name +
+                           "\" must be a lower-case DNS label (a-z, 0-9, '-', at most 63) other "
+                           "than \"primary\"");
+  }
+  // An extra target's provider is always explicit: there is no useful default for a second place.
+  if (!target.contains("provider")) {
+    return InvalidArgument(path + ".provider: required (file, s3, gcs or azure)");
+  }
+  BAO_ASSIGN_OR_RETURN(extra.target, storage::ParseTarget(target, path));
+  BAO_RETURN_IF_ERROR(CheckEndpointHasNoCredentials(extra.target.endpoint, path));
+  if (validate_target) BAO_RETURN_IF_ERROR(storage::ValidateTarget(extra.target, path));
+  return extra;
+}
+
+Status CheckExtraTargets(const std::vector<ExtraTarget>& targets, const std::string& path) {
+  if (targets.size() > kMaxExtraTargets) {
+    return InvalidArgument(path + ": at most " + std::to_string(kMaxExtraTargets) +
+                           " extra targets (" + std::to_string(targets.size()) + " given)");
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    for (size_t k = 0; k < i; ++k) {
+      if (targets[i].name == targets[k].name) {
+        return InvalidArgument(path + "[" + std::to_string(i) + "].name: \"" + targets[i].name +
+                               "\" is already the name of target " + std::to_string(k) +
+                               "; give each extra target its own name");
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 Status CheckEndpointHasNoCredentials(const std::string& endpoint, const std::string& target_path) {

@@ -70,6 +70,12 @@ void AddTargetFlags(CLI::App* app, Flags* f) {
   Opt(app, "--container", &f->container, "Azure container (default: --bucket)");
   Flag(app, "--insecure-skip-verify", &f->insecure_skip_verify,
        "do not verify the storage endpoint's TLS certificate (emulators only)");
+  app->add_option("--extra-target", f->extra_target_files,
+                  "backup: also write each backup to the target in this YAML file (one "
+                  "BackupTarget, with name and credentialsDir); repeatable");
+  Opt(app, "--target", &f->target_name,
+      "list, verify, restore, prune: use this target (primary, the default, or an extra "
+      "target's name)");
   Opt(app, "--namespace", &f->ns, "namespace segment of backup names (default \"default\")");
   Opt(app, "--cluster", &f->cluster, "cluster segment of backup names");
 }
@@ -245,11 +251,11 @@ int RunCli(int argc, char** argv) {
   Result<Duration> grace = ParseDuration(shutdown_grace);
   Result<Duration> interval = ParseDuration(progress_interval);
   if (!deadline.ok() || deadline->count() == 0 || !grace.ok() || !interval.ok()) {
-    log::Err("bao-backup: " +
-             (!deadline.ok()   ? "--timeout: " + deadline.status().message()
-              : !grace.ok()    ? "--shutdown-grace: " + grace.status().message()
-              : !interval.ok() ? "--progress-interval: " + interval.status().message()
-                               : std::string("--timeout: must be more than 0s")));
+    log::Err("bao-backup: " + (!deadline.ok() ? "--timeout: " + deadline.status().message()
+                               : !grace.ok()  ? "--shutdown-grace: " + grace.status().message()
+                               : !interval.ok()
+                                   ? "--progress-interval: " + interval.status().message()
+                                   : std::string("--timeout: must be more than 0s")));
     return static_cast<int>(backup::ExitCode::kConfig);
   }
   opts.progress_interval = *interval;

@@ -68,6 +68,12 @@ int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOption
                                                 "give --key)")),
                   opts.result_file);
   }
+  if (flags.target_name && *flags.target_name != "primary") {
+    return Finish(ConfigFailure(InvalidArgument(
+                      "--target: a backup writes to the primary target and every extra target; "
+                      "--target is for list, verify, restore and prune")),
+                  opts.result_file);
+  }
   // Everything that can be checked without the network, before the store is created.
   if (Status s = openbao::ValidateConnection(settings->connection); !s.ok()) {
     return Finish(ConfigFailure(s), opts.result_file);
@@ -81,7 +87,11 @@ int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOption
       storage::OpenStore(settings->spec.target, settings->store);
   if (!store.ok()) return Finish(store.status(), opts.result_file);
 
+  backup::CopyTargets copies =
+      backup::OpenCopyTargets(settings->spec.extra_targets, settings->store);
+
   backup::BackupRequest req;
+  req.copies = copies.copies;
   req.cleanup_older_than = *cleanup_age;
   req.connection = settings->connection;
   req.auth = settings->auth;
@@ -98,6 +108,10 @@ int RunBackupCommand(const Context& ctx, const Flags& flags, const CommandOption
                                            {"size", std::to_string(result->size)},
                                            {"sha256", result->sha256},
                                            {"duration", FormatDuration(result->duration)}});
+  if (!settings->spec.retention.empty() && !settings->cluster.empty()) {
+    backup::PruneCopies(ctx, settings->spec.extra_targets, copies, settings->ns, settings->cluster,
+                        settings->spec.retention, SystemClock().Now(), *cleanup_age, &*result);
+  }
   nlohmann::json out = result->ToJson();
   if (!settings->spec.retention.empty() && !settings->cluster.empty()) {
     backup::PruneResult pruned;
@@ -139,6 +153,7 @@ std::optional<Opened> Open(const Flags& flags, const std::string& result_file, b
                            bool need_openbao, int* code) {
   Result<Settings> settings = ResolveSettings(flags, ProcessEnv());
   Status s = settings.ok() ? ValidateTargetSettings(*settings) : settings.status();
+  if (s.ok()) s = SelectTarget(flags.target_name.value_or(""), &*settings);
   if (s.ok() && need_cluster && settings->cluster.empty()) {
     s = InvalidArgument("--cluster is required to find this cluster's backups");
   }

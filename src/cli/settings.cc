@@ -141,6 +141,17 @@ Result<Settings> ResolveSettings(const Flags& flags, const EnvLookup& env) {
   Override(flags.insecure_skip_verify, &t.insecure_skip_verify);
   Override(flags.ns, &s.ns);
   Override(flags.cluster, &s.cluster);
+  if (!flags.extra_target_files.empty()) {
+    s.spec.extra_targets.clear();
+    for (const std::string& file : flags.extra_target_files) {
+      BAO_ASSIGN_OR_RETURN(nlohmann::json j, ReadYamlFile(file));
+      Result<backup::ExtraTarget> extra = backup::ParseExtraTarget(
+          j, "target", s.spec.extra_targets.size(), /*validate_target=*/false);
+      if (!extra.ok()) return extra.status().WithContext("--extra-target " + file);
+      s.spec.extra_targets.push_back(std::move(extra).value());
+    }
+    BAO_RETURN_IF_ERROR(backup::CheckExtraTargets(s.spec.extra_targets, "--extra-target"));
+  }
 
   backup::RetentionPolicy& r = s.spec.retention;
   Override(flags.max_count, &r.max_count);
@@ -166,9 +177,31 @@ Status ValidateTargetSettings(const Settings& settings) {
     return s;
   }
   Status s = storage::ValidateTarget(settings.spec.target, "target");
-  if (s.ok()) return s;
-  return InvalidArgument(s.message() +
-                         " (set it with the matching flag, e.g. --bucket, or in --config)");
+  if (!s.ok()) {
+    return InvalidArgument(s.message() +
+                           " (set it with the matching flag, e.g. --bucket, or in --config)");
+  }
+  for (const backup::ExtraTarget& extra : settings.spec.extra_targets) {
+    const std::string path = "extra target \"" + extra.name + "\"";
+    BAO_RETURN_IF_ERROR(backup::CheckEndpointHasNoCredentials(extra.target.endpoint, path));
+    BAO_RETURN_IF_ERROR(storage::ValidateTarget(extra.target, path));
+  }
+  return Status::Ok();
+}
+
+Status SelectTarget(const std::string& name, Settings* settings) {
+  if (name.empty() || name == "primary") return Status::Ok();
+  std::string names = "primary";
+  for (backup::ExtraTarget& extra : settings->spec.extra_targets) {
+    if (extra.name == name) {
+      settings->spec.target = std::move(extra.target);
+      settings->spec.extra_targets.clear();
+      return Status::Ok();
+    }
+    names += ", " + extra.name;
+  }
+  return InvalidArgument("--target " + name + ": no target has this name (there are: " + names +
+                         "; extra targets come from --config's extraTargets or --extra-target)");
 }
 
 }  // namespace bao::cli

@@ -27,7 +27,7 @@ struct Flags {
   std::optional<std::string> jwt_token_file;
   std::optional<std::string> jwt_mount;
   std::optional<std::string> leader_wait;
-  std::optional<std::string> source_stall_timeout;  // the snapshot stream's stall limit
+  std::optional<std::string> source_stall_timeout;   // the snapshot stream's stall limit
   std::optional<std::string> storage_stall_timeout;  // every storage request's stall limit
   // Target (contract field names in kebab-case).
   std::optional<std::string> provider;
@@ -44,6 +44,11 @@ struct Flags {
   std::optional<std::string> storage_account;
   std::optional<std::string> container;
   std::optional<bool> insecure_skip_verify;
+  // Extra targets (--extra-target FILE, repeatable): YAML files each holding one BackupTarget
+  // (with optional name and credentialsDir). Given, they replace the config file's extraTargets.
+  std::vector<std::string> extra_target_files;
+  // list, verify, restore, prune: which target to use ("primary" or an extra target's name).
+  std::optional<std::string> target_name;
   // Naming.
   std::optional<std::string> ns;
   std::optional<std::string> cluster;
@@ -60,7 +65,7 @@ EnvLookup ProcessEnv();
 struct Settings {
   openbao::ConnectionConfig connection;
   openbao::AuthConfig auth;
-  backup::BackupSpec spec;  // target, retention, schedule, jwtAuthRole from the config file
+  backup::BackupSpec spec;      // target, retention, schedule, jwtAuthRole from the config file
   storage::StoreOptions store;  // --storage-stall-timeout
   std::string ns = "default";
   std::string cluster;
@@ -70,7 +75,13 @@ struct Settings {
 // kInvalidArgument naming the flag, variable or config field that is wrong.
 Result<Settings> ResolveSettings(const Flags& flags, const EnvLookup& env);
 
-// Checks what every command that talks to a store needs (target rules).
+// Checks what every command that talks to a store needs (target rules, every extra target's
+// too).
 Status ValidateTargetSettings(const Settings& settings);
+
+// Makes the target named `name` the one `settings.spec.target` describes: "primary" (or empty)
+// keeps it, an extra target's name puts that target in its place (and no extra targets remain).
+// kInvalidArgument naming --target and the names there are when none is called `name`.
+Status SelectTarget(const std::string& name, Settings* settings);
 
 }  // namespace bao::cli

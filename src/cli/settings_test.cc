@@ -143,7 +143,7 @@ retention:
 
 TEST_F(SettingsTest, JwtRoleWinsOverTokenPerContract) {
   Flags f;
-  f.bao_token = "s.static-token-value";
+  f.bao_token.emplace("s.static-token-value");
   Result<Settings> token_only = ResolveSettings(f, MapEnv({}));
   ASSERT_TRUE(token_only.ok());
   EXPECT_EQ(token_only->auth.token, "s.static-token-value");

@@ -215,6 +215,66 @@ PreUpgradeDecision DecidePreUpgrade(const json& cluster, const std::vector<json>
   return d;
 }
 
+namespace {
+
+// status.backup.targets after a Job: see EvaluateFinishedJob().
+json TargetStatuses(const json& result, bool succeeded, const std::string& finished_at,
+                    const std::string& failure, const json& previous,
+                    std::vector<std::string>* copy_failures) {
+  auto previous_of = [&](const std::string& name) -> json {
+    if (previous.is_array()) {
+      for (const json& p : previous) {
+        if (p.is_object() && Str(p, "name") == name) return p;
+      }
+    }
+    return json::object();
+  };
+  auto failures_of = [](const json& p) {
+    return p.contains("consecutiveFailures") && p["consecutiveFailures"].is_number_integer()
+               ? p["consecutiveFailures"].get<int64_t>()
+               : int64_t{0};
+  };
+  if (!succeeded) {
+    if (!previous.is_array()) return nullptr;  // nothing listed: leave it so
+    json out = json::array();
+    for (json p : previous) {
+      if (!p.is_object()) continue;
+      p["consecutiveFailures"] = failures_of(p) + 1;
+      p["lastFailureReason"] = failure;
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+  const json& targets = At(result, {"targets"});
+  if (!targets.is_array()) return nullptr;
+  json out = json::array();
+  for (const json& t : targets) {
+    if (!t.is_object() || Str(t, "name").empty()) continue;
+    json entry = previous_of(Str(t, "name"));
+    entry["name"] = Str(t, "name");
+    const bool ok = t.contains("ok") && t["ok"].is_boolean() && t["ok"].get<bool>();
+    if (ok) {
+      entry["key"] = Str(t, "key");
+      entry["size"] = t.contains("size") && t["size"].is_number_integer() ? t["size"].get<int64_t>()
+                                                                          : int64_t{0};
+      entry["lastSuccess"] = finished_at;
+      entry["consecutiveFailures"] = 0;
+      entry.erase("lastFailureReason");
+    } else {
+      std::string reason =
+          Str(t, "stage").empty() ? Str(t, "error") : Str(t, "stage") + ": " + Str(t, "error");
+      entry["consecutiveFailures"] = failures_of(entry) + 1;
+      entry["lastFailureReason"] = reason;
+      copy_failures->push_back("the copy of backup " + Str(result, "key") + " to target " +
+                               Str(t, "name") + " failed (the backup itself is stored): " + reason);
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+}  // namespace
+
 JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector<json>& pods,
                                const json& backup_status, TimePoint now) {
   const std::string job_name = Str(At(job, {"metadata"}), "name");
@@ -250,6 +310,12 @@ JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector
     out.consecutive_failures = 0;
     out.message = "backup " + Str(result, "key") + " stored (" + std::to_string(size) + " bytes, " +
                   duration + ") by Job " + job_name;
+    b["targets"] = TargetStatuses(result, true, finished_at, "", At(backup_status, {"targets"}),
+                                  &out.copy_failures);
+    if (!out.copy_failures.empty()) {
+      out.message += "; " + std::to_string(out.copy_failures.size()) + " of " +
+                     std::to_string(At(result, {"targets"}).size() - 1) + " extra copies failed";
+    }
   } else {
     std::string reason;
     if (result.is_object() && result.contains("error")) {
@@ -262,6 +328,9 @@ JobOutcome EvaluateFinishedJob(const json& job, bool complete, const std::vector
     }
     b["consecutiveFailures"] = ++out.consecutive_failures;
     b["lastFailureReason"] = reason;
+    json targets = TargetStatuses(result, false, "", reason, At(backup_status, {"targets"}),
+                                  &out.copy_failures);
+    if (!targets.is_null()) b["targets"] = targets;
     out.message = "backup Job " + job_name + " failed: " + reason;
   }
   return out;

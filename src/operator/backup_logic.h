@@ -114,6 +114,9 @@ struct JobOutcome {
   nlohmann::json backup_patch = nlohmann::json::object();  // status.backup fields to merge
   int64_t consecutive_failures = 0;                        // after this Job
   std::string message;                                     // for the Event and the log
+  // One message per extra target whose copy failed in a Job that succeeded (a Warning Event
+  // each, reason BackupCopyFailed).
+  std::vector<std::string> copy_failures;
 };
 // What the finished Job `job` (Complete when `complete`, else Failed) means for status.backup,
 // given its Pods (the newest terminated container's message is the executor's result), the
@@ -121,6 +124,11 @@ struct JobOutcome {
 // resets consecutiveFailures to 0 and fills lastBackupTime/Name/Size/Duration; failure
 // increments it and sets lastFailureReason ("stage: error" from the executor, else the Job's
 // Failed condition). Always sets lastRecordedJob to the Job's name.
+// With extra targets (the result's "targets"), status.backup.targets is the list of every
+// target, the primary first: name, key and size of its last stored copy, lastSuccess,
+// consecutiveFailures (its own count: a failed copy does not fail the backup) and
+// lastFailureReason; a failed Job counts as a failure for every target already listed.
+// Without, status.backup.targets is removed.
 JobOutcome EvaluateFinishedJob(const nlohmann::json& job, bool complete,
                                const std::vector<nlohmann::json>& pods,
                                const nlohmann::json& backup_status, TimePoint now);

@@ -603,6 +603,9 @@ Status BackupManager::RecordResult(View& v, const json& job, bool succeeded) {
   }
   BAO_ASSIGN_OR_RETURN(v.cluster, client_->PatchStatus(k8s::kOpenBaoClusters, v.ns, v.name, patch));
   Event(v, outcome.succeeded, event_reason, event_message);
+  for (const std::string& failure : outcome.copy_failures) {
+    Event(v, false, "BackupCopyFailed", failure);
+  }
   log::Info(outcome.succeeded ? "backup succeeded" : "backup failed",
             {{"cluster", v.Key()}, {"job", job_name}, {"message", event_message}});
   {

@@ -147,6 +147,10 @@ json BackupArgs(const json& cluster, const backup::BackupSpec& spec, const std::
   AddOpt(args, "--namespace", cluster["metadata"].value("namespace", "default"));
   AddOpt(args, "--cluster", cluster["metadata"].value("name", ""));
   AddOpt(args, "--file-prefix", file_prefix);
+  for (size_t i = 0; i < spec.extra_targets.size(); ++i) {
+    AddOpt(args, "--extra-target",
+           std::string(kExtraTargetsDir) + "/" + std::to_string(i) + ".json");
+  }
   const backup::RetentionPolicy& r = spec.retention;
   if (r.max_count > 0) AddOpt(args, "--max-count", std::to_string(r.max_count));
   if (r.max_age.count() > 0) AddOpt(args, "--max-age", FormatDuration(r.max_age));
@@ -250,6 +254,53 @@ json ExecutorJob(const json& owner, const std::string& job_name, const json& lab
 
 namespace {
 
+// The extra targets' files and credentials (see kExtraTargetsDir): annotations on the Pod
+// template, a downwardAPI volume, one Secret volume per target with credentials, and IRSA's
+// projected token when only an extra target names a role.
+void AddExtraTargets(const std::vector<backup::ExtraTarget>& extras,
+                     const std::string& primary_role, json& job) {
+  if (extras.empty()) return;
+  json& pod = job["spec"]["template"]["spec"];
+  json& container = pod["containers"][0];
+  json& annotations = job["spec"]["template"]["metadata"]["annotations"];
+  json items = json::array();
+  bool needs_aws_token = false;
+  for (size_t i = 0; i < extras.size(); ++i) {
+    const std::string n = std::to_string(i);
+    json t = storage::TargetToJson(extras[i].target);
+    t["name"] = extras[i].name;
+    t.erase("credentialsSecretRef");
+    if (!extras[i].target.credentials_secret.empty()) {
+      const std::string dir = std::string(kExtraCredentialsDir) + "/" + n;
+      t["credentialsDir"] = dir;
+      container["volumeMounts"].push_back(
+          {{"name", "extra-credentials-" + n}, {"mountPath", dir}, {"readOnly", true}});
+      pod["volumes"].push_back(
+          SecretVolume("extra-credentials-" + n, extras[i].target.credentials_secret));
+    }
+    needs_aws_token = needs_aws_token || !extras[i].target.role_arn.empty();
+    annotations[kAnnotationExtraTargetPrefix + n] = t.dump();
+    items.push_back({{"path", n + ".json"},
+                     {"fieldRef",
+                      {{"fieldPath", "metadata.annotations['" +
+                                         std::string(kAnnotationExtraTargetPrefix) + n + "']"}}}});
+  }
+  container["volumeMounts"].push_back(
+      {{"name", "extra-targets"}, {"mountPath", kExtraTargetsDir}, {"readOnly", true}});
+  pod["volumes"].push_back({{"name", "extra-targets"}, {"downwardAPI", {{"items", items}}}});
+  if (needs_aws_token && primary_role.empty()) {
+    container["volumeMounts"].push_back(
+        {{"name", "aws-iam-token"}, {"mountPath", kAwsTokenDir}, {"readOnly", true}});
+    pod["volumes"].push_back({{"name", "aws-iam-token"},
+                              {"projected",
+                               {{"sources", json::array({{{"serviceAccountToken",
+                                                           {{"audience", kAwsAudience},
+                                                            {"expirationSeconds", 86400},
+                                                            {"path", "token"}}}}})}}}});
+    container["env"].push_back({{"name", "AWS_WEB_IDENTITY_TOKEN_FILE"}, {"value", kAwsTokenFile}});
+  }
+}
+
 json BackupJob(const json& cluster, const backup::BackupSpec& spec, const std::string& jwt_role,
                const std::string& job_name, json annotations, const std::string& file_prefix,
                const JobSettings& settings) {
@@ -265,7 +316,9 @@ json BackupJob(const json& cluster, const backup::BackupSpec& spec, const std::s
   json pod = ExecutorPodSpec(cluster, spec.target, auth, BackupServiceAccountName(name), spec.image,
                              BackupArgs(cluster, spec, jwt_role, file_prefix), settings);
   pod["containers"][0]["name"] = "backup";
-  return ExecutorJob(cluster, job_name, labels, annotations, pod, settings);
+  json job = ExecutorJob(cluster, job_name, labels, annotations, pod, settings);
+  AddExtraTargets(spec.extra_targets, spec.target.role_arn, job);
+  return job;
 }
 
 }  // namespace

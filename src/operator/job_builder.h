@@ -18,6 +18,13 @@ constexpr const char* kJwtTokenPath = "/var/run/secrets/tokens/openbao-token";
 constexpr const char* kTokenDir = "/etc/bao/backup/token";
 constexpr const char* kCredentialsDir = "/etc/bao/backup/credentials";
 constexpr const char* kTlsDir = "/etc/bao/tls";
+// spec.backup.extraTargets: target N's BackupTarget (JSON) is the Pod annotation
+// kAnnotationExtraTargetPrefix + N, projected by a downwardAPI volume into
+// kExtraTargetsDir/N.json (the executor's --extra-target file); its credentials Secret is
+// mounted at kExtraCredentialsDir/N.
+constexpr const char* kExtraTargetsDir = "/etc/bao/backup/extra-targets";
+constexpr const char* kExtraCredentialsDir = "/etc/bao/backup/extra-credentials";
+constexpr const char* kAnnotationExtraTargetPrefix = "openbao.org/extra-target-";
 constexpr const char* kResultFile = "/dev/termination-log";
 // IRSA (target.roleArn): the projected token EKS would mount, with the audience STS expects.
 constexpr const char* kAwsTokenDir = "/var/run/secrets/eks.amazonaws.com/serviceaccount";

@@ -87,11 +87,8 @@ Result<ClusterConfig> ParseCluster(const nlohmann::json& j, const std::string& p
                                                          /*require_schedule=*/true,
                                                          /*validate_target=*/true));
   // On a plain machine storage credentials come from a directory of files named after the
-  // Secret keys (accessKeyId, secretAccessKey, credentials.json, accountKey, ...).
-  if (j["backup"].contains("target") && j["backup"]["target"].is_object()) {
-    BAO_RETURN_IF_ERROR(GetString(j["backup"]["target"], path + ".backup.target", "credentialsDir",
-                                  &c.backup.target.credentials_dir));
-  }
+  // Secret keys (accessKeyId, secretAccessKey, credentials.json, accountKey, ...): each target's
+  // credentialsDir, which ParseTarget reads.
   Result<CronSchedule> cron = CronSchedule::Parse(c.backup.schedule);
   if (!cron.ok()) return InvalidArgument(path + ".backup.schedule: " + cron.status().message());
   c.schedule = *cron;

@@ -16,7 +16,6 @@ using std::chrono::milliseconds;
 constexpr int kMaxMissedCounted = 10000;
 constexpr auto kMaxSleep = std::chrono::seconds(30);
 
-
 }  // namespace
 
 AttemptHooks DefaultHooks(const Clock* clock) {
@@ -32,6 +31,8 @@ AttemptHooks DefaultHooks(const Clock* clock) {
     }
     BAO_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                          storage::OpenStore(c.backup.target));
+    backup::CopyTargets copies = backup::OpenCopyTargets(c.backup.extra_targets, {});
+    req.copies = copies.copies;
     req.target = c.backup.target;
     req.ns = c.ns;
     req.cluster = c.name;
@@ -42,8 +43,18 @@ AttemptHooks DefaultHooks(const Clock* clock) {
     BAO_ASSIGN_OR_RETURN(std::unique_ptr<storage::Store> store,
                          storage::OpenStore(c.backup.target));
     backup::PruneResult pruned;  // Prune logs each key it keeps or deletes
-    return backup::Prune(ctx, store.get(), c.backup.target.path_prefix, c.ns, c.name,
-                         c.backup.retention, now, /*dry_run=*/false, &pruned);
+    Status first = backup::Prune(ctx, store.get(), c.backup.target.path_prefix, c.ns, c.name,
+                                 c.backup.retention, now, /*dry_run=*/false, &pruned);
+    // Retention runs in every extra target too; the first failure is returned.
+    for (const backup::ExtraTarget& extra : c.backup.extra_targets) {
+      Result<std::unique_ptr<storage::Store>> copy = storage::OpenStore(extra.target);
+      backup::PruneResult copy_pruned;
+      Status s = copy.ok() ? backup::Prune(ctx, copy->get(), extra.target.path_prefix, c.ns, c.name,
+                                           c.backup.retention, now, false, &copy_pruned)
+                           : copy.status();
+      if (!s.ok() && first.ok()) first = s.WithContext("extra target \"" + extra.name + "\"");
+    }
+    return first;
   };
   return hooks;
 }

@@ -36,7 +36,7 @@ std::string TargetConfig::FullKey(const std::string& relative) const {
 Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
                                  const std::string& default_provider) {
   if (!j.is_object()) return WrongType(path, "an object");
-  // credentialsDir: the standalone scheduler's local credentials (schedule/config.cc).
+  // credentialsDir: local credentials (the standalone scheduler, --config, --extra-target).
   BAO_RETURN_IF_ERROR(
       CheckKnownFields(j, path,
                        {"provider", "endpoint", "bucket", "pathPrefix", "credentialsSecretRef",
@@ -48,6 +48,7 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
   BAO_RETURN_IF_ERROR(GetString(j, "endpoint", path, &t.endpoint));
   BAO_RETURN_IF_ERROR(GetString(j, "bucket", path, &t.bucket));
   BAO_RETURN_IF_ERROR(GetString(j, "pathPrefix", path, &t.path_prefix));
+  BAO_RETURN_IF_ERROR(GetString(j, "credentialsDir", path, &t.credentials_dir));
   t.path_prefix = StripSlashes(t.path_prefix);
   if (j.contains("credentialsSecretRef") && !j["credentialsSecretRef"].is_null()) {
     const json& ref = j["credentialsSecretRef"];
@@ -119,8 +120,7 @@ Status ValidateTarget(const TargetConfig& t, const std::string& path) {
                    " is below the minimum of " + std::to_string(kMinPartSize));
   }
   if (t.concurrency < 1 || t.concurrency > 10) {
-    return Invalid(path + ".concurrency: " + std::to_string(t.concurrency) +
-                   " is outside 1..10");
+    return Invalid(path + ".concurrency: " + std::to_string(t.concurrency) + " is outside 1..10");
   }
   return Status::Ok();
 }
