@@ -302,6 +302,60 @@ TEST(EvaluateFinishedJobTest, SuccessRecordsTheResultAndResetsFailures) {
   EXPECT_NE(o.message.find("1234 bytes"), std::string::npos) << o.message;
 }
 
+// With extra targets every target has its own line in status.backup.targets: a failed copy
+// counts against that target only (the backup succeeded) and is one Warning Event; a failed Job
+// counts against every target listed.
+TEST(EvaluateFinishedJobTest, EachTargetKeepsItsOwnRecordAndFailureCount) {
+  json job = FinishedJob("backup-bao-20250115-030000", "Complete");
+  std::string result =
+      R"({"key":"p/ns/bao/k.snap","size":100,"finishedAt":"2025-01-15T03:00:12Z","targets":[)"
+      R"({"name":"primary","key":"p/ns/bao/k.snap","size":100,"ok":true},)"
+      R"({"name":"dr","key":"dr/ns/bao/k.snap","size":100,"ok":true},)"
+      R"({"name":"far","key":"f/ns/bao/k.snap","size":0,"ok":false,"stage":"storage",)"
+      R"("error":"writing: stalled"}]})";
+  json previous = {{"consecutiveFailures", 0},
+                   {"targets", json::array({{{"name", "far"},
+                                             {"key", "f/ns/bao/old.snap"},
+                                             {"size", 90},
+                                             {"lastSuccess", "2025-01-14T03:00:10Z"},
+                                             {"consecutiveFailures", 2}}})}};
+  JobOutcome o = EvaluateFinishedJob(job, true, {Pod(result, "2025-01-15T03:00:12Z")}, previous,
+                                     At("2025-01-15T03:01:00Z"));
+  ASSERT_TRUE(o.succeeded);
+  const json& t = o.backup_patch["targets"];
+  ASSERT_EQ(t.size(), 3u) << t.dump();
+  EXPECT_EQ(t[0]["name"], "primary");
+  EXPECT_EQ(t[1]["key"], "dr/ns/bao/k.snap");
+  EXPECT_EQ(t[1]["lastSuccess"], "2025-01-15T03:00:12Z");
+  EXPECT_EQ(t[1]["consecutiveFailures"], 0);
+  // The failed copy keeps its last good copy and counts on.
+  EXPECT_EQ(t[2]["key"], "f/ns/bao/old.snap");
+  EXPECT_EQ(t[2]["lastSuccess"], "2025-01-14T03:00:10Z");
+  EXPECT_EQ(t[2]["consecutiveFailures"], 3);
+  EXPECT_EQ(t[2]["lastFailureReason"], "storage: writing: stalled");
+  ASSERT_EQ(o.copy_failures.size(), 1u);
+  EXPECT_NE(o.copy_failures[0].find("target far failed (the backup itself is stored)"),
+            std::string::npos)
+      << o.copy_failures[0];
+  EXPECT_NE(o.message.find("1 of 2 extra copies failed"), std::string::npos) << o.message;
+  EXPECT_EQ(o.backup_patch["consecutiveFailures"], 0);
+
+  // The next Job fails: every listed target counts it.
+  JobOutcome failed = EvaluateFinishedJob(FinishedJob("backup-bao-20250116-030000", "Failed"),
+                                          false, {}, {{"targets", t}}, At("2025-01-16T03:05:00Z"));
+  const json& after = failed.backup_patch["targets"];
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after[0]["consecutiveFailures"], 1);
+  EXPECT_EQ(after[2]["consecutiveFailures"], 4);
+  EXPECT_TRUE(failed.copy_failures.empty());
+
+  // Extra targets removed from the spec: the list goes away with the next success.
+  JobOutcome plain = EvaluateFinishedJob(
+      job, true, {Pod(R"({"key":"p/ns/bao/k2.snap","size":1})", "2025-01-17T03:00:12Z")},
+      {{"targets", t}}, At("2025-01-17T03:01:00Z"));
+  EXPECT_TRUE(plain.backup_patch["targets"].is_null());
+}
+
 TEST(EvaluateFinishedJobTest, LastBackupTimeIsWhenTheBackupEndedNotWhenItWasNoticed) {
   json job = FinishedJob("backup-bao-20250115-030000", "Complete");
   job["status"]["completionTime"] = "2025-01-15T03:00:20Z";

@@ -270,6 +270,61 @@ TEST(JobBuilderTest, JwtJobUsesAProjectedTokenWithTheConfiguredAudience) {
   EXPECT_EQ(job["spec"]["ttlSecondsAfterFinished"], 120);
 }
 
+// Each extra target reaches the executor as a file (a Pod annotation projected by a downwardAPI
+// volume) that names where its credentials Secret is mounted; the Secret reference itself (a
+// name only the operator resolves) is not in it.
+TEST(JobBuilderTest, ExtraTargetsAreFilesWithTheirOwnCredentials) {
+  json backup = TokenBackup();
+  backup["extraTargets"] = json::array({{{"name", "dr"},
+                                         {"provider", "azure"},
+                                         {"bucket", "copies"},
+                                         {"azure", {{"storageAccount", "acct"}}},
+                                         {"credentialsSecretRef", {{"name", "azure-creds"}}}},
+                                        {{"provider", "gcs"}, {"bucket", "g"}}});
+  JobSettings settings;
+  json job =
+      BuildBackupJob(Cluster(), Spec(backup), "", At("2025-01-15T03:00:00Z"), false, settings);
+  const json& pod = job["spec"]["template"]["spec"];
+  const json& args = pod["containers"][0]["args"];
+  std::vector<std::string> files;
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--extra-target") files.push_back(args[i + 1]);
+  }
+  EXPECT_EQ(files, (std::vector<std::string>{std::string(kExtraTargetsDir) + "/0.json",
+                                             std::string(kExtraTargetsDir) + "/1.json"}));
+  const json& annotations = job["spec"]["template"]["metadata"]["annotations"];
+  json first =
+      json::parse(annotations[std::string(kAnnotationExtraTargetPrefix) + "0"].get<std::string>());
+  EXPECT_EQ(first["name"], "dr");
+  EXPECT_EQ(first["provider"], "azure");
+  EXPECT_EQ(first["credentialsDir"], std::string(kExtraCredentialsDir) + "/0");
+  EXPECT_FALSE(first.contains("credentialsSecretRef")) << first.dump();
+  json second =
+      json::parse(annotations[std::string(kAnnotationExtraTargetPrefix) + "1"].get<std::string>());
+  EXPECT_EQ(second["name"], "extra-2");
+  EXPECT_FALSE(second.contains("credentialsDir")) << "ambient identity: " << second.dump();
+  // The projected files and the one Secret.
+  json projected = Find(pod["volumes"], "extra-targets");
+  ASSERT_FALSE(projected.is_null());
+  const json& items = projected["downwardAPI"]["items"];
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0]["path"], "0.json");
+  EXPECT_EQ(items[0]["fieldRef"]["fieldPath"],
+            "metadata.annotations['" + std::string(kAnnotationExtraTargetPrefix) + "0']");
+  EXPECT_EQ(Find(pod["volumes"], "extra-credentials-0")["secret"]["secretName"], "azure-creds");
+  EXPECT_TRUE(Find(pod["volumes"], "extra-credentials-1").is_null());
+  const json& mounts = pod["containers"][0]["volumeMounts"];
+  EXPECT_EQ(Find(mounts, "extra-targets")["mountPath"], kExtraTargetsDir);
+  EXPECT_EQ(Find(mounts, "extra-credentials-0")["mountPath"],
+            std::string(kExtraCredentialsDir) + "/0");
+  // And the spec without extra targets has none of it.
+  json plain = BuildBackupJob(Cluster(), Spec(TokenBackup()), "", At("2025-01-15T03:00:00Z"), false,
+                              settings);
+  EXPECT_FALSE(
+      HasArg(plain["spec"]["template"]["spec"]["containers"][0]["args"], "--extra-target"));
+  EXPECT_TRUE(Find(plain["spec"]["template"]["spec"]["volumes"], "extra-targets").is_null());
+}
+
 TEST(JobBuilderTest, TargetFlagsOfOtherProviders) {
   json backup = TokenBackup();
   backup["target"] = {

@@ -9,6 +9,7 @@
 
 #include "crypto/crypto.h"
 #include "real_openbao_fixture.h"
+#include "support/azurite.h"
 
 namespace bao::testing {
 namespace {
@@ -61,6 +62,39 @@ TEST_F(RealOpenBaoRestore, SameClusterRestore) {
   EXPECT_EQ(j["clusterIdBefore"], id);
   EXPECT_EQ(j["clusterIdAfter"], id);
   EXPECT_EQ(j["nodes"].size(), 3u) << j.dump();
+  ExpectEveryNodeServes(c.get(), "app", {{"password", "at-backup-time"}});
+}
+
+// A backup with an extra target (Azurite) is restored from that copy: the primary (a local
+// directory) is gone, `restore --target` finds the copy by its name and OpenBao gets back the
+// data of backup time.
+TEST_F(RealOpenBaoRestore, RestoreFromTheExtraTargetsCopy) {
+  Azurite azurite;
+  std::string error;
+  ASSERT_TRUE(azurite.Start(&error)) << error;
+  ASSERT_EQ(azurite.Check({"create", "copies"}).exit_code, 0);
+  TempDir creds, files;
+  WriteText(creds.File("accountKey"), std::string(kAzuriteKey) + "\n");
+  const std::string copy = files.File("copy.yaml");
+  WriteText(copy, "name: azure-dr\nprovider: azure\nendpoint: " + azurite.endpoint() +
+                      "\nbucket: copies\nazure: {storageAccount: " + kAzuriteAccount +
+                      "}\ncredentialsDir: " + creds.path() + "\n");
+  auto c = StartCluster();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->PutSecret("app", {{"password", "at-backup-time"}}).ok());
+  RunResult backup = Backup({c->Url(0)}, c->root_token(), {"--extra-target", copy});
+  ASSERT_EQ(backup.exit_code, 0) << Describe(backup);
+  json result = LastJson(backup);
+  ASSERT_EQ(result["targets"][1]["ok"], true) << result.dump();
+  const std::string key = result["targets"][1]["key"];
+  std::filesystem::remove_all(store_.path());  // the primary copy is lost
+  ASSERT_TRUE(c->PutSecret("app", {{"password", "changed-later"}}).ok());
+
+  RunResult r = Restore(c->Urls(), c->root_token(),
+                        {"--extra-target", copy, "--target", "azure-dr", "--latest"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(LastJson(r)["restored"], key) << r.out;
+  EXPECT_EQ(LastJson(r)["settled"], true) << r.out;
   ExpectEveryNodeServes(c.get(), "app", {{"password", "at-backup-time"}});
 }
 
