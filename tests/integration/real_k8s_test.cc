@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "backup/spec.h"
 #include "crypto/crypto.h"
 #include "k8s/client.h"
 #include "k8s/informer.h"
@@ -183,6 +184,53 @@ spec: {}
   // The reader has no rights on them.
   Result<json> forbidden = reader.Get(k8s::kOpenBaoClusters, "team", "bao");
   EXPECT_EQ(k8s::HttpCodeOf(forbidden.status()), 403) << forbidden.status().ToString();
+}
+
+// spec.backup.extraTargets as the chart's CRD defines it: each item a BackupTarget with the
+// target's defaults and an optional name; names unique (CEL), at most 4.
+TEST_F(RealK8s, TheCrdValidatesExtraTargets) {
+  ApplyChartCrds();
+  k8s::Client admin(server_.AdminConfig());
+  json cluster = Cluster("copies");
+  cluster["spec"]["backup"]["extraTargets"] =
+      json::array({{{"name", "dr"},
+                    {"provider", "azure"},
+                    {"bucket", "copies"},
+                    {"azure", {{"storageAccount", "acct"}}},
+                    {"credentialsSecretRef", {{"name", "azure-creds"}}}},
+                   {{"provider", "gcs"}, {"bucket", "g"}}});
+  Result<json> created = admin.Create(k8s::kOpenBaoClusters, "default", cluster);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  const json& extra = (*created)["spec"]["backup"]["extraTargets"];
+  ASSERT_EQ(extra.size(), 2u);
+  EXPECT_EQ(extra[0]["name"], "dr");
+  EXPECT_EQ(extra[1]["partSize"], 10485760) << "the target's defaults apply: " << extra.dump();
+  EXPECT_EQ(extra[1]["concurrency"], 3);
+  // And the operator's own parser takes what the server stored.
+  Result<backup::BackupSpec> spec =
+      backup::ParseBackupSpec((*created)["spec"]["backup"], "spec.backup", true, false);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->extra_targets[1].name, "extra-2");
+
+  json same = Cluster("same-names");
+  same["spec"]["backup"]["extraTargets"] =
+      json::array({{{"name", "dr"}, {"bucket", "a"}}, {{"name", "dr"}, {"bucket", "b"}}});
+  Result<json> refused = admin.Create(k8s::kOpenBaoClusters, "default", same);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(k8s::HttpCodeOf(refused.status()), 422) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("extraTargets names must be unique"), std::string::npos)
+      << refused.status().ToString();
+
+  json many = Cluster("many");
+  for (int i = 0; i < 5; ++i) many["spec"]["backup"]["extraTargets"].push_back({{"bucket", "b"}});
+  refused = admin.Create(k8s::kOpenBaoClusters, "default", many);
+  EXPECT_EQ(k8s::HttpCodeOf(refused.status()), 422) << refused.status().ToString();
+
+  json bad_name = Cluster("bad-name");
+  bad_name["spec"]["backup"]["extraTargets"] =
+      json::array({{{"name", "Not_A_Label"}, {"bucket", "b"}}});
+  refused = admin.Create(k8s::kOpenBaoClusters, "default", bad_name);
+  EXPECT_EQ(k8s::HttpCodeOf(refused.status()), 422) << refused.status().ToString();
 }
 
 TEST_F(RealK8s, ApplyReportsTheServersErrors) {
