@@ -275,8 +275,12 @@ void AddExtraTargets(const std::vector<backup::ExtraTarget>& extras,
       t["credentialsDir"] = dir;
       container["volumeMounts"].push_back(
           {{"name", "extra-credentials-" + n}, {"mountPath", dir}, {"readOnly", true}});
-      pod["volumes"].push_back(
-          SecretVolume("extra-credentials-" + n, extras[i].target.credentials_secret));
+      // Optional: a missing Secret costs this copy only (its credentials are missing, a
+      // BackupCopyFailed event), where a required one would keep the Pod, and so the primary
+      // backup, from starting.
+      json volume = SecretVolume("extra-credentials-" + n, extras[i].target.credentials_secret);
+      volume["secret"]["optional"] = true;
+      pod["volumes"].push_back(std::move(volume));
     }
     needs_aws_token = needs_aws_token || !extras[i].target.role_arn.empty();
     annotations[kAnnotationExtraTargetPrefix + n] = t.dump();

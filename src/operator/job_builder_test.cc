@@ -312,6 +312,8 @@ TEST(JobBuilderTest, ExtraTargetsAreFilesWithTheirOwnCredentials) {
   EXPECT_EQ(items[0]["fieldRef"]["fieldPath"],
             "metadata.annotations['" + std::string(kAnnotationExtraTargetPrefix) + "0']");
   EXPECT_EQ(Find(pod["volumes"], "extra-credentials-0")["secret"]["secretName"], "azure-creds");
+  EXPECT_EQ(Find(pod["volumes"], "extra-credentials-0")["secret"]["optional"], true)
+      << "a missing Secret must not keep the primary backup from starting";
   EXPECT_TRUE(Find(pod["volumes"], "extra-credentials-1").is_null());
   const json& mounts = pod["containers"][0]["volumeMounts"];
   EXPECT_EQ(Find(mounts, "extra-targets")["mountPath"], kExtraTargetsDir);
