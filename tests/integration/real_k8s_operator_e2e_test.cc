@@ -105,6 +105,60 @@ TEST_F(OperatorE2E, ScheduledBackupEndToEndWithRestartsFailureAndRetention) {
   EXPECT_EQ(Jobs().size(), 3u);
 }
 
+// extraTargets through the whole path: the Job carries each target as a projected file with
+// its own credentials; the executor writes the copies from one snapshot read; status.backup
+// .targets records each target, and a copy that failed (its credentials Secret does not exist)
+// is a BackupCopyFailed Warning Event while the backup itself succeeded.
+TEST_F(OperatorE2E, ExtraTargetsAreCopiedAndEachTargetIsRecorded) {
+  StartBackends();
+  std::string error;
+  ASSERT_TRUE(minio_.CreateBucket("copies", &error)) << error;
+  json backup = BackupSpec();
+  json dr = backup["target"];
+  dr["name"] = "dr";
+  dr["bucket"] = "copies";
+  dr["pathPrefix"] = "dr";
+  json far = dr;
+  far["name"] = "far";
+  far["pathPrefix"] = "far";
+  far["credentialsSecretRef"]["name"] = "absent-creds";
+  backup["extraTargets"] = json::array({dr, far});
+  CreateCluster("bao", backup);
+  Reconcile("bao");
+  clock_.Set(At("2025-01-15T03:01:05Z"));
+  ASSERT_EQ(Reconcile("bao").outcome, "created");
+  std::vector<json> jobs = Jobs();
+  ASSERT_EQ(jobs.size(), 1u);
+  ASSERT_EQ(RunJob(jobs[0]), 0) << last_run_.err;
+  clock_.Set(At("2025-01-15T03:01:40Z"));
+  Reconcile("bao");
+  Reconcile("bao");
+  json b = BackupStatus("bao");
+  EXPECT_EQ(b["consecutiveFailures"], 0) << b;
+  const std::string key = b["lastBackupName"];
+  ASSERT_EQ(b["targets"].size(), 3u) << b;
+  EXPECT_EQ(b["targets"][0]["name"], "primary");
+  EXPECT_EQ(b["targets"][0]["key"], key);
+  EXPECT_EQ(b["targets"][1]["name"], "dr");
+  EXPECT_EQ(b["targets"][1]["key"], "dr/" + key.substr(std::string("prod/").size())) << b;
+  EXPECT_EQ(b["targets"][1]["size"], b["lastBackupSize"]);
+  EXPECT_EQ(b["targets"][1]["consecutiveFailures"], 0);
+  EXPECT_EQ(b["targets"][2]["name"], "far");
+  EXPECT_EQ(b["targets"][2]["consecutiveFailures"], 1) << b;
+  EXPECT_TRUE(b["targets"][2]["lastFailureReason"].get<std::string>().starts_with("config: ")) << b;
+  EXPECT_EQ(EventTypes("BackupCopyFailed", "bao"), std::set<std::string>{"Warning"});
+  EXPECT_TRUE(HasEvent("BackupSucceeded", "bao"));
+  // The copy in the second bucket is the same bytes.
+  TempDir got;
+  ASSERT_EQ(minio_.Aws({"s3", "cp", "s3://backups/" + key, got.File("a")}).exit_code, 0);
+  ASSERT_EQ(minio_
+                .Aws({"s3", "cp", "s3://copies/" + b["targets"][1]["key"].get<std::string>(),
+                      got.File("b")})
+                .exit_code,
+            0);
+  EXPECT_EQ(ReadText(got.File("a")), ReadText(got.File("b")));
+}
+
 TEST_F(OperatorE2E, InterruptedAfterTakingTheLockResumesTheSameJob) {
   StartBackends();
   CreateCluster("bao", BackupSpec());

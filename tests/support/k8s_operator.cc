@@ -86,16 +86,42 @@ Result<LocalRun> RunJobLocally(k8s::Client& client, const json& job,
   const std::string ns = job["metadata"].value("namespace", "default");
   const json& pod = job["spec"]["template"]["spec"];
   const json& container = pod["containers"][0];
-  std::map<std::string, std::string> volume_secret;
-  for (const json& v : pod["volumes"]) {
-    if (v.contains("secret")) volume_secret[v["name"]] = v["secret"]["secretName"];
-  }
+  std::map<std::string, json> volumes;
+  for (const json& v : pod["volumes"]) volumes[v["name"]] = v;
+  const json annotations = job["spec"]["template"]["metadata"].value("annotations", json::object());
   for (const json& m : container["volumeMounts"]) {
-    auto it = volume_secret.find(m["name"]);
-    if (it == volume_secret.end()) continue;
-    BAO_ASSIGN_OR_RETURN(json secret, client.Get(k8s::kSecrets, ns, it->second));
+    auto it = volumes.find(m["name"]);
+    if (it == volumes.end()) continue;
+    const json& volume = it->second;
     std::string dir = root.path() + m["mountPath"].get<std::string>();
+    if (volume.contains("downwardAPI")) {
+      // Files of Pod annotations, as the kubelet projects them; absolute paths under /etc/bao/
+      // inside them point into `root` like the arguments below.
+      std::filesystem::create_directories(dir);
+      for (const json& item : volume["downwardAPI"]["items"]) {
+        std::string field = item["fieldRef"]["fieldPath"];
+        const std::string open = "metadata.annotations['";
+        if (!field.starts_with(open) || !field.ends_with("']")) {
+          return InvalidArgument("RunJobLocally: unsupported fieldPath " + field);
+        }
+        std::string name = field.substr(open.size(), field.size() - open.size() - 2);
+        std::string text = annotations.value(name, "");
+        for (size_t at = text.find("\"/etc/bao/"); at != std::string::npos;
+             at = text.find("\"/etc/bao/", at + root.path().size() + 2)) {
+          text.insert(at + 1, root.path());
+        }
+        WriteText(dir + "/" + item["path"].get<std::string>(), text);
+      }
+      continue;
+    }
+    if (!volume.contains("secret")) continue;
     std::filesystem::create_directories(dir);
+    Result<json> got = client.Get(k8s::kSecrets, ns, volume["secret"]["secretName"]);
+    if (!got.ok() && got.status().code() == Code::kNotFound &&
+        volume["secret"].value("optional", false)) {
+      continue;  // an optional Secret that does not exist: an empty directory
+    }
+    BAO_ASSIGN_OR_RETURN(json secret, std::move(got));
     const json data = secret.value("data", json::object());
     for (const auto& [key, value] : data.items()) {
       Result<std::string> decoded = crypto::Base64Decode(value.get<std::string>());

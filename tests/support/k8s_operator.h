@@ -52,7 +52,9 @@ struct LocalRun {
 };
 
 // Runs `job`'s executor on this machine the way the kubelet would run its Pod: every Secret the
-// Pod mounts (read through `client`) is written under a temporary root at its mount path; in
+// Pod mounts (read through `client`; an optional one that does not exist is an empty
+// directory) is written under a temporary root at its mount path, and so is every downwardAPI
+// file of a Pod annotation (its /etc/bao/ paths moved under the root too); in
 // the arguments the in-cluster OpenBao addresses https://<c>-<i>.<c>.<ns>.svc:8200 become
 // `bao_urls[i % size]`, mount paths and /dev/termination-log move under the root, and the
 // command becomes `binary`. It does not finish the Job (FinishJob does).
