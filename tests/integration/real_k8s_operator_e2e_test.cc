@@ -612,6 +612,9 @@ TEST_F(OperatorE2E, CrdSchemaAndParserAgreeFieldByField) {
                   {"keepWeekly", 4},
                   {"keepMonthly", 12}}},
                 {"image", "registry.example.com/bao-backup:1.2.3"}};
+  // An extra target takes every field of the target, and a name.
+  every["extraTargets"] = json::array({every["target"]});
+  every["extraTargets"][0]["name"] = "dr";
   auto create = [&](const std::string& name, const json& backup) {
     return real_server_->Call("POST",
                               "/apis/openbao.org/v1alpha1/namespaces/" + kNsName +
@@ -629,6 +632,9 @@ TEST_F(OperatorE2E, CrdSchemaAndParserAgreeFieldByField) {
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   EXPECT_EQ(parsed->retention.keep_monthly, 12);
   EXPECT_EQ(parsed->target.role_arn, "arn:aws:iam::123456789012:role/backup");
+  ASSERT_EQ(parsed->extra_targets.size(), 1u);
+  EXPECT_EQ(parsed->extra_targets[0].name, "dr");
+  EXPECT_EQ(parsed->extra_targets[0].target.part_size, 16777216u);
 
   // Refused by both: the server with 422, the parser with an error.
   struct Bad {
