@@ -163,6 +163,39 @@ TEST_F(SchedulerIntegrationTest, TwoSlotsTwoBackupsThenRetention) {
   EXPECT_EQ(res->status, 200);
 }
 
+// backup.extraTargets in the scheduler's config: every slot writes a copy into the second
+// directory from the same snapshot read, and retention keeps the same count there.
+TEST_F(SchedulerIntegrationTest, ExtraTargetsGetEveryBackupAndTheirOwnRetention) {
+  const std::string second = dir_.File("second");
+  std::string yaml = ConfigYaml(/*max_count=*/1);
+  const std::string retention = "      retention:\n";
+  yaml.insert(yaml.find(retention),
+              "      extraTargets:\n        - name: second\n"
+              "          provider: file\n          bucket: " +
+                  second + "\n          pathPrefix: copies\n");
+  const std::string path = dir_.File("config.yaml");
+  testing::WriteText(path, yaml);
+  Result<SchedulerConfig> cfg = LoadSchedulerConfig(path);
+  ASSERT_OK(cfg);
+  ManualClock clock(T("2026-03-01T11:59:30Z"));
+  Scheduler s(*cfg, &clock, DefaultHooks(&clock));
+  ASSERT_OK(s.Start());
+  for (const char* t : {"2026-03-01T12:00:00Z", "2026-03-01T12:01:05Z"}) {
+    clock.Set(T(t));
+    s.Tick(clock.Now());
+    s.WaitIdle();
+  }
+  ClusterStatus st = s.Snapshot().clusters.at("team-a/prod");
+  EXPECT_EQ(st.attempts[kOutcomeSuccess], 2u) << st.ToJson().dump();
+  std::vector<std::string> primary = FilesUnder(StoreDir()), copies = FilesUnder(second);
+  ASSERT_EQ(primary.size(), 1u) << ::testing::PrintToString(primary);
+  ASSERT_EQ(copies.size(), 1u) << ::testing::PrintToString(copies);
+  // The same backup under each target's own prefix, byte for byte.
+  EXPECT_EQ("copies" + primary[0].substr(std::string("backups").size()), copies[0]);
+  EXPECT_EQ(testing::ReadText(StoreDir() + "/" + primary[0]),
+            testing::ReadText(second + "/" + copies[0]));
+}
+
 TEST_F(SchedulerIntegrationTest, FailuresCountAndASuccessResetsThem) {
   ManualClock clock(T("2026-03-01T11:59:30Z"));
   Scheduler s(Config(0), &clock, DefaultHooks(&clock));
