@@ -58,7 +58,7 @@ build-fuzz:
 	  >/dev/null
 	@ninja -C $(FUZZ_BUILD) -j $(JOBS)
 
-# Only the tests labelled tsan (BAO_TSAN_TESTS in CMakeLists.txt) and the imitation API server
+# Only the tests labelled tsan (BAO_TSAN_TESTS in CMakeLists.txt) and the programs
 # they start, with ThreadSanitizer.
 build-tsan:
 	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBAO_TSAN=ON \
