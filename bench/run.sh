@@ -5,9 +5,15 @@
 #
 #   bench/run.sh BUILD [file|s3|gcs|azure|operator|openbao|restore-operator ...]  (default: all)
 #
-# file:  1 GiB and 4 GiB into a local directory vs curl fetching the same snapshot into a file
+# The test server serves TLS (a P-256 certificate from a CA made for the run), as production does.
+# file:  1 GiB and 4 GiB into a local directory vs `curl -o file` and `curl -o file && sync`
 # s3:    1 GiB into MinIO vs `curl ... | aws s3 cp - s3://...` into the same MinIO
-# gcs:   1 GiB into fake-gcs-server;  azure: 1 GiB into Azurite
+# gcs:   1 GiB into fake-gcs-server vs curl piped into a one-request upload
+# azure: 1 GiB into Azurite vs @azure/storage-blob uploading the same bytes from a file
+#        s3, gcs and azure also run the seed system's executor (cmd/bao-backup of
+#        dc-tec/openbao-operator, scripts/install-peers.sh seed-executor) into the same server,
+#        and bao-backup at its defaults and (s3, azure) at the seed's part size and concurrency;
+#        for gcs both default to 16 MiB chunks.
 # operator: 1,000 OpenBaoClusters, the real `bao-backup operator`: convergence, reconcile
 #        latency and counts, controller peak RSS (< 64 MiB), API server peak RSS; first on the
 #        project's Kubernetes API imitation, then on a REAL kube-apiserver v1.33 + etcd with the
@@ -33,7 +39,8 @@
 #        RESTORE_FILL_MIB, default 160): bench/restore_controller.cc prints its own report.
 #
 # Each measurement is the best of RUNS (default 2) runs; CPU seconds are user + system of the
-# measured process(es); peak RSS is the bao-backup process's maximum resident set.
+# measured process(es); peak RSS is the largest maximum resident set among them. The first line
+# names the CPU model, cores and load average; each table names the load when it was printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -62,16 +69,93 @@ measure() {
 best() { sort -n "$1" | head -1; }  # lowest elapsed
 
 token=bench-admin-token
-start_bao() { # size_bytes
+seed="$peers/bin/seed-executor"
+cacert="$work/pki/ca.crt"
+# The source serves TLS, as production OpenBao does: a CA and a P-256 server certificate made
+# with openssl for this run (the test PKI's shape: SAN 127.0.0.1 and localhost, plus 127.0.0.2
+# and *.bao.bench.svc, the names under which the seed system's executor reaches node 0).
+make_pki() {
+  local d="$work/pki"
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=bench-ca -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=bench-bao \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost,DNS:*.bao.bench.svc\n' >"$d/ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 1 -extfile "$d/ext" -out "$d/server.crt" 2>/dev/null
+}
+make_pki
+
+start_bao() { # size_bytes [bao-testserver options...]
+  local size=$1; shift
   rm -f "$work/ready.json"
   "$server_bin" --nodes 3 --ready-file "$work/ready.json" --admin-token "$token" \
-    --state-size "$1" >"$work/server.log" 2>&1 &
+    --state-size "$size" --tls-cert "$work/pki/server.crt" --tls-key "$work/pki/server.key" \
+    "$@" >"$work/server.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 300); do [[ -s "$work/ready.json" ]] && break; sleep 0.05; done
+  [[ -s "$work/ready.json" ]] || { echo "bench: bao-testserver did not start:" >&2; cat "$work/server.log" >&2; return 1; }
   leader=$(python3 -c "import json;print(json.load(open('$work/ready.json'))['nodes'][0])")
   standby=$(python3 -c "import json;print(json.load(open('$work/ready.json'))['nodes'][1])")
+  write_tools
 }
 stop_bao() { kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
+# For a store target: node 0 (the active node) on 127.0.0.2:8200 when the seed system's
+# executor is here (it only dials https://<statefulset>-<i>.<cluster>.<namespace>.svc:8200).
+start_bao_for_store() {
+  if [[ -x "$seed" ]]; then start_bao $((1 << 30)) --host 127.0.0.2 --first-port 8200; else start_bao $((1 << 30)); fi
+}
+write_tools() { # after start_bao: $work/run-ours and $work/run-seed run the two executors
+  cat >"$work/run-ours" <<SH
+#!/bin/sh
+exec env BAO_TOKEN=$token "$bao" backup --bao-addr "$standby" --bao-cacert "$cacert" "\$@"
+SH
+  # The seed system's executor (static token, CA file, BACKUP_* settings from the arguments, as
+  # NAME=VALUE) in a private mount namespace whose /etc/hosts names node 0
+  # bao-0.bao.bench.svc (127.0.0.2). The machine's AWS_CA_BUNDLE is dropped: its S3 client
+  # refuses one beside its own HTTP client.
+  printf '127.0.0.1 localhost\n127.0.0.2 bao-0.bao.bench.svc\n' >"$work/seed-hosts"
+  printf '%s' "$token" >"$work/seed-token"
+  cat >"$work/run-seed" <<SH
+#!/bin/sh
+exec unshare -m sh -c 'mount --bind "$work/seed-hosts" /etc/hosts && exec "\$@"' seed \\
+  env -u AWS_CA_BUNDLE CLUSTER_NAMESPACE=bench CLUSTER_NAME=bao CLUSTER_REPLICAS=1 \\
+  TLS_CA_PATH="$cacert" \\
+  BACKUP_TOKEN_PATH="$work/seed-token" JWT_TOKEN_PATH="$work/no-jwt" \\
+  BACKUP_CREDENTIALS_PATH="$work/seed-creds" BACKUP_BUCKET=bench "\$@" "$seed"
+SH
+  chmod +x "$work/run-ours" "$work/run-seed"
+}
+snap_curl() { echo "curl -sS --cacert '$cacert' -H 'X-Vault-Token: $token' '$leader/v1/sys/storage/raft/snapshot'"; }
+have_seed() {
+  [[ -x "$seed" ]] && return 0
+  echo "  (seed system's executor not measured: $seed is missing; scripts/install-peers.sh seed-executor)"
+  return 1
+}
+
+# report LABEL BYTES NAME FILE [NAME FILE ...]: one line per tool (best run of each); the first
+# is bao-backup, and every other line's last column is bao-backup's speed divided by its own.
+report() {
+  python3 - "$@" <<'PY'
+import sys
+label, size, rest = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+rows = []
+for name, path in zip(rest[0::2], rest[1::2]):
+    runs = [l.split() for l in open(path) if l.strip()]
+    if runs:
+        rows.append((name, min(runs, key=lambda r: float(r[0]))))
+print(f"{label}  ({size / 2**20:.0f} MiB)")
+print(f"  {'tool':<40} {'wall s':>7} {'MiB/s':>7} {'CPU s':>6} {'CPU s/GiB':>9} {'RSS MiB':>8} {'bao-backup x':>12}")
+ref = None
+for name, (e, c, rss) in rows:
+    e, c = float(e), float(c)
+    mibs = size / e / 2**20
+    ref = ref or mibs
+    ratio = "" if ref is mibs else f"{ref / mibs:12.2f}"
+    print(f"  {name:<40} {e:7.2f} {mibs:7.0f} {c:6.2f} {c / (size / 2**30):9.2f} {int(rss) / 1024:8.1f} {ratio}")
+PY
+}
 
 row() { # label bytes base_line bao_line
   local label=$1 bytes=$2 base=$3 ours=$4
@@ -88,16 +172,19 @@ PY
 bench_file() {
   for gib in ${FILE_SIZES:-1 4}; do
     start_bao $((gib << 30))
-    : >"$work/base"; : >"$work/ours"
+    : >"$work/base"; : >"$work/sync"; : >"$work/t-ours"
     for _ in $(seq 1 "$RUNS"); do
-      measure "$work/base" curl -sS -H "X-Vault-Token: $token" -o "$work/raw.snap" \
-        "$leader/v1/sys/storage/raft/snapshot"
-      bytes=$(stat -c %s "$work/raw.snap"); rm -f "$work/raw.snap"
-      measure "$work/ours" env BAO_TOKEN=$token "$bao" backup --bao-addr "$standby" \
-        --bucket "$work/store" --namespace bench --cluster bao
-      rm -rf "$work/store"
+      measure "$work/base" curl -sS --cacert "$cacert" -H "X-Vault-Token: $token" \
+        -o "$work/raw.snap" "$leader/v1/sys/storage/raft/snapshot"
+      bytes=$(stat -c %s "$work/raw.snap"); rm -f "$work/raw.snap"; sync
+      measure "$work/sync" sh -c "$(snap_curl) -o '$work/raw.snap' && sync"
+      rm -f "$work/raw.snap"; sync
+      measure "$work/t-ours" "$work/run-ours" --bucket "$work/store" --namespace bench --cluster bao
+      rm -rf "$work/store"; sync
     done
-    row "file, ${gib} GiB" "$bytes" "$(best "$work/base")" "$(best "$work/ours")"
+    report "file, ${gib} GiB, TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" "$bytes" \
+      "bao-backup (fsyncs the object)" "$work/t-ours" "curl -o file" "$work/base" \
+      "curl -o file && sync" "$work/sync"
     stop_bao
   done
 }
@@ -113,20 +200,29 @@ bench_s3() {
   export AWS_ACCESS_KEY_ID=benchadmin AWS_SECRET_ACCESS_KEY=benchsecret123 \
     AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
   aws --endpoint-url "http://127.0.0.1:$port" s3 mb s3://bench >/dev/null
-  start_bao $((1 << 30))
-  : >"$work/base"; : >"$work/ours"
+  mkdir -p "$work/seed-creds"
+  printf benchadmin >"$work/seed-creds/accessKeyId"; printf benchsecret123 >"$work/seed-creds/secretAccessKey"
+  start_bao_for_store
+  local t=(t-aws t-ours t-ours55 t-seed) f s3=(--provider s3 --endpoint "http://127.0.0.1:$port"
+    --use-path-style --bucket bench --namespace bench --cluster bao)
+  for f in "${t[@]}"; do : >"$work/$f"; done
   for _ in $(seq 1 "$RUNS"); do
-    measure "$work/base" bash -c "curl -sS -H 'X-Vault-Token: $token' \
-      '$leader/v1/sys/storage/raft/snapshot' | aws --endpoint-url http://127.0.0.1:$port \
+    measure "$work/t-aws" bash -c "$(snap_curl) | aws --endpoint-url http://127.0.0.1:$port \
       s3 cp - s3://bench/baseline.snap"
     bytes=$(aws --endpoint-url "http://127.0.0.1:$port" s3api head-object --bucket bench \
       --key baseline.snap --query ContentLength --output text)
-    measure "$work/ours" env BAO_TOKEN=$token "$bao" backup --bao-addr "$standby" \
-      --provider s3 --endpoint "http://127.0.0.1:$port" --use-path-style --bucket bench \
-      --namespace bench --cluster bao
+    measure "$work/t-ours" "$work/run-ours" "${s3[@]}"
+    measure "$work/t-ours55" "$work/run-ours" "${s3[@]}" --part-size $((5 << 20)) --concurrency 5
+    if [[ -x "$seed" ]]; then measure "$work/t-seed" "$work/run-seed" BACKUP_PROVIDER=s3 \
+      BACKUP_ENDPOINT="http://127.0.0.1:$port" BACKUP_USE_PATH_STYLE=true \
+      BACKUP_REGION=us-east-1 BACKUP_KEY=seed.snap; fi
   done
-  row "s3 (MinIO), 1 GiB" "$bytes" "$(best "$work/base")" "$(best "$work/ours")"
-  echo "  (S3 baseline: curl | aws s3 cp -; RSS bound partSize x (concurrency+1) + 32 MiB = 72 MiB)"
+  report "s3 (MinIO), TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" "$bytes" \
+    "bao-backup, defaults 10 MiB x 3" "$work/t-ours" "bao-backup, 5 MiB x 5" "$work/t-ours55" \
+    "seed executor (its fixed 5 MiB x 5)" "$work/t-seed" "curl | aws s3 cp -" "$work/t-aws"
+  have_seed || true
+  echo "  (RSS: documented bound partSize x (concurrency+1) + 32 MiB = 72 MiB at 10 MiB x 3, 62 MiB" \
+    "at 5 MiB x 5; issue 18's target + 16 MiB = 56 and 46 MiB)"
   stop_bao
 }
 
@@ -139,19 +235,24 @@ bench_gcs() {
   pids+=($!)
   wait_http "http://127.0.0.1:$port/_internal/healthcheck"
   curl -fsS -X POST "http://127.0.0.1:$port/storage/v1/b?project=bench" -d '{"name":"bench"}' >/dev/null
-  start_bao $((1 << 30))
-  : >"$work/base"; : >"$work/ours"
+  mkdir -p "$work/seed-creds"
+  start_bao_for_store
+  local t=(t-base t-ours t-seed) f gcs=(--provider gcs --endpoint "http://127.0.0.1:$port"
+    --bucket bench --namespace bench --cluster bao)
+  for f in "${t[@]}"; do : >"$work/$f"; done
   for _ in $(seq 1 "$RUNS"); do
-    measure "$work/base" bash -c "curl -sS -H 'X-Vault-Token: $token' \
-      '$leader/v1/sys/storage/raft/snapshot' | curl -sS -X POST -H 'Content-Type: application/octet-stream' \
+    measure "$work/t-base" bash -c "$(snap_curl) | curl -sS -X POST -H 'Content-Type: application/octet-stream' \
       -T - 'http://127.0.0.1:$port/upload/storage/v1/b/bench/o?uploadType=media&name=baseline.snap'"
     bytes=$(curl -s "http://127.0.0.1:$port/storage/v1/b/bench/o/baseline.snap" | python3 -c 'import json,sys;print(json.load(sys.stdin)["size"])')
-    measure "$work/ours" env BAO_TOKEN=$token STORAGE_EMULATOR_HOST="127.0.0.1:$port" "$bao" backup \
-      --bao-addr "$standby" --provider gcs --endpoint "http://127.0.0.1:$port" --bucket bench \
-      --namespace bench --cluster bao
+    measure "$work/t-ours" "$work/run-ours" "${gcs[@]}"
+    if [[ -x "$seed" ]]; then measure "$work/t-seed" "$work/run-seed" BACKUP_PROVIDER=gcs \
+      BACKUP_ENDPOINT="http://127.0.0.1:$port" BACKUP_GCS_PROJECT=bench \
+      STORAGE_EMULATOR_HOST="127.0.0.1:$port" BACKUP_KEY=seed.snap; fi
   done
-  row "gcs (fake-gcs), 1 GiB" "$bytes" "$(best "$work/base")" "$(best "$work/ours")"
-  echo "  (GCS baseline: curl | curl simple media upload into the same fake-gcs-server)"
+  report "gcs (fake-gcs-server), TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" "$bytes" \
+    "bao-backup, defaults (16 MiB chunks)" "$work/t-ours" \
+    "seed executor (Go SDK, 16 MiB chunks)" "$work/t-seed" "curl | curl (one-request upload)" "$work/t-base"
+  have_seed || true
   stop_bao
 }
 
@@ -166,22 +267,29 @@ bench_azure() {
   key=$(sed -n 's/.*"\([A-Za-z0-9+/=]\{80,\}\)".*/\1/p' tests/support/azurite.h | head -1)
   conn="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;"
   AZ_CONN=$conn NODE_PATH="$peers/node/node_modules" node tests/integration/azure_check.js create bench >/dev/null
-  mkdir -p "$work/azcreds"; printf '%s' "$key" >"$work/azcreds/accountKey"
-  start_bao $((1 << 30))
-  : >"$work/base"; : >"$work/ours"
+  mkdir -p "$work/azcreds" "$work/seed-creds"; printf '%s' "$key" >"$work/azcreds/accountKey"
+  printf '%s' "$key" >"$work/seed-creds/accountKey"
+  start_bao_for_store
+  local t=(t-base t-ours t-ours85 t-seed) f az=(--provider azure
+    --endpoint "http://127.0.0.1:$port/devstoreaccount1" --storage-account devstoreaccount1
+    --bucket bench --credentials-dir "$work/azcreds" --namespace bench --cluster bao)
+  for f in "${t[@]}"; do : >"$work/$f"; done
   for _ in $(seq 1 "$RUNS"); do
-    curl -sS -H "X-Vault-Token: $token" -o "$work/raw.snap" "$leader/v1/sys/storage/raft/snapshot"
+    curl -sS --cacert "$cacert" -H "X-Vault-Token: $token" -o "$work/raw.snap" "$leader/v1/sys/storage/raft/snapshot"
     bytes=$(stat -c %s "$work/raw.snap")
-    measure "$work/base" env AZ_CONN="$conn" NODE_PATH="$peers/node/node_modules" \
+    measure "$work/t-base" env AZ_CONN="$conn" NODE_PATH="$peers/node/node_modules" \
       node tests/integration/azure_check.js upload bench baseline.snap "$work/raw.snap"
     rm -f "$work/raw.snap"
-    measure "$work/ours" env BAO_TOKEN=$token "$bao" backup --bao-addr "$standby" \
-      --provider azure --endpoint "http://127.0.0.1:$port/devstoreaccount1" \
-      --storage-account devstoreaccount1 --bucket bench --credentials-dir "$work/azcreds" \
-      --namespace bench --cluster bao
+    measure "$work/t-ours" "$work/run-ours" "${az[@]}"
+    measure "$work/t-ours85" "$work/run-ours" "${az[@]}" --part-size $((8 << 20)) --concurrency 5
+    if [[ -x "$seed" ]]; then measure "$work/t-seed" "$work/run-seed" BACKUP_PROVIDER=azure \
+      BACKUP_ENDPOINT="http://127.0.0.1:$port" \
+      BACKUP_AZURE_STORAGE_ACCOUNT=devstoreaccount1 BACKUP_AZURE_CONTAINER=bench BACKUP_KEY=seed.snap; fi
   done
-  row "azure (Azurite), 1 GiB" "$bytes" "$(best "$work/base")" "$(best "$work/ours")"
-  echo "  (Azure baseline: @azure/storage-blob uploading the same bytes from a file)"
+  report "azure (Azurite), TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" "$bytes" \
+    "bao-backup, defaults 10 MiB x 3" "$work/t-ours" "bao-backup, 8 MiB x 5" "$work/t-ours85" \
+    "seed executor (its 8 MiB x 5)" "$work/t-seed" "@azure/storage-blob from a file" "$work/t-base"
+  have_seed || true
   stop_bao
 }
 
@@ -375,5 +483,7 @@ PY
   stop_bao
 }
 
-echo "bao-backup benchmarks ($(nproc) cores; best of $RUNS runs)"
+echo "bao-backup benchmarks: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores" \
+  "($(grep -o -w -m1 -e sha_ni /proc/cpuinfo || echo no sha_ni), $(grep -o -w -m1 -e avx512f /proc/cpuinfo || echo no avx512f));" \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg); best of $RUNS runs"
 for w in "${what[@]}"; do "bench_$w"; done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real test peers (pinned) into a cache outside the source tree.
 #   scripts/install-peers.sh            every peer
-#   scripts/install-peers.sh openbao    only the named ones (openbao minio fake-gcs node python)
+#   scripts/install-peers.sh openbao    only the named ones (openbao minio fake-gcs node python
+#                                       kube-apiserver helm seed-executor)
 # Safe to run repeatedly: each peer is skipped when its pinned version is present.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ CRC32C_VERSION="2.9.post0"
 OPENBAO_VERSION="2.7.2"
 KUBERNETES_VERSION="1.33.13" # kube-apiserver, built from the k8s.io/kubernetes module
 HELM_VERSION="v3.22.0"
+# The seed system's backup executor (cmd/bao-backup of dc-tec/openbao-operator), a benchmark peer.
+SEED_EXECUTOR_COMMIT="002fbddb966f408e92d3387985d304d145deea6a" # 2026-01-29, main
 
 mkdir -p "$PEERS_DIR/bin"
 log() { printf 'install-peers: %s\n' "$*" >&2; }
@@ -108,6 +111,28 @@ MOD
       k8s.io/kubernetes/cmd/kube-apiserver
   )
   echo "$want" >"$stamp"
+}
+
+# The seed system's Go executor, built from its source at SEED_EXECUTOR_COMMIT. The source comes
+# from a bare git copy of github.com/dc-tec/openbao-operator (SEED_EXECUTOR_GIT, default the
+# workplace's mirror); its Go modules come through the module proxy. Built once: the stamp
+# records the commit, so a second run does nothing.
+install_seed-executor() {
+  local stamp="$PEERS_DIR/bin/.seed-executor.version"
+  [[ -x "$PEERS_DIR/bin/seed-executor" && "$(cat "$stamp" 2>/dev/null)" == "$SEED_EXECUTOR_COMMIT" ]] && return 0
+  command -v go >/dev/null || { log "go is needed to build seed-executor"; exit 1; }
+  local git_dir="${SEED_EXECUTOR_GIT:-/work/.mirror/dc-tec+openbao-operator/repo}"
+  git -C "$git_dir" cat-file -e "$SEED_EXECUTOR_COMMIT^{commit}" 2>/dev/null || {
+    log "seed-executor: no git copy of dc-tec/openbao-operator with $SEED_EXECUTOR_COMMIT at" \
+      "$git_dir (set SEED_EXECUTOR_GIT to a clone)"
+    exit 1
+  }
+  log "building seed-executor at ${SEED_EXECUTOR_COMMIT:0:12} (first time only)"
+  local src="$PEERS_DIR/build/seed-executor-$SEED_EXECUTOR_COMMIT"
+  rm -rf "$src" && mkdir -p "$src"
+  git -C "$git_dir" archive "$SEED_EXECUTOR_COMMIT" | tar -x -C "$src"
+  (cd "$src" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -trimpath -o "$PEERS_DIR/bin/seed-executor" ./cmd/bao-backup)
+  echo "$SEED_EXECUTOR_COMMIT" >"$stamp"
 }
 
 install_helm() {

@@ -977,6 +977,7 @@ bool IsGoogleHost(const std::string& base) {
 namespace gcs_internal {
 
 uint64_t ChunkSize(uint64_t part_size) {
+  if (part_size == kDefaultPartSize) return kDefaultChunkSize;
   uint64_t n = part_size / kChunkGranularity * kChunkGranularity;
   return std::max(n, kChunkGranularity);
 }

@@ -14,7 +14,8 @@ namespace bao::storage::gcs_internal {
 namespace {
 
 TEST(GcsChunkTest, ChunkSizeIsAMultipleOf256KiB) {
-  EXPECT_EQ(ChunkSize(kDefaultPartSize), 10485760u);  // 40 * 256 KiB exactly
+  EXPECT_EQ(ChunkSize(kDefaultPartSize), 16777216u);  // the default: 16 MiB chunks
+  EXPECT_EQ(ChunkSize(kDefaultPartSize + 262144), 10485760u + 262144u);
   EXPECT_EQ(ChunkSize(kMinPartSize), 5242880u);
   EXPECT_EQ(ChunkSize(5242880 + 262143), 5242880u);
   EXPECT_EQ(ChunkSize(5242880 + 262144), 5242880u + 262144u);

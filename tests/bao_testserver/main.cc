@@ -36,11 +36,16 @@ int main(int argc, char** argv) {
   uint64_t state_size = 1 << 20, seed = 1;
   int gzip_level = 0;
   std::string cluster_name, seal_key;
+  ListenAddress listen;
   app.add_option("--nodes", nodes, "number of nodes (1..16)")->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "write {\"nodes\":[urls],\"pid\":N} here once every listener is up");
   app.add_option("--tls-cert", tls_cert, "PEM certificate: serve HTTPS");
   app.add_option("--tls-key", tls_key, "PEM private key for --tls-cert");
+  app.add_option("--host", listen.host, "IPv4 loopback address the listeners bind")
+      ->capture_default_str();
+  app.add_option("--first-port", listen.first_port, "node 0's port (0 = kernel-chosen)")
+      ->capture_default_str();
   app.add_option("--admin-token", admin_token, "a token with every capability");
   app.add_option("--jwt-public-key", jwt_key_file, "PEM public key verifying RS256 JWT logins");
   app.add_option("--jwt-mount", jwt_mount, "JWT auth mount name")->capture_default_str();
@@ -115,7 +120,7 @@ int main(int argc, char** argv) {
   {
     Cluster cluster(config, *state);
     state = bao::Internal("moved");
-    auto server = std::make_unique<ClusterServer>(cluster, TlsFiles{tls_cert, tls_key});
+    auto server = std::make_unique<ClusterServer>(cluster, TlsFiles{tls_cert, tls_key}, listen);
     bao::Status started = server->Start();
     if (!started.ok()) {
       server->Stop();

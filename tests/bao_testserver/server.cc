@@ -759,8 +759,8 @@ class Handler {
 
 }  // namespace
 
-ClusterServer::ClusterServer(Cluster& cluster, TlsFiles tls)
-    : cluster_(cluster), tls_(std::move(tls)) {}
+ClusterServer::ClusterServer(Cluster& cluster, TlsFiles tls, ListenAddress listen)
+    : cluster_(cluster), tls_(std::move(tls)), listen_(std::move(listen)) {}
 
 ClusterServer::~ClusterServer() {
   Stop();
@@ -833,12 +833,18 @@ Status ClusterServer::Start() {
     server->Put(".*", [handler, i](const Request& req, Response& res, const ContentReader& reader) {
       handler->Handle(i, req, res, &reader);
     });
-    int port = server->bind_to_any_port("127.0.0.1");
-    if (port <= 0) return Unavailable("cannot bind a listener on 127.0.0.1");
+    int port = 0;
+    if (i == 0 && listen_.first_port != 0) {
+      if (server->bind_to_port(listen_.host, listen_.first_port)) port = listen_.first_port;
+    } else {
+      port = server->bind_to_any_port(listen_.host);
+    }
+    if (port <= 0) return Unavailable("cannot bind a listener on " + listen_.host);
     int cluster_port = ReserveClusterPort(cluster_fds_);
     if (cluster_port <= 0) return Unavailable("cannot reserve a cluster port on 127.0.0.1");
     cluster_ports.push_back(cluster_port);
-    urls_.push_back(std::string(tls ? "https" : "http") + "://127.0.0.1:" + std::to_string(port));
+    urls_.push_back(std::string(tls ? "https" : "http") + "://" + listen_.host + ":" +
+                    std::to_string(port));
     servers_.push_back(std::move(server));
   }
   cluster_.SetNodeUrls(urls_, cluster_ports);

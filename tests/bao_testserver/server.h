@@ -23,16 +23,24 @@ struct TlsFiles {
   std::string key_file;
 };
 
+// Where the listeners bind: `host` (an IPv4 loopback address) and, when first_port is not 0,
+// node 0 on that port (the others on kernel-chosen ports). The benchmark serves the seed
+// system's executor, which only knows port 8200, this way.
+struct ListenAddress {
+  std::string host = "127.0.0.1";
+  int first_port = 0;
+};
+
 class ClusterServer {
  public:
-  ClusterServer(Cluster& cluster, TlsFiles tls);
+  ClusterServer(Cluster& cluster, TlsFiles tls, ListenAddress listen = {});
   ~ClusterServer();
   ClusterServer(const ClusterServer&) = delete;
   ClusterServer& operator=(const ClusterServer&) = delete;
 
-  // Binds one listener per node on 127.0.0.1 (kernel-chosen ports), reserves a cluster port
-  // per node (bound, never served), tells the cluster both, and starts serving. kInvalidArgument
-  // when the TLS files do not load, kUnavailable when a socket cannot be bound.
+  // Binds one listener per node on the ListenAddress (kernel-chosen ports but node 0's), reserves a
+  // cluster port per node (bound, never served), tells the cluster both, and starts serving.
+  // kInvalidArgument when the TLS files do not load, kUnavailable when a socket cannot be bound.
   Status Start();
   std::vector<std::string> Urls() const { return urls_; }
   // Stops accepting and ends streams in progress; returns at once.
@@ -43,6 +51,7 @@ class ClusterServer {
  private:
   Cluster& cluster_;
   TlsFiles tls_;
+  ListenAddress listen_;
   std::vector<std::unique_ptr<httplib::Server>> servers_;
   std::vector<std::thread> threads_;
   std::vector<std::string> urls_;
