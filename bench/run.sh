@@ -10,6 +10,7 @@
 # s3:    1 GiB into MinIO vs `curl ... | aws s3 cp - s3://...` into the same MinIO
 # gcs:   1 GiB into fake-gcs-server vs curl piped into a one-request upload
 # azure: 1 GiB into Azurite vs @azure/storage-blob uploading the same bytes from a file
+# copies: 1 GiB into MinIO + Azurite at once (--extra-target) vs into each alone (issue 16)
 #        s3, gcs and azure also run the seed system's executor (cmd/bao-backup of
 #        dc-tec/openbao-operator, scripts/install-peers.sh seed-executor) into the same server,
 #        and bao-backup at its defaults and (s3, azure) at the seed's part size and concurrency;
@@ -46,7 +47,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 shift || true
 what=("$@")
-((${#what[@]})) || what=(file s3 gcs azure operator openbao restore-operator)
+((${#what[@]})) || what=(file s3 gcs azure copies operator openbao restore-operator)
 RUNS=${RUNS:-2}
 bao="$PWD/$build/src/cli/bao-backup"
 server_bin="$PWD/$build/tests/bao_testserver/bao-testserver"
@@ -189,8 +190,9 @@ bench_file() {
   done
 }
 
-bench_s3() {
-  local port cport
+# start_minio: MinIO with bucket "bench" on port $port, the AWS CLI's variables exported.
+start_minio() {
+  local cport
   port=$(free_port); cport=$(free_port)
   MINIO_ROOT_USER=benchadmin MINIO_ROOT_PASSWORD=benchsecret123 \
     "$peers/bin/minio" server "$work/minio" --address "127.0.0.1:$port" \
@@ -200,6 +202,11 @@ bench_s3() {
   export AWS_ACCESS_KEY_ID=benchadmin AWS_SECRET_ACCESS_KEY=benchsecret123 \
     AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
   aws --endpoint-url "http://127.0.0.1:$port" s3 mb s3://bench >/dev/null
+}
+
+bench_s3() {
+  local port
+  start_minio
   mkdir -p "$work/seed-creds"
   printf benchadmin >"$work/seed-creds/accessKeyId"; printf benchsecret123 >"$work/seed-creds/secretAccessKey"
   start_bao_for_store
@@ -256,18 +263,26 @@ bench_gcs() {
   stop_bao
 }
 
-bench_azure() {
-  local port key conn
-  port=$(free_port)
+# start_azurite: Azurite with container "bench" on port $az_port; $key, $conn and the
+# credentials directory $work/azcreds for it.
+start_azurite() {
+  az_port=$(free_port)
   node "$peers/node/node_modules/azurite/dist/src/blob/main.js" --blobHost 127.0.0.1 \
-    --blobPort "$port" --location "$work/azurite" --skipApiVersionCheck --silent \
+    --blobPort "$az_port" --location "$work/azurite" --skipApiVersionCheck --silent \
     >"$work/azurite.log" 2>&1 &
   pids+=($!)
-  wait_http "http://127.0.0.1:$port/"
+  wait_http "http://127.0.0.1:$az_port/"
   key=$(sed -n 's/.*"\([A-Za-z0-9+/=]\{80,\}\)".*/\1/p' tests/support/azurite.h | head -1)
-  conn="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;"
+  conn="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$az_port/devstoreaccount1;"
   AZ_CONN=$conn NODE_PATH="$peers/node/node_modules" node tests/integration/azure_check.js create bench >/dev/null
-  mkdir -p "$work/azcreds" "$work/seed-creds"; printf '%s' "$key" >"$work/azcreds/accountKey"
+  mkdir -p "$work/azcreds"; printf '%s' "$key" >"$work/azcreds/accountKey"
+}
+
+bench_azure() {
+  local port key conn az_port
+  start_azurite
+  port=$az_port
+  mkdir -p "$work/seed-creds"
   printf '%s' "$key" >"$work/seed-creds/accountKey"
   start_bao_for_store
   local t=(t-base t-ours t-ours85 t-seed) f az=(--provider azure
@@ -290,6 +305,45 @@ bench_azure() {
     "bao-backup, defaults 10 MiB x 3" "$work/t-ours" "bao-backup, 8 MiB x 5" "$work/t-ours85" \
     "seed executor (its 8 MiB x 5)" "$work/t-seed" "@azure/storage-blob from a file" "$work/t-base"
   have_seed || true
+  stop_bao
+}
+
+# Issue 16: one backup into MinIO and Azurite at once (an --extra-target) against each alone, in
+# the same run. The copy must cost no more than the slower target's own time: wall <= 1.1 x
+# the slower single-target wall.
+bench_copies() {
+  local port key conn az_port
+  start_minio
+  start_azurite
+  start_bao $((1 << 30))
+  local s3=(--provider s3 --endpoint "http://127.0.0.1:$port" --use-path-style --bucket bench
+    --credentials-dir "$work/s3creds" --namespace bench --cluster bao)
+  local az=(--provider azure --endpoint "http://127.0.0.1:$az_port/devstoreaccount1"
+    --storage-account devstoreaccount1 --bucket bench --credentials-dir "$work/azcreds"
+    --namespace bench --cluster bao)
+  mkdir -p "$work/s3creds"
+  printf benchadmin >"$work/s3creds/accessKeyId"; printf benchsecret123 >"$work/s3creds/secretAccessKey"
+  printf 'name: azure\nprovider: azure\nendpoint: http://127.0.0.1:%s/devstoreaccount1\nbucket: bench\nazure: {storageAccount: devstoreaccount1}\ncredentialsDir: %s\n' \
+    "$az_port" "$work/azcreds" >"$work/azure-target.yaml"
+  local f
+  for f in t-s3 t-az t-both; do : >"$work/$f"; done
+  for _ in $(seq 1 "$RUNS"); do
+    measure "$work/t-s3" "$work/run-ours" "${s3[@]}"
+    measure "$work/t-az" "$work/run-ours" "${az[@]}"
+    measure "$work/t-both" "$work/run-ours" "${s3[@]}" --extra-target "$work/azure-target.yaml"
+  done
+  bytes=$(aws --endpoint-url "http://127.0.0.1:$port" s3api list-objects-v2 --bucket bench \
+    --query 'Contents[0].Size' --output text)
+  report "copies: MinIO + Azurite from one read, TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" \
+    "$bytes" "bao-backup into MinIO + Azurite" "$work/t-both" "bao-backup into MinIO alone" \
+    "$work/t-s3" "bao-backup into Azurite alone" "$work/t-az"
+  python3 - "$(best "$work/t-both")" "$(best "$work/t-s3")" "$(best "$work/t-az")" <<'PY'
+import sys
+both, s3, az = (float(a.split()[0]) for a in sys.argv[1:4])
+slower = max(s3, az)
+print(f"  (two copies: wall {both:.2f} s = {both / slower:.2f} x the slower single target's "
+      f"{slower:.2f} s; target <= 1.10)")
+PY
   stop_bao
 }
 
