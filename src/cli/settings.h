@@ -27,7 +27,7 @@ struct Flags {
   std::optional<std::string> jwt_token_file;
   std::optional<std::string> jwt_mount;
   std::optional<std::string> leader_wait;
-  std::optional<std::string> source_stall_timeout;  // the snapshot stream's stall limit
+  std::optional<std::string> source_stall_timeout;   // the snapshot stream's stall limit
   std::optional<std::string> storage_stall_timeout;  // every storage request's stall limit
   // Target (contract field names in kebab-case).
   std::optional<std::string> provider;
@@ -44,6 +44,12 @@ struct Flags {
   std::optional<std::string> storage_account;
   std::optional<std::string> container;
   std::optional<bool> insecure_skip_verify;
+  std::optional<std::string> sse;               // target.sse
+  std::optional<std::string> kms_key_id;        // target.kmsKeyId
+  std::optional<std::string> kms_key_name;      // target.gcs.kmsKeyName
+  std::optional<std::string> encryption_scope;  // target.azure.encryptionScope
+  std::optional<std::string> object_lock_mode;  // target.objectLock.mode
+  std::optional<int> object_lock_retain_days;   // target.objectLock.retainDays
   // Naming.
   std::optional<std::string> ns;
   std::optional<std::string> cluster;
@@ -60,7 +66,7 @@ EnvLookup ProcessEnv();
 struct Settings {
   openbao::ConnectionConfig connection;
   openbao::AuthConfig auth;
-  backup::BackupSpec spec;  // target, retention, schedule, jwtAuthRole from the config file
+  backup::BackupSpec spec;      // target, retention, schedule, jwtAuthRole from the config file
   storage::StoreOptions store;  // --storage-stall-timeout
   std::string ns = "default";
   std::string cluster;
