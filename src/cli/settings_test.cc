@@ -142,7 +142,7 @@ retention:
 }
 
 TEST_F(SettingsTest, JwtRoleWinsOverTokenPerContract) {
-  Flags f;
+  Flags f{};  // (value-initialized: GCC 12 -Wmaybe-uninitialized false positive)
   f.bao_token = "s.static-token-value";
   Result<Settings> token_only = ResolveSettings(f, MapEnv({}));
   ASSERT_TRUE(token_only.ok());
