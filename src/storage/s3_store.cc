@@ -760,12 +760,17 @@ Result<std::vector<Leftover>> S3StoreImpl::CleanUpLeftovers(const Context& ctx,
     return Status::Ok();
   }));
   for (const Leftover& orphan : OrphanChecksums(all, older_than)) {
-    Call call;
-    call.method = "DELETE";
-    call.key = ChecksumKey(orphan.key);
-    Result<http::Response> r = Send(ctx, call, "deleting the orphan checksum " + Quoted(call.key),
-                                    [](long s) { return s == 404; });
-    if (!r.ok()) return InStorage(r.status());
+    // As Delete() does: a locked side object (objectLock) stays until its lock ends and a later
+    // cleanup removes it; that is not a failure.
+    const std::string side = ChecksumKey(orphan.key);
+    Status st = DeleteVersion(ctx, side, "deleting the orphan checksum " + Quoted(side));
+    if (st.reason() == Reason::kLocked) {
+      const std::string* until = st.payload("lockedUntil");
+      log::Info("an orphan checksum is locked; a later cleanup removes it",
+                {{"key", side}, {"lockedUntil", until != nullptr ? *until : ""}});
+      continue;
+    }
+    if (!st.ok()) return InStorage(st);
     removed.push_back(orphan);
   }
   return removed;

@@ -46,10 +46,12 @@
 // (the upload answered InvalidRequest and GET ?object-lock answers
 // ObjectLockConfigurationNotFoundError) is kFailedPrecondition with Reason::kInvalidValue,
 // payload "bucketObjectLock" = "disabled". Stat() reports an object's lock from its HEAD;
-// List() does not (S3's listing lacks it). With objectLock set, Delete() removes the current
-// version itself (HEAD for its version id, DELETE ?versionId=), not by a delete marker that
-// would hide a locked version; a refusal while the HEAD reported an unexpired lock is
-// kFailedPrecondition with Reason::kLocked and payload "lockedUntil".
+// List() does not (S3's listing lacks it). Delete() HEADs the object first; when it reports a
+// lock (or objectLock is set) it removes the current version itself (DELETE ?versionId=), not
+// by a delete marker that would only hide a locked version; a refusal while the HEAD reported
+// an unexpired lock is kFailedPrecondition with Reason::kLocked and payload "lockedUntil". CleanUpLeftovers()
+// deletes orphan checksums the same way and skips (logs, does not report) one still locked: a
+// later cleanup removes it.
 //
 // Read resumes a dropped GET with a ranged request pinned to the object's ETag (If-Match).
 // List uses ListObjectsV2 with continuation tokens (1000 keys per page).
