@@ -27,9 +27,11 @@ Result<std::vector<BackupEntry>> ListBackups(const Context& ctx, storage::Store*
     for (BackupEntry& e : out) {
       if (!e.info.sha256.empty()) continue;
       Result<storage::ObjectInfo> info = store->Stat(ctx, e.name.key);
-      if (info.ok())
+      if (info.ok()) {
         e.info.sha256 = info->sha256;
-      else if (info.status().code() != Code::kNotFound)
+        e.info.lock_mode = info->lock_mode;  // such listings lack the lock too (S3)
+        e.info.locked_until = info->locked_until;
+      } else if (info.status().code() != Code::kNotFound)
         return info.status().InStage(Stage::kStorage);
     }
   }

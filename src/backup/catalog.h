@@ -19,7 +19,7 @@ struct BackupEntry {
 
 // This cluster's backups in `store`, newest first. Objects under the prefix that do not parse
 // as this cluster's backups are skipped. With `with_checksums`, objects whose listing carries
-// no checksum are Stat()ed to fetch it.
+// no checksum are Stat()ed to fetch it (and their lock, which such listings lack too).
 // Failures are Stage::kStorage.
 Result<std::vector<BackupEntry>> ListBackups(const Context& ctx, storage::Store* store,
                                              const std::string& path_prefix,

@@ -34,7 +34,15 @@ nlohmann::json PruneResult::ToJson() const {
       {"failed", failed.size()},
       {"oldestKept", oldest != nullptr ? nlohmann::json(oldest->backup.key) : nullptr},
       {"verified", verified.empty() ? nlohmann::json(nullptr) : nlohmann::json(verified)},
-      {"cleanedUp", cleanup.removed}};
+      {"cleanedUp", cleanup.removed},
+      {"locked", locked.size()}};
+  if (!locked.empty()) {
+    nlohmann::json keys = nlohmann::json::array();
+    for (size_t i = 0; i < locked.size() && i < kMaxLockedInJson; ++i) {
+      keys.push_back({{"key", locked[i].key}, {"until", locked[i].until}});
+    }
+    out["lockedKeys"] = keys;
+  }
   if (!cleanup.error.ok()) out["cleanupError"] = cleanup.error.message();
   return out;
 }
@@ -155,6 +163,13 @@ Status Prune(const Context& ctx, storage::Store* store, const std::string& path_
     if (s.ok()) {
       log::Info("deleted", {{"key", d.backup.key}, {"reason", d.reason}});
       result->deleted.push_back(d.backup.key);
+    } else if (s.reason() == Reason::kLocked) {
+      const std::string* until = s.payload("lockedUntil");
+      std::string when = until != nullptr ? *until : "";
+      log::Info("locked until " + (when.empty() ? std::string("a later time") : when) +
+                    "; kept until then, deleted by a later prune",
+                {{"key", d.backup.key}, {"reason", d.reason}, {"lockedUntil", when}});
+      result->locked.push_back({d.backup.key, when});
     } else {
       log::Error("delete failed", {{"key", d.backup.key}, {"error", s.message()}});
       result->failed.push_back(d.backup.key + ": " + s.message());

@@ -30,10 +30,20 @@ CleanupResult CleanUpLeftovers(const Context& ctx, storage::Store* store,
                                const std::string& cluster_prefix, Duration older_than,
                                TimePoint now);
 
+// At most this many locked backups are listed by key in PruneResult::ToJson() (all are logged).
+inline constexpr size_t kMaxLockedInJson = 5;
+
 struct PruneResult {
   std::vector<RetentionDecision> plan;  // newest first
   std::vector<std::string> deleted;
   std::vector<std::string> failed;  // "key: error" for deletes that failed
+  // Backups the plan drops whose object lock has not expired yet (Reason::kLocked from
+  // Store::Delete): kept for now, not a failure; a later prune deletes them once it expired.
+  struct Locked {
+    std::string key;
+    std::string until;  // RFC 3339, as the store reported it ("" when it did not)
+  };
+  std::vector<Locked> locked;
   size_t unverifiable = 0;  // backups without a recorded checksum or whose bytes do not match it
   std::string verified;     // the newest kept backup, read and checked before deleting; "" if
                             // nothing was deleted or none verifies
@@ -47,13 +57,17 @@ struct PruneResult {
   // Kubernetes Job leaves as its termination message, which the kubelet cuts at 4096 bytes.
   // Each decision is logged by Prune() instead.
   // {"dryRun", "backups", "unverifiable", "kept", "toDelete", "deleted", "failed", "oldestKept",
-  //  "verified", "cleanedUp"} and "cleanupError" when the cleanup failed.
+  //  "verified", "cleanedUp", "locked"} ("locked": how many were kept by their object lock),
+  // "lockedKeys" ([{key, until}], the first kMaxLockedInJson of them) when any was, and
+  // "cleanupError" when the cleanup failed.
   nlohmann::json ToJson() const;
 };
 
 // Lists this cluster's backups, plans with PlanRetention(policy, now) and, unless `dry_run`,
 // deletes what the plan drops. Every decision is logged (info; a failed delete as an error),
-// one line per backup. A failed delete is recorded and the rest continue; the Status is an
+// one line per backup. A backup whose object lock has not expired (Delete() answers
+// Reason::kLocked) is skipped and recorded in `locked` ("locked until T" in the log), never a
+// failure. A failed delete is recorded and the rest continue; the Status is an
 // error only when listing fails or some delete failed (then the result is still filled, see
 // `failed`). Failures are Stage::kStorage. Cancelling `ctx` stops before the next delete.
 // Unless `dry_run`, the cluster's leftovers older than `cleanup_older_than` are removed first

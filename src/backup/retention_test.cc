@@ -438,6 +438,59 @@ TEST_F(PruneTest, AFailedDeleteIsReportedAndTheRestContinue) {
   EXPECT_EQ(j["toDelete"], 2) << j;
 }
 
+// A store whose backup 00000001 is under an object lock until `until`: Delete() refuses it as
+// a locked object does (Reason::kLocked with the date).
+class LockingStore : public storage::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status Delete(const Context& ctx, const std::string& key) override {
+    if (key.find("00000001") != std::string::npos && locked) {
+      return Error(Code::kFailedPrecondition, Reason::kLocked, key + " is locked")
+          .WithStage(Stage::kStorage)
+          .WithPayload("lockedUntil", "2026-04-01T00:00:00Z");
+    }
+    return ForwardingStore::Delete(ctx, key);
+  }
+  bool locked = true;
+};
+
+// A backup still locked is skipped, reported with its date and never fails the run; once its
+// lock is gone, the next prune deletes it.
+TEST_F(PruneTest, ALockedBackupIsSkippedAndReportedThenDeletedLater) {
+  Put("ns/c/2026-03-01T00-00-00Z-00000001.snap");
+  Put("ns/c/2026-03-02T00-00-00Z-00000002.snap");
+  Put("ns/c/2026-03-03T00-00-00Z-00000003.snap");
+  LockingStore locking(store_.get());
+  RetentionPolicy policy;
+  policy.max_count = 1;
+  PruneResult r;
+  Status s = Prune(ctx_, &locking, "", "ns", "c", policy, At("2026-03-04T00:00:00Z"), false, &r);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(r.deleted, std::vector<std::string>{"ns/c/2026-03-02T00-00-00Z-00000002.snap"});
+  EXPECT_TRUE(r.failed.empty());
+  ASSERT_EQ(r.locked.size(), 1u);
+  EXPECT_EQ(r.locked[0].key, "ns/c/2026-03-01T00-00-00Z-00000001.snap");
+  EXPECT_EQ(r.locked[0].until, "2026-04-01T00:00:00Z");
+  EXPECT_TRUE(Exists("ns/c/2026-03-01T00-00-00Z-00000001.snap"));
+  nlohmann::json j = r.ToJson();
+  EXPECT_EQ(j["locked"], 1) << j;
+  EXPECT_EQ(j["failed"], 0) << j;
+  EXPECT_EQ(
+      j["lockedKeys"],
+      nlohmann::json::parse(
+          R"([{"key":"ns/c/2026-03-01T00-00-00Z-00000001.snap","until":"2026-04-01T00:00:00Z"}])"))
+      << j;
+
+  locking.locked = false;  // the retention ended
+  PruneResult later;
+  ASSERT_TRUE(
+      Prune(ctx_, &locking, "", "ns", "c", policy, At("2026-04-02T00:00:00Z"), false, &later).ok());
+  EXPECT_EQ(later.deleted, std::vector<std::string>{"ns/c/2026-03-01T00-00-00Z-00000001.snap"});
+  EXPECT_TRUE(later.locked.empty());
+  EXPECT_FALSE(later.ToJson().contains("lockedKeys"));
+  EXPECT_FALSE(Exists("ns/c/2026-03-01T00-00-00Z-00000001.snap"));
+}
+
 // Prune's cleanup: this cluster's leftovers past the threshold (none in a dry run), counted in
 // the result; a failing cleanup is reported like a failed delete, after the retention ran.
 class CleanupSpyStore : public storage::ForwardingStore {

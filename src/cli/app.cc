@@ -76,6 +76,14 @@ void AddTargetFlags(CLI::App* app, Flags* f) {
   Opt(app, "--target", &f->target_name,
       "list, verify, restore, prune: use this target (primary, the default, or an extra "
       "target's name)");
+  Opt(app, "--sse", &f->sse, "S3 server-side encryption: AES256 or aws:kms");
+  Opt(app, "--kms-key-id", &f->kms_key_id, "S3: the KMS key of --sse aws:kms");
+  Opt(app, "--kms-key-name", &f->kms_key_name, "GCS: the Cloud KMS key (CMEK) of new objects");
+  Opt(app, "--encryption-scope", &f->encryption_scope, "Azure: the encryption scope of new blobs");
+  Opt(app, "--object-lock-mode", &f->object_lock_mode,
+      "lock every backup written: GOVERNANCE or COMPLIANCE (GCS/Azure: also Unlocked, Locked)");
+  Opt(app, "--object-lock-retain-days", &f->object_lock_retain_days,
+      "days each backup stays locked after it is written (with --object-lock-mode)");
   Opt(app, "--namespace", &f->ns, "namespace segment of backup names (default \"default\")");
   Opt(app, "--cluster", &f->cluster, "cluster segment of backup names");
 }

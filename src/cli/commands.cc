@@ -212,10 +212,16 @@ int RunListCommand(const Context& ctx, const Flags& flags, const CommandOptions&
   if (opts.output == "json") {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& e : *entries) {
+      // "lock": the object's lock as the store reports it (null: none, or not reported).
+      nlohmann::json lock = nullptr;
+      if (!e.info.lock_mode.empty()) {
+        lock = {{"mode", e.info.lock_mode}, {"until", FormatRfc3339(e.info.locked_until)}};
+      }
       arr.push_back({{"key", e.name.key},
                      {"time", FormatRfc3339(e.name.time)},
                      {"size", e.info.size},
-                     {"sha256", e.info.sha256}});
+                     {"sha256", e.info.sha256},
+                     {"lock", lock}});
     }
     log::Out(arr.dump(2));
     return 0;

@@ -139,6 +139,12 @@ Result<Settings> ResolveSettings(const Flags& flags, const EnvLookup& env) {
   Override(flags.storage_account, &t.azure_storage_account);
   Override(flags.container, &t.azure_container);
   Override(flags.insecure_skip_verify, &t.insecure_skip_verify);
+  Override(flags.sse, &t.sse);
+  Override(flags.kms_key_id, &t.kms_key_id);
+  Override(flags.kms_key_name, &t.gcs_kms_key_name);
+  Override(flags.encryption_scope, &t.azure_encryption_scope);
+  Override(flags.object_lock_mode, &t.object_lock_mode);
+  Override(flags.object_lock_retain_days, &t.object_lock_retain_days);
   Override(flags.ns, &s.ns);
   Override(flags.cluster, &s.cluster);
   if (!flags.extra_target_files.empty()) {

@@ -49,6 +49,12 @@ struct Flags {
   std::vector<std::string> extra_target_files;
   // list, verify, restore, prune: which target to use ("primary" or an extra target's name).
   std::optional<std::string> target_name;
+  std::optional<std::string> sse;               // target.sse
+  std::optional<std::string> kms_key_id;        // target.kmsKeyId
+  std::optional<std::string> kms_key_name;      // target.gcs.kmsKeyName
+  std::optional<std::string> encryption_scope;  // target.azure.encryptionScope
+  std::optional<std::string> object_lock_mode;  // target.objectLock.mode
+  std::optional<int> object_lock_retain_days;   // target.objectLock.retainDays
   // Naming.
   std::optional<std::string> ns;
   std::optional<std::string> cluster;

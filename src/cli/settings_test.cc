@@ -141,6 +141,48 @@ retention:
   EXPECT_EQ(env_only->connection.addresses, std::vector<std::string>{"http://env:8200"});
 }
 
+// The protection flags set the target fields of the same names, and the target's rules apply.
+TEST_F(SettingsTest, ProtectionFlagsSetTheTargetFields) {
+  Flags f{};
+  f.provider = "s3";
+  f.endpoint = "https://s3.example.com";
+  f.bucket = "b";
+  f.sse = "aws:kms";
+  f.kms_key_id = "key-1";
+  f.object_lock_mode = "COMPLIANCE";
+  f.object_lock_retain_days = 7;
+  Result<Settings> s = ResolveSettings(f, MapEnv({}));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->spec.target.sse, "aws:kms");
+  EXPECT_EQ(s->spec.target.kms_key_id, "key-1");
+  EXPECT_EQ(s->spec.target.object_lock_mode, "COMPLIANCE");
+  EXPECT_EQ(s->spec.target.object_lock_retain_days, 7);
+  EXPECT_TRUE(ValidateTargetSettings(*s).ok());
+
+  f.sse = "AES256";  // --kms-key-id needs aws:kms
+  s = ResolveSettings(f, MapEnv({}));
+  ASSERT_TRUE(s.ok());
+  Status bad = ValidateTargetSettings(*s);
+  EXPECT_EQ(bad.code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.message().find("kmsKeyId"), std::string::npos) << bad.message();
+
+  Flags g{};
+  g.provider = "gcs";
+  g.bucket = "b";
+  g.kms_key_name = "projects/p/locations/l/keyRings/r/cryptoKeys/k";
+  s = ResolveSettings(g, MapEnv({}));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->spec.target.gcs_kms_key_name, *g.kms_key_name);
+  g.provider = "azure";
+  g.kms_key_name.reset();
+  g.storage_account = "acct";
+  g.encryption_scope = "scope1";
+  s = ResolveSettings(g, MapEnv({}));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->spec.target.azure_encryption_scope, "scope1");
+  EXPECT_TRUE(ValidateTargetSettings(*s).ok());
+}
+
 TEST_F(SettingsTest, JwtRoleWinsOverTokenPerContract) {
   Flags f;
   f.bao_token.emplace("s.static-token-value");

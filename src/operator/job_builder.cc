@@ -133,6 +133,14 @@ json TargetArgs(const storage::TargetConfig& t) {
   AddOpt(args, "--storage-account", t.azure_storage_account);
   AddOpt(args, "--container", t.azure_container);
   if (t.insecure_skip_verify) args.push_back("--insecure-skip-verify");
+  AddOpt(args, "--sse", t.sse);
+  AddOpt(args, "--kms-key-id", t.kms_key_id);
+  AddOpt(args, "--kms-key-name", t.gcs_kms_key_name);
+  AddOpt(args, "--encryption-scope", t.azure_encryption_scope);
+  if (!t.object_lock_mode.empty()) {
+    AddOpt(args, "--object-lock-mode", t.object_lock_mode);
+    AddOpt(args, "--object-lock-retain-days", std::to_string(t.object_lock_retain_days));
+  }
   return args;
 }
 

@@ -348,6 +348,33 @@ TEST(JobBuilderTest, TargetFlagsOfOtherProviders) {
   EXPECT_EQ(addrs, 1);
 }
 
+// Encryption at rest and object lock reach the executor as the CLI's flags, for each provider.
+TEST(JobBuilderTest, ProtectionFieldsBecomeExecutorFlags) {
+  json backup = TokenBackup();
+  backup["target"]["sse"] = "aws:kms";
+  backup["target"]["kmsKeyId"] = "key-1";
+  backup["target"]["objectLock"] = {{"mode", "COMPLIANCE"}, {"retainDays", 30}};
+  json args = BackupArgs(Cluster(), Spec(backup), "");
+  EXPECT_EQ(ArgAfter(args, "--sse"), "aws:kms");
+  EXPECT_EQ(ArgAfter(args, "--kms-key-id"), "key-1");
+  EXPECT_EQ(ArgAfter(args, "--object-lock-mode"), "COMPLIANCE");
+  EXPECT_EQ(ArgAfter(args, "--object-lock-retain-days"), "30");
+
+  json gcs = TokenBackup();
+  gcs["target"] = {{"provider", "gcs"}, {"bucket", "b"}, {"gcs", {{"kmsKeyName", "projects/p/k"}}}};
+  args = BackupArgs(Cluster(), Spec(gcs), "");
+  EXPECT_EQ(ArgAfter(args, "--kms-key-name"), "projects/p/k");
+  EXPECT_FALSE(HasArg(args, "--sse"));
+  EXPECT_FALSE(HasArg(args, "--object-lock-mode"));
+
+  json azure = TokenBackup();
+  azure["target"] = {{"provider", "azure"},
+                     {"bucket", "c"},
+                     {"azure", {{"storageAccount", "acct"}, {"encryptionScope", "scope1"}}}};
+  args = BackupArgs(Cluster(), Spec(azure), "");
+  EXPECT_EQ(ArgAfter(args, "--encryption-scope"), "scope1");
+}
+
 TEST(JobBuilderTest, RoleArnGetsTheProjectedTokenAndVariablesEksWouldSet) {
   json backup = TokenBackup();
   backup["target"].erase("credentialsSecretRef");

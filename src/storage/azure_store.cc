@@ -99,6 +99,30 @@ class AzureStore final : public Store {
         concurrency_(concurrency),
         options_(options) {}
 
+  // The target's encryption scope and immutability policy (azure.encryptionScope,
+  // objectLock), applied to every blob written.
+  void SetObjectSettings(std::string encryption_scope, std::string lock_mode, int retain_days) {
+    encryption_scope_ = std::move(encryption_scope);
+    lock_mode_ = std::move(lock_mode);
+    retain_days_ = retain_days;
+  }
+  // x-ms-encryption-scope, for Put Block, Put Block List and Put Blob.
+  void AddScope(http::Request* req) const {
+    if (!encryption_scope_.empty()) {
+      req->headers.emplace_back("x-ms-encryption-scope", encryption_scope_);
+    }
+  }
+  // The immutability policy headers, for Put Block List and Put Blob.
+  void AddPolicy(http::Request* req) const {
+    if (lock_mode_.empty()) return;
+    req->headers.emplace_back(
+        "x-ms-immutability-policy-until-date",
+        azure::FormatRfc1123(SystemClock().Now() + std::chrono::hours(24) * retain_days_));
+    req->headers.emplace_back("x-ms-immutability-policy-mode", lock_mode_);
+  }
+  const std::string& encryption_scope() const { return encryption_scope_; }
+  const std::string& lock_mode() const { return lock_mode_; }
+
   std::string Describe() const override { return "azure://" + creds_.account + "/" + container_; }
 
   std::string ContainerUrl() const { return creds_.endpoint + "/" + http::UrlEncode(container_); }
@@ -224,6 +248,7 @@ class AzureStore final : public Store {
   struct Props {
     ObjectInfo info;
     std::string etag;
+    std::string encryption_scope;  // x-ms-encryption-scope, "" when not reported
   };
 
   Result<Props> Properties(const Context& ctx, const std::string& key) {
@@ -253,6 +278,13 @@ class AzureStore final : public Store {
     if (modified.ok()) info.modified = *modified;
     info.sha256 = r.Header("x-ms-meta-sha256");
     p.etag = r.Header("etag");
+    p.encryption_scope = r.Header("x-ms-encryption-scope");
+    info.lock_mode = r.Header("x-ms-immutability-policy-mode");
+    if (!info.lock_mode.empty()) {
+      Result<TimePoint> until =
+          azure::ParseRfc1123(r.Header("x-ms-immutability-policy-until-date"));
+      if (until.ok()) info.locked_until = *until;
+    }
     return p;
   }
 
@@ -284,6 +316,7 @@ class AzureStore final : public Store {
           req.method = "PUT";
           req.url = BlobUrl(key) + "?comp=block&blockid=" + http::UrlEncode(block_id);
           req.headers = {{"Content-Type", "application/octet-stream"}, {"Content-MD5", md5}};
+          AddScope(&req);
           auto pos = std::make_shared<size_t>(0);
           req.body_length = data.size();
           req.body_reader = [data, pos](char* buf, size_t len) -> Result<size_t> {
@@ -311,6 +344,8 @@ class AzureStore final : public Store {
                          {"x-ms-blob-type", "BlockBlob"},
                          {"x-ms-blob-content-type", "application/octet-stream"},
                          {"x-ms-meta-sha256", sha256}};
+          AddScope(&req);
+          AddPolicy(&req);
           req.body = std::string(data);
           return req;
         },
@@ -333,6 +368,8 @@ class AzureStore final : public Store {
                          {"Content-MD5", md5},
                          {"x-ms-blob-content-type", "application/octet-stream"},
                          {"x-ms-meta-sha256", sha256}};
+          AddScope(&req);
+          AddPolicy(&req);
           req.body = body;
           return req;
         },
@@ -417,7 +454,22 @@ class AzureStore final : public Store {
 
   Status Delete(const Context& ctx, const std::string& key) override {
     BAO_RETURN_IF_ERROR(InStorage(ValidateKey(key)));
-    return InStorage(DeleteBlob(ctx, key, nullptr));
+    Status st = DeleteBlob(ctx, key, nullptr);
+    if (!st.ok() && (st.http_status() == 409 || st.http_status() == 403)) {
+      // Refused: an immutability policy that has not ended says why (from the blob's
+      // properties, not the message).
+      Result<Props> props = Properties(ctx, key);
+      if (props.ok() && props->info.LockedAt(SystemClock().Now())) {
+        std::string until = FormatRfc3339(props->info.locked_until);
+        return StorageError(Code::kFailedPrecondition, Reason::kLocked,
+                            "deleting \"" + key + "\" from " + Describe() +
+                                ": it is under an immutability policy (" + props->info.lock_mode +
+                                ") until " + until + "; it can be deleted after that",
+                            st.http_status())
+            .WithPayload("lockedUntil", until);
+      }
+    }
+    return InStorage(st);
   }
 
   // Deletes blob `key`; an absent blob counts as deleted, a missing container does not.
@@ -561,6 +613,9 @@ class AzureStore final : public Store {
   uint64_t part_size_;
   int concurrency_;
   AzureOptions options_;
+  std::string encryption_scope_;
+  std::string lock_mode_;  // "Unlocked" / "Locked", or "" for none
+  int retain_days_ = 0;
   http::ClientPool pool_;
 };
 
@@ -606,6 +661,17 @@ Result<ObjectInfo> AzureUpload::Commit(const Context& ctx, const CommitInfo& inf
                          std::to_string(stored->info.size) + " bytes with checksum \"" +
                          stored->info.sha256 + "\" after writing " + std::to_string(info.size) +
                          " bytes with checksum \"" + info.sha256 + "\"");
+  } else if (!store_->encryption_scope().empty() &&
+             stored->encryption_scope != store_->encryption_scope()) {
+    s = StorageError(Code::kFailedPrecondition, Reason::kBadResponse,
+                     key_ + " in " + store_->Describe() + " reports the encryption scope \"" +
+                         stored->encryption_scope + "\", " + store_->encryption_scope() +
+                         " was requested");
+  } else if (!store_->lock_mode().empty() && stored->info.lock_mode != store_->lock_mode()) {
+    s = StorageError(Code::kFailedPrecondition, Reason::kBadResponse,
+                     key_ + " in " + store_->Describe() +
+                         " reports the immutability policy mode \"" + stored->info.lock_mode +
+                         "\", " + store_->lock_mode() + " was requested");
   }
   if (!s.ok()) {
     store_->TakeBack(key_);
@@ -679,9 +745,11 @@ Result<std::unique_ptr<Store>> OpenAzureStore(const TargetConfig& target,
     if (!ca.ok()) return AsConfigError(ca.status(), "reading the CA bundle caCert");
     if (*ca) tls.ca_pem = **ca + "\n";
   }
-  return std::unique_ptr<Store>(new AzureStore(std::move(creds), std::move(container),
-                                               std::move(tls), target.part_size, target.concurrency,
-                                               options));
+  auto store = std::make_unique<AzureStore>(std::move(creds), std::move(container), std::move(tls),
+                                            target.part_size, target.concurrency, options);
+  store->SetObjectSettings(target.azure_encryption_scope, UnlockedOrLocked(target.object_lock_mode),
+                           target.object_lock_retain_days);
+  return std::unique_ptr<Store>(std::move(store));
 }
 
 }  // namespace bao::storage

@@ -8,6 +8,13 @@
 // their own. After the commit, Get Blob Properties confirms size and checksum (a mismatch
 // deletes the blob: kDataLoss).
 //
+// Protection (target.azure.encryptionScope, objectLock): x-ms-encryption-scope on Put Block,
+// Put Block List and Put Blob; x-ms-immutability-policy-until-date and -mode on Put Block List
+// and Put Blob. Get Blob Properties after the commit must report both (else the blob is taken
+// back: kFailedPrecondition, Reason::kBadResponse); Stat() reports the policy, List() does
+// not. A delete refused (409/403) while the policy has not expired is kFailedPrecondition with
+// Reason::kLocked ("lockedUntil").
+//
 // Keys are used as given (the caller applies pathPrefix via TargetConfig::FullKey, as for
 // every Store). Transient failures (connection errors, stalls, 408, 429, 5xx) are retried with
 // backoff per request (AzureOptions::retry), each request failing as stalled when no byte moves

@@ -60,6 +60,9 @@ struct GcsShared {
   std::string base;  // API base URL, no trailing '/'
   std::string bucket;
   std::string project;
+  std::string kms_key_name;  // target.gcs.kmsKeyName: CMEK of new objects ("" bucket default)
+  std::string lock_mode;     // objectLock.mode as GCS names it: "Unlocked" / "Locked", or ""
+  int retain_days = 0;       // objectLock.retainDays
   http::TlsOptions tls;
   std::unique_ptr<TokenSource> auth;
   GcsOptions options;
@@ -200,6 +203,11 @@ Result<ObjectInfo> ObjectInfoFromResource(const json& j, const std::string& what
   if (j.contains("metadata") && j["metadata"].is_object()) {
     info.sha256 = StringField(j["metadata"], kSha256Metadata);
   }
+  if (j.contains("retention") && j["retention"].is_object()) {
+    info.lock_mode = StringField(j["retention"], "mode");
+    auto until = ParseRfc3339(StringField(j["retention"], "retainUntilTime"));
+    if (until.ok()) info.locked_until = *until;
+  }
   return info;
 }
 
@@ -218,6 +226,7 @@ Status PutChecksum(const Context& ctx, const GcsShared& gcs, const std::string& 
   req.method = "POST";
   req.url = gcs.base + "/upload/storage/v1/b/" + http::UrlEncode(gcs.bucket) +
             "/o?uploadType=media&ifGenerationMatch=0&name=" + http::UrlEncode(ChecksumKey(key));
+  if (!gcs.kms_key_name.empty()) req.url += "&kmsKeyName=" + http::UrlEncode(gcs.kms_key_name);
   req.headers = {{"Content-Type", "text/plain"}};
   req.body = ChecksumFileContent(key, sha256);
   req.timeout = std::chrono::seconds(60);
@@ -352,6 +361,23 @@ class GcsUpload final : public Upload {
     if (got_crc.empty()) {
       log::Warn("GCS reported no CRC32C for the uploaded object; only its size was checked",
                 {{"object", Name()}});
+    }
+    // What the target asked of the object: its CMEK (GCS reports the key with its version,
+    // ".../cryptoKeys/K/cryptoKeyVersions/N") and its retention.
+    const std::string got_key = StringField(obj, "kmsKeyName");
+    std::string unmet;
+    if (!gcs_->kms_key_name.empty() && got_key != gcs_->kms_key_name &&
+        !got_key.starts_with(gcs_->kms_key_name + "/")) {
+      unmet = "its kmsKeyName is \"" + got_key + "\", " + gcs_->kms_key_name + " was requested";
+    } else if (!gcs_->lock_mode.empty() && stored->lock_mode != gcs_->lock_mode) {
+      unmet = "its retention mode is \"" + stored->lock_mode + "\", " + gcs_->lock_mode +
+              " was requested";
+    }
+    if (!unmet.empty()) {
+      DeleteGeneration(*gcs_, key_, generation);
+      return StorageError(Code::kFailedPrecondition, Reason::kBadResponse,
+                          "GCS stored " + Name() + " but " + unmet +
+                              "; the object was deleted again (if it could be)");
     }
     stored->key = key_;
     stored->sha256 = sha;
@@ -712,9 +738,19 @@ class GcsStore : public Store {
     req.method = "POST";
     req.url = gcs_->base + "/upload/storage/v1/b/" + http::UrlEncode(gcs_->bucket) +
               "/o?uploadType=resumable&name=" + http::UrlEncode(key);
+    if (!gcs_->kms_key_name.empty()) {
+      req.url += "&kmsKeyName=" + http::UrlEncode(gcs_->kms_key_name);
+    }
     req.headers = {{"Content-Type", "application/json; charset=UTF-8"},
                    {"X-Upload-Content-Type", "application/octet-stream"}};
-    req.body = json{{"name", key}, {"contentType", "application/octet-stream"}}.dump();
+    json resource = {{"name", key}, {"contentType", "application/octet-stream"}};
+    if (!gcs_->lock_mode.empty()) {
+      resource["retention"] = {
+          {"mode", gcs_->lock_mode},
+          {"retainUntilTime",
+           FormatRfc3339(SystemClock().Now() + std::chrono::hours(24) * gcs_->retain_days)}};
+    }
+    req.body = resource.dump();
     req.timeout = std::chrono::seconds(60);
     std::string session;
     Status st = Retry(ctx, gcs_->options.retry, "GCS upload session", [&]() -> Status {
@@ -877,7 +913,21 @@ class GcsStore : public Store {
         // Deleting an absent object succeeds; a missing bucket does not.
         return gcs_->BucketExists(ctx) ? Status::Ok() : gcs_->BucketMissing(404);
       }
-      return gcs_->ErrorFor(resp, "delete of " + gcs_->ObjectName(key));
+      Status refused = gcs_->ErrorFor(resp, "delete of " + gcs_->ObjectName(key));
+      if (resp.status == 403 || resp.status == 412) {
+        // Refused: a retention that has not ended says why (decided on the object's metadata).
+        Result<ObjectInfo> info = Stat(ctx, key);
+        if (info.ok() && info->LockedAt(SystemClock().Now())) {
+          std::string until = FormatRfc3339(info->locked_until);
+          return StorageError(Code::kFailedPrecondition, Reason::kLocked,
+                              "delete of " + gcs_->ObjectName(key) + ": it is under retention (" +
+                                  info->lock_mode + ") until " + until +
+                                  "; it can be deleted after that",
+                              resp.status)
+              .WithPayload("lockedUntil", until);
+        }
+      }
+      return refused;
     });
     if (!st.ok()) return InStorage(st);
     // The object first, then its checksum: a failure in between leaves an orphan side object
@@ -1035,6 +1085,9 @@ Result<std::unique_ptr<Store>> OpenGcsStore(const TargetConfig& target, const Gc
   const std::string emulator_host = Getenv("STORAGE_EMULATOR_HOST");
   gcs->base = gcs_internal::ResolveEndpoint(target.endpoint, emulator_host);
   gcs->bucket = target.bucket;
+  gcs->kms_key_name = target.gcs_kms_key_name;
+  gcs->lock_mode = UnlockedOrLocked(target.object_lock_mode);
+  gcs->retain_days = target.object_lock_retain_days;
   gcs->project = target.gcs_project;
   gcs->options = options;
   gcs->tls.insecure_skip_verify = target.insecure_skip_verify;

@@ -17,6 +17,13 @@
 // as it is; no object, the error stands. Abort() cancels the session (DELETE), so a failed
 // upload leaves no object.
 //
+// Protection (target.gcs.kmsKeyName, objectLock): the session and the checksum side object are
+// created with the kmsKeyName parameter, the session's resource with retention {mode,
+// retainUntilTime}; after the upload the object must report that key (GCS appends
+// "/cryptoKeyVersions/N") and retention mode, else it is deleted again and the commit fails
+// (kFailedPrecondition, Reason::kBadResponse). A delete refused (403/412) while the object's
+// retention has not ended is kFailedPrecondition with Reason::kLocked ("lockedUntil").
+//
 // Authentication, first match wins: <credentials_dir>/credentials.json (service-account key),
 // the key file named by GOOGLE_APPLICATION_CREDENTIALS, none when STORAGE_EMULATOR_HOST is set,
 // the metadata server at GCE_METADATA_HOST when that is set, none when `endpoint` is outside
@@ -93,7 +100,8 @@ std::string ResolveEndpoint(const std::string& endpoint, const std::string& emul
 
 // The ObjectInfo of a JSON object resource (the answer to an upload or a metadata request, or
 // an item of a listing): name, size (a string of decimal digits, or an unsigned JSON number),
-// updated (when it parses as RFC 3339) and metadata.sha256. kInternal/kBadResponse
+// updated (when it parses as RFC 3339), metadata.sha256 and retention (mode and
+// retainUntilTime, as lock_mode / locked_until). kInternal/kBadResponse
 // (Stage::kStorage) naming `what` when the resource is not an object or its size is missing or
 // not such a number.
 Result<ObjectInfo> ObjectInfoFromResource(const nlohmann::json& resource, const std::string& what);

@@ -11,6 +11,7 @@
 #include "common/numbers.h"
 #include "common/redact.h"
 #include "common/retry.h"
+#include "common/time.h"
 #include "crypto/crypto.h"
 #include "http/client.h"
 #include "storage/errors.h"
@@ -30,6 +31,30 @@ constexpr const char* kShaMeta = "x-amz-meta-sha256";
 constexpr const char* kCrcHeader = "x-amz-checksum-crc32c";
 constexpr size_t kDeleteBatch = 1000;
 constexpr int kMaxParts = 10000;  // S3's limit per multipart upload
+constexpr const char* kSseHeader = "x-amz-server-side-encryption";
+constexpr const char* kKmsKeyHeader = "x-amz-server-side-encryption-aws-kms-key-id";
+constexpr const char* kLockModeHeader = "x-amz-object-lock-mode";
+constexpr const char* kLockUntilHeader = "x-amz-object-lock-retain-until-date";
+
+// The lock a HEAD answer reports, into `info`.
+void LockFromHead(const http::Response& r, ObjectInfo* info) {
+  info->lock_mode = r.Header(kLockModeHeader);
+  info->locked_until = TimePoint{};
+  if (info->lock_mode.empty()) return;
+  Result<TimePoint> until = ParseRfc3339(r.Header(kLockUntilHeader));
+  if (until.ok()) info->locked_until = *until;
+}
+
+// Whether the KMS key id an answer reports names the key `want` (servers answer the id
+// itself, an ARN ending in ":<id>" or "/<id>", or "arn:aws:kms:<id>" (MinIO)).
+bool KmsKeyMatches(const std::string& got, const std::string& want) {
+  if (got == want) return true;
+  for (const char* sep : {":", "/"}) {
+    std::string tail = sep + want;
+    if (got.size() > tail.size() && got.ends_with(tail)) return true;
+  }
+  return false;
+}
 
 // One S3 request before signing.
 struct Call {
@@ -193,12 +218,25 @@ class S3StoreImpl : public S3Store {
   // The object's current ETag ("" when the server sends none); kNotFound when absent.
   Result<std::string> ETag(const Context& ctx, const std::string& key);
   const S3Options& options() const { return options_; }
+  const TargetConfig& target() const { return target_; }
+  const Clock& clock() const { return options_.clock != nullptr ? *options_.clock : SystemClock(); }
+  // The encryption and object lock headers of a request that creates an object (PutObject,
+  // CreateMultipartUpload, the checksum side object), from the target; none when it sets
+  // neither.
+  HeaderList ObjectHeaders() const;
+  // `st`, the failure of a request carrying object lock headers, or, when the bucket has no
+  // Object Lock configuration (GET ?object-lock answers ObjectLockConfigurationNotFoundError),
+  // the error that says so (kFailedPrecondition, Reason::kInvalidValue).
+  Status ExplainLockRefusal(const Context& ctx, const Status& st);
 
  private:
   Status CheckBucket(const Context& ctx);
   Result<ObjectInfo> DoStat(const Context& ctx, const std::string& key);
   Status DoDelete(const Context& ctx, const std::string& key);
   Status DoDeleteMany(const Context& ctx, const std::vector<std::string>& keys);
+  // Deletes `key`: HEAD, then DELETE, of the current version itself (?versionId=) when the
+  // object reports a lock or the target sets objectLock.
+  Status DeleteVersion(const Context& ctx, const std::string& key, const std::string& what);
   Status ObjectNotFound(const std::string& key, long http_status) const {
     return StorageError(Code::kNotFound, Reason::kNotFound,
                         "S3 object " + Quoted(key) + " does not exist in bucket \"" +
@@ -393,6 +431,7 @@ Result<ObjectInfo> S3StoreImpl::DoStat(const Context& ctx, const std::string& ke
   info.size = *length;
   auto modified = s3::ParseHttpDate(r.Header("last-modified"));
   if (modified.ok()) info.modified = *modified;
+  LockFromHead(r, &info);
   BAO_ASSIGN_OR_RETURN(info.sha256, RecordedSha256(ctx, key, r));
   return info;
 }
@@ -430,15 +469,77 @@ Status S3StoreImpl::DoDelete(const Context& ctx, const std::string& key) {
   call.method = "DELETE";
   call.key = key;
   std::string what = "deleting S3 object " + Quoted(key);
-  Result<http::Response> r = Send(ctx, call, what, [](long s) { return s == 404; });
-  if (!r.ok()) return r.status();
-  if (r->status == 404 && s3::ParseError(r->body).code == "NoSuchBucket") {
-    return s3::MapError(r->status, r->body, Where(what));
-  }
   // The object first, then its checksum: a failure in between leaves an orphan side object
   // (hidden, removed by leftover cleanup), never an object without its checksum.
-  call.key = ChecksumKey(key);
-  return Send(ctx, call, what, [](long s) { return s == 404; }).status();
+  BAO_RETURN_IF_ERROR(DeleteVersion(ctx, key, what));
+  return DeleteVersion(ctx, ChecksumKey(key), what);
+}
+
+Status S3StoreImpl::DeleteVersion(const Context& ctx, const std::string& key,
+                                  const std::string& what) {
+  Call head;
+  head.method = "HEAD";
+  head.key = key;
+  BAO_ASSIGN_OR_RETURN(http::Response h, Send(ctx, head, what, [](long s) { return s == 404; }));
+  Call call;
+  call.method = "DELETE";
+  call.key = key;
+  ObjectInfo lock;
+  if (h.status != 404) {
+    LockFromHead(h, &lock);
+    // A locked object (or any, with objectLock set) lives in a versioned bucket, where a plain
+    // DELETE would only hide the locked version behind a delete marker: its version goes.
+    std::string version = h.Header("x-amz-version-id");
+    if ((!lock.lock_mode.empty() || !target_.object_lock_mode.empty()) && !version.empty() &&
+        version != "null") {
+      call.query = {{"versionId", version}};
+    }
+  }
+  BAO_ASSIGN_OR_RETURN(http::Response r, Send(ctx, call, what, [](long s) {
+                         return s == 404 || s == 400 || s == 403;
+                       }));
+  if (r.status == 404 && s3::ParseError(r.body).code != "NoSuchBucket") return Status::Ok();
+  if (r.status >= 200 && r.status < 300) return Status::Ok();
+  if (lock.LockedAt(clock().Now()) || lock.LockedAt(SystemClock().Now())) {
+    std::string until = FormatRfc3339(lock.locked_until);
+    return StorageError(Code::kFailedPrecondition, Reason::kLocked,
+                        what + ": S3 object " + Quoted(key) + " is locked (" + lock.lock_mode +
+                            ") until " + until + "; it can be deleted after that",
+                        r.status)
+        .WithPayload("lockedUntil", until);
+  }
+  return s3::MapError(r.status, r.body, Where(what));
+}
+
+HeaderList S3StoreImpl::ObjectHeaders() const {
+  HeaderList h;
+  if (!target_.sse.empty()) h.emplace_back(kSseHeader, target_.sse);
+  if (!target_.kms_key_id.empty()) h.emplace_back(kKmsKeyHeader, target_.kms_key_id);
+  if (!target_.object_lock_mode.empty()) {
+    h.emplace_back(kLockModeHeader, S3LockMode(target_.object_lock_mode));
+    h.emplace_back(
+        kLockUntilHeader,
+        FormatRfc3339(clock().Now() + std::chrono::hours(24) * target_.object_lock_retain_days));
+  }
+  return h;
+}
+
+Status S3StoreImpl::ExplainLockRefusal(const Context& ctx, const Status& st) {
+  if (target_.object_lock_mode.empty() || st.http_status() != 400) return st;
+  Call call;
+  call.query = {{"object-lock", ""}};
+  std::string what =
+      "reading the Object Lock configuration of S3 bucket \"" + target_.bucket + "\"";
+  Result<http::Response> r = SendOnce(ctx, call, what);
+  if (!r.ok() || r->ok()) return st;
+  if (s3::ParseError(r->body).code != "ObjectLockConfigurationNotFoundError") return st;
+  return StorageError(Code::kFailedPrecondition, Reason::kInvalidValue,
+                      "S3 bucket \"" + target_.bucket + "\" at " + UrlForDisplay(target_.endpoint) +
+                          " does not have Object Lock enabled, which objectLock needs: create "
+                          "the bucket with Object Lock enabled (e.g. aws s3api create-bucket "
+                          "--object-lock-enabled-for-bucket), or drop objectLock from the target",
+                      st.http_status())
+      .WithPayload("bucketObjectLock", "disabled");
 }
 
 Status S3StoreImpl::DoDeleteMany(const Context& ctx, const std::vector<std::string>& keys) {
@@ -484,9 +585,13 @@ Status S3StoreImpl::PutChecksum(const Context& ctx, const std::string& key,
   call.body = ChecksumFileContent(key, sha256);
   call.payload_hash = crypto::Sha256Hex(call.body);
   call.headers = {{"Content-Type", "text/plain"}, {"If-None-Match", "*"}};
+  for (auto& h : ObjectHeaders()) call.headers.push_back(std::move(h));
+  if (!target_.object_lock_mode.empty()) {
+    call.headers.emplace_back("Content-MD5", crypto::Md5Base64(call.body));
+  }
   std::string what = "recording the SHA-256 of S3 object " + Quoted(key);
   Result<http::Response> r = Send(ctx, call, what, [](long s) { return s == 412; });
-  if (!r.ok()) return r.status();
+  if (!r.ok()) return ExplainLockRefusal(ctx, r.status());
   if (r->status == 412) {
     return StorageError(Code::kAlreadyExists, Reason::kConflict,
                         what + ": a checksum for this key exists already; backups are write-once",
@@ -553,6 +658,27 @@ Status S3StoreImpl::VerifyAfterWrite(const Context& ctx, const std::string& key,
     return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
                         what + ": " + problem + "; the object was deleted");
   }
+  // What the target asked the server to do to the object: encryption at rest, a lock.
+  std::string sse = r.Header(kSseHeader);
+  std::string kms_key = r.Header(kKmsKeyHeader);
+  std::string lock_mode = r.Header(kLockModeHeader);
+  if (!target_.sse.empty() && sse != target_.sse) {
+    problem = "S3 reports its encryption as \"" + sse + "\", " + target_.sse + " was requested";
+  } else if (!target_.kms_key_id.empty() && !KmsKeyMatches(kms_key, target_.kms_key_id)) {
+    problem =
+        "S3 reports its KMS key as \"" + kms_key + "\", " + target_.kms_key_id + " was requested";
+  } else if (!target_.object_lock_mode.empty() &&
+             lock_mode != S3LockMode(target_.object_lock_mode)) {
+    problem = "S3 reports its object lock mode as \"" + lock_mode + "\", " +
+              S3LockMode(target_.object_lock_mode) + " was requested";
+  }
+  if (!problem.empty()) {
+    TakeBack(key);
+    return StorageError(Code::kFailedPrecondition, Reason::kBadResponse,
+                        what + ": " + problem + "; the object was deleted (if it could be)",
+                        r.status);
+  }
+  LockFromHead(r, out);
   out->key = key;
   out->size = info.size;
   out->sha256 = info.sha256;
@@ -634,12 +760,17 @@ Result<std::vector<Leftover>> S3StoreImpl::CleanUpLeftovers(const Context& ctx,
     return Status::Ok();
   }));
   for (const Leftover& orphan : OrphanChecksums(all, older_than)) {
-    Call call;
-    call.method = "DELETE";
-    call.key = ChecksumKey(orphan.key);
-    Result<http::Response> r = Send(ctx, call, "deleting the orphan checksum " + Quoted(call.key),
-                                    [](long s) { return s == 404; });
-    if (!r.ok()) return InStorage(r.status());
+    // As Delete() does: a locked side object (objectLock) stays until its lock ends and a later
+    // cleanup removes it; that is not a failure.
+    const std::string side = ChecksumKey(orphan.key);
+    Status st = DeleteVersion(ctx, side, "deleting the orphan checksum " + Quoted(side));
+    if (st.reason() == Reason::kLocked) {
+      const std::string* until = st.payload("lockedUntil");
+      log::Info("an orphan checksum is locked; a later cleanup removes it",
+                {{"key", side}, {"lockedUntil", until != nullptr ? *until : ""}});
+      continue;
+    }
+    if (!st.ok()) return InStorage(st);
     removed.push_back(orphan);
   }
   return removed;
@@ -722,10 +853,11 @@ Status S3Upload::Append(const Context& ctx, std::string_view data) {
     call.headers = {{"Content-Type", "application/octet-stream"},
                     {"x-amz-checksum-algorithm", "CRC32C"},
                     {"x-amz-checksum-type", "FULL_OBJECT"}};
-    BAO_ASSIGN_OR_RETURN(
-        http::Response r,
-        store_->Send(ctx, call, "starting the multipart upload of S3 object \"" + key_ + "\""));
-    BAO_ASSIGN_OR_RETURN(upload_id_, s3::ParseInitiateMultipartUpload(r.body));
+    for (auto& h : store_->ObjectHeaders()) call.headers.push_back(std::move(h));
+    Result<http::Response> r =
+        store_->Send(ctx, call, "starting the multipart upload of S3 object \"" + key_ + "\"");
+    if (!r.ok()) return store_->ExplainLockRefusal(ctx, r.status());
+    BAO_ASSIGN_OR_RETURN(upload_id_, s3::ParseInitiateMultipartUpload(r->body));
   }
   return parts_.Append(ctx, data);
 }
@@ -750,9 +882,15 @@ Result<ObjectInfo> S3Upload::Commit(const Context& ctx, const CommitInfo& info) 
     call.headers = {{"Content-Type", "application/octet-stream"},
                     {kShaMeta, info.sha256},
                     {"If-None-Match", "*"}};
+    for (auto& h : store_->ObjectHeaders()) call.headers.push_back(std::move(h));
+    // S3 takes a PutObject with a retention only with a Content-MD5 (or x-amz-checksum-*).
+    if (!store_->target().object_lock_mode.empty()) {
+      call.headers.emplace_back("Content-MD5", crypto::Md5Base64(body));
+    }
     const std::string what = "uploading S3 object \"" + key_ + "\"";
-    BAO_ASSIGN_OR_RETURN(http::Response put,
-                         store_->Send(ctx, call, what, [](long st) { return st == 412; }));
+    Result<http::Response> sent = store_->Send(ctx, call, what, [](long st) { return st == 412; });
+    if (!sent.ok()) return store_->ExplainLockRefusal(ctx, sent.status());
+    const http::Response& put = *sent;
     if (put.status == 412) {
       return StorageError(Code::kAlreadyExists, Reason::kConflict,
                           what + ": the key exists already; backups are write-once", 412);
@@ -831,7 +969,9 @@ Status S3Upload::FindCompleted(const Context& ctx, const std::vector<std::string
                                "\" could not be looked up after the answer was lost (" +
                                etag.status().message() + ")");
   }
-  const std::optional<std::string> ours = s3_internal::MultipartETag(part_etags);
+  // Under SSE-KMS the part ETags are not MD5s: the object's ETag cannot be predicted.
+  const std::optional<std::string> ours =
+      store_->target().sse == "aws:kms" ? std::nullopt : s3_internal::MultipartETag(part_etags);
   std::string found = s3_internal::Unquoted(*etag);
   std::transform(found.begin(), found.end(), found.begin(),
                  [](unsigned char c) { return std::tolower(c); });

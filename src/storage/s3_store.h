@@ -34,6 +34,25 @@
 // kCleanupBudget, at most kCleanupAttempts tries, whatever the caller's context), so no object and
 // no unfinished upload remain.
 //
+// Encryption at rest (target.sse, kmsKeyId): CreateMultipartUpload, PutObject and the checksum
+// side object carry x-amz-server-side-encryption (and -aws-kms-key-id); the read-back HEAD
+// checks that the object reports that encryption (and key, where one was named), else the
+// object is deleted and the commit fails (kFailedPrecondition, Reason::kBadResponse). Under
+// SSE-KMS, part ETags are not MD5s, so the lost-answer lookup above cannot prove an object
+// is this upload's: it reports kAlreadyExists/kConflict and leaves the object.
+// Object lock (target.objectLock): the same requests carry x-amz-object-lock-mode and
+// x-amz-object-lock-retain-until-date (options.clock's now + retainDays), PutObject with its
+// Content-MD5; the read-back checks the object reports the lock. A bucket without Object Lock
+// (the upload answered InvalidRequest and GET ?object-lock answers
+// ObjectLockConfigurationNotFoundError) is kFailedPrecondition with Reason::kInvalidValue,
+// payload "bucketObjectLock" = "disabled". Stat() reports an object's lock from its HEAD;
+// List() does not (S3's listing lacks it). Delete() HEADs the object first; when it reports a
+// lock (or objectLock is set) it removes the current version itself (DELETE ?versionId=), not
+// by a delete marker that would only hide a locked version; a refusal while the HEAD reported
+// an unexpired lock is kFailedPrecondition with Reason::kLocked and payload "lockedUntil". CleanUpLeftovers()
+// deletes orphan checksums the same way and skips (logs, does not report) one still locked: a
+// later cleanup removes it.
+//
 // Read resumes a dropped GET with a ranged request pinned to the object's ETag (If-Match).
 // List uses ListObjectsV2 with continuation tokens (1000 keys per page).
 //
@@ -69,6 +88,9 @@ struct S3Options {
   // plain-HTTP path, for one more SHA-256 pass per byte on the client and on the server.
   bool sign_part_payloads = false;
   EnvLookup env = ProcessEnv();
+  // Where object lock retain-until dates start (now + objectLock.retainDays); nullptr:
+  // SystemClock(). Tests set a clock of theirs to get locks that end in seconds.
+  const Clock* clock = nullptr;
 };
 
 class S3Store : public Store {

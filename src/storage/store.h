@@ -52,6 +52,15 @@ struct ObjectInfo {
   // may leave it empty where the provider's listing does not carry metadata; Stat() fills it
   // whenever the object has one.
   std::string sha256;
+  // The object's lock (immutable backups, objectLock in target.h): "" when it has none, else
+  // the provider's mode ("GOVERNANCE" / "COMPLIANCE" on S3, "Unlocked" / "Locked" on GCS and
+  // Azure), and `locked_until` when its retention ends (it may be past: then it no longer
+  // protects the object). Stat() fills it; List() where the provider's listing reports it
+  // (GCS, Azure; not S3's).
+  std::string lock_mode;
+  TimePoint locked_until{};
+  // True while a lock protects the object at `now`.
+  bool LockedAt(TimePoint now) const { return !lock_mode.empty() && locked_until > now; }
 };
 
 // What the writer of an object knows once all bytes have been appended.
@@ -175,8 +184,10 @@ class Store {
                       const std::function<Status(const ObjectInfo&)>& fn) = 0;
 
   // Deletes object `key` (and anything the provider keeps beside it). Deleting an object that
-  // does not exist succeeds; a missing bucket is kNotFound. Storage and context errors as
-  // above. When it fails, the object may or may not still exist.
+  // does not exist succeeds; a missing bucket is kNotFound. An object whose lock has not
+  // expired (ObjectInfo::lock_mode) is kFailedPrecondition with Reason::kLocked, its payload
+  // "lockedUntil" the RFC 3339 end of the retention, and is left as it is. Storage and context
+  // errors as above. When it fails otherwise, the object may or may not still exist.
   virtual Status Delete(const Context& ctx, const std::string& key) = 0;
 
   // Removes what writers that never finished (a process killed mid-upload) left under

@@ -37,11 +37,11 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
                                  const std::string& default_provider) {
   if (!j.is_object()) return WrongType(path, "an object");
   // credentialsDir: local credentials (the standalone scheduler, --config, --extra-target).
-  BAO_RETURN_IF_ERROR(
-      CheckKnownFields(j, path,
-                       {"provider", "endpoint", "bucket", "pathPrefix", "credentialsSecretRef",
-                        "partSize", "concurrency", "region", "roleArn", "usePathStyle",
-                        "insecureSkipVerify", "gcs", "azure", "credentialsDir"}));
+  BAO_RETURN_IF_ERROR(CheckKnownFields(
+      j, path,
+      {"provider", "endpoint", "bucket", "pathPrefix", "credentialsSecretRef", "partSize",
+       "concurrency", "region", "roleArn", "usePathStyle", "insecureSkipVerify", "gcs", "azure",
+       "credentialsDir", "sse", "kmsKeyId", "objectLock"}));
   TargetConfig t;
   t.provider = default_provider;
   BAO_RETURN_IF_ERROR(GetString(j, "provider", path, &t.provider));
@@ -77,15 +77,34 @@ Result<TargetConfig> ParseTarget(const json& j, const std::string& path,
   BAO_RETURN_IF_ERROR(GetString(j, "roleArn", path, &t.role_arn));
   BAO_RETURN_IF_ERROR(GetBool(j, "usePathStyle", path, &t.use_path_style));
   BAO_RETURN_IF_ERROR(GetBool(j, "insecureSkipVerify", path, &t.insecure_skip_verify));
+  BAO_RETURN_IF_ERROR(GetString(j, "sse", path, &t.sse));
+  BAO_RETURN_IF_ERROR(GetString(j, "kmsKeyId", path, &t.kms_key_id));
+  if (j.contains("objectLock") && !j["objectLock"].is_null()) {
+    const json& lock = j["objectLock"];
+    const std::string where = path + ".objectLock";
+    if (!lock.is_object()) return WrongType(where, "an object");
+    BAO_RETURN_IF_ERROR(CheckKnownFields(lock, where, {"mode", "retainDays"}));
+    BAO_RETURN_IF_ERROR(GetString(lock, "mode", where, &t.object_lock_mode));
+    int64_t days = 0;
+    BAO_RETURN_IF_ERROR(GetInt(lock, "retainDays", where, &days));
+    if (days < 0 || days > kMaxRetainDays) {
+      return Invalid(where + ".retainDays: " + std::to_string(days) + " is outside 1.." +
+                     std::to_string(kMaxRetainDays));
+    }
+    t.object_lock_retain_days = static_cast<int>(days);
+  }
   if (j.contains("gcs") && !j["gcs"].is_null()) {
     if (!j["gcs"].is_object()) return WrongType(path + ".gcs", "an object");
-    BAO_RETURN_IF_ERROR(CheckKnownFields(j["gcs"], path + ".gcs", {"project"}));
+    BAO_RETURN_IF_ERROR(CheckKnownFields(j["gcs"], path + ".gcs", {"project", "kmsKeyName"}));
     BAO_RETURN_IF_ERROR(GetString(j["gcs"], "project", path + ".gcs", &t.gcs_project));
+    BAO_RETURN_IF_ERROR(GetString(j["gcs"], "kmsKeyName", path + ".gcs", &t.gcs_kms_key_name));
   }
   if (j.contains("azure") && !j["azure"].is_null()) {
     if (!j["azure"].is_object()) return WrongType(path + ".azure", "an object");
+    BAO_RETURN_IF_ERROR(CheckKnownFields(j["azure"], path + ".azure",
+                                         {"storageAccount", "container", "encryptionScope"}));
     BAO_RETURN_IF_ERROR(
-        CheckKnownFields(j["azure"], path + ".azure", {"storageAccount", "container"}));
+        GetString(j["azure"], "encryptionScope", path + ".azure", &t.azure_encryption_scope));
     BAO_RETURN_IF_ERROR(
         GetString(j["azure"], "storageAccount", path + ".azure", &t.azure_storage_account));
     BAO_RETURN_IF_ERROR(GetString(j["azure"], "container", path + ".azure", &t.azure_container));
@@ -122,7 +141,59 @@ Status ValidateTarget(const TargetConfig& t, const std::string& path) {
   if (t.concurrency < 1 || t.concurrency > 10) {
     return Invalid(path + ".concurrency: " + std::to_string(t.concurrency) + " is outside 1..10");
   }
+  if (!t.sse.empty()) {
+    if (t.provider != "s3") {
+      return Invalid(path + ".sse: only for the s3 provider (use " +
+                     (t.provider == "gcs"     ? path + ".gcs.kmsKeyName"
+                      : t.provider == "azure" ? path + ".azure.encryptionScope"
+                                              : std::string("nothing: the file provider")) +
+                     " instead)");
+    }
+    if (t.sse != "AES256" && t.sse != "aws:kms") {
+      return Invalid(path + ".sse: \"" + t.sse + "\" is not AES256 or aws:kms");
+    }
+  }
+  if (!t.kms_key_id.empty() && t.sse != "aws:kms") {
+    return Invalid(path + ".kmsKeyId: needs " + path + ".sse: aws:kms (set it, or drop " + path +
+                   ".kmsKeyId)");
+  }
+  if (!t.gcs_kms_key_name.empty() && t.provider != "gcs") {
+    return Invalid(path + ".gcs.kmsKeyName: only for the gcs provider" +
+                   std::string(t.provider == "s3" ? " (use sse and kmsKeyId for s3)" : ""));
+  }
+  if (!t.azure_encryption_scope.empty() && t.provider != "azure") {
+    return Invalid(path + ".azure.encryptionScope: only for the azure provider" +
+                   std::string(t.provider == "s3" ? " (use sse and kmsKeyId for s3)" : ""));
+  }
+  if (!t.object_lock_mode.empty() || t.object_lock_retain_days != 0) {
+    const std::string where = path + ".objectLock";
+    if (t.provider == "file") {
+      return Invalid(where + ": not supported by the file provider (use s3, gcs or azure)");
+    }
+    if (S3LockMode(t.object_lock_mode).empty()) {
+      return Invalid(where + ".mode: \"" + t.object_lock_mode +
+                     "\" is not GOVERNANCE or COMPLIANCE (or Unlocked / Locked)");
+    }
+    if (t.object_lock_retain_days < 1 || t.object_lock_retain_days > kMaxRetainDays) {
+      return Invalid(where + ".retainDays: " + std::to_string(t.object_lock_retain_days) +
+                     " is outside 1.." + std::to_string(kMaxRetainDays) +
+                     " (required with a mode)");
+    }
+  }
   return Status::Ok();
+}
+
+std::string S3LockMode(const std::string& mode) {
+  if (mode == "GOVERNANCE" || mode == "Unlocked") return "GOVERNANCE";
+  if (mode == "COMPLIANCE" || mode == "Locked") return "COMPLIANCE";
+  return "";
+}
+
+std::string UnlockedOrLocked(const std::string& mode) {
+  std::string s3 = S3LockMode(mode);
+  if (s3 == "GOVERNANCE") return "Unlocked";
+  if (s3 == "COMPLIANCE") return "Locked";
+  return "";
 }
 
 json TargetToJson(const TargetConfig& t) {
@@ -137,11 +208,24 @@ json TargetToJson(const TargetConfig& t) {
   if (!t.region.empty()) j["region"] = t.region;
   if (!t.role_arn.empty()) j["roleArn"] = t.role_arn;
   if (t.use_path_style) j["usePathStyle"] = true;
-  if (!t.gcs_project.empty()) j["gcs"] = {{"project", t.gcs_project}};
+  if (!t.gcs_project.empty() || !t.gcs_kms_key_name.empty()) {
+    j["gcs"] = json::object();
+    if (!t.gcs_project.empty()) j["gcs"]["project"] = t.gcs_project;
+    if (!t.gcs_kms_key_name.empty()) j["gcs"]["kmsKeyName"] = t.gcs_kms_key_name;
+  }
   if (!t.azure_storage_account.empty() || !t.azure_container.empty()) {
     j["azure"] = json::object();
     if (!t.azure_storage_account.empty()) j["azure"]["storageAccount"] = t.azure_storage_account;
     if (!t.azure_container.empty()) j["azure"]["container"] = t.azure_container;
+  }
+  if (!t.azure_encryption_scope.empty()) {
+    if (!j.contains("azure")) j["azure"] = json::object();
+    j["azure"]["encryptionScope"] = t.azure_encryption_scope;
+  }
+  if (!t.sse.empty()) j["sse"] = t.sse;
+  if (!t.kms_key_id.empty()) j["kmsKeyId"] = t.kms_key_id;
+  if (!t.object_lock_mode.empty() || t.object_lock_retain_days != 0) {
+    j["objectLock"] = {{"mode", t.object_lock_mode}, {"retainDays", t.object_lock_retain_days}};
   }
   if (t.insecure_skip_verify) j["insecureSkipVerify"] = true;
   return j;

@@ -22,6 +22,9 @@
 //   many <container> <prefix> <n>            upload n one-byte blobs <prefix><00000..>
 //   sas <container>                          a container SAS (read/add/create/write/delete/list,
 //                                            one hour) as a query string
+//   protected-upload <container> <blob> <file> <scope> <Unlocked|Locked> <until RFC 3339>
+//                                            upload a file (one Put Blob) with encryption scope
+//                                            and immutability policy, as the SDK sends them
 //   sign <account> <key>                     sends one SDK request to a local capture server
 //                                            and prints {method, url, headers} as sent, so a
 //                                            test can compare the SharedKey signature
@@ -58,6 +61,14 @@ async function main(argv) {
       const blob = service().getContainerClient(args[0]).getBlockBlobClient(args[1]);
       const metadata = args[3] ? { sha256: args[3] } : undefined;
       await blob.uploadFile(args[2], { metadata, blockSize: 4 * 1024 * 1024 });
+      return { ok: true };
+    }
+    case "protected-upload": {
+      const blob = service().getContainerClient(args[0]).getBlockBlobClient(args[1]);
+      await blob.uploadFile(args[2], {
+        encryptionScope: args[3],
+        immutabilityPolicy: { policyMode: args[4], expiriesOn: new Date(args[5]) },
+      });
       return { ok: true };
     }
     case "download": {

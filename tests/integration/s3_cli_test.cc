@@ -4,6 +4,7 @@
 
 #include "cli_fixture.h"
 #include "common/files.h"
+#include "common/time.h"
 #include "support/minio.h"
 
 namespace bao::testing {
@@ -52,8 +53,7 @@ class S3CliTest : public CliTest {
   // The SHA-256 in the checksum side object of `key` ("<hex>  <name>"), as the AWS CLI reads it.
   std::string SideChecksum(const std::string& key) {
     TempDir out;
-    RunResult get =
-        minio_.Aws({"s3", "cp", "s3://backups/" + key + ".sha256", out.File("sum")});
+    RunResult get = minio_.Aws({"s3", "cp", "s3://backups/" + key + ".sha256", out.File("sum")});
     if (get.exit_code != 0) return "(no side object: " + get.err + ")";
     return ReadText(out.File("sum")).substr(0, 64);
   }
@@ -154,6 +154,84 @@ TEST_F(S3CliTest, AnExistingKeyIsRefusedAndKeptAsItWas) {
       {"s3api", "head-object", "--bucket", "backups", "--key", "prod/ns/bao/fixed.snap"});
   ASSERT_EQ(head.exit_code, 0) << head.err;
   EXPECT_EQ(SideChecksum("prod/ns/bao/fixed.snap"), sha);
+}
+
+// Immutable backups through the CLI: two backups with --object-lock-mode into an Object Lock
+// bucket are locked (list -o json shows each lock); prune --max-count 1 cannot delete the
+// older one yet, skips it, reports it locked and succeeds (exit 0); the AWS CLI cannot delete
+// it either. Into a bucket without Object Lock, the backup fails with a message that says so.
+TEST_F(S3CliTest, ObjectLockedBackupsAreListedWithTheirLockAndSkippedByPrune) {
+  std::string error;
+  ASSERT_TRUE(minio_.CreateLockedBucket("locked", &error)) << error;
+  auto with = [&](std::vector<std::string> args, const std::string& bucket) {
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--bucket") args[i + 1] = bucket;
+    }
+    args.insert(args.end(), {"--object-lock-mode", "GOVERNANCE", "--object-lock-retain-days", "1"});
+    return args;
+  };
+  std::vector<std::string> backup = Args();
+  backup.erase(backup.begin());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 2; ++i) {
+    RunResult r = Cli(with(backup, "locked"), Env());
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    keys.push_back(LastJson(r)["key"]);
+  }
+  const std::vector<std::string> where = {"--provider",
+                                          "s3",
+                                          "--endpoint",
+                                          minio_.endpoint(),
+                                          "--use-path-style",
+                                          "--bucket",
+                                          "locked",
+                                          "--path-prefix",
+                                          "prod",
+                                          "--credentials-dir",
+                                          creds_.path(),
+                                          "--namespace",
+                                          "ns",
+                                          "--cluster",
+                                          "bao"};
+  std::vector<std::string> list = {"list", "-o", "json"};
+  list.insert(list.end(), where.begin(), where.end());
+  RunResult listed = Cli(list, Env());
+  ASSERT_EQ(listed.exit_code, 0) << Describe(listed);
+  nlohmann::json entries = nlohmann::json::parse(listed.out.substr(listed.out.find('[')));
+  ASSERT_EQ(entries.size(), 2u) << entries.dump();
+  const TimePoint now = SystemClock().Now();
+  for (const nlohmann::json& e : entries) {
+    ASSERT_TRUE(e["lock"].is_object()) << e.dump();
+    EXPECT_EQ(e["lock"]["mode"], "GOVERNANCE");
+    Result<TimePoint> until = ParseRfc3339(e["lock"]["until"].get<std::string>());
+    ASSERT_TRUE(until.ok()) << e.dump();
+    EXPECT_GT(*until, now + std::chrono::hours(23));
+    EXPECT_LT(*until, now + std::chrono::hours(25));
+  }
+
+  std::vector<std::string> prune = {"prune", "--max-count", "1"};
+  prune.insert(prune.end(), where.begin(), where.end());
+  RunResult pruned = Cli(prune, Env());
+  EXPECT_EQ(pruned.exit_code, 0) << Describe(pruned);
+  nlohmann::json result = LastJson(pruned);
+  EXPECT_EQ(result.value("locked", 0), 1) << result.dump();
+  EXPECT_EQ(result.value("failed", -1), 0) << result.dump();
+  EXPECT_EQ(result["lockedKeys"][0]["key"], keys[0]) << result.dump();
+  EXPECT_NE(pruned.err.find("locked until"), std::string::npos) << pruned.err;
+  RunResult head = minio_.Aws({"s3api", "head-object", "--bucket", "locked", "--key", keys[0]});
+  ASSERT_EQ(head.exit_code, 0) << head.err;  // still there
+  std::string version = nlohmann::json::parse(head.out).value("VersionId", "");
+  RunResult cli_del = minio_.Aws(
+      {"s3api", "delete-object", "--bucket", "locked", "--key", keys[0], "--version-id", version});
+  EXPECT_NE(cli_del.exit_code, 0) << cli_del.out;
+
+  // A bucket without Object Lock: a clear storage error, nothing left behind.
+  RunResult refused = Cli(with(backup, "backups"), Env());
+  EXPECT_EQ(refused.exit_code, 5) << Describe(refused);
+  EXPECT_NE(LastJson(refused).value("error", "").find("does not have Object Lock enabled"),
+            std::string::npos)
+      << Describe(refused);
+  EXPECT_EQ(ListedKeys().find("prod/"), std::string::npos) << ListedKeys();
 }
 
 TEST_F(S3CliTest, WrongSecretIsExitFiveAndLeavesNothing) {

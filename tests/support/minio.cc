@@ -23,12 +23,12 @@ bool MinioServer::Start(std::string* error, const std::string& certs_dir) {
     argv.push_back("--certs-dir");
     argv.push_back(certs_dir);
   }
-  if (!process_.Start(argv,
-                      {{"MINIO_ROOT_USER", access_key_},
-                       {"MINIO_ROOT_PASSWORD", secret_key_},
-                       {"MINIO_BROWSER", "off"},
-                       {"MINIO_UPDATE", "off"}},
-                      error)) {
+  std::map<std::string, std::string> env = {{"MINIO_ROOT_USER", access_key_},
+                                            {"MINIO_ROOT_PASSWORD", secret_key_},
+                                            {"MINIO_BROWSER", "off"},
+                                            {"MINIO_UPDATE", "off"}};
+  if (!kms_secret_key_.empty()) env["MINIO_KMS_SECRET_KEY"] = kms_secret_key_;
+  if (!process_.Start(argv, env, error)) {
     return false;
   }
   if (!WaitForHttp(endpoint() + "/minio/health/live", std::chrono::seconds(30))) {
@@ -62,6 +62,13 @@ RunResult MinioServer::Aws(const std::vector<std::string>& args) const {
 
 bool MinioServer::CreateBucket(const std::string& bucket, std::string* error) const {
   RunResult r = Aws({"s3api", "create-bucket", "--bucket", bucket});
+  if (r.exit_code != 0 && error != nullptr) *error = r.err;
+  return r.exit_code == 0;
+}
+
+bool MinioServer::CreateLockedBucket(const std::string& bucket, std::string* error) const {
+  RunResult r =
+      Aws({"s3api", "create-bucket", "--bucket", bucket, "--object-lock-enabled-for-bucket"});
   if (r.exit_code != 0 && error != nullptr) *error = r.err;
   return r.exit_code == 0;
 }

@@ -29,6 +29,10 @@ class MinioServer {
     secret_key_ = std::move(secret_key);
   }
 
+  // Before Start(): MINIO_KMS_SECRET_KEY ("<key name>:<base64 of 32 bytes>"), MinIO's built-in
+  // KMS, for SSE-S3 and SSE-KMS with that key name.
+  void SetKmsSecretKey(std::string key) { kms_secret_key_ = std::move(key); }
+
   // Starts `minio server DIR --address 127.0.0.1:P --console-address 127.0.0.1:P2` and waits
   // until /minio/health/live answers. False with `error` filled when it does not come up.
   // With `certs_dir` (holding public.crt and private.key) MinIO serves HTTPS.
@@ -48,6 +52,8 @@ class MinioServer {
   RunResult Aws(const std::vector<std::string>& args) const;
   // Creates a bucket with the AWS CLI; false (and the CLI's stderr in `error`) on failure.
   bool CreateBucket(const std::string& bucket, std::string* error = nullptr) const;
+  // The same with Object Lock enabled (--object-lock-enabled-for-bucket; versioned).
+  bool CreateLockedBucket(const std::string& bucket, std::string* error = nullptr) const;
 
  private:
   TempDir dir_;
@@ -56,6 +62,7 @@ class MinioServer {
   bool tls_ = false;
   std::string access_key_ = "baotestadmin";
   std::string secret_key_ = "baotestadmin-secret-key";
+  std::string kms_secret_key_;
 };
 
 // Forwards TCP connections from 127.0.0.1:port() to 127.0.0.1:upstream_port. With CutAfter(),
