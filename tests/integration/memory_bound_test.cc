@@ -34,7 +34,7 @@ constexpr uint64_t kPartSize = 10 * kMiB;  // the defaults
 constexpr int kConcurrency = 3;
 // What the process holds besides its part buffers, as documented: the shared libraries'
 // resident pages (about 15 MiB with the system libcurl and its dependencies), the pipeline's
-// blocks (5 x 1 MiB), libcurl's buffers, the heap and the threads' stacks; 24.5 MiB measured
+// blocks (5 x 1 MiB), libcurl's buffers, the heap and the threads' stacks; 23.0-23.4 MiB measured
 // at the defaults (docs/benchmarks.md). The target, + 16 MiB, is not met.
 constexpr uint64_t kOverhead = 28 * kMiB;
 constexpr uint64_t kBoundKiB = (kPartSize * (kConcurrency + 1) + kOverhead) / 1024;
