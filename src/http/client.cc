@@ -13,6 +13,11 @@ namespace bao::http {
 namespace {
 
 constexpr size_t kMaxCollected = 16 << 20;
+// Receive buffer of a streamed response body (a snapshot download) and of any other response;
+// send buffer of a request body (libcurl copies the body through it).
+constexpr long kStreamBufferSize = 256L * 1024;
+constexpr long kSmallBufferSize = 16L * 1024;
+constexpr long kUploadBufferSize = 256L * 1024;
 
 void GlobalInit() {
   static std::once_flag once;
@@ -203,8 +208,10 @@ Result<Response> Client::Do(const Request& req) {
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 256L * 1024);
-  curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+  // libcurl allocates both buffers for every transfer, beside the caller's own (a part upload
+  // already holds its part): large ones only where bytes stream through them.
+  curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, req.on_body ? kStreamBufferSize : kSmallBufferSize);
+  curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, kUploadBufferSize);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);

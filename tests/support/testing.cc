@@ -6,8 +6,9 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -214,9 +215,11 @@ bool Process::Start(const std::vector<std::string>& argv,
 bool Process::Running() {
   if (pid_ <= 0 || status_ >= 0) return false;
   int st;
-  pid_t r = waitpid(pid_, &st, WNOHANG);
+  struct rusage usage {};
+  pid_t r = wait4(pid_, &st, WNOHANG, &usage);
   if (r == pid_) {
     status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    max_rss_kib_ = usage.ru_maxrss;
     return false;
   }
   return true;
@@ -262,6 +265,7 @@ RunResult Run(const std::vector<std::string>& argv, const std::map<std::string, 
   if (r.exit_code < 0) p.Stop(std::chrono::milliseconds(1000));
   r.out = p.Stdout();
   r.err = p.Stderr();
+  r.max_rss_kib = p.max_rss_kib();
   return r;
 }
 

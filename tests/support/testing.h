@@ -64,10 +64,14 @@ class Process {
   std::string Stdout() const;
   std::string Stderr() const;
   pid_t pid() const { return pid_; }
+  // The child's peak resident set size in KiB (getrusage's ru_maxrss, from wait4) once it has
+  // been reaped; -1 before.
+  long max_rss_kib() const { return max_rss_kib_; }
 
  private:
   pid_t pid_ = -1;
   int status_ = -1;
+  long max_rss_kib_ = -1;
   std::string out_path_, err_path_;
 };
 
@@ -75,6 +79,7 @@ struct RunResult {
   int exit_code = -1;  // -1 when it timed out
   std::string out;
   std::string err;
+  long max_rss_kib = -1;  // the child's peak RSS (Process::max_rss_kib()); -1 when timed out
 };
 
 // Runs a command to completion (or kills it after `deadline`).
