@@ -435,7 +435,10 @@ class AzureStore final : public Store {
           ctx, "listing \"" + prefix + "\" in " + Describe(), "",
           [&] {
             http::Request req;
-            req.url = ContainerUrl() + "?restype=container&comp=list&include=metadata&maxresults=" +
+            // The immutability policy too, so that a listing shows each blob's lock.
+            req.url = ContainerUrl() +
+                      "?restype=container&comp=list&include=metadata,immutabilitypolicy"
+                      "&maxresults=" +
                       std::to_string(options_.list_page_size);
             if (!prefix.empty()) req.url += "&prefix=" + http::UrlEncode(prefix);
             if (!marker.empty()) req.url += "&marker=" + http::UrlEncode(marker);
@@ -720,6 +723,14 @@ Result<BlobListPage> ParseBlobList(std::string_view body, std::string_view prefi
     info.size = *size;
     Result<TimePoint> modified = ParseRfc1123(props.child("Last-Modified").text().get());
     if (modified.ok()) info.modified = *modified;
+    // A lock (listed with include=immutabilitypolicy): the mode and its end; a date that does
+    // not parse leaves the blob without one, as Stat() does.
+    Result<TimePoint> until = ParseRfc1123(props.child("ImmutabilityPolicyUntilDate").text().get());
+    std::string mode = props.child("ImmutabilityPolicyMode").text().get();
+    if (until.ok() && !mode.empty()) {
+      info.lock_mode = mode;
+      info.locked_until = *until;
+    }
     for (pugi::xml_node m : blob.child("Metadata").children()) {
       std::string name = m.name();
       for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

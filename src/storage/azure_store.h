@@ -63,7 +63,8 @@ namespace azure {
 // One page of a List Blobs answer (XML, include=metadata): the blobs whose names start with
 // `prefix` (others are skipped, and so are blobs marked abandoned by an interrupted discard of
 // uncommitted blocks), each with its size (Content-Length, a decimal number),
-// Last-Modified when it parses and the sha256 metadata; and NextMarker ("" on the last page).
+// Last-Modified when it parses, the sha256 metadata and the immutability policy (mode and
+// until-date, when both are there and the date parses); and NextMarker ("" on the last page).
 // kInternal/kBadResponse (Stage::kStorage) naming `what` for an answer that is not a listing
 // or a blob without a valid Content-Length. Public for tests and fuzz targets.
 struct BlobListPage {

@@ -9,6 +9,25 @@
 namespace bao::storage::azure {
 namespace {
 
+// A blob under an immutability policy is listed with its lock (list -o json shows it).
+TEST(BlobListTest, ListsEachBlobsImmutabilityPolicy) {
+  Result<BlobListPage> page = ParseBlobList(
+      "<EnumerationResults><Blobs>"
+      "<Blob><Name>a.snap</Name><Properties><Content-Length>1</Content-Length>"
+      "<ImmutabilityPolicyUntilDate>Thu, 16 Jan 2025 03:00:00 GMT</ImmutabilityPolicyUntilDate>"
+      "<ImmutabilityPolicyMode>Locked</ImmutabilityPolicyMode></Properties></Blob>"
+      "<Blob><Name>b.snap</Name><Properties><Content-Length>1</Content-Length></Properties></Blob>"
+      "</Blobs></EnumerationResults>",
+      "", "listing");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->blobs.size(), 2u);
+  EXPECT_EQ(page->blobs[0].lock_mode, "Locked");
+  EXPECT_EQ(FormatRfc1123(page->blobs[0].locked_until), "Thu, 16 Jan 2025 03:00:00 GMT");
+  EXPECT_TRUE(page->blobs[0].LockedAt(*ParseRfc3339("2025-01-16T02:59:59Z")));
+  EXPECT_FALSE(page->blobs[0].LockedAt(*ParseRfc3339("2025-01-16T03:00:00Z")));
+  EXPECT_EQ(page->blobs[1].lock_mode, "");
+}
+
 TEST(BlobListTest, ParsesBlobsUnderThePrefixAndTheMarker) {
   Result<BlobListPage> page = ParseBlobList(
       "<?xml version=\"1.0\" encoding=\"utf-8\"?><EnumerationResults><Blobs>"
