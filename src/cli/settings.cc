@@ -150,9 +150,10 @@ Result<Settings> ResolveSettings(const Flags& flags, const EnvLookup& env) {
   if (!flags.extra_target_files.empty()) {
     s.spec.extra_targets.clear();
     for (const std::string& file : flags.extra_target_files) {
-      BAO_ASSIGN_OR_RETURN(nlohmann::json j, ReadYamlFile(file));
+      Result<nlohmann::json> j = ReadYamlFile(file);
+      if (!j.ok()) return j.status().WithContext("--extra-target");
       Result<backup::ExtraTarget> extra = backup::ParseExtraTarget(
-          j, "target", s.spec.extra_targets.size(), /*validate_target=*/false);
+          *j, "target", s.spec.extra_targets.size(), /*validate_target=*/false);
       if (!extra.ok()) return extra.status().WithContext("--extra-target " + file);
       s.spec.extra_targets.push_back(std::move(extra).value());
     }
