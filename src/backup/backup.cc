@@ -67,6 +67,21 @@ bool SourceRetryable(const Status& s) {
          s.reason() == Reason::kThrottled;
 }
 
+// Checks what Commit() reported for `key` against the size and SHA-256 that were sent; an object
+// that does not match is deleted again. kDataLoss/kChecksumMismatch (Stage::kVerify) naming
+// `what` when it does not match.
+Status CheckStored(storage::Store* store, const std::string& key, const storage::ObjectInfo& stored,
+                   const BackupResult& sent, const std::string& what) {
+  if (stored.size == sent.size && (stored.sha256.empty() || stored.sha256 == sent.sha256)) {
+    return Status::Ok();
+  }
+  if (Status d = store->Delete(Context::ForCleanup(std::chrono::seconds(30)), key); !d.ok()) {
+    log::Warn("could not delete a mismatching object", {{"key", key}, {"error", d.message()}});
+  }
+  return Error(Code::kDataLoss, Reason::kChecksumMismatch, what + " does not match what was sent")
+      .WithStage(Stage::kVerify);
+}
+
 // An extra copy on its way: its writer, fed by its own consumer of the stream. `error` is set by
 // that consumer's thread until the stream ends, and read after.
 struct CopyWriter {
@@ -170,16 +185,10 @@ void CommitCopies(const Context& ctx, const BackupResult& primary,
     if (!stored.ok()) {
       copy.Fail(
           StorageFailure(stored.status().WithContext("committing " + r.key + " in " + r.store)));
-    } else if (stored->size != primary.size ||
-               (!stored->sha256.empty() && stored->sha256 != primary.sha256)) {
-      if (Status d = copy.store->Delete(Context::ForCleanup(std::chrono::seconds(30)), r.key);
-          !d.ok()) {
-        log::Warn("could not delete a mismatching copy", {{"key", r.key}, {"error", d.message()}});
-      }
-      copy.Fail(
-          Error(Code::kDataLoss, Reason::kChecksumMismatch,
-                "the stored copy " + r.key + " in " + r.store + " does not match what was sent")
-              .WithStage(Stage::kVerify));
+    } else if (Status s = CheckStored(copy.store, r.key, *stored, primary,
+                                      "the stored copy " + r.key + " in " + r.store);
+               !s.ok()) {
+      copy.Fail(s);
     } else {
       r.size = stored->size;
       log::Info("copy stored and verified",
@@ -383,16 +392,10 @@ Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req,
     abort_copies();
     return StorageFailure(stored.status().WithContext("committing " + result.key));
   }
-  if (stored->size != result.size || (!stored->sha256.empty() && stored->sha256 != result.sha256)) {
-    if (Status d = store->Delete(Context::ForCleanup(std::chrono::seconds(30)), result.key);
-        !d.ok()) {
-      log::Warn("could not delete a mismatching object",
-                {{"key", result.key}, {"error", d.message()}});
-    }
+  if (Status s = CheckStored(store, result.key, *stored, result, "the stored object " + result.key);
+      !s.ok()) {
     abort_copies();
-    return Error(Code::kDataLoss, Reason::kChecksumMismatch,
-                 "the stored object " + result.key + " does not match what was sent")
-        .WithStage(Stage::kVerify);
+    return s;
   }
   CommitCopies(ctx, result, copies);
   result.duration =

@@ -27,6 +27,19 @@ json SecretVolume(const std::string& name, const std::string& secret) {
   return {{"name", name}, {"secret", {{"secretName", secret}, {"defaultMode", 0440}}}};
 }
 
+// IRSA's projected ServiceAccount token for STS (as EKS's webhook mounts it) and its mount.
+json AwsTokenVolume() {
+  return {{"name", "aws-iam-token"},
+          {"projected",
+           {{"sources", json::array({{{"serviceAccountToken",
+                                       {{"audience", kAwsAudience},
+                                        {"expirationSeconds", 86400},
+                                        {"path", "token"}}}}})}}}};
+}
+json AwsTokenMount() {
+  return {{"name", "aws-iam-token"}, {"mountPath", kAwsTokenDir}, {"readOnly", true}};
+}
+
 }  // namespace
 
 std::string BackupJobName(const std::string& cluster, TimePoint slot) {
@@ -202,13 +215,8 @@ json ExecutorPodSpec(const json& cluster, const storage::TargetConfig& target,
   if (!target.role_arn.empty()) {
     // IRSA as EKS's webhook sets it up: a projected token for STS and the two variables the
     // AWS SDKs (and the executor) read.
-    mounts.push_back({{"name", "aws-iam-token"}, {"mountPath", kAwsTokenDir}, {"readOnly", true}});
-    volumes.push_back({{"name", "aws-iam-token"},
-                       {"projected",
-                        {{"sources", json::array({{{"serviceAccountToken",
-                                                    {{"audience", kAwsAudience},
-                                                     {"expirationSeconds", 86400},
-                                                     {"path", "token"}}}}})}}}});
+    mounts.push_back(AwsTokenMount());
+    volumes.push_back(AwsTokenVolume());
     env.push_back({{"name", "AWS_ROLE_ARN"}, {"value", target.role_arn}});
     env.push_back({{"name", "AWS_WEB_IDENTITY_TOKEN_FILE"}, {"value", kAwsTokenFile}});
   }
@@ -301,14 +309,8 @@ void AddExtraTargets(const std::vector<backup::ExtraTarget>& extras,
       {{"name", "extra-targets"}, {"mountPath", kExtraTargetsDir}, {"readOnly", true}});
   pod["volumes"].push_back({{"name", "extra-targets"}, {"downwardAPI", {{"items", items}}}});
   if (needs_aws_token && primary_role.empty()) {
-    container["volumeMounts"].push_back(
-        {{"name", "aws-iam-token"}, {"mountPath", kAwsTokenDir}, {"readOnly", true}});
-    pod["volumes"].push_back({{"name", "aws-iam-token"},
-                              {"projected",
-                               {{"sources", json::array({{{"serviceAccountToken",
-                                                           {{"audience", kAwsAudience},
-                                                            {"expirationSeconds", 86400},
-                                                            {"path", "token"}}}}})}}}});
+    container["volumeMounts"].push_back(AwsTokenMount());
+    pod["volumes"].push_back(AwsTokenVolume());
     container["env"].push_back({{"name", "AWS_WEB_IDENTITY_TOKEN_FILE"}, {"value", kAwsTokenFile}});
   }
 }
