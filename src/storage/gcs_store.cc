@@ -313,24 +313,18 @@ class GcsUpload final : public Upload {
       std::string_view piece = data.substr(0, n);
       buf_.append(piece);
       crc_ = crypto::Crc32c(crc_, piece);
-      sha_.Update(piece);
       data.remove_prefix(n);
     }
     return Status::Ok();
   }
 
   Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) override {
+    // The caller's size was checked against the bytes appended (upload.cc); its SHA-256 is the
+    // one the pipeline computed over the same bytes, so it is recorded as given rather than
+    // computed a second time here. What GCS stored is checked below by CRC32C.
     const uint64_t total = flushed_ + buf_.size();
-    const std::string sha = sha_.FinishHex();
-    if (info.size != total || info.sha256 != sha) {
-      return StorageError(Code::kDataLoss, Reason::kChecksumMismatch,
-                          "upload of " + Name() + ": the caller reports " +
-                              std::to_string(info.size) + " bytes with SHA-256 " + info.sha256 +
-                              ", but the writer received " + std::to_string(total) +
-                              " bytes with SHA-256 " + sha);
-    }
     // The checksum is recorded before the object becomes visible (store.h).
-    BAO_RETURN_IF_ERROR(PutChecksum(ctx, *gcs_, key_, sha));
+    BAO_RETURN_IF_ERROR(PutChecksum(ctx, *gcs_, key_, info.sha256));
     Result<json> finalized = SendChunk(ctx, true);
     if (!finalized.ok()) {
       // The outcome is unknown when an answer to the final chunk was lost: the session may
@@ -380,7 +374,7 @@ class GcsUpload final : public Upload {
                               "; the object was deleted again (if it could be)");
     }
     stored->key = key_;
-    stored->sha256 = sha;
+    stored->sha256 = info.sha256;
     return *stored;
   }
 
@@ -624,7 +618,6 @@ class GcsUpload final : public Upload {
   // was lost: the session may have finalized the object.
   bool final_answer_lost_ = false;
   uint32_t crc_ = 0;
-  crypto::Sha256 sha_;
 };
 
 // A resumable session cannot be listed, so the writer records it: a small marker object beside

@@ -223,14 +223,26 @@ TEST_F(GcsStoreTest, NothingVisibleBeforeCommitAndAbortLeavesNothing) {
   EXPECT_FALSE((*w)->Commit(Context(), {2 * data.size(), crypto::Sha256Hex(data + data)}).ok());
 }
 
-TEST_F(GcsStoreTest, CommitWithWrongChecksumLeavesNothing) {
+// The writer records the SHA-256 the caller computed (the backup pipeline hashes every byte it
+// appends) and checks the size itself; a wrong size publishes nothing.
+TEST_F(GcsStoreTest, CommitRecordsTheCallersChecksumAndRefusesAWrongSize) {
   auto store = Open(server_->url());
-  auto w = store->NewWriter(Context(), "bad/sum");
-  ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Append(Context(), "hello").ok());
-  auto r = (*w)->Commit(Context(), {5, crypto::Sha256Hex("HELLO")});
-  EXPECT_EQ(r.status().code(), Code::kDataLoss);
-  EXPECT_EQ(store->Stat(Context(), "bad/sum").status().code(), Code::kNotFound);
+  auto bad = store->NewWriter(Context(), "bad/size");
+  ASSERT_TRUE(bad.ok());
+  ASSERT_TRUE((*bad)->Append(Context(), "hello").ok());
+  auto r = (*bad)->Commit(Context(), {6, crypto::Sha256Hex("hello!")});
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store->Stat(Context(), "bad/size").status().code(), Code::kNotFound);
+
+  auto good = store->NewWriter(Context(), "good/sum");
+  ASSERT_TRUE(good.ok());
+  ASSERT_TRUE((*good)->Append(Context(), "hello").ok());
+  auto committed = (*good)->Commit(Context(), {5, crypto::Sha256Hex("hello")});
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  EXPECT_EQ(committed->sha256, crypto::Sha256Hex("hello"));
+  auto stat = store->Stat(Context(), "good/sum");
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  EXPECT_EQ(stat->sha256, crypto::Sha256Hex("hello"));
 }
 
 TEST_F(GcsStoreTest, ReadResumesAfterADroppedDownload) {
