@@ -11,6 +11,8 @@
 # gcs:   1 GiB into fake-gcs-server vs curl piped into a one-request upload
 # azure: 1 GiB into Azurite vs @azure/storage-blob uploading the same bytes from a file
 # copies: 1 GiB into MinIO + Azurite at once (--extra-target) vs into each alone (issue 16)
+# transfer: bao-backup into MinIO and Azurite at each part size x concurrency of TRANSFER_GRID
+#        (default "10x3 5x5 8x4 8x6 16x2 16x3 16x4", MiB x parts in flight), not in the default set
 #        s3, gcs and azure also run the seed system's executor (cmd/bao-backup of
 #        dc-tec/openbao-operator, scripts/install-peers.sh seed-executor) into the same server,
 #        and bao-backup at its defaults and (s3, azure) at the seed's part size and concurrency;
@@ -305,6 +307,39 @@ bench_azure() {
     "bao-backup, defaults 10 MiB x 3" "$work/t-ours" "bao-backup, 8 MiB x 5" "$work/t-ours85" \
     "seed executor (its 8 MiB x 5)" "$work/t-seed" "@azure/storage-blob from a file" "$work/t-base"
   have_seed || true
+  stop_bao
+}
+
+# The measurements the S3 and Azure transfer defaults were chosen from: bao-backup into MinIO and
+# into Azurite at each part size x concurrency of TRANSFER_GRID ("MiBxN ...").
+bench_transfer() {
+  local port key conn az_port m n
+  start_minio
+  start_azurite
+  start_bao $((1 << 30))
+  local s3=(--provider s3 --endpoint "http://127.0.0.1:$port" --use-path-style --bucket bench
+    --credentials-dir "$work/s3creds" --namespace bench --cluster bao)
+  local az=(--provider azure --endpoint "http://127.0.0.1:$az_port/devstoreaccount1"
+    --storage-account devstoreaccount1 --bucket bench --credentials-dir "$work/azcreds"
+    --namespace bench --cluster bao)
+  mkdir -p "$work/s3creds"
+  printf benchadmin >"$work/s3creds/accessKeyId"; printf benchsecret123 >"$work/s3creds/secretAccessKey"
+  local grid=(${TRANSFER_GRID:-10x3 5x5 8x4 8x6 16x2 16x3 16x4}) rows=() cell
+  for cell in "${grid[@]}"; do
+    m=${cell%x*} n=${cell#*x}
+    : >"$work/t-s3-$cell"; : >"$work/t-az-$cell"
+    for _ in $(seq 1 "$RUNS"); do
+      measure "$work/t-s3-$cell" "$work/run-ours" "${s3[@]}" --part-size $((m << 20)) --concurrency "$n"
+      measure "$work/t-az-$cell" "$work/run-ours" "${az[@]}" --part-size $((m << 20)) --concurrency "$n"
+    done
+  done
+  for cell in "${grid[@]}"; do rows+=("S3 (MinIO) ${cell/x/ MiB x }" "$work/t-s3-$cell"); done
+  report "transfer settings, S3, 1 GiB, TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" \
+    $((1 << 30)) "${rows[@]}"
+  rows=()
+  for cell in "${grid[@]}"; do rows+=("Azure (Azurite) ${cell/x/ MiB x }" "$work/t-az-$cell"); done
+  report "transfer settings, Azure, 1 GiB, TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" \
+    $((1 << 30)) "${rows[@]}"
   stop_bao
 }
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,22 @@ class Sha256 {
 
  private:
   EVP_MD_CTX* ctx_;
+};
+
+// Incremental MD5 (for the Content-MD5 header storage APIs check bodies against, not for
+// security). Not thread-safe per instance; movable, not copyable.
+class Md5 {
+ public:
+  Md5();
+  void Update(std::string_view data);
+  // The digest as base64 (Content-MD5's form); resets the instance for reuse.
+  std::string FinishBase64();
+
+ private:
+  struct Free {
+    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+  };
+  std::unique_ptr<EVP_MD_CTX, Free> ctx_;
 };
 
 std::array<uint8_t, 32> Sha256Digest(std::string_view data);

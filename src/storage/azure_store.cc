@@ -306,9 +306,9 @@ class AzureStore final : public Store {
                            std::make_unique<AzureUpload>(this, key, ctx, part_size_, concurrency_));
   }
 
+  // `md5` is the block's Content-MD5 (base64), computed by the caller.
   Status PutBlock(const Context& ctx, const std::string& key, const std::string& block_id,
-                  std::string_view data) {
-    std::string md5 = crypto::Md5Base64(data);
+                  std::string_view data, const std::string& md5) {
     return Call(
         ctx, "uploading block of \"" + key + "\" to " + Describe(), key,
         [&] {
@@ -627,10 +627,11 @@ AzureUpload::AzureUpload(AzureStore* store, std::string key, const Context& writ
     : store_(store),
       key_(std::move(key)),
       upload_id_(crypto::RandomHex(16)),
-      parts_(writer_ctx, part_size, concurrency,
-             [this](const Context& ctx, int number, std::string_view data) -> Result<std::string> {
+      parts_(writer_ctx, part_size, concurrency, ParallelPartWriter::PartSum::kMd5,
+             [this](const Context& ctx, int number, std::string_view data,
+                    const ParallelPartWriter::PartSums& sums) -> Result<std::string> {
                std::string id = BlockId(number);
-               BAO_RETURN_IF_ERROR(store_->PutBlock(ctx, key_, id, data));
+               BAO_RETURN_IF_ERROR(store_->PutBlock(ctx, key_, id, data, sums.md5_base64));
                return id;
              }) {}
 

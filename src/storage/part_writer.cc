@@ -12,11 +12,18 @@ constexpr auto kPollInterval = std::chrono::milliseconds(20);
 
 ParallelPartWriter::ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency,
                                        UploadFn upload)
+    : ParallelPartWriter(
+          ctx, part_size, concurrency, PartSum::kNone,
+          [upload = std::move(upload)](const Context& c, int number, std::string_view data,
+                                       const PartSums&) { return upload(c, number, data); }) {}
+
+ParallelPartWriter::ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency,
+                                       PartSum sum, SummedUploadFn upload)
     : stop_(ctx.source()),
-      parts_ctx_(ctx.deadline() ? Context(&stop_).WithDeadline(*ctx.deadline())
-                                : Context(&stop_)),
+      parts_ctx_(ctx.deadline() ? Context(&stop_).WithDeadline(*ctx.deadline()) : Context(&stop_)),
       part_size_(part_size),
       concurrency_(std::max(1, concurrency)),
+      sum_(sum),
       upload_(std::move(upload)) {
   current_.reserve(part_size_);
 }
@@ -45,6 +52,7 @@ Status ParallelPartWriter::Append(const Context& ctx, std::string_view data) {
     size_t room = part_size_ - current_.size();
     size_t n = std::min(room, data.size());
     current_.append(data.data(), n);
+    AddToSums(data.substr(0, n));
     data.remove_prefix(n);
     if (current_.size() == part_size_ && !data.empty()) {
       // Only dispatch a full part once more data follows, so the last part is never empty.
@@ -52,6 +60,14 @@ Status ParallelPartWriter::Append(const Context& ctx, std::string_view data) {
     }
   }
   return Status::Ok();
+}
+
+void ParallelPartWriter::AddToSums(std::string_view data) {
+  switch (sum_) {
+    case PartSum::kNone: break;
+    case PartSum::kCrc32c: current_crc_ = crypto::Crc32c(current_crc_, data); break;
+    case PartSum::kMd5: current_md5_.Update(data); break;
+  }
 }
 
 bool ParallelPartWriter::NothingDispatched() const {
@@ -70,7 +86,10 @@ Status ParallelPartWriter::Dispatch(const Context& ctx) {
   BAO_RETURN_IF_ERROR(
       WaitFor(ctx, lock, [&] { return in_flight_ < concurrency_ || !error_.ok(); }));
   if (!error_.ok()) return error_;
-  Part part{next_number_++, std::move(current_)};
+  Part part{next_number_++, std::move(current_), {}};
+  if (sum_ == PartSum::kCrc32c) part.sums.crc32c = current_crc_;
+  if (sum_ == PartSum::kMd5) part.sums.md5_base64 = current_md5_.FinishBase64();
+  current_crc_ = 0;
   ++in_flight_;
   queue_.push_back(std::move(part));
   if (!free_buffers_.empty()) {
@@ -100,7 +119,7 @@ void ParallelPartWriter::WorkerLoop() {
         continue;
       }
     }
-    Result<std::string> id = upload_(parts_ctx_, part.number, part.data);
+    Result<std::string> id = upload_(parts_ctx_, part.number, part.data, part.sums);
     std::lock_guard<std::mutex> lock(mu_);
     if (id.ok()) {
       if (ids_.size() < static_cast<size_t>(part.number)) ids_.resize(part.number);

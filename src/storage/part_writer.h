@@ -1,6 +1,9 @@
 // Cuts a byte stream into fixed-size parts and uploads up to `concurrency` of them at once on
 // worker threads: the engine behind S3 multipart uploads and Azure block uploads. Memory is
 // bounded by part_size x (concurrency + 1): `concurrency` parts in flight plus the one filling.
+// A part's checksum (CRC-32C for S3, MD5 for Azure) is computed as its bytes are appended, while
+// they are still in the processor's cache: over the finished multi-MiB part it would read every
+// byte back from memory, which costs about as much as the copy itself.
 #pragma once
 
 #include <condition_variable>
@@ -16,6 +19,7 @@
 
 #include "common/context.h"
 #include "common/status.h"
+#include "crypto/crypto.h"
 
 namespace bao::storage {
 
@@ -28,9 +32,24 @@ class ParallelPartWriter {
   using UploadFn =
       std::function<Result<std::string>(const Context& ctx, int number, std::string_view data)>;
 
+  // Which checksum of each part the writer computes while appending.
+  enum class PartSum { kNone, kCrc32c, kMd5 };
+  // A part's checksum: `crc32c` (with PartSum::kCrc32c; 0 otherwise) or `md5_base64` (with
+  // PartSum::kMd5; empty otherwise).
+  struct PartSums {
+    uint32_t crc32c = 0;
+    std::string md5_base64;
+  };
+  // UploadFn with the part's checksum.
+  using SummedUploadFn = std::function<Result<std::string>(
+      const Context& ctx, int number, std::string_view data, const PartSums& sums)>;
+
   // Parts upload under a context that is cancelled when `ctx` is or when Cancel() is called,
   // and has `ctx`'s deadline.
   ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency, UploadFn upload);
+  // The same, computing `sum` of each part for `upload`.
+  ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency, PartSum sum,
+                     SummedUploadFn upload);
   // Cancels, as Cancel().
   ~ParallelPartWriter();
   ParallelPartWriter(const ParallelPartWriter&) = delete;
@@ -63,7 +82,10 @@ class ParallelPartWriter {
   struct Part {
     int number;
     std::string data;
+    PartSums sums;
   };
+
+  void AddToSums(std::string_view data);  // the current part's checksum, as it fills
 
   Status Dispatch(const Context& ctx);  // hands current_ to the queue
   // Waits on cv_ until `done` holds, re-checking `ctx` every few milliseconds; ctx.Check()'s
@@ -73,13 +95,16 @@ class ParallelPartWriter {
   void WorkerLoop();
   void StopWorkers();
 
-  CancelSource stop_;    // a child of the writer's context's source; Cancel() cancels it
-  Context parts_ctx_;    // what the uploads run under
+  CancelSource stop_;  // a child of the writer's context's source; Cancel() cancels it
+  Context parts_ctx_;  // what the uploads run under
   const uint64_t part_size_;
   const int concurrency_;
-  UploadFn upload_;
+  const PartSum sum_;
+  SummedUploadFn upload_;
 
   std::string current_;
+  uint32_t current_crc_ = 0;
+  crypto::Md5 current_md5_;
   int next_number_ = 1;
   uint64_t appended_ = 0;
 

@@ -15,19 +15,19 @@ TEST(ParallelPartWriterTest, CutsPartsInOrderWithBoundedConcurrency) {
   std::mutex mu;
   std::map<int, std::string> parts;
   std::atomic<int> active{0}, peak{0};
-  ParallelPartWriter w(
-      Context(), 4, 2, [&](const Context&, int n, std::string_view data) -> Result<std::string> {
-        int now = ++active;
-        int p = peak.load();
-        while (now > p && !peak.compare_exchange_weak(p, now)) {
-        }
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          parts[n] = std::string(data);
-        }
-        --active;
-        return "id" + std::to_string(n);
-      });
+  ParallelPartWriter w(Context(), 4, 2,
+                       [&](const Context&, int n, std::string_view data) -> Result<std::string> {
+                         int now = ++active;
+                         int p = peak.load();
+                         while (now > p && !peak.compare_exchange_weak(p, now)) {
+                         }
+                         {
+                           std::lock_guard<std::mutex> lock(mu);
+                           parts[n] = std::string(data);
+                         }
+                         --active;
+                         return "id" + std::to_string(n);
+                       });
   ASSERT_TRUE(w.Append(Context(), "abcdefghij").ok());
   ASSERT_TRUE(w.Append(Context(), "klm").ok());
   Result<std::vector<std::string>> ids = w.Finish(Context());
@@ -40,25 +40,58 @@ TEST(ParallelPartWriterTest, CutsPartsInOrderWithBoundedConcurrency) {
   EXPECT_LE(peak.load(), 2);
 }
 
+// Each part's checksum, computed while appending, is that of the part's bytes, however the
+// appends cut across part boundaries; the upload function gets only the one it asked for.
+TEST(ParallelPartWriterTest, PartSumsMatchEachPartsBytes) {
+  using PartSum = ParallelPartWriter::PartSum;
+  for (PartSum sum : {PartSum::kCrc32c, PartSum::kMd5}) {
+    std::mutex mu;
+    std::map<int, std::pair<std::string, ParallelPartWriter::PartSums>> parts;
+    ParallelPartWriter w(Context(), 5, 2, sum,
+                         [&](const Context&, int n, std::string_view data,
+                             const ParallelPartWriter::PartSums& sums) -> Result<std::string> {
+                           std::lock_guard<std::mutex> lock(mu);
+                           parts[n] = {std::string(data), sums};
+                           return std::string("id");
+                         });
+    for (std::string_view piece : {"ab", "cdefgh", "", "i", "jklmnopq"}) {
+      ASSERT_TRUE(w.Append(Context(), piece).ok());
+    }
+    ASSERT_TRUE(w.Finish(Context()).ok());
+    ASSERT_EQ(parts.size(), 4u);
+    for (const auto& [n, part] : parts) {
+      const auto& [data, sums] = part;
+      if (sum == PartSum::kCrc32c) {
+        EXPECT_EQ(sums.crc32c, crypto::Crc32c(0, data)) << "part " << n;
+        EXPECT_TRUE(sums.md5_base64.empty());
+      } else {
+        EXPECT_EQ(sums.md5_base64, crypto::Md5Base64(data)) << "part " << n;
+        EXPECT_EQ(sums.crc32c, 0u);
+      }
+    }
+    EXPECT_EQ(parts[4].first, "pq");
+  }
+}
+
 TEST(ParallelPartWriterTest, ExactMultipleHasNoEmptyTrailingPart) {
   std::atomic<int> calls{0};
-  ParallelPartWriter w(
-      Context(), 4, 1, [&](const Context&, int, std::string_view data) -> Result<std::string> {
-        EXPECT_EQ(data.size(), 4u);
-        ++calls;
-        return std::string("x");
-      });
+  ParallelPartWriter w(Context(), 4, 1,
+                       [&](const Context&, int, std::string_view data) -> Result<std::string> {
+                         EXPECT_EQ(data.size(), 4u);
+                         ++calls;
+                         return std::string("x");
+                       });
   ASSERT_TRUE(w.Append(Context(), "abcdefgh").ok());
   ASSERT_TRUE(w.Finish(Context()).ok());
   EXPECT_EQ(calls.load(), 2);
 }
 
 TEST(ParallelPartWriterTest, SmallObjectStaysBuffered) {
-  ParallelPartWriter w(
-      Context(), 16, 3, [&](const Context&, int, std::string_view) -> Result<std::string> {
-        ADD_FAILURE() << "nothing should be uploaded";
-        return std::string();
-      });
+  ParallelPartWriter w(Context(), 16, 3,
+                       [&](const Context&, int, std::string_view) -> Result<std::string> {
+                         ADD_FAILURE() << "nothing should be uploaded";
+                         return std::string();
+                       });
   ASSERT_TRUE(w.Append(Context(), "hello").ok());
   EXPECT_TRUE(w.NothingDispatched());
   EXPECT_EQ(w.Buffered(), "hello");
@@ -67,12 +100,12 @@ TEST(ParallelPartWriterTest, SmallObjectStaysBuffered) {
 
 TEST(ParallelPartWriterTest, FirstErrorStopsTheUpload) {
   std::atomic<int> calls{0};
-  ParallelPartWriter w(
-      Context(), 2, 1, [&](const Context&, int n, std::string_view) -> Result<std::string> {
-        ++calls;
-        if (n == 2) return Unavailable("part 2 refused");
-        return std::string("ok");
-      });
+  ParallelPartWriter w(Context(), 2, 1,
+                       [&](const Context&, int n, std::string_view) -> Result<std::string> {
+                         ++calls;
+                         if (n == 2) return Unavailable("part 2 refused");
+                         return std::string("ok");
+                       });
   Status s;
   for (int i = 0; i < 100 && s.ok(); ++i) s = w.Append(Context(), "ab");
   Result<std::vector<std::string>> r = w.Finish(Context());
@@ -82,10 +115,10 @@ TEST(ParallelPartWriterTest, FirstErrorStopsTheUpload) {
 }
 
 TEST(ParallelPartWriterTest, CancelWaitsAndRejectsLaterAppends) {
-  ParallelPartWriter w(
-      Context(), 2, 2, [&](const Context&, int, std::string_view) -> Result<std::string> {
-        return std::string("ok");
-      });
+  ParallelPartWriter w(Context(), 2, 2,
+                       [&](const Context&, int, std::string_view) -> Result<std::string> {
+                         return std::string("ok");
+                       });
   ASSERT_TRUE(w.Append(Context(), "abcdef").ok());
   w.Cancel();
   EXPECT_FALSE(w.Append(Context(), "x").ok());

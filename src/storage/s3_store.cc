@@ -113,7 +113,9 @@ class S3Upload final : public Upload {
   void Abort(const Context& cleanup) override;
 
  private:
-  Result<std::string> UploadPart(const Context& ctx, int number, std::string_view data);
+  // Uploads part `number` whose CRC-32C is `crc` (computed as the part filled).
+  Result<std::string> UploadPart(const Context& ctx, int number, std::string_view data,
+                                 uint32_t crc);
   // After a CompleteMultipartUpload whose outcome is unknown (`failure`: its answer was lost,
   // or a retry found the upload gone): ok when the object now under the key is this upload's,
   // its ETag being the one S3 gives an object completed from `part_etags`; kAlreadyExists with
@@ -799,12 +801,14 @@ S3Upload::S3Upload(S3StoreImpl* store, std::string key, const Context& writer_ct
     : store_(store),
       key_(std::move(key)),
       part_size_(part_size),
-      parts_(writer_ctx, part_size, concurrency,
-             [this](const Context& ctx, int number, std::string_view data) {
-               return UploadPart(ctx, number, data);
+      parts_(writer_ctx, part_size, concurrency, ParallelPartWriter::PartSum::kCrc32c,
+             [this](const Context& ctx, int number, std::string_view data,
+                    const ParallelPartWriter::PartSums& sums) {
+               return UploadPart(ctx, number, data, sums.crc32c);
              }) {}
 
-Result<std::string> S3Upload::UploadPart(const Context& ctx, int number, std::string_view data) {
+Result<std::string> S3Upload::UploadPart(const Context& ctx, int number, std::string_view data,
+                                         uint32_t crc) {
   if (number > kMaxParts) {
     return StorageError(Code::kFailedPrecondition, Reason::kInvalidValue,
                         "S3 object \"" + key_ + "\" needs more than " + std::to_string(kMaxParts) +
@@ -819,7 +823,6 @@ Result<std::string> S3Upload::UploadPart(const Context& ctx, int number, std::st
   call.use_body_view = true;
   // The server verifies the (signed) CRC-32C header against the body; see s3_store.h for why
   // the body itself is not hashed into the signature by default.
-  uint32_t crc = crypto::Crc32c(0, data);
   call.headers = {{kCrcHeader, crypto::Crc32cBase64(crc)}};
   call.payload_hash =
       store_->options().sign_part_payloads ? crypto::Sha256Hex(data) : kUnsignedPayload;
