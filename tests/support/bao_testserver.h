@@ -39,7 +39,8 @@ class BaoTestServer {
   // Starts the binary and waits (up to 60 s) for its ready file. The error carries the
   // server's stderr when it exits early.
   Status Start();
-  // SIGTERM, then SIGKILL after 5 s. Returns the exit status (see Process::Stop).
+  // SIGTERM, then SIGKILL after 30 s (the server itself gives up on open connections after 5 s).
+  // Returns the exit status (see Process::Stop).
   int Stop();
 
   const std::vector<std::string>& NodeUrls() const { return urls_; }
