@@ -310,20 +310,26 @@ bench_azure() {
   stop_bao
 }
 
-# The measurements the S3 and Azure transfer defaults were chosen from: bao-backup into MinIO and
-# into Azurite at each part size x concurrency of TRANSFER_GRID ("MiBxN ...").
-bench_transfer() {
-  local port key conn az_port m n
+# start_stores: MinIO, Azurite and the test server (1 GiB), and in the caller's `s3` and `az`
+# (declared local there, with port, key, conn and az_port) bao-backup's options for each store.
+start_stores() {
   start_minio
   start_azurite
   start_bao $((1 << 30))
-  local s3=(--provider s3 --endpoint "http://127.0.0.1:$port" --use-path-style --bucket bench
+  s3=(--provider s3 --endpoint "http://127.0.0.1:$port" --use-path-style --bucket bench
     --credentials-dir "$work/s3creds" --namespace bench --cluster bao)
-  local az=(--provider azure --endpoint "http://127.0.0.1:$az_port/devstoreaccount1"
+  az=(--provider azure --endpoint "http://127.0.0.1:$az_port/devstoreaccount1"
     --storage-account devstoreaccount1 --bucket bench --credentials-dir "$work/azcreds"
     --namespace bench --cluster bao)
   mkdir -p "$work/s3creds"
   printf benchadmin >"$work/s3creds/accessKeyId"; printf benchsecret123 >"$work/s3creds/secretAccessKey"
+}
+
+# The measurements the S3 and Azure transfer defaults were chosen from: bao-backup into MinIO and
+# into Azurite at each part size x concurrency of TRANSFER_GRID ("MiBxN ...").
+bench_transfer() {
+  local port key conn az_port s3 az m n
+  start_stores
   local grid=(${TRANSFER_GRID:-10x3 5x5 8x4 8x6 16x2 16x3 16x4}) rows=() cell
   for cell in "${grid[@]}"; do
     m=${cell%x*} n=${cell#*x}
@@ -347,17 +353,8 @@ bench_transfer() {
 # the same run. The copy must cost no more than the slower target's own time: wall <= 1.1 x
 # the slower single-target wall.
 bench_copies() {
-  local port key conn az_port
-  start_minio
-  start_azurite
-  start_bao $((1 << 30))
-  local s3=(--provider s3 --endpoint "http://127.0.0.1:$port" --use-path-style --bucket bench
-    --credentials-dir "$work/s3creds" --namespace bench --cluster bao)
-  local az=(--provider azure --endpoint "http://127.0.0.1:$az_port/devstoreaccount1"
-    --storage-account devstoreaccount1 --bucket bench --credentials-dir "$work/azcreds"
-    --namespace bench --cluster bao)
-  mkdir -p "$work/s3creds"
-  printf benchadmin >"$work/s3creds/accessKeyId"; printf benchsecret123 >"$work/s3creds/secretAccessKey"
+  local port key conn az_port s3 az
+  start_stores
   printf 'name: azure\nprovider: azure\nendpoint: http://127.0.0.1:%s/devstoreaccount1\nbucket: bench\nazure: {storageAccount: devstoreaccount1}\ncredentialsDir: %s\n' \
     "$az_port" "$work/azcreds" >"$work/azure-target.yaml"
   local f
