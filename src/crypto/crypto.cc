@@ -74,10 +74,9 @@ std::string Md5::FinishBase64() {
 }
 
 std::string Md5Base64(std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out, &len, EVP_md5(), nullptr);
-  return Base64Encode(std::string_view(reinterpret_cast<char*>(out), len));
+  Md5 md5;
+  md5.Update(data);
+  return md5.FinishBase64();
 }
 
 std::array<uint8_t, 32> HmacSha256(std::string_view key, std::string_view data) {

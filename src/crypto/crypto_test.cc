@@ -12,6 +12,18 @@ TEST(CryptoTest, Sha256KnownAnswers) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+// Content-MD5's form: base64 of the 16-byte digest (RFC 1321's test values).
+TEST(CryptoTest, Md5KnownAnswersOneShotAndIncremental) {
+  EXPECT_EQ(Md5Base64(""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+  EXPECT_EQ(Md5Base64("abc"), "kAFQmDzST7DWlj99KOF/cg==");
+  Md5 md5;
+  md5.Update("a");
+  md5.Update("");
+  md5.Update("bc");
+  EXPECT_EQ(md5.FinishBase64(), "kAFQmDzST7DWlj99KOF/cg==");
+  EXPECT_EQ(md5.FinishBase64(), "1B2M2Y8AsgTpgAmY7PhCfg==");  // reset by the first Finish
+}
+
 TEST(CryptoTest, Crc32cKnownAnswerAndIncremental) {
   EXPECT_EQ(Crc32c(0, "123456789"), 0xE3069283u);  // the standard check value
   EXPECT_EQ(Crc32c(0, ""), 0u);
