@@ -11,14 +11,7 @@ constexpr auto kPollInterval = std::chrono::milliseconds(20);
 }  // namespace
 
 ParallelPartWriter::ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency,
-                                       UploadFn upload)
-    : ParallelPartWriter(
-          ctx, part_size, concurrency, PartSum::kNone,
-          [upload = std::move(upload)](const Context& c, int number, std::string_view data,
-                                       const PartSums&) { return upload(c, number, data); }) {}
-
-ParallelPartWriter::ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency,
-                                       PartSum sum, SummedUploadFn upload)
+                                       PartSum sum, UploadFn upload)
     : stop_(ctx.source()),
       parts_ctx_(ctx.deadline() ? Context(&stop_).WithDeadline(*ctx.deadline()) : Context(&stop_)),
       part_size_(part_size),

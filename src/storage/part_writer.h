@@ -25,13 +25,6 @@ namespace bao::storage {
 
 class ParallelPartWriter {
  public:
-  // Uploads part `number` (1-based, in stream order) with contents `data` under `ctx` and
-  // returns the provider's identifier for it (an ETag, a block id). Called concurrently from
-  // worker threads; must do its own retries and pass `ctx` to every request, so that Cancel()
-  // and the writer's context stop it promptly. An error stops the whole upload.
-  using UploadFn =
-      std::function<Result<std::string>(const Context& ctx, int number, std::string_view data)>;
-
   // Which checksum of each part the writer computes while appending.
   enum class PartSum { kNone, kCrc32c, kMd5 };
   // A part's checksum: `crc32c` (with PartSum::kCrc32c; 0 otherwise) or `md5_base64` (with
@@ -40,16 +33,18 @@ class ParallelPartWriter {
     uint32_t crc32c = 0;
     std::string md5_base64;
   };
-  // UploadFn with the part's checksum.
-  using SummedUploadFn = std::function<Result<std::string>(
-      const Context& ctx, int number, std::string_view data, const PartSums& sums)>;
 
-  // Parts upload under a context that is cancelled when `ctx` is or when Cancel() is called,
-  // and has `ctx`'s deadline.
-  ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency, UploadFn upload);
-  // The same, computing `sum` of each part for `upload`.
+  // Uploads part `number` (1-based, in stream order) with contents `data` and checksum `sums`
+  // under `ctx`, and returns the provider's identifier for it (an ETag, a block id). Called
+  // concurrently from worker threads; must do its own retries and pass `ctx` to every request,
+  // so that Cancel() and the writer's context stop it promptly. An error stops the whole upload.
+  using UploadFn = std::function<Result<std::string>(const Context& ctx, int number,
+                                                     std::string_view data, const PartSums& sums)>;
+
+  // Computes `sum` of each part for `upload`. Parts upload under a context that is cancelled
+  // when `ctx` is or when Cancel() is called, and has `ctx`'s deadline.
   ParallelPartWriter(const Context& ctx, uint64_t part_size, int concurrency, PartSum sum,
-                     SummedUploadFn upload);
+                     UploadFn upload);
   // Cancels, as Cancel().
   ~ParallelPartWriter();
   ParallelPartWriter(const ParallelPartWriter&) = delete;
@@ -100,7 +95,7 @@ class ParallelPartWriter {
   const uint64_t part_size_;
   const int concurrency_;
   const PartSum sum_;
-  SummedUploadFn upload_;
+  UploadFn upload_;
 
   std::string current_;
   uint32_t current_crc_ = 0;

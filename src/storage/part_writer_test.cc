@@ -11,23 +11,27 @@
 namespace bao::storage {
 namespace {
 
+using Sums = ParallelPartWriter::PartSums;
+constexpr auto kNoSum = ParallelPartWriter::PartSum::kNone;
+
 TEST(ParallelPartWriterTest, CutsPartsInOrderWithBoundedConcurrency) {
   std::mutex mu;
   std::map<int, std::string> parts;
   std::atomic<int> active{0}, peak{0};
-  ParallelPartWriter w(Context(), 4, 2,
-                       [&](const Context&, int n, std::string_view data) -> Result<std::string> {
-                         int now = ++active;
-                         int p = peak.load();
-                         while (now > p && !peak.compare_exchange_weak(p, now)) {
-                         }
-                         {
-                           std::lock_guard<std::mutex> lock(mu);
-                           parts[n] = std::string(data);
-                         }
-                         --active;
-                         return "id" + std::to_string(n);
-                       });
+  ParallelPartWriter w(
+      Context(), 4, 2, kNoSum,
+      [&](const Context&, int n, std::string_view data, const Sums&) -> Result<std::string> {
+        int now = ++active;
+        int p = peak.load();
+        while (now > p && !peak.compare_exchange_weak(p, now)) {
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          parts[n] = std::string(data);
+        }
+        --active;
+        return "id" + std::to_string(n);
+      });
   ASSERT_TRUE(w.Append(Context(), "abcdefghij").ok());
   ASSERT_TRUE(w.Append(Context(), "klm").ok());
   Result<std::vector<std::string>> ids = w.Finish(Context());
@@ -75,23 +79,25 @@ TEST(ParallelPartWriterTest, PartSumsMatchEachPartsBytes) {
 
 TEST(ParallelPartWriterTest, ExactMultipleHasNoEmptyTrailingPart) {
   std::atomic<int> calls{0};
-  ParallelPartWriter w(Context(), 4, 1,
-                       [&](const Context&, int, std::string_view data) -> Result<std::string> {
-                         EXPECT_EQ(data.size(), 4u);
-                         ++calls;
-                         return std::string("x");
-                       });
+  ParallelPartWriter w(
+      Context(), 4, 1, kNoSum,
+      [&](const Context&, int, std::string_view data, const Sums&) -> Result<std::string> {
+        EXPECT_EQ(data.size(), 4u);
+        ++calls;
+        return std::string("x");
+      });
   ASSERT_TRUE(w.Append(Context(), "abcdefgh").ok());
   ASSERT_TRUE(w.Finish(Context()).ok());
   EXPECT_EQ(calls.load(), 2);
 }
 
 TEST(ParallelPartWriterTest, SmallObjectStaysBuffered) {
-  ParallelPartWriter w(Context(), 16, 3,
-                       [&](const Context&, int, std::string_view) -> Result<std::string> {
-                         ADD_FAILURE() << "nothing should be uploaded";
-                         return std::string();
-                       });
+  ParallelPartWriter w(
+      Context(), 16, 3, kNoSum,
+      [&](const Context&, int, std::string_view, const Sums&) -> Result<std::string> {
+        ADD_FAILURE() << "nothing should be uploaded";
+        return std::string();
+      });
   ASSERT_TRUE(w.Append(Context(), "hello").ok());
   EXPECT_TRUE(w.NothingDispatched());
   EXPECT_EQ(w.Buffered(), "hello");
@@ -100,12 +106,13 @@ TEST(ParallelPartWriterTest, SmallObjectStaysBuffered) {
 
 TEST(ParallelPartWriterTest, FirstErrorStopsTheUpload) {
   std::atomic<int> calls{0};
-  ParallelPartWriter w(Context(), 2, 1,
-                       [&](const Context&, int n, std::string_view) -> Result<std::string> {
-                         ++calls;
-                         if (n == 2) return Unavailable("part 2 refused");
-                         return std::string("ok");
-                       });
+  ParallelPartWriter w(
+      Context(), 2, 1, kNoSum,
+      [&](const Context&, int n, std::string_view, const Sums&) -> Result<std::string> {
+        ++calls;
+        if (n == 2) return Unavailable("part 2 refused");
+        return std::string("ok");
+      });
   Status s;
   for (int i = 0; i < 100 && s.ok(); ++i) s = w.Append(Context(), "ab");
   Result<std::vector<std::string>> r = w.Finish(Context());
@@ -115,10 +122,9 @@ TEST(ParallelPartWriterTest, FirstErrorStopsTheUpload) {
 }
 
 TEST(ParallelPartWriterTest, CancelWaitsAndRejectsLaterAppends) {
-  ParallelPartWriter w(Context(), 2, 2,
-                       [&](const Context&, int, std::string_view) -> Result<std::string> {
-                         return std::string("ok");
-                       });
+  ParallelPartWriter w(Context(), 2, 2, kNoSum,
+                       [&](const Context&, int, std::string_view,
+                           const Sums&) -> Result<std::string> { return std::string("ok"); });
   ASSERT_TRUE(w.Append(Context(), "abcdef").ok());
   w.Cancel();
   EXPECT_FALSE(w.Append(Context(), "x").ok());
@@ -134,9 +140,10 @@ Result<std::string> HangUntilDone(const Context& ctx, std::atomic<int>* started)
 
 TEST(ParallelPartWriterTest, CancelStopsHungUploadsPromptly) {
   std::atomic<int> started{0};
-  ParallelPartWriter w(Context(), 2, 2, [&](const Context& ctx, int, std::string_view) {
-    return HangUntilDone(ctx, &started);
-  });
+  ParallelPartWriter w(Context(), 2, 2, kNoSum,
+                       [&](const Context& ctx, int, std::string_view, const Sums&) {
+                         return HangUntilDone(ctx, &started);
+                       });
   ASSERT_TRUE(w.Append(Context(), "abcde").ok());  // two parts in flight, one buffered
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (started.load() < 2 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
@@ -150,9 +157,10 @@ TEST(ParallelPartWriterTest, CancelStopsHungUploadsPromptly) {
 TEST(ParallelPartWriterTest, TheWritersContextReachesThePartsAndTheWaits) {
   CancelSource source;
   std::atomic<int> started{0};
-  ParallelPartWriter w(Context(&source), 2, 1, [&](const Context& ctx, int, std::string_view) {
-    return HangUntilDone(ctx, &started);
-  });
+  ParallelPartWriter w(Context(&source), 2, 1, kNoSum,
+                       [&](const Context& ctx, int, std::string_view, const Sums&) {
+                         return HangUntilDone(ctx, &started);
+                       });
   ASSERT_TRUE(w.Append(Context(&source), "abc").ok());  // part 1 in flight
   std::thread canceller([&] {
     while (started.load() == 0) std::this_thread::yield();
@@ -171,11 +179,12 @@ TEST(ParallelPartWriterTest, TheWritersContextReachesThePartsAndTheWaits) {
 TEST(ParallelPartWriterTest, PartsCarryTheWritersDeadline) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
   std::atomic<bool> seen{false};
-  ParallelPartWriter w(Context().WithDeadline(deadline), 2, 1,
-                       [&](const Context& ctx, int, std::string_view) -> Result<std::string> {
-                         seen = ctx.deadline().has_value() && *ctx.deadline() == deadline;
-                         return std::string("ok");
-                       });
+  ParallelPartWriter w(
+      Context().WithDeadline(deadline), 2, 1, kNoSum,
+      [&](const Context& ctx, int, std::string_view, const Sums&) -> Result<std::string> {
+        seen = ctx.deadline().has_value() && *ctx.deadline() == deadline;
+        return std::string("ok");
+      });
   ASSERT_TRUE(w.Append(Context(), "abc").ok());
   ASSERT_TRUE(w.Finish(Context()).ok());
   EXPECT_TRUE(seen.load());
