@@ -144,6 +144,12 @@ Result<std::vector<std::string>> ParallelPartWriter::Finish(const Context& ctx) 
   return ids_;
 }
 
+Status ParallelPartWriter::Drain(const Context& ctx) {
+  std::unique_lock<std::mutex> lock(mu_);
+  BAO_RETURN_IF_ERROR(WaitFor(ctx, lock, [&] { return in_flight_ == 0; }));
+  return error_;
+}
+
 void ParallelPartWriter::Cancel() {
   stop_.Cancel();
   {

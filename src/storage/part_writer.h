@@ -66,6 +66,13 @@ class ParallelPartWriter {
   // ctx.Check()'s error when `ctx` is done while it waits.
   Result<std::vector<std::string>> Finish(const Context& ctx);
 
+  // Waits until every dispatched part has been uploaded, without dispatching the current one,
+  // and returns the first upload error, if any happened, or ctx.Check()'s error when `ctx` is
+  // done while it waits. Buffered() then holds the rest of the stream, for a protocol whose
+  // last part is a different request (a GCS session's final chunk); the caller sends it
+  // itself and then calls Cancel() (which drops it and ends the workers).
+  Status Drain(const Context& ctx);
+
   // Stops dispatching, cancels the uploads in flight (their context is cancelled, so they end
   // within about a second), waits for them to end, and drops buffered data. Idempotent.
   void Cancel();
