@@ -16,6 +16,7 @@
 #include "http/client.h"
 #include "storage/errors.h"
 #include "storage/google_auth.h"
+#include "storage/part_writer.h"
 #include "storage/resumable_read.h"
 #include "storage/upload.h"
 
@@ -297,35 +298,37 @@ void DeleteGeneration(const GcsShared& gcs, const std::string& key, const std::s
 // are in upload.h).
 class GcsUpload final : public Upload {
  public:
+  // Chunks upload under `writer_ctx` (see ParallelPartWriter): one is sent while the next fills,
+  // as a session takes its chunks strictly in order.
   GcsUpload(std::shared_ptr<const GcsShared> gcs, std::string key, std::string session_url,
-            uint64_t chunk_size)
+            uint64_t chunk_size, const Context& writer_ctx)
       : gcs_(std::move(gcs)),
         key_(std::move(key)),
         session_url_(std::move(session_url)),
-        chunk_size_(chunk_size) {
-    buf_.reserve(chunk_size_);
-  }
+        chunk_size_(chunk_size),
+        chunks_(
+            writer_ctx, chunk_size, 1, ParallelPartWriter::PartSum::kNone,
+            [this](const Context& ctx, int number, std::string_view data,
+                   const ParallelPartWriter::PartSums&) -> Result<std::string> {
+              BAO_RETURN_IF_ERROR(SendChunk(ctx, (number - 1) * chunk_size_, data, false).status());
+              return std::string();
+            }) {}
 
   Status Append(const Context& ctx, std::string_view data) override {
-    while (!data.empty()) {
-      if (buf_.size() == chunk_size_) BAO_RETURN_IF_ERROR(SendChunk(ctx, false).status());
-      size_t n = std::min<size_t>(chunk_size_ - buf_.size(), data.size());
-      std::string_view piece = data.substr(0, n);
-      buf_.append(piece);
-      crc_ = crypto::Crc32c(crc_, piece);
-      data.remove_prefix(n);
-    }
-    return Status::Ok();
+    crc_ = crypto::Crc32c(crc_, data);
+    return chunks_.Append(ctx, data);
   }
 
   Result<ObjectInfo> Commit(const Context& ctx, const CommitInfo& info) override {
     // The caller's size was checked against the bytes appended (upload.cc); its SHA-256 is the
     // one the pipeline computed over the same bytes, so it is recorded as given rather than
     // computed a second time here. What GCS stored is checked below by CRC32C.
-    const uint64_t total = flushed_ + buf_.size();
+    const uint64_t total = chunks_.bytes_appended();
+    BAO_RETURN_IF_ERROR(chunks_.Drain(ctx));
     // The checksum is recorded before the object becomes visible (store.h).
     BAO_RETURN_IF_ERROR(PutChecksum(ctx, *gcs_, key_, info.sha256));
-    Result<json> finalized = SendChunk(ctx, true);
+    const std::string_view last = chunks_.Buffered();
+    Result<json> finalized = SendChunk(ctx, total - last.size(), last, true);
     if (!finalized.ok()) {
       // The outcome is unknown when an answer to the final chunk was lost: the session may
       // have finalized the object behind it. The object under the key decides; without that,
@@ -336,6 +339,7 @@ class GcsUpload final : public Upload {
     }
     json obj = std::move(finalized).value();
     session_url_.clear();  // finalized: nothing left to cancel
+    chunks_.Cancel();      // frees the chunk buffers
     const std::string generation = StringField(obj, "generation");
     auto stored = ObjectInfoFromResource(obj, "upload of " + Name());
     if (!stored.ok()) {
@@ -379,8 +383,7 @@ class GcsUpload final : public Upload {
   }
 
   void Abort(const Context& cleanup) override {
-    buf_.clear();
-    buf_.shrink_to_fit();
+    chunks_.Cancel();  // no chunk is being sent after this
     if (session_url_.empty()) return;
     http::Request req;
     req.method = "DELETE";
@@ -405,8 +408,10 @@ class GcsUpload final : public Upload {
  private:
   std::string Name() const { return gcs_->ObjectName(key_); }
 
-  // A request to the session for `buf_[from - flushed_, end)` declaring `total`.
-  http::Request ChunkRequest(uint64_t from, uint64_t end, std::optional<uint64_t> total) {
+  // A request to the session for bytes [from, end) of the object declaring `total`; the chunk
+  // being sent, `chunk`, holds the bytes from offset `start`.
+  http::Request ChunkRequest(uint64_t start, std::string_view chunk, uint64_t from, uint64_t end,
+                             std::optional<uint64_t> total) {
     http::Request req;
     req.method = "PUT";
     req.url = session_url_;
@@ -414,11 +419,11 @@ class GcsUpload final : public Upload {
                    {"Content-Type", "application/octet-stream"}};
     req.timeout = std::chrono::minutes(10);
     if (end > from) {
-      size_t off = from - flushed_;
+      size_t off = from - start;
       req.body_length = end - from;
-      req.body_reader = [this, off](char* out, size_t len) mutable -> Result<size_t> {
-        size_t n = std::min(len, buf_.size() - off);
-        std::memcpy(out, buf_.data() + off, n);
+      req.body_reader = [chunk, off](char* out, size_t len) mutable -> Result<size_t> {
+        size_t n = std::min(len, chunk.size() - off);
+        std::memcpy(out, chunk.data() + off, n);
         off += n;
         return n;
       };
@@ -492,12 +497,11 @@ class GcsUpload final : public Upload {
         resp.status);
   }
 
-  // Sends `buf_` (bytes [flushed_, flushed_ + buf_.size())). Not final: returns once the
-  // session has persisted all of it, then empties the buffer. Final: declares the total and
-  // returns the finalized object resource.
-  Result<json> SendChunk(const Context& ctx, bool final) {
-    const uint64_t start = flushed_;
-    const uint64_t end = flushed_ + buf_.size();
+  // Sends `chunk`, the object's bytes from offset `start`. Not final: returns once the session
+  // has persisted all of it (on a chunk writer's worker thread). Final: declares the total and
+  // returns the finalized object resource (on the committing thread, after Drain()).
+  Result<json> SendChunk(const Context& ctx, uint64_t start, std::string_view chunk, bool final) {
+    const uint64_t end = start + chunk.size();
     const std::optional<uint64_t> total = final ? std::optional<uint64_t>(end) : std::nullopt;
     uint64_t persisted = start;
     bool need_query = false;
@@ -557,7 +561,7 @@ class GcsUpload final : public Upload {
 
     Status st = Retry(ctx, gcs_->options.retry, "GCS chunk upload", [&]() -> Status {
       if (need_query) {
-        http::Request q = ChunkRequest(end, end, total);  // "bytes */T": a status query
+        http::Request q = ChunkRequest(start, chunk, end, end, total);  // "bytes */T": a query
         q.timeout = std::chrono::seconds(60);
         Result<http::Response> answer = gcs_->Do(ctx, q);
         if (!answer.ok()) {
@@ -577,7 +581,7 @@ class GcsUpload final : public Upload {
       }
       while (true) {
         uint64_t before = persisted;
-        auto resp = gcs_->Do(ctx, ChunkRequest(persisted, end, total));
+        auto resp = gcs_->Do(ctx, ChunkRequest(start, chunk, persisted, end, total));
         if (!resp.ok()) {
           note_lost(resp.status());
           if (IsRetryable(resp.status())) {
@@ -603,8 +607,6 @@ class GcsUpload final : public Upload {
     });
     if (!st.ok()) return fatal.ok() ? st : fatal;
     if (final) return done;
-    flushed_ = end;
-    buf_.clear();
     return json();
   }
 
@@ -612,12 +614,11 @@ class GcsUpload final : public Upload {
   std::string key_;
   std::string session_url_;
   uint64_t chunk_size_;
-  std::string buf_;
-  uint64_t flushed_ = 0;  // bytes the session has persisted before buf_
   // An answer to a request declaring the total (the final chunk, or a status query after it)
-  // was lost: the session may have finalized the object.
+  // was lost: the session may have finalized the object. Set and read on the committing thread.
   bool final_answer_lost_ = false;
-  uint32_t crc_ = 0;
+  uint32_t crc_ = 0;           // of every byte appended, for the final check
+  ParallelPartWriter chunks_;  // last: its worker stops before the members above go
 };
 
 // A resumable session cannot be listed, so the writer records it: a small marker object beside
@@ -766,7 +767,7 @@ class GcsStore : public Store {
     return NewObjectWriter(
         gcs_->ObjectName(key), ctx,
         std::make_unique<MarkedUpload>(
-            gcs_, key, std::make_unique<GcsUpload>(gcs_, key, session, chunk_size_)));
+            gcs_, key, std::make_unique<GcsUpload>(gcs_, key, session, chunk_size_, ctx)));
   }
 
   Status Read(const Context& ctx, const std::string& key, uint64_t offset,
@@ -1019,8 +1020,9 @@ bool IsGoogleHost(const std::string& base) {
 
 namespace gcs_internal {
 
-uint64_t ChunkSize(uint64_t part_size) {
-  if (part_size == kDefaultPartSize) return kDefaultChunkSize;
+uint64_t ChunkSize(uint64_t part_size, int concurrency) {
+  const uint64_t budget = part_size * static_cast<uint64_t>(std::max(concurrency, 1) + 1);
+  if (part_size == kDefaultPartSize && 2 * kDefaultChunkSize <= budget) return kDefaultChunkSize;
   uint64_t n = part_size / kChunkGranularity * kChunkGranularity;
   return std::max(n, kChunkGranularity);
 }
@@ -1111,7 +1113,7 @@ Result<std::unique_ptr<Store>> OpenGcsStore(const TargetConfig& target, const Gc
             ", GOOGLE_APPLICATION_CREDENTIALS is not set, and this machine is not a Google "
             "Cloud VM with a metadata server (set GCE_METADATA_HOST to use one anyway)");
   }
-  const uint64_t chunk = gcs_internal::ChunkSize(target.part_size);
+  const uint64_t chunk = gcs_internal::ChunkSize(target.part_size, target.concurrency);
   return std::unique_ptr<Store>(std::make_unique<GcsStore>(std::move(gcs), chunk));
 }
 

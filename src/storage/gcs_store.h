@@ -77,13 +77,14 @@ constexpr uint64_t kChunkGranularity = 256 * 1024;
 // The chunk size taken for the contract's default part size (kDefaultPartSize, which is also
 // what an unset one reads as): 16 MiB, the default of Google's client libraries. Fewer chunks
 // mean fewer round trips on GCS, and on fake-gcs-server, which re-hashes the whole object
-// received so far on every chunk, quadratically less work (docs/benchmarks.md). One chunk is
-// buffered, so memory stays within partSize x (concurrency + 1) + 16 MiB of the defaults.
+// received so far on every chunk, quadratically less work (docs/benchmarks.md).
 constexpr uint64_t kDefaultChunkSize = 16 * 1024 * 1024;
 
-// The upload chunk size for `part_size`: kDefaultChunkSize for kDefaultPartSize, otherwise
-// rounded down to a multiple of 256 KiB, at least 256 KiB.
-uint64_t ChunkSize(uint64_t part_size);
+// The upload chunk size for `part_size` and `concurrency`. A writer holds two chunks (one sent
+// while the next fills), which must fit the memory of part_size x (concurrency + 1): so
+// kDefaultChunkSize for kDefaultPartSize when two of them fit (concurrency >= 3), otherwise
+// `part_size` rounded down to a multiple of 256 KiB, at least 256 KiB.
+uint64_t ChunkSize(uint64_t part_size, int concurrency);
 
 // "bytes S-E/T" for `length` bytes at `start` (length > 0), T = total or "*";
 // "bytes */T" when length is 0.

@@ -14,13 +14,26 @@ namespace bao::storage::gcs_internal {
 namespace {
 
 TEST(GcsChunkTest, ChunkSizeIsAMultipleOf256KiB) {
-  EXPECT_EQ(ChunkSize(kDefaultPartSize), 16777216u);  // the default: 16 MiB chunks
-  EXPECT_EQ(ChunkSize(kDefaultPartSize + 262144), 10485760u + 262144u);
-  EXPECT_EQ(ChunkSize(kMinPartSize), 5242880u);
-  EXPECT_EQ(ChunkSize(5242880 + 262143), 5242880u);
-  EXPECT_EQ(ChunkSize(5242880 + 262144), 5242880u + 262144u);
-  EXPECT_EQ(ChunkSize(1), 262144u);
-  EXPECT_EQ(ChunkSize(0), 262144u);
+  EXPECT_EQ(ChunkSize(kDefaultPartSize, 3), 16777216u);  // the defaults: 16 MiB chunks
+  EXPECT_EQ(ChunkSize(kDefaultPartSize + 262144, 3), 10485760u + 262144u);
+  EXPECT_EQ(ChunkSize(kMinPartSize, 3), 5242880u);
+  EXPECT_EQ(ChunkSize(5242880 + 262143, 3), 5242880u);
+  EXPECT_EQ(ChunkSize(5242880 + 262144, 3), 5242880u + 262144u);
+  EXPECT_EQ(ChunkSize(1, 3), 262144u);
+  EXPECT_EQ(ChunkSize(0, 3), 262144u);
+}
+
+// Two chunks (one sent, one filling) stay within part_size x (concurrency + 1).
+TEST(GcsChunkTest, TwoChunksFitThePartBudget) {
+  EXPECT_EQ(ChunkSize(kDefaultPartSize, 10), 16777216u);
+  EXPECT_EQ(ChunkSize(kDefaultPartSize, 2), kDefaultPartSize);  // 2 x 16 MiB > 30 MiB
+  EXPECT_EQ(ChunkSize(kDefaultPartSize, 1), kDefaultPartSize);
+  for (int concurrency = 1; concurrency <= 10; ++concurrency) {
+    for (uint64_t part : {kMinPartSize, kDefaultPartSize, kDefaultPartSize + 262144}) {
+      EXPECT_LE(2 * ChunkSize(part, concurrency), part * (concurrency + 1))
+          << part << " x " << concurrency;
+    }
+  }
 }
 
 TEST(GcsChunkTest, ContentRange) {

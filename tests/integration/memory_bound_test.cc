@@ -1,6 +1,6 @@
 // The documented memory bound of a network backup: the real `bao-backup backup` binary streams
-// a snapshot from the OpenBao test server over TLS into MinIO and into Azurite, and its peak
-// resident set size (the child's ru_maxrss) stays within partSize x (concurrency + 1) plus a
+// a snapshot from the OpenBao test server over TLS into MinIO, Azurite and fake-gcs-server, and its
+// peak resident set size (the child's ru_maxrss) stays within partSize x (concurrency + 1) plus a
 // fixed overhead (docs/backup.md, docs/benchmarks.md).
 //
 // Under AddressSanitizer the RSS means nothing (shadow memory, quarantine, redzones): the tests
@@ -14,6 +14,7 @@
 
 #include "support/azurite.h"
 #include "support/bao_testserver.h"
+#include "support/fake_gcs.h"
 #include "support/minio.h"
 #include "support/testing.h"
 
@@ -107,6 +108,16 @@ TEST_F(MemoryBoundTest, AzureAtDefaultsStaysWithinTheBound) {
   WriteText(creds_.File("accountKey"), kAzuriteKey);
   BackupWithinBound({"--provider", "azure", "--endpoint", azurite.endpoint(), "--storage-account",
                      kAzuriteAccount, "--bucket", "backups", "--credentials-dir", creds_.path()});
+}
+
+// GCS at the default part size uploads 16 MiB chunks, one sent while the next fills: 32 MiB,
+// within the part buffers the bound allows at the defaults (40 MiB).
+TEST_F(MemoryBoundTest, GcsAtDefaultsStaysWithinTheBound) {
+  FakeGcsServer gcs;
+  std::string error;
+  ASSERT_TRUE(gcs.Start(&error)) << error;
+  ASSERT_TRUE(gcs.CreateBucket("backups", &error)) << error;
+  BackupWithinBound({"--provider", "gcs", "--endpoint", gcs.url(), "--bucket", "backups"});
 }
 
 }  // namespace
