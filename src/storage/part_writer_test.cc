@@ -104,6 +104,36 @@ TEST(ParallelPartWriterTest, SmallObjectStaysBuffered) {
   w.Cancel();
 }
 
+// Drain() waits for the dispatched parts and leaves the last one to the caller; an upload
+// error reaches it.
+TEST(ParallelPartWriterTest, DrainWaitsForDispatchedPartsAndKeepsTheLast) {
+  std::mutex mu;
+  std::vector<std::string> uploaded;
+  ParallelPartWriter w(
+      Context(), 3, 1, kNoSum,
+      [&](const Context&, int n, std::string_view data, const Sums&) -> Result<std::string> {
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(20));  // still going when Drain() starts
+        std::lock_guard<std::mutex> lock(mu);
+        uploaded.emplace_back(data);
+        if (n == 3) return Unavailable("part 3 refused");
+        return std::string("id");
+      });
+  ASSERT_TRUE(w.Append(Context(), "abcdefg").ok());
+  ASSERT_TRUE(w.Drain(Context()).ok());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(uploaded, (std::vector<std::string>{"abc", "def"}));
+  }
+  EXPECT_EQ(w.Buffered(), "g");
+  EXPECT_EQ(w.bytes_appended(), 7u);
+  ASSERT_TRUE(w.Append(Context(), "hijk").ok());  // dispatches "ghi", part 3
+  Status s = w.Drain(Context());
+  EXPECT_EQ(s.message(), "part 3 refused");
+  EXPECT_EQ(w.Buffered(), "jk");
+  w.Cancel();
+}
+
 TEST(ParallelPartWriterTest, FirstErrorStopsTheUpload) {
   std::atomic<int> calls{0};
   ParallelPartWriter w(
