@@ -8,7 +8,7 @@
 # The test server serves TLS (a P-256 certificate from a CA made for the run), as production does.
 # file:  1 GiB and 4 GiB into a local directory vs `curl -o file` and `curl -o file && sync`
 # s3:    1 GiB into MinIO vs `curl ... | aws s3 cp - s3://...` into the same MinIO
-# gcs:   1 GiB into fake-gcs-server vs curl piped into a one-request upload
+# gcs:   1 GiB into fake-gcs-server (a fresh one per run) vs curl piped into a one-request upload
 # azure: 1 GiB into Azurite vs @azure/storage-blob uploading the same bytes from a file
 # copies: 1 GiB into MinIO + Azurite at once (--extra-target) vs into each alone (issue 16)
 # transfer: bao-backup into MinIO and Azurite at each part size x concurrency of TRANSFER_GRID
@@ -235,32 +235,58 @@ bench_s3() {
   stop_bao
 }
 
-bench_gcs() {
-  local port
+# fake-gcs-server does work that grows with everything it has received (it re-hashes the whole
+# object on every chunk, and keeps every object in memory, so its garbage collector's pace
+# changes with the objects already stored): every measurement gets a fresh emulator, the
+# order of the tools rotates from round to round, and the emulator's own CPU seconds are
+# printed beside the table (when they match the wall time, the emulator set the pace).
+gcs_start() {
   port=$(free_port)
   "$peers/bin/fake-gcs-server" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
     -public-host "127.0.0.1:$port" -external-url "http://127.0.0.1:$port" -log-level warn \
     >"$work/gcs.log" 2>&1 &
-  pids+=($!)
+  gcs_pid=$!
+  pids+=("$gcs_pid")
   wait_http "http://127.0.0.1:$port/_internal/healthcheck"
   curl -fsS -X POST "http://127.0.0.1:$port/storage/v1/b?project=bench" -d '{"name":"bench"}' >/dev/null
+}
+gcs_stop() { # TOOL: appends the emulator's CPU seconds to $work/emu-TOOL, then stops it
+  awk -v t=$(getconf CLK_TCK) '{printf "%.1f\n", ($14 + $15) / t}' "/proc/$gcs_pid/stat" >>"$work/emu-$1"
+  kill "$gcs_pid"; wait "$gcs_pid" 2>/dev/null || true
+  local keep=() p
+  for p in "${pids[@]}"; do [[ $p == "$gcs_pid" ]] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+bench_gcs() {
+  local port gcs_pid gcs tools=(t-ours t-seed t-base) f r i
+  [[ -x "$seed" ]] || tools=(t-ours t-base)
   mkdir -p "$work/seed-creds"
   start_bao_for_store
-  local t=(t-base t-ours t-seed) f gcs=(--provider gcs --endpoint "http://127.0.0.1:$port"
-    --bucket bench --namespace bench --cluster bao)
-  for f in "${t[@]}"; do : >"$work/$f"; done
-  for _ in $(seq 1 "$RUNS"); do
-    measure "$work/t-base" bash -c "$(snap_curl) | curl -sS -X POST -H 'Content-Type: application/octet-stream' \
-      -T - 'http://127.0.0.1:$port/upload/storage/v1/b/bench/o?uploadType=media&name=baseline.snap'"
-    bytes=$(curl -s "http://127.0.0.1:$port/storage/v1/b/bench/o/baseline.snap" | python3 -c 'import json,sys;print(json.load(sys.stdin)["size"])')
-    measure "$work/t-ours" "$work/run-ours" "${gcs[@]}"
-    if [[ -x "$seed" ]]; then measure "$work/t-seed" "$work/run-seed" BACKUP_PROVIDER=gcs \
-      BACKUP_ENDPOINT="http://127.0.0.1:$port" BACKUP_GCS_PROJECT=bench \
-      STORAGE_EMULATOR_HOST="127.0.0.1:$port" BACKUP_KEY=seed.snap; fi
+  for f in t-base t-ours t-seed; do : >"$work/$f"; : >"$work/emu-$f"; done
+  for ((r = 0; r < RUNS; r++)); do
+    for ((i = 0; i < ${#tools[@]}; i++)); do
+      f=${tools[(i + r) % ${#tools[@]}]}
+      gcs_start
+      gcs=(--provider gcs --endpoint "http://127.0.0.1:$port" --bucket bench --namespace bench --cluster bao)
+      case $f in
+      t-base)
+        measure "$work/t-base" bash -c "$(snap_curl) | curl -sS -X POST -H 'Content-Type: application/octet-stream' \
+          -T - 'http://127.0.0.1:$port/upload/storage/v1/b/bench/o?uploadType=media&name=baseline.snap'"
+        bytes=$(curl -s "http://127.0.0.1:$port/storage/v1/b/bench/o/baseline.snap" | python3 -c 'import json,sys;print(json.load(sys.stdin)["size"])') ;;
+      t-ours) measure "$work/t-ours" "$work/run-ours" "${gcs[@]}" ;;
+      t-seed) measure "$work/t-seed" "$work/run-seed" BACKUP_PROVIDER=gcs \
+        BACKUP_ENDPOINT="http://127.0.0.1:$port" BACKUP_GCS_PROJECT=bench \
+        STORAGE_EMULATOR_HOST="127.0.0.1:$port" BACKUP_KEY=seed.snap ;;
+      esac
+      gcs_stop "$f"
+    done
   done
-  report "gcs (fake-gcs-server), TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" "$bytes" \
+  report "gcs (fake-gcs-server, a fresh one per run), TLS source (load $(cut -d' ' -f1-3 /proc/loadavg))" "$bytes" \
     "bao-backup, defaults (16 MiB chunks)" "$work/t-ours" \
     "seed executor (Go SDK, 16 MiB chunks)" "$work/t-seed" "curl | curl (one-request upload)" "$work/t-base"
+  for f in t-ours t-seed t-base; do
+    [[ -s "$work/emu-$f" ]] && echo "  fake-gcs-server CPU s per run, ${f#t-}: $(paste -sd' ' "$work/emu-$f") (wall s: $(cut -d' ' -f1 "$work/$f" | paste -sd' '))"
+  done
   have_seed || true
   stop_bao
 }
