@@ -69,8 +69,13 @@ TEST_F(K8sInformerTest, CacheConvergesThroughChangesAndForcedRelist) {
   ASSERT_TRUE(
       client->PatchStatus(kOpenBaoClusters, "ns1", "a", {{"status", {{"phase", "Running"}}}}).ok());
   ASSERT_TRUE(client->Delete(kOpenBaoClusters, "ns1", "pre").ok());
+  // The handler runs after the cache has changed (informer.h), so the wait covers both.
   EXPECT_TRUE(WaitUntil(
-      [&] { return phase("a") == "Running" && !informer.Get("ns1", "pre").has_value(); }, 30s));
+      [&] {
+        return phase("a") == "Running" && !informer.Get("ns1", "pre").has_value() &&
+               saw("MODIFIED ns1/a") && saw("DELETED ns1/pre");
+      },
+      30s));
   EXPECT_TRUE(saw("MODIFIED ns1/a"));
   EXPECT_TRUE(saw("DELETED ns1/pre"));
   EXPECT_FALSE(informer.Get("ns2", "x").has_value());  // other namespace
@@ -88,7 +93,7 @@ TEST_F(K8sInformerTest, CacheConvergesThroughChangesAndForcedRelist) {
   EXPECT_TRUE(WaitUntil(
       [&] {
         return informer.ListCount() == 2 && informer.Get("ns1", "b").has_value() &&
-               !informer.Get("ns1", "a").has_value();
+               !informer.Get("ns1", "a").has_value() && saw("ADDED ns1/b") && saw("DELETED ns1/a");
       },
       5s));
   EXPECT_TRUE(saw("ADDED ns1/b"));
