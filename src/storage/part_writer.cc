@@ -16,10 +16,9 @@ ParallelPartWriter::ParallelPartWriter(const Context& ctx, uint64_t part_size, i
       parts_ctx_(ctx.deadline() ? Context(&stop_).WithDeadline(*ctx.deadline()) : Context(&stop_)),
       part_size_(part_size),
       concurrency_(std::max(1, concurrency)),
+      max_parts_(std::max(2, concurrency_)),
       sum_(sum),
-      upload_(std::move(upload)) {
-  current_.reserve(part_size_);
-}
+      upload_(std::move(upload)) {}
 
 ParallelPartWriter::~ParallelPartWriter() {
   Cancel();
@@ -42,6 +41,7 @@ Status ParallelPartWriter::Append(const Context& ctx, std::string_view data) {
   }
   appended_ += data.size();
   while (!data.empty()) {
+    if (!have_current_) BAO_RETURN_IF_ERROR(TakeBuffer(ctx));
     size_t room = part_size_ - current_.size();
     size_t n = std::min(room, data.size());
     current_.append(data.data(), n);
@@ -85,15 +85,26 @@ Status ParallelPartWriter::Dispatch(const Context& ctx) {
   current_crc_ = 0;
   ++in_flight_;
   queue_.push_back(std::move(part));
+  current_ = std::string();
+  have_current_ = false;
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+Status ParallelPartWriter::TakeBuffer(const Context& ctx) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // The part to fill is one of the max_parts_ in memory: wait until one of those in flight is
+  // done when the others all are.
+  BAO_RETURN_IF_ERROR(WaitFor(ctx, lock, [&] { return in_flight_ < max_parts_ || !error_.ok(); }));
+  if (!error_.ok()) return error_;
   if (!free_buffers_.empty()) {
     current_ = std::move(free_buffers_.back());
     free_buffers_.pop_back();
   } else {
-    current_ = std::string();
     current_.reserve(part_size_);
   }
   current_.clear();
-  cv_.notify_all();
+  have_current_ = true;
   return Status::Ok();
 }
 

@@ -1,6 +1,9 @@
 // Cuts a byte stream into fixed-size parts and uploads up to `concurrency` of them at once on
-// worker threads: the engine behind S3 multipart uploads and Azure block uploads. Memory is
-// bounded by part_size x (concurrency + 1): `concurrency` parts in flight plus the one filling.
+// worker threads: the engine behind S3 multipart uploads and Azure block uploads. At most
+// max(2, concurrency) parts are in memory, the one filling included: with concurrency 3, two
+// parts upload while the third fills, and when all three are uploading the next part waits for
+// one of them (Append() blocks, which holds the stream back). With concurrency 1, one part
+// uploads while the next fills. Memory is therefore part_size x max(2, concurrency).
 // A part's checksum (CRC-32C for S3, MD5 for Azure) is computed as its bytes are appended, while
 // they are still in the processor's cache: over the finished multi-MiB part it would read every
 // byte back from memory, which costs about as much as the copy itself.
@@ -50,8 +53,8 @@ class ParallelPartWriter {
   ParallelPartWriter(const ParallelPartWriter&) = delete;
   ParallelPartWriter& operator=(const ParallelPartWriter&) = delete;
 
-  // Copies `data` into the current part; dispatches full parts, blocking while `concurrency`
-  // parts are in flight. Returns the first upload error, if any happened; ctx.Check()'s error
+  // Copies `data` into the current part; dispatches full parts, blocking while no part may be
+  // filled (see above). Returns the first upload error, if any happened; ctx.Check()'s error
   // when `ctx` is done while it waits (the parts in flight go on until Cancel()); and
   // kFailedPrecondition after Finish() or Cancel().
   Status Append(const Context& ctx, std::string_view data);
@@ -90,6 +93,9 @@ class ParallelPartWriter {
   void AddToSums(std::string_view data);  // the current part's checksum, as it fills
 
   Status Dispatch(const Context& ctx);  // hands current_ to the queue
+  // Gives current_ a buffer once fewer than max_parts_ parts are in flight; the first upload
+  // error, or ctx.Check()'s error when `ctx` is done while it waits.
+  Status TakeBuffer(const Context& ctx);
   // Waits on cv_ until `done` holds, re-checking `ctx` every few milliseconds; ctx.Check()'s
   // error when it is done first.
   Status WaitFor(const Context& ctx, std::unique_lock<std::mutex>& lock,
@@ -101,10 +107,12 @@ class ParallelPartWriter {
   Context parts_ctx_;  // what the uploads run under
   const uint64_t part_size_;
   const int concurrency_;
+  const int max_parts_;  // parts in memory, the one filling included
   const PartSum sum_;
   UploadFn upload_;
 
   std::string current_;
+  bool have_current_ = false;  // current_ holds a buffer that counts against max_parts_
   uint32_t current_crc_ = 0;
   crypto::Md5 current_md5_;
   int next_number_ = 1;

@@ -44,6 +44,57 @@ TEST(ParallelPartWriterTest, CutsPartsInOrderWithBoundedConcurrency) {
   EXPECT_LE(peak.load(), 2);
 }
 
+// At most `concurrency` parts are in memory, the one filling included: with all of them
+// uploading, Append() waits for one to finish before it fills another.
+TEST(ParallelPartWriterTest, HoldsAtMostConcurrencyParts) {
+  std::atomic<int> started{0};
+  std::atomic<bool> release{false};
+  ParallelPartWriter w(
+      Context(), 2, 3, kNoSum,
+      [&](const Context&, int n, std::string_view, const Sums&) -> Result<std::string> {
+        ++started;
+        while (!release.load()) std::this_thread::yield();
+        return "id" + std::to_string(n);
+      });
+  ASSERT_TRUE(w.Append(Context(), "abcdef").ok());  // parts 1 and 2 uploading, "ef" filled
+  std::atomic<bool> returned{false};
+  std::thread producer([&] {
+    EXPECT_TRUE(w.Append(Context(), "g").ok());  // dispatches part 3, then waits to fill part 4
+    returned = true;
+  });
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (started.load() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  ASSERT_EQ(started.load(), 3);
+  EXPECT_FALSE(returned.load());  // no upload has finished, so no part may fill
+  release = true;
+  producer.join();
+  Result<std::vector<std::string>> ids = w.Finish(Context());
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  EXPECT_EQ(*ids, (std::vector<std::string>{"id1", "id2", "id3", "id4"}));
+}
+
+// With concurrency 1, one part uploads while the next fills.
+TEST(ParallelPartWriterTest, ConcurrencyOneStillFillsBesideTheUpload) {
+  std::atomic<int> started{0};
+  std::atomic<bool> release{false};
+  ParallelPartWriter w(
+      Context(), 2, 1, kNoSum,
+      [&](const Context&, int n, std::string_view, const Sums&) -> Result<std::string> {
+        ++started;
+        while (!release.load()) std::this_thread::yield();
+        return "id" + std::to_string(n);
+      });
+  ASSERT_TRUE(w.Append(Context(), "abcd").ok());  // part 1 uploading, "cd" filled beside it
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (started.load() < 1 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  EXPECT_EQ(started.load(), 1);
+  EXPECT_EQ(w.Buffered(), "cd");
+  release = true;
+  Result<std::vector<std::string>> ids = w.Finish(Context());
+  ASSERT_TRUE(ids.ok()) << ids.status().ToString();
+  EXPECT_EQ(*ids, (std::vector<std::string>{"id1", "id2"}));
+}
+
 // Each part's checksum, computed while appending, is that of the part's bytes, however the
 // appends cut across part boundaries; the upload function gets only the one it asked for.
 TEST(ParallelPartWriterTest, PartSumsMatchEachPartsBytes) {
@@ -170,7 +221,7 @@ Result<std::string> HangUntilDone(const Context& ctx, std::atomic<int>* started)
 
 TEST(ParallelPartWriterTest, CancelStopsHungUploadsPromptly) {
   std::atomic<int> started{0};
-  ParallelPartWriter w(Context(), 2, 2, kNoSum,
+  ParallelPartWriter w(Context(), 2, 3, kNoSum,
                        [&](const Context& ctx, int, std::string_view, const Sums&) {
                          return HangUntilDone(ctx, &started);
                        });

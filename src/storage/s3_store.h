@@ -4,7 +4,7 @@
 // Upload: an object smaller than one part goes up with a single PutObject carrying its
 // SHA-256 as payload hash (the server verifies it) and as user metadata x-amz-meta-sha256.
 // Larger objects use a multipart upload driven by ParallelPartWriter (part_size bytes per part,
-// `concurrency` parts in flight; memory about part_size x (concurrency + 1)), created with
+// at most max(2, concurrency) parts in memory, the one filling included), created with
 // x-amz-checksum-algorithm CRC32C and x-amz-checksum-type FULL_OBJECT. Each part carries its
 // CRC-32C in x-amz-checksum-crc32c, a signed header the server checks against the body, so a
 // part whose bytes changed on the way is rejected (and retried). The part body itself is sent
