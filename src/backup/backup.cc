@@ -294,7 +294,9 @@ Result<BackupResult> RunBackup(const Context& ctx, const BackupRequest& req,
       return Status::Ok();
     });
   }
-  AsyncSink stages(std::move(consumers), 1 << 20, 4);
+  // Blocks of 1 MiB, two queued besides the one gathering (3 MiB): four queued were no faster
+  // into a directory, MinIO or Azurite and cost 2 MiB more (docs/benchmarks.md).
+  AsyncSink stages(std::move(consumers), 1 << 20, 2);
   auto stage_failure = [&](const Status& s) {
     return stages.failed_consumer() == kCheckerStage
                ? s.WithContext("the snapshot archive is damaged").InStage(Stage::kVerify)

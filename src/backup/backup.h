@@ -52,8 +52,8 @@ struct BackupRequest {
   std::function<void(uint64_t bytes)> on_progress;
   // Extra copies. Each is written with its own ObjectWriter beside the primary one, from the same
   // blocks (one more consumer thread each); the slowest target sets the pace. Memory: the
-  // pipeline's blocks plus each target's own upload buffers (partSize x (concurrency + 1) for a
-  // network provider).
+  // pipeline's blocks plus each target's own upload buffers (within partSize x (concurrency + 1)
+  // for a network provider).
   std::vector<BackupCopy> copies;
 };
 
