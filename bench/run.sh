@@ -230,8 +230,8 @@ bench_s3() {
     "bao-backup, defaults 10 MiB x 3" "$work/t-ours" "bao-backup, 5 MiB x 5" "$work/t-ours55" \
     "seed executor (its fixed 5 MiB x 5)" "$work/t-seed" "curl | aws s3 cp -" "$work/t-aws"
   have_seed || true
-  echo "  (RSS: documented bound partSize x (concurrency+1) + 28 MiB = 68 MiB at 10 MiB x 3, 58 MiB" \
-    "at 5 MiB x 5; issue 18's target + 16 MiB = 56 and 46 MiB)"
+  echo "  (RSS: parts partSize x concurrency + about 21 MiB = 51 MiB at 10 MiB x 3, 46 MiB at" \
+    "5 MiB x 5; issue 18's target partSize x (concurrency+1) + 16 MiB = 56 and 46 MiB)"
   stop_bao
 }
 
