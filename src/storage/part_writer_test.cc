@@ -44,29 +44,47 @@ TEST(ParallelPartWriterTest, CutsPartsInOrderWithBoundedConcurrency) {
   EXPECT_LE(peak.load(), 2);
 }
 
+// Uploads that start and then hold until released: a store slower than the stream.
+struct HeldUploads {
+  std::atomic<int> started{0};
+  std::atomic<bool> release{false};
+
+  ParallelPartWriter::UploadFn Fn() {
+    return [this](const Context&, int n, std::string_view, const Sums&) -> Result<std::string> {
+      ++started;
+      while (!release.load()) std::this_thread::yield();
+      return "id" + std::to_string(n);
+    };
+  }
+  // Polls until `n` uploads have started (10 s at most); true when they have.
+  bool WaitStarted(int n) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (started.load() < n && std::chrono::steady_clock::now() < until) {
+      std::this_thread::yield();
+    }
+    return started.load() >= n;
+  }
+};
+
+// A context that ends a wait that should not happen, so that the test fails instead of hanging.
+Context Bounded() {
+  return Context().WithDeadline(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+}
+
 // At most `concurrency` parts are in memory, the one filling included: with all of them
 // uploading, Append() waits for one to finish before it fills another.
 TEST(ParallelPartWriterTest, HoldsAtMostConcurrencyParts) {
-  std::atomic<int> started{0};
-  std::atomic<bool> release{false};
-  ParallelPartWriter w(
-      Context(), 2, 3, kNoSum,
-      [&](const Context&, int n, std::string_view, const Sums&) -> Result<std::string> {
-        ++started;
-        while (!release.load()) std::this_thread::yield();
-        return "id" + std::to_string(n);
-      });
-  ASSERT_TRUE(w.Append(Context(), "abcdef").ok());  // parts 1 and 2 uploading, "ef" filled
+  HeldUploads uploads;
+  ParallelPartWriter w(Context(), 2, 3, kNoSum, uploads.Fn());
+  ASSERT_TRUE(w.Append(Bounded(), "abcdef").ok());  // parts 1 and 2 uploading, "ef" filled
   std::atomic<bool> returned{false};
   std::thread producer([&] {
-    EXPECT_TRUE(w.Append(Context(), "g").ok());  // dispatches part 3, then waits to fill part 4
+    EXPECT_TRUE(w.Append(Bounded(), "g").ok());  // dispatches part 3, then waits to fill part 4
     returned = true;
   });
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (started.load() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
-  ASSERT_EQ(started.load(), 3);
+  ASSERT_TRUE(uploads.WaitStarted(3));
   EXPECT_FALSE(returned.load());  // no upload has finished, so no part may fill
-  release = true;
+  uploads.release = true;
   producer.join();
   Result<std::vector<std::string>> ids = w.Finish(Context());
   ASSERT_TRUE(ids.ok()) << ids.status().ToString();
@@ -75,21 +93,12 @@ TEST(ParallelPartWriterTest, HoldsAtMostConcurrencyParts) {
 
 // With concurrency 1, one part uploads while the next fills.
 TEST(ParallelPartWriterTest, ConcurrencyOneStillFillsBesideTheUpload) {
-  std::atomic<int> started{0};
-  std::atomic<bool> release{false};
-  ParallelPartWriter w(
-      Context(), 2, 1, kNoSum,
-      [&](const Context&, int n, std::string_view, const Sums&) -> Result<std::string> {
-        ++started;
-        while (!release.load()) std::this_thread::yield();
-        return "id" + std::to_string(n);
-      });
-  ASSERT_TRUE(w.Append(Context(), "abcd").ok());  // part 1 uploading, "cd" filled beside it
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (started.load() < 1 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
-  EXPECT_EQ(started.load(), 1);
+  HeldUploads uploads;
+  ParallelPartWriter w(Context(), 2, 1, kNoSum, uploads.Fn());
+  ASSERT_TRUE(w.Append(Bounded(), "abcd").ok());  // part 1 uploading, "cd" filled beside it
+  ASSERT_TRUE(uploads.WaitStarted(1));
   EXPECT_EQ(w.Buffered(), "cd");
-  release = true;
+  uploads.release = true;
   Result<std::vector<std::string>> ids = w.Finish(Context());
   ASSERT_TRUE(ids.ok()) << ids.status().ToString();
   EXPECT_EQ(*ids, (std::vector<std::string>{"id1", "id2"}));
